@@ -1,0 +1,33 @@
+# Two entry points for a new user (see README.md):
+#   make demo   - the worked example on the bundled data (embedded SQLite repo)
+#   make test   - the whole test suite
+# Both create .venv with a Python >= 3.12 and install the pinned stack first;
+# re-running them skips the install unless pyproject.toml or constraints.txt
+# changed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_REPO ?= demo_repo
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup benchmarks clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || { py=$$(bin/find_python.sh) && echo "Creating $(VENV) with $$py" && "$$py" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO_REPO)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+benchmarks: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_benchmarks.sh
+
+clean:
+	rm -rf $(VENV) $(DEMO_REPO) demo_data benchmarks/output

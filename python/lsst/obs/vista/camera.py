@@ -1,0 +1,243 @@
+"""Camera descriptions read from policy YAML, turned into lsst-images detectors.
+
+A camera description (``policy/<instrument>/camera.yaml``) is data: pixel
+size, plate scale, detector shape, and per detector its name, serial, centre
+in the focal plane, and nominal gain, read noise and saturation, each with
+its published source.  This module only turns that data into
+`lsst.images.cameras.Detector` objects and butler dimension records.
+"""
+
+from __future__ import annotations
+
+__all__ = ("CameraDescription", "DetectorDescription", "FilterDescription")
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+import starlink.Ast as Ast
+import yaml
+from lsst.images import Box
+from lsst.images.cameras import (
+    Amplifier,
+    Detector,
+    DetectorAttributes,
+    DetectorType,
+    Orientation,
+    ReadoutCorner,
+)
+from lsst.images.cameras._amplifier import AmplifierCalibrations
+from lsst.images.cameras._camera_frame_set import CameraFrameSet
+
+# lsst-images builds CameraFrameSet only from an AST FrameSet wrapped by its
+# own astshim/starlink-pyast bridge; there is no public factory yet.
+from lsst.images._transforms._ast import FrameSet as _BridgeFrameSet
+
+
+@dataclasses.dataclass(frozen=True)
+class FilterDescription:
+    """A physical filter and the band it belongs to."""
+
+    physical_filter: str
+    """Butler name of the physical filter, e.g. ``VIRCAM-Ks``."""
+
+    band: str
+    """Band name shared across instruments, e.g. ``Ks``."""
+
+    header_name: str
+    """Value of the filter keyword in the instrument's FITS headers."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorDescription:
+    """Nominal properties of one detector."""
+
+    id: int
+    name: str
+    serial: str
+    focal_plane_x: float
+    """Focal-plane x of the detector centre (mm)."""
+    focal_plane_y: float
+    """Focal-plane y of the detector centre (mm)."""
+    gain: float
+    """Nominal gain (e-/ADU)."""
+    read_noise: float
+    """Nominal read noise (e-)."""
+    saturation: float
+    """Level (ADU, single exposure) above which pixels are saturated."""
+    yaw_degrees: float = 0.0
+    """Rotation of the pixel grid in the focal plane."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CameraDescription:
+    """A camera: its geometry, detectors and filters, as read from YAML."""
+
+    instrument: str
+    pixel_size: float
+    """Pixel pitch in focal-plane units (mm)."""
+    plate_scale: float
+    """Nominal plate scale (arcsec/pixel)."""
+    detector_shape: tuple[int, int]
+    """Nominal ``(ny, nx)`` of a detector's science region."""
+    physical_type: str
+    detectors: Mapping[int, DetectorDescription]
+    filters: Mapping[str, FilterDescription]
+    """Filters keyed by butler physical filter name."""
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> CameraDescription:
+        """Read a camera description from a policy YAML file.
+
+        Parameters
+        ----------
+        path : `str` or `pathlib.Path`
+            The YAML file.
+
+        Returns
+        -------
+        camera : `CameraDescription`
+            The description.
+        """
+        with open(path) as stream:
+            data: dict[str, Any] = yaml.safe_load(stream)
+        detectors = {
+            int(detector_id): DetectorDescription(id=int(detector_id), **fields)
+            for detector_id, fields in data["detectors"].items()
+        }
+        filters = {
+            entry["physical_filter"]: FilterDescription(**entry) for entry in data["filters"]
+        }
+        return cls(
+            instrument=data["instrument"],
+            pixel_size=float(data["pixel_size"]),
+            plate_scale=float(data["plate_scale"]),
+            detector_shape=tuple(data["detector_shape"]),
+            physical_type=data["physical_type"],
+            detectors=detectors,
+            filters=filters,
+        )
+
+    @cached_property
+    def filters_by_header_name(self) -> Mapping[str, FilterDescription]:
+        """Filters keyed by the value written in FITS headers."""
+        return {f.header_name: f for f in self.filters.values()}
+
+    @cached_property
+    def detectors_by_name(self) -> Mapping[str, DetectorDescription]:
+        """Detectors keyed by name (e.g. ``DET1.CHIP3`` or ``N15``)."""
+        return {d.name: d for d in self.detectors.values()}
+
+    @property
+    def focal_length(self) -> float:
+        """Effective focal length (mm) implied by pixel size and plate scale."""
+        radians_per_pixel = math.radians(self.plate_scale / 3600.0)
+        return self.pixel_size / radians_per_pixel
+
+    def make_detector(self, detector_id: int, bbox: Box | None = None, visit: int | None = None) -> Detector:
+        """Return an `lsst.images.cameras.Detector` for one detector.
+
+        Parameters
+        ----------
+        detector_id : `int`
+            Detector ID.
+        bbox : `lsst.images.Box`, optional
+            Pixel bounding box of the image this detector describes.
+            Reduced products (jittered stacks, cutouts) are not the nominal
+            detector size; their grid is taken to be centred on the physical
+            detector, which is exact for a stack made from symmetric jitter
+            offsets and good to the jitter amplitude otherwise.  Defaults to
+            the nominal ``detector_shape``.
+        visit : `int`, optional
+            Visit whose frames the detector refers to.
+
+        Returns
+        -------
+        detector : `lsst.images.cameras.Detector`
+            The detector with a camera frame set holding its pixel, focal
+            plane and field angle frames.
+        """
+        description = self.detectors[detector_id]
+        if bbox is None:
+            bbox = Box.from_shape(self.detector_shape)
+        frames = CameraFrameSet(self.instrument, self._make_frame_set(description, bbox))
+        attributes = DetectorAttributes(
+            name=description.name,
+            id=description.id,
+            type=DetectorType.SCIENCE,
+            serial=description.serial,
+            bbox=bbox,
+            orientation=Orientation(
+                focal_plane_x=description.focal_plane_x,
+                focal_plane_y=description.focal_plane_y,
+                focal_plane_z=0.0,
+                pixel_reference_x=self._pixel_centre(bbox)[0],
+                pixel_reference_y=self._pixel_centre(bbox)[1],
+                yaw=description.yaw_degrees * u.deg,
+            ),
+            pixel_size=self.pixel_size,
+            physical_type=self.physical_type,
+        )
+        amplifier = Amplifier(
+            name="A",
+            bbox=bbox,
+            readout_corner=ReadoutCorner.LL,
+            nominal_calibrations=AmplifierCalibrations(
+                gain=description.gain,
+                read_noise=description.read_noise,
+                saturation=description.saturation,
+                suspect_level=math.nan,
+                linearity_coefficients=np.zeros(0),
+                linearity_type="None",
+            ),
+        )
+        return Detector(attributes, [amplifier], frames, visit=visit)
+
+    @staticmethod
+    def _pixel_centre(bbox: Box) -> tuple[float, float]:
+        return (
+            0.5 * (bbox.x.start + bbox.x.stop - 1),
+            0.5 * (bbox.y.start + bbox.y.stop - 1),
+        )
+
+    def _make_frame_set(self, description: DetectorDescription, bbox: Box) -> _BridgeFrameSet:
+        """Build the AST frame set FOCAL_PLANE <-> FIELD_ANGLE, DETECTOR_n."""
+        focal_plane = Ast.Frame(2, "Ident=FOCAL_PLANE,Domain=FOCAL_PLANE,Unit(1)=mm,Unit(2)=mm")
+        frame_set = Ast.FrameSet(focal_plane)
+        field_angle = Ast.Frame(2, "Ident=FIELD_ANGLE,Domain=FIELD_ANGLE,Unit(1)=rad,Unit(2)=rad")
+        frame_set.addframe(Ast.BASE, Ast.ZoomMap(2, 1.0 / self.focal_length), field_angle)
+
+        # pixel = R(-yaw) (fp - centre) / pixel_size + pixel_centre
+        yaw = math.radians(description.yaw_degrees)
+        rotation = np.array([[math.cos(yaw), math.sin(yaw)], [-math.sin(yaw), math.cos(yaw)]])
+        centre_x, centre_y = self._pixel_centre(bbox)
+        to_pixels = Ast.CmpMap(
+            Ast.CmpMap(
+                Ast.ShiftMap([-description.focal_plane_x, -description.focal_plane_y]),
+                Ast.MatrixMap(rotation / self.pixel_size),
+                True,
+            ),
+            Ast.ShiftMap([centre_x, centre_y]),
+            True,
+        )
+        pixels = Ast.Frame(
+            2,
+            f"Ident=DETECTOR_{description.id},Domain=PIXELS,"
+            f"Bottom(1)={bbox.x.start},Top(1)={bbox.x.stop},"
+            f"Bottom(2)={bbox.y.start},Top(2)={bbox.y.stop}",
+        )
+        frame_set.addframe(Ast.BASE, to_pixels, pixels)
+
+        sink: list[str] = []
+
+        class _Sink:
+            def astsink(self, line: str) -> None:
+                sink.append(line)
+
+        Ast.Channel(None, _Sink()).write(frame_set)
+        return _BridgeFrameSet.fromString("\n".join(sink) + "\n")

@@ -1,0 +1,14 @@
+"""Command-line interface: ``butler`` subcommands and ``bin/`` scripts."""
+
+__all__ = ("get_cli_subcommands",)
+
+import click
+
+
+def get_cli_subcommands() -> list[click.Command]:
+    """Return the ``butler`` subcommands this package provides.
+
+    Registered through the ``butler.cli`` entry point, so ``butler --help``
+    lists them without any environment variable.
+    """
+    return []
