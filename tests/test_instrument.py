@@ -93,3 +93,38 @@ def test_config_overrides_found_without_eups():
     paths = Vircam().configPaths
     assert paths[0] == str(CONFIG_DIR)
     assert Path(paths[0]).is_dir()
+
+
+def test_decam_camera_agrees_with_cp_headers():
+    from astropy.io import fits
+
+    from lsst.obs.vista import DecamCp
+
+    camera = DecamCp.camera()
+    assert sorted(camera.detectors) == list(range(1, 63))
+    data = Path(__file__).parent / "data" / "decam_cp"
+    images = sorted(data.glob("*/*_ooi_*"))
+    assert len(images) == 8
+    for path in images:
+        header = fits.getheader(path, 1)
+        detector = camera.detectors[header["CCDNUM"]]
+        assert detector.name == header["DETPOS"].strip()
+        assert 3.0 < detector.gain < 5.0
+        # The nominal gain is close to the CP per-amplifier values.
+        assert detector.gain == pytest.approx(0.5 * (header["GAINA"] + header["GAINB"]), rel=0.1)
+        physical_filter = fits.getheader(path, 0)["FILTER"].strip()
+        assert physical_filter in camera.filters
+
+
+def test_decam_registers_62_ccds(tmp_path):
+    subprocess.run([BUTLER, "create", str(tmp_path)], check=True, capture_output=True)
+    subprocess.run(
+        [BUTLER, "register-instrument", str(tmp_path), "lsst.obs.vista.DecamCp"], check=True, capture_output=True
+    )
+    butler = Butler.from_config(str(tmp_path))
+    detectors = {d.id: d.full_name for d in butler.registry.queryDimensionRecords("detector", instrument="DECam")}
+    assert len(detectors) == 62
+    assert detectors[1] == "S29" and detectors[46] == "N15" and detectors[62] == "N31"
+    bands = {f.name: f.band for f in butler.registry.queryDimensionRecords("physical_filter", instrument="DECam")}
+    assert bands["z DECam SDSS c0004 9260.0 1520.0"] == "z"
+    assert bands["Y DECam c0005 10095.0 1130.0"] == "y"

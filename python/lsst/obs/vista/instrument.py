@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("PolicyInstrument", "Vircam")
+__all__ = ("DecamCp", "PolicyInstrument", "Vircam")
 
 from functools import cache
 from pathlib import Path
@@ -122,3 +122,21 @@ class Vircam(PolicyInstrument):
     def getName(cls) -> str:
         # Docstring inherited.
         return "VIRCAM"
+
+
+class DecamCp(PolicyInstrument):
+    """DECam as seen through NOIRLab Community Pipeline instcal products.
+
+    Butler name ``DECam``; detector IDs are CCDNUM (1-62), names DETPOS
+    (``S29`` ... ``N31``). Headers are translated by astro_metadata_translator's
+    own DECam translator, so exposure IDs are EXPNUM.
+    """
+
+    policyName = "decam"
+    exposure_max = 10**8
+    raw_formatter_name = "lsst.obs.vista.formatters.CpImageFormatter"
+
+    @classmethod
+    def getName(cls) -> str:
+        # Docstring inherited.
+        return "DECam"
