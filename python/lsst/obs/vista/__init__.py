@@ -8,3 +8,4 @@ products are ingested into a butler repository and assembled into
 from .camera import *
 from .instrument import *
 from .translators import *
+from .isr import VistaIsrTask

@@ -4,6 +4,9 @@ __all__ = ("get_cli_subcommands",)
 
 import click
 
+from .commands import ingest_casu
+from .export_legacy import export_legacy
+
 
 def get_cli_subcommands() -> list[click.Command]:
     """Return the ``butler`` subcommands this package provides.
@@ -11,4 +14,4 @@ def get_cli_subcommands() -> list[click.Command]:
     Registered through the ``butler.cli`` entry point, so ``butler --help``
     lists them without any environment variable.
     """
-    return []
+    return [ingest_casu, export_legacy]

@@ -1,0 +1,24 @@
+# ruff: noqa: F821  (pex_config override files are executed with `config` defined)
+# VistaIsrTask (label ``isr``, _DefaultName "isr") overrides for VIRCAM, applied by
+# lsst.obs.vista.Vircam to every pipeline that declares the instrument.  They live in
+# config/vircam/ rather than config/ so that they never reach the DECam task, which shares
+# the assembly core and the "isr" name.
+from lsst.obs.vista.isr import BackgroundVarianceTask, ConfidenceMapVarianceTask
+
+# CASU stacks: variance from the confidence map, SKYNOISE and the nominal gains (the model
+# is derived in ConfidenceMapVarianceTask's docstring).
+config.variance.retarget(ConfidenceMapVarianceTask)
+
+# Without the confidence map the depth of each pixel is unknown; measuring the noise of the
+# background in 128-pixel cells follows the drop in coverage towards the stack edges, which
+# a header-only model (uniform SKYNOISE) cannot.
+config.fallbackVariance.retarget(BackgroundVarianceTask)
+
+# CASU writes 0 where no exposure covered a stack pixel (the sky is not subtracted, so a real
+# pixel is never exactly 0).  With the confidence map this is redundant; without it, it is
+# the only record of where the stack has no data.
+config.masking.noDataValues = [0.0]
+
+# The confidence model reproduces the true variance to ~1%; a 5% mismatch between the
+# background noise and the variance plane means wrong inputs (gain, SKYNOISE, confidence).
+config.noiseCheck.tolerance = 0.05

@@ -1,0 +1,134 @@
+"""Read-only butler formatters for ingested multi-extension FITS products.
+
+One file holds the datasets of several detectors (a CASU stack has one image
+extension per detector), so a dataset is located inside its file by the HDU
+layout of its product in the instrument's dataset policy
+(``policy/<instrument>/datasets.yaml``): the HDU whose EXTNAME is the
+detector's name, or a fixed HDU index for products without detectors.
+Only that HDU's pixels are read.
+"""
+
+from __future__ import annotations
+
+__all__ = ("CasuCatalogFormatter", "CasuImageFormatter", "flat_metadata")
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from lsst.daf.butler import FormatterV2
+from lsst.images import Box, Image
+
+from .ingest.policy import policy_for_instrument
+
+_SKIPPED_KEYWORDS = frozenset({"", "COMMENT", "HISTORY"})
+
+
+def flat_metadata(headers: Iterable[fits.Header]) -> dict[str, bool | int | float | str | None]:
+    """Merge FITS headers into one flat mapping of scalar card values.
+
+    Parameters
+    ----------
+    headers : iterable [`astropy.io.fits.Header`]
+        Headers in increasing priority (a later header's card replaces an
+        earlier one with the same keyword, as for an extension read with
+        its primary header).
+
+    Returns
+    -------
+    metadata : `dict` [`str`, `bool` | `int` | `float` | `str` | `None`]
+        Card values keyed by keyword; HIERARCH keywords appear without the
+        ``HIERARCH`` prefix (``ESO DET CHIP NO``), COMMENT, HISTORY and
+        blank cards are left out, and cards without a value map to `None`.
+        A keyword repeated within one header keeps its first value, as
+        `astropy.io.fits.Header` lookups do.
+    """
+    metadata: dict[str, bool | int | float | str | None] = {}
+    for header in headers:
+        seen: set[str] = set()
+        for card in header.cards:
+            keyword = card.keyword
+            if keyword in _SKIPPED_KEYWORDS or keyword in seen:
+                continue
+            seen.add(keyword)
+            value = card.value
+            metadata[keyword] = value if isinstance(value, bool | int | float | str) else None
+    return metadata
+
+
+class _CasuFormatter(FormatterV2):
+    """Locate the HDU of a dataset from the product's HDU layout."""
+
+    can_read_from_local_file: ClassVar[bool] = True
+    supported_extensions: ClassVar[frozenset[str]] = frozenset({".fit", ".fits", ".fz"})
+
+    def _hdu_key(self) -> str | int:
+        """Return the EXTNAME or index of the dataset's HDU."""
+        data_id = self.data_id
+        policy = policy_for_instrument(str(data_id["instrument"]))
+        layout = policy.products[self.dataset_ref.datasetType.name].hdu
+        if layout.index is not None:
+            return layout.index
+        return layout.extname_for(int(data_id["detector"]))
+
+
+class CasuImageFormatter(_CasuFormatter):
+    """Read one image HDU of a CASU product as an `lsst.images.Image`.
+
+    The image is in ADU with BSCALE/BZERO applied: `numpy.float32` when the
+    scaling makes values non-integer (CASU stacks), the stored integer type
+    otherwise (confidence maps).  Its ``metadata`` holds the primary header
+    merged with the extension header (see `flat_metadata`); BITPIX, BSCALE
+    and BZERO there describe the file, not the returned array.
+
+    The ``bbox`` parameter reads a cutout; the ``bbox`` and ``unit``
+    components are answered from the header alone.
+    """
+
+    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
+        # Docstring inherited.
+        bbox: Box | None = (self.file_descriptor.parameters or {}).get("bbox")
+        # Not memory-mapped: astropy refuses to map data it has to scale,
+        # and lazy loading already reads nothing but this HDU's pixels.
+        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+            hdu = hdus[self._hdu_key()]
+            full_bbox = Box.from_shape(hdu.shape)
+            if component == "bbox":
+                return full_bbox
+            if component == "unit":
+                return u.adu
+            # Before the pixels are read: astropy rewrites BITPIX, BSCALE
+            # and BZERO of a header whose data it has scaled.
+            metadata = flat_metadata([hdus[0].header, hdu.header])
+            if bbox is None:
+                bbox = full_bbox
+                array = hdu.data
+            else:
+                array = hdu.section[bbox.y.slice_within(full_bbox.y), bbox.x.slice_within(full_bbox.x)]
+            image = Image(_native(array), bbox=bbox, unit=u.adu, metadata=metadata)
+        return image if component is None else getattr(image, component)
+
+
+class CasuCatalogFormatter(_CasuFormatter):
+    """Read one binary-table HDU of a CASU catalogue as an
+    `astropy.table.Table`, with the HDU's header cards in ``meta``."""
+
+    def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
+        # Docstring inherited.
+        with fits.open(path, memmap=True, lazy_load_hdus=True) as hdus:
+            # Copy the columns out of the memory map before the file closes.
+            # CASU writes non-FITS units (e.g. "Blank67"); keep them as
+            # unrecognised units rather than warn once per column.
+            table = Table.read(hdus[self._hdu_key()], character_as_bytes=False, unit_parse_strict="silent")
+            return table.copy(copy_data=True)
+
+
+def _native(array: np.ndarray) -> np.ndarray:
+    """Return ``array`` as float32 if scaling made it floating point, in
+    native byte order either way, owning its memory."""
+    if np.issubdtype(array.dtype, np.floating):
+        return np.array(array, dtype=np.float32)
+    return np.array(array, dtype=array.dtype.newbyteorder("="))

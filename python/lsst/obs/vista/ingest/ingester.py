@@ -1,0 +1,434 @@
+"""Ingest of reduced products into a butler repository, as the dataset policy
+declares them.
+
+The work is split so that only the parent process touches the registry:
+
+1. `discover` classifies the given files by name.
+2. Each main file (stack, tile) is read with its companions by `read_unit`,
+   in worker processes when ``processes > 1``; results stream back in order.
+3. The parent checks each unit against the batch (duplicate exposures,
+   companions claimed twice) and, in chunks, against the repository (known
+   detectors and filters, datasets already present), then writes the chunk:
+   dimension records and datasets of every file of the chunk in one
+   transaction.
+
+Atomicity
+    A main file and its companions form a *unit*: the unit's dimension
+    records (day_obs, group, exposure, visit and its regions, visit
+    definition and membership) and the datasets of its files are committed
+    together or not at all.  A chunk of units is first written in a single
+    transaction (fast); if that fails, each unit of the chunk is retried in
+    its own transaction so that one failure cannot affect the others.
+    Everything that can be checked before writing is, so a bad file is
+    rejected before anything of it reaches the repository.  A bad companion
+    does not stop its main file (the stack is still usable without its
+    confidence map); a bad main file takes its companions with it, since
+    they have no exposure to belong to.
+Re-running
+    Dataset IDs are derived from data ID, dataset type and run, and a file
+    whose datasets are all in the run already is skipped and counted, so
+    ingesting the same files again changes nothing.
+"""
+
+from __future__ import annotations
+
+__all__ = ("CasuIngester",)
+
+import contextlib
+import itertools
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from lsst.daf.butler import (
+    Butler,
+    CollectionType,
+    DataCoordinate,
+    DatasetIdGenEnum,
+    DatasetRef,
+    FileDataset,
+)
+from lsst.utils import doImportType
+from lsst.utils.logging import PeriodicLogger, getLogger
+
+from .discovery import Discovery, discover
+from .pairing import describe_dataset
+from .policy import IngestPolicy, ProductPolicy, policy_for_instrument
+from .reading import ProductFile, ReadFailure
+from .report import IngestReport
+from .units import Candidate, UnitRead, failed_main_cause, read_unit
+
+_LOG = getLogger("lsst.obs.vista.ingest")
+
+_DIMENSION_ELEMENTS = (
+    "day_obs",
+    "group",
+    "exposure",
+    "visit",
+    "visit_definition",
+    "visit_system_membership",
+    "visit_detector_region",
+)
+"""Elements a unit writes, in foreign-key order."""
+
+
+class _Unit:
+    """A main file with the companions that go with it, ready to write."""
+
+    def __init__(self, main: ProductFile, companions: list[ProductFile], warnings: list[str]) -> None:
+        self.main = main
+        self.companions = companions
+        self.warnings = warnings
+        assert main.records is not None, "main products always carry records"
+        self.records = main.records
+
+    @property
+    def files(self) -> list[ProductFile]:
+        return [self.main, *self.companions]
+
+
+class CasuIngester:
+    """Ingest reduced products (files and directory trees) into a butler.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Writeable butler of the target repository.
+    instrument : `str`, optional
+        Butler name of the instrument whose dataset policy applies.
+    transfer : `str`, optional
+        Transfer mode for the files (see `lsst.daf.butler.Butler.ingest`).
+    processes : `int`, optional
+        Number of processes that read headers; the registry is only ever
+        written by this process.
+    chunk_size : `int`, optional
+        Number of units (main file and companions) written per transaction.
+    progress_interval : `float`, optional
+        Seconds between progress lines.
+    """
+
+    def __init__(
+        self,
+        butler: Butler,
+        *,
+        instrument: str = "VIRCAM",
+        transfer: str | None = "auto",
+        processes: int = 1,
+        chunk_size: int = 50,
+        progress_interval: float = 10.0,
+    ) -> None:
+        self.butler = butler
+        self.policy: IngestPolicy = policy_for_instrument(instrument)
+        self.transfer = transfer
+        self.processes = processes
+        self.chunk_size = chunk_size
+        self.progress_interval = progress_interval
+        self._prepared = False
+        self._detectors: frozenset[int] = frozenset()
+        self._filters: frozenset[str] = frozenset()
+
+    def run(self, paths: Iterable[str | Path]) -> IngestReport:
+        """Ingest the product files among ``paths``.
+
+        Parameters
+        ----------
+        paths : iterable [`str` or `pathlib.Path`]
+            Files and directories (searched recursively).
+
+        Returns
+        -------
+        report : `IngestReport`
+            What happened to each file; failures and warnings have already
+            been logged.
+        """
+        start = time.perf_counter()
+        paths = list(paths)
+        discovery = discover(self.policy, paths)
+        report = IngestReport()
+        for path, cause in discovery.rejected.items():
+            report.fail(path, cause)
+        if discovery.ignored:
+            _LOG.info("Ignoring %d files whose names match no product of the policy.", discovery.ignored)
+        n_main = len(discovery.main)
+        if not (discovery.main or discovery.companions or discovery.rejected):
+            _LOG.warning("No product files in %s.", ", ".join(map(str, paths)))
+        _LOG.info(
+            "Found %d %s files and %d companion files.",
+            n_main,
+            "/".join(p.name for p in self.policy.main_products),
+            len(discovery.companions),
+        )
+        progress = PeriodicLogger(_LOG, interval=self.progress_interval)
+        claimed: dict[Path, Path] = {}
+        exposures: dict[int, Path] = {}
+        pending: list[_Unit] = []
+        with self._reader() as read:
+            for n_read, unit in enumerate(read(discovery.main), start=1):
+                ready = self._check_unit(unit, discovery, claimed, exposures, report)
+                if ready is not None:
+                    pending.append(ready)
+                if len(pending) >= self.chunk_size:
+                    self._write(pending, report)
+                    pending = []
+                elapsed = time.perf_counter() - start
+                progress.log(
+                    "Read %d/%d main files; %d files ingested, %d skipped, %d failed (%.1f main files/s).",
+                    n_read,
+                    n_main,
+                    len(report.ingested),
+                    len(report.skipped),
+                    len(report.failed),
+                    n_read / elapsed,
+                )
+        if pending:
+            self._write(pending, report)
+        for path, candidate in discovery.companions.items():
+            if path not in claimed:
+                report.fail(path, self._orphan_cause(candidate))
+        summary = report.summary()
+        _LOG.info("%s%s (%.1f s).", summary[0].upper(), summary[1:], time.perf_counter() - start)
+        return report
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[Callable[[Sequence[Candidate]], Iterable[UnitRead]]]:
+        """Yield a function that reads units, in order, in worker processes
+        if asked for."""
+        task = partial(read_unit, self.policy.instrument)
+        if self.processes <= 1:
+            yield lambda candidates: map(task, candidates)
+            return
+        context = multiprocessing.get_context(_start_method())
+        with context.Pool(self.processes) as pool:
+            yield lambda candidates: pool.imap(task, candidates, chunksize=4)
+
+    def _check_unit(
+        self,
+        unit: UnitRead,
+        discovery: Discovery,
+        claimed: dict[Path, Path],
+        exposures: dict[int, Path],
+        report: IngestReport,
+    ) -> _Unit | None:
+        """Check a unit against the rest of the batch; return it ready to
+        write, or `None` if its main file failed."""
+        main_path = unit.candidate.path
+        main = unit.main
+        cause = main.cause if isinstance(main, ReadFailure) else None
+        if isinstance(main, ProductFile):
+            assert main.records is not None
+            first = exposures.setdefault(main.records.exposure_id, main_path)
+            if first != main_path:
+                cause = f"exposure {main.records.exposure_id} is already defined by {first} in this batch"
+        if cause is not None:
+            report.fail(main_path, cause)
+        companions: list[ProductFile] = []
+        warnings: list[str] = []
+        for product_name, companion in unit.companions.items():
+            owner = claimed.setdefault(companion.path, main_path)
+            if owner != main_path:
+                warnings.append(f"its {product_name} {companion.path.name} already belongs to {owner.name}")
+            elif cause is not None:
+                # Companions the user did not ask for are not worth a line.
+                if companion.path in discovery.companions:
+                    report.fail(companion.path, failed_main_cause(unit.candidate.product))
+            elif isinstance(companion, ReadFailure):
+                report.fail(companion.path, companion.cause)
+            else:
+                companions.append(companion)
+        if cause is not None:
+            return None
+        assert isinstance(main, ProductFile)
+        for product_name, tried in unit.missing.items():
+            if self.policy.products[product_name].warn_if_missing:
+                names = ", ".join(p.name for p in tried)
+                warnings.append(f"no {product_name} (looked for {names}); ingested without it")
+        return _Unit(main, companions, warnings)
+
+    def _orphan_cause(self, candidate: Candidate) -> str:
+        product = self.policy.products[candidate.product]
+        assert product.companion_of is not None
+        main = self.policy.products[product.companion_of]
+        return (
+            f"not ingested: no {main.name} in this batch to pair it with "
+            f"(looked for {candidate.stem}{main.suffixes[0]} and variants)"
+        )
+
+    def _prepare_repository(self) -> None:
+        """Register the instrument, dataset types and collections (all
+        idempotent) and learn the detectors and filters."""
+        registry = self.butler.registry
+        instrument = doImportType(self.policy.instrument_class)()
+        instrument.register(registry)
+        for product in self.policy.products.values():
+            registry.registerDatasetType(product.dataset_type(self.butler.dimensions))
+        self.butler.collections.register(self.policy.run)
+        self.butler.collections.register(self.policy.chain, CollectionType.CHAINED)
+        if self.policy.run not in self.butler.collections.get_info(self.policy.chain).children:
+            self.butler.collections.extend_chain(self.policy.chain, self.policy.run)
+        name = self.policy.instrument
+        self._detectors = frozenset(r.id for r in registry.queryDimensionRecords("detector", instrument=name))
+        self._filters = frozenset(
+            r.name for r in registry.queryDimensionRecords("physical_filter", instrument=name)
+        )
+        self._prepared = True
+
+    def _write(self, units: list[_Unit], report: IngestReport) -> None:
+        """Write a chunk of units: what is new, in one transaction, or unit
+        by unit if that fails."""
+        if not self._prepared:
+            self._prepare_repository()
+        units = [unit for unit in units if self._check_against_registry(unit, report)]
+        existing = self._existing_datasets(units)
+        plans: list[tuple[_Unit, list[ProductFile]]] = []
+        for unit in units:
+            new_files = self._new_files(unit, existing, report)
+            if new_files:
+                plans.append((unit, new_files))
+        try:
+            with self.butler.transaction():
+                self._write_plans(plans)
+        except Exception as err:
+            _LOG.verbose("Writing %d units together failed (%s); writing them one by one.", len(plans), err)
+            for plan in plans:
+                try:
+                    with self.butler.transaction():
+                        self._write_plans([plan])
+                except Exception as unit_err:
+                    for file in plan[1]:
+                        report.fail(file.path, f"could not be written: {_one_line(unit_err)}")
+                else:
+                    self._record_success([plan], report)
+        else:
+            self._record_success(plans, report)
+
+    def _check_against_registry(self, unit: _Unit, report: IngestReport) -> bool:
+        """Check the detectors and filter of a unit against the registry."""
+        cause = None
+        unknown = sorted(set(unit.main.datasets) - {None} - self._detectors)
+        if unknown:
+            cause = f"unknown detector(s) {', '.join(map(str, unknown))} for {self.policy.instrument}"
+        elif unit.records.exposure["physical_filter"] not in self._filters:
+            cause = f"unknown physical filter {unit.records.exposure['physical_filter']!r}"
+        if cause is None:
+            return True
+        report.fail(unit.main.path, cause)
+        for companion in unit.companions:
+            report.fail(companion.path, failed_main_cause(unit.main.product))
+        return False
+
+    def _existing_datasets(self, units: list[_Unit]) -> set[tuple[str, int, int | None]]:
+        """Return ``(dataset type, exposure, detector)`` of the datasets of
+        the units' exposures that are already in the run."""
+        exposures = sorted({unit.records.exposure_id for unit in units})
+        names = sorted({file.product for unit in units for file in unit.files})
+        existing: set[tuple[str, int, int | None]] = set()
+        for batch in itertools.batched(exposures, 500):
+            for name in names:
+                refs = self.butler.query_datasets(
+                    name,
+                    collections=self.policy.run,
+                    data_id={"instrument": self.policy.instrument},
+                    where="exposure IN (:exposures)",
+                    bind={"exposures": batch},
+                    limit=None,
+                    explain=False,
+                )
+                existing.update((name, ref.dataId["exposure"], ref.dataId.get("detector")) for ref in refs)
+        return existing
+
+    def _new_files(
+        self, unit: _Unit, existing: set[tuple[str, int, int | None]], report: IngestReport
+    ) -> list[ProductFile]:
+        """Return the files of a unit that are not in the run yet; record
+        the others as skipped or, if only some of their datasets are there,
+        as failed."""
+        exposure = unit.records.exposure_id
+        new_files = []
+        for file in unit.files:
+            present = [key for key in file.datasets if (file.product, exposure, key) in existing]
+            if not present:
+                new_files.append(file)
+            elif len(present) == len(file.datasets):
+                report.skipped.append(file.path)
+            else:
+                product = self.policy.products[file.product]
+                names = ", ".join(describe_dataset(product, key) for key in present)
+                cause = f"{file.product} of {names} for exposure {exposure} are already in {self.policy.run}"
+                report.fail(file.path, cause)
+                if file is unit.main:
+                    for companion in unit.companions:
+                        report.fail(companion.path, failed_main_cause(unit.main.product))
+                    return []
+        return new_files
+
+    def _write_plans(self, plans: list[tuple[_Unit, list[ProductFile]]]) -> None:
+        """Insert the dimension records and datasets of ``plans`` (inside the
+        caller's transaction)."""
+        registry = self.butler.registry
+        rows: dict[str, list[dict[str, Any]]] = {element: [] for element in _DIMENSION_ELEMENTS}
+        for unit, _ in plans:
+            for element, element_rows in unit.records.element_rows().items():
+                rows[element].extend(element_rows)
+        for element in _DIMENSION_ELEMENTS:
+            if rows[element]:
+                # Records already present (a companion added to an exposure
+                # ingested earlier, a day or group shared with earlier
+                # exposures) are left as they are.
+                registry.insertDimensionData(element, *rows[element], skip_existing=True)
+        datasets = [
+            self._file_dataset(file, unit.records.exposure_id) for unit, files in plans for file in files
+        ]
+        if datasets:
+            self.butler.ingest(*datasets, transfer=self.transfer)
+
+    def _file_dataset(self, file: ProductFile, exposure: int) -> FileDataset:
+        product: ProductPolicy = self.policy.products[file.product]
+        dataset_type = product.dataset_type(self.butler.dimensions)
+        refs = []
+        for detector in file.datasets:
+            values: dict[str, Any] = {"instrument": self.policy.instrument, "exposure": exposure}
+            if detector is not None:
+                values["detector"] = detector
+            data_id = DataCoordinate.standardize(values, dimensions=dataset_type.dimensions)
+            refs.append(
+                DatasetRef(
+                    dataset_type,
+                    data_id,
+                    run=self.policy.run,
+                    id_generation_mode=DatasetIdGenEnum.DATAID_TYPE_RUN,
+                )
+            )
+        return FileDataset(path=file.path, refs=refs, formatter=product.formatter)
+
+    def _record_success(self, plans: list[tuple[_Unit, list[ProductFile]]], report: IngestReport) -> None:
+        for unit, files in plans:
+            if unit.main in files:
+                for warning in unit.warnings:
+                    report.warn(unit.main.path, warning)
+            for file in files:
+                report.ingested.append(file.path)
+                report.n_datasets += len(file.datasets)
+            report.exposures.add(unit.records.exposure_id)
+
+
+def _start_method() -> str:
+    """Return how to start the header-reading worker processes.
+
+    ``fork`` starts a worker at once with every module imported, where
+    ``spawn`` re-imports the stack (about 2 s per worker, longer than reading
+    a hundred stacks).  Forking is only safe from a single-threaded process
+    (a lock held by another thread would stay locked in the child); the
+    children inherit the registry's database connection but never use it,
+    and leave without running any clean-up.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return "fork"
+    return "spawn"
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

@@ -1,0 +1,88 @@
+"""What an ingest did, file by file, and how it is told to the user."""
+
+from __future__ import annotations
+
+__all__ = ("IngestReport",)
+
+import dataclasses
+from pathlib import Path
+
+from lsst.utils.logging import getLogger
+
+_LOG = getLogger("lsst.obs.vista.ingest")
+
+
+@dataclasses.dataclass
+class IngestReport:
+    """Outcome of each file of an ingest.
+
+    Every failure and warning is logged (logger ``lsst.obs.vista.ingest``)
+    the moment it is recorded, as one line that starts with the file's path.
+    """
+
+    ingested: list[Path] = dataclasses.field(default_factory=list)
+    skipped: list[Path] = dataclasses.field(default_factory=list)
+    """Files whose datasets were already in the run."""
+
+    failed: dict[Path, str] = dataclasses.field(default_factory=dict)
+    """Files not ingested, with the cause."""
+
+    warnings: dict[Path, list[str]] = dataclasses.field(default_factory=dict)
+    n_datasets: int = 0
+    exposures: set[int] = dataclasses.field(default_factory=set)
+    """Exposures whose datasets were ingested."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether every file given was ingested or already present."""
+        return not self.failed
+
+    def fail(self, path: Path, cause: str) -> None:
+        """Record and log a file that is not ingested.
+
+        Parameters
+        ----------
+        path : `pathlib.Path`
+            The file.
+        cause : `str`
+            Why, in one line.
+        """
+        self.failed[path] = cause
+        _LOG.error("%s: %s", path, cause)
+
+    def warn(self, path: Path, message: str) -> None:
+        """Record and log a warning about a file.
+
+        Parameters
+        ----------
+        path : `pathlib.Path`
+            The file.
+        message : `str`
+            The warning, in one line.
+        """
+        self.warnings.setdefault(path, []).append(message)
+        _LOG.warning("%s: %s", path, message)
+
+    def summary(self) -> str:
+        """Return the closing line of the ingest.
+
+        Returns
+        -------
+        line : `str`
+            Counts of ingested, skipped and failed files.
+        """
+        parts = []
+        if self.ingested or not (self.skipped or self.failed):
+            parts.append(
+                f"ingested {_count(len(self.ingested), 'file')} "
+                f"({_count(self.n_datasets, 'dataset')} of {_count(len(self.exposures), 'exposure')})"
+            )
+        if self.skipped:
+            parts.append(f"skipped {_count(len(self.skipped), 'file')} already ingested")
+        if self.failed:
+            parts.append(f"{_count(len(self.failed), 'file')} failed")
+        return "; ".join(parts)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

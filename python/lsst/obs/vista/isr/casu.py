@@ -1,0 +1,244 @@
+"""What the headers of CASU VIRCAM products say, in assembly terms.
+
+This is the only CASU-specific part of the assembly: it turns the merged
+primary + extension header of a stack (a flat ``{keyword: value}`` mapping,
+HIERARCH keywords without the ``HIERARCH`` prefix) and the camera description
+into an `ExposureDescription`.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "casu_noise_parameters",
+    "casu_sky_projection",
+    "catalogue_source_mask",
+    "describe_casu_image",
+)
+
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import astropy.units as u
+import astropy.wcs
+import numpy as np
+from astro_metadata_translator import ObservationInfo
+from astropy.io import fits
+from astropy.table import Table
+
+from lsst.images import Box, SkyProjection
+from lsst.images.cameras import Detector
+
+from ..camera import CameraDescription, DetectorDescription
+from ..translators import VircamTranslator
+from .assembly import ExposureDescription, photometric_scaling_from_zero_point
+from .parameters import NoiseParameters
+
+_WCS_CARD = re.compile(
+    r"(WCSAXES|CTYPE[12]|CUNIT[12]|CRVAL[12]|CRPIX[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|PV[12]_\d+"
+    r"|RADESYS|EQUINOX|LONPOLE|LATPOLE)"
+)
+
+
+def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
+    r"""Return the noise parameters of a CASU image.
+
+    Parameters
+    ----------
+    metadata : `~collections.abc.Mapping`
+        Merged header.
+    detector : `lsst.obs.vista.DetectorDescription`
+        Nominal gain (e-/ADU) and read noise (e-) of the detector.
+
+    Returns
+    -------
+    noise : `NoiseParameters`
+        In gain-normalised ADU per DIT: gain :math:`g\,\mathrm{NDIT}/
+        \mathrm{GAINCOR}`, read noise :math:`(\sigma_e/g)\,\mathrm{GAINCOR}/
+        \sqrt{\mathrm{NDIT}}` (CASU multiplies raw ADU by GAINCOR and divides
+        the sum of the NDIT reads by NDIT), ``n_combined`` = NICOMB (1 for a
+        single exposure), SKYLEVEL and SKYNOISE as measured by CASU.
+    """
+    gaincor = float(metadata.get("GAINCOR", 1.0))
+    ndit = int(metadata.get("ESO DET NDIT", 1))
+    sky_noise = metadata.get("SKYNOISE")
+    sky_level = metadata.get("SKYLEVEL")
+    return NoiseParameters(
+        gain=detector.gain * ndit / gaincor,
+        read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(ndit),
+        n_combined=int(metadata.get("NICOMB", 1)),
+        sky_level=float(sky_level) if sky_level is not None else None,
+        sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+    )
+
+
+def casu_sky_projection(metadata: Mapping[str, Any], detector: Detector, bbox: Box) -> SkyProjection:
+    """Return the sky projection of the header's WCS (ZPN for CASU).
+
+    Parameters
+    ----------
+    metadata : `~collections.abc.Mapping`
+        Merged header.
+    detector : `lsst.images.cameras.Detector`
+        Detector whose frame the projection maps from.
+    bbox : `lsst.images.Box`
+        Bounding box of the image; FITS pixel (1, 1) is its first pixel.
+
+    Returns
+    -------
+    projection : `lsst.images.SkyProjection`
+        The header's celestial WCS.  Only the standard WCS cards are used:
+        CASU also writes the pre-standard ``PROJPn`` copies of ``PV2_n`` and
+        the deprecated ``RADECSYS``, which is renamed ``RADESYS``.
+    """
+    header = fits.Header()
+    for key, value in metadata.items():
+        if _WCS_CARD.fullmatch(key):
+            header[key] = value
+    if "RADESYS" not in header and "RADECSYS" in metadata:
+        header["RADESYS"] = str(metadata["RADECSYS"]).strip()
+    with warnings.catch_warnings():
+        # astropy notes the CD matrix supersedes absent CDELT; nothing to fix.
+        warnings.simplefilter("ignore", astropy.wcs.FITSFixedWarning)
+        fits_wcs = astropy.wcs.WCS(header)
+    return SkyProjection.from_fits_wcs(fits_wcs, pixel_frame=detector.frame, x0=bbox.x.start, y0=bbox.y.start)
+
+
+def describe_casu_image(
+    metadata: Mapping[str, Any],
+    bbox: Box,
+    *,
+    camera: CameraDescription,
+    name: str,
+    vega_to_ab: Mapping[str, float],
+) -> ExposureDescription:
+    r"""Describe a CASU pawprint stack (or single exposure) for assembly.
+
+    Parameters
+    ----------
+    metadata : `~collections.abc.Mapping`
+        Merged primary + extension header.
+    bbox : `lsst.images.Box`
+        Bounding box of the image (stacks are larger than a detector).
+    camera : `lsst.obs.vista.CameraDescription`
+        VIRCAM camera description (detectors, filters).
+    name : `str`
+        What to call the image in log messages.
+    vega_to_ab : `~collections.abc.Mapping` [`str`, `float`]
+        :math:`m_\mathrm{AB} - m_\mathrm{Vega}` by band.
+
+    Returns
+    -------
+    description : `ExposureDescription`
+        See Notes.
+
+    Notes
+    -----
+    - Observation info: `lsst.obs.vista.VircamTranslator`; detector from the
+      camera with the image's bounding box; band from the camera's filter
+      table.
+    - PSF: Gaussian of FWHM SEEING (CASU's average stellar FWHM, pixels).
+    - Saturation: the detector's single-read saturation (raw ADU) times
+      GAINCOR.  CASU divides the sum of NDIT reads by NDIT, so a pixel
+      saturated in every read sits at the single-read level whatever NDIT;
+      a jittered mean keeps that level only where all inputs saturate, so
+      partly saturated stars are not all caught.
+    - Zero point: CASU magnitudes are
+      :math:`m = \mathrm{MAGZPT} - 2.5\log_{10}(F/\mathrm{EXPTIME})
+      - \mathrm{EXTINCT}\,(X - 1)` with :math:`F` in image units (EXPTIME is
+      one DIT, the time pixel values are normalised to), EXTINCT the
+      extinction coefficient (mag per airmass) and :math:`X` the airmass (the
+      mean of ``ESO TEL AIRM START`` and ``END``).  So one image unit has the
+      Vega magnitude
+      :math:`Z_\mathrm{Vega} = \mathrm{MAGZPT} + 2.5\log_{10}\mathrm{EXPTIME}
+      - \mathrm{EXTINCT}\,(X - 1)` and the AB magnitude
+      :math:`Z_\mathrm{AB} = Z_\mathrm{Vega} + (m_\mathrm{AB} -
+      m_\mathrm{Vega})`; the photometric scaling is
+      :math:`10^{-0.4 (Z_\mathrm{AB} - 31.4)}` nJy per ADU.  It is omitted
+      (metadata still records :math:`Z_\mathrm{Vega}`) when the band has no
+      entry in ``vega_to_ab``, and entirely when MAGZPT is absent.
+    """
+    obs_info = ObservationInfo(dict(metadata), translator_class=VircamTranslator)
+    assert obs_info.detector_num is not None and obs_info.physical_filter is not None
+    detector = camera.make_detector(obs_info.detector_num, bbox=bbox, visit=obs_info.exposure_id)
+    detector_description = camera.detectors[obs_info.detector_num]
+    band = camera.filters[obs_info.physical_filter].band
+    if "SEEING" not in metadata:
+        raise KeyError(f"{name}: no SEEING card, so no PSF estimate.")
+    gaincor = float(metadata.get("GAINCOR", 1.0))
+    extra: dict[str, Any] = {"GAINCOR": gaincor, "SEEING": float(metadata["SEEING"])}
+
+    scaling = None
+    if "MAGZPT" in metadata:
+        exptime = float(metadata["EXPTIME"])
+        extinction = float(metadata.get("EXTINCT", 0.0))
+        airmass = float(obs_info.boresight_airmass) if obs_info.boresight_airmass is not None else 1.0
+        zero_point_vega = float(metadata["MAGZPT"]) + 2.5 * math.log10(exptime) - extinction * (airmass - 1.0)
+        extra.update(
+            MAGZPT=float(metadata["MAGZPT"]),
+            EXPTIME=exptime,
+            EXTINCT=extinction,
+            AIRMASS=airmass,
+            ZERO_POINT_VEGA=zero_point_vega,
+        )
+        if band in vega_to_ab:
+            zero_point_ab = zero_point_vega + vega_to_ab[band]
+            extra["ZERO_POINT_AB"] = zero_point_ab
+            scaling = photometric_scaling_from_zero_point(zero_point_ab, bbox, u.adu)
+
+    return ExposureDescription(
+        name=name,
+        obs_info=obs_info,
+        detector=detector,
+        band=band,
+        sky_projection=casu_sky_projection(metadata, detector, bbox),
+        psf_fwhm=float(metadata["SEEING"]),
+        photometric_scaling=scaling,
+        noise=casu_noise_parameters(metadata, detector_description),
+        saturation_level=detector_description.saturation * gaincor,
+        metadata=extra,
+    )
+
+
+def catalogue_source_mask(
+    catalogue: Table, shape: tuple[int, int], *, radius_scale: float = 2.0, min_radius: float = 3.0
+) -> np.ndarray:
+    r"""Return the pixels covered by the sources of a CASU catalogue.
+
+    Parameters
+    ----------
+    catalogue : `astropy.table.Table`
+        CASU (imcore) catalogue of the image, with ``X_coordinate``,
+        ``Y_coordinate`` (FITS pixels, 1-based) and ``Areal_1_profile``
+        (isophotal area, pixels).
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)`` of the image.
+    radius_scale : `float`
+        Disc radius in units of the isophotal radius
+        :math:`\sqrt{\mathrm{area}/\pi}`.
+    min_radius : `float`
+        Smallest disc radius (pixels).
+
+    Returns
+    -------
+    mask : `numpy.ndarray` [`bool`]
+        `True` within a disc around each source.
+    """
+    mask = np.zeros(shape, dtype=bool)
+    x = np.asarray(catalogue["X_coordinate"], dtype=float) - 1.0
+    y = np.asarray(catalogue["Y_coordinate"], dtype=float) - 1.0
+    area = np.asarray(catalogue["Areal_1_profile"], dtype=float)
+    radii = np.maximum(radius_scale * np.sqrt(np.clip(area, 0.0, None) / np.pi), min_radius)
+    ny, nx = shape
+    for xc, yc, radius in zip(x, y, radii, strict=True):
+        if not (np.isfinite(xc) and np.isfinite(yc)):
+            continue
+        y0, y1 = max(int(yc - radius), 0), min(int(yc + radius) + 2, ny)
+        x0, x1 = max(int(xc - radius), 0), min(int(xc + radius) + 2, nx)
+        if y0 >= y1 or x0 >= x1:
+            continue
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        mask[y0:y1, x0:x1] |= (yy - yc) ** 2 + (xx - xc) ** 2 <= radius**2
+    return mask

@@ -1,0 +1,63 @@
+"""Shared helpers of the tests/test_isr*.py modules: reading synthetic CASU
+files the way the ingest formatter presents them, and the VIRCAM config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+from astropy.io import fits
+from lsst.images import Image
+
+from lsst.obs.vista import Vircam
+from lsst.obs.vista._resources import CONFIG_DIR
+from lsst.obs.vista.isr import VistaIsrConfig
+
+
+def merged_header(path: Path, extname: str) -> dict:
+    """Primary + extension cards as a flat dict, as the formatter's metadata."""
+    with fits.open(path) as hdus:
+        return {
+            card.keyword: card.value
+            for header in (hdus[0].header, hdus[extname].header)
+            for card in header.cards
+            if card.keyword not in ("", "COMMENT", "HISTORY")
+        }
+
+
+def read_stack(path: Path, extname: str = "DET1.CHIP1") -> Image:
+    """A stack extension: float32 with BSCALE applied, ADU, merged header."""
+    with fits.open(path) as hdus:
+        array = hdus[extname].data.astype(np.float32)
+    return Image(array, unit=u.adu, metadata=merged_header(path, extname))
+
+
+def read_confidence(path: Path, extname: str = "DET1.CHIP1") -> Image:
+    """A confidence extension, integers kept."""
+    with fits.open(path) as hdus:
+        array = np.array(hdus[extname].data)
+    return Image(array, metadata=merged_header(path, extname))
+
+
+def read_truth(path: Path, extname: str = "DET1.CHIP1") -> dict[str, np.ndarray]:
+    """Truth planes of one detector: variance, model, nsat."""
+    with fits.open(path) as hdus:
+        return {
+            plane.lower(): np.array(hdus[f"{plane}.{extname}"].data)
+            for plane in ("VARIANCE", "MODEL", "NSAT")
+        }
+
+
+def vircam_config() -> VistaIsrConfig:
+    """The task config as any VIRCAM pipeline gets it (config/vircam/isr.py)."""
+    config = VistaIsrConfig()
+    Vircam().applyConfigOverrides("isr", config)
+    return config
+
+
+def process_ccd_config() -> VistaIsrConfig:
+    """The task config of pipelines/ProcessCcd.yaml#isr (plus processCcd.py)."""
+    config = vircam_config()
+    config.load(str(CONFIG_DIR / "vircam" / "processCcd.py"))
+    return config
