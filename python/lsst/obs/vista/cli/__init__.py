@@ -6,6 +6,7 @@ import click
 
 from .commands import ingest_casu
 from .export_legacy import export_legacy
+from .summarize import summarize_isr
 
 
 def get_cli_subcommands() -> list[click.Command]:
@@ -14,4 +15,4 @@ def get_cli_subcommands() -> list[click.Command]:
     Registered through the ``butler.cli`` entry point, so ``butler --help``
     lists them without any environment variable.
     """
-    return [ingest_casu, export_legacy]
+    return [ingest_casu, export_legacy, summarize_isr]

@@ -14,7 +14,6 @@ from lsst.daf.butler import Butler, DatasetRef
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 from lsst.daf.butler.cli.utils import ButlerCommand
 
-from ..isr.legacy_export import write_legacy_exposure
 
 
 @click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerCommand)
@@ -84,6 +83,9 @@ def write_legacy_files(
     paths : `list` [`pathlib.Path`]
         Files written, in data ID order.
     """
+    # Imported here so that listing ``butler`` commands does not load lsst-images.
+    from ..isr.legacy_export import write_legacy_exposure
+
     directory.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with Butler.from_config(repo) as butler:

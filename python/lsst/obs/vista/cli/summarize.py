@@ -1,0 +1,91 @@
+"""The ``butler summarize-isr`` subcommand: what VistaIsrTask made."""
+
+from __future__ import annotations
+
+__all__ = ("summarize_isr", "summary_rows")
+
+from collections.abc import Iterable
+from typing import Any
+
+import click
+from lsst.daf.butler import Butler
+from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
+from lsst.daf.butler.cli.utils import ButlerCommand
+
+_PLANES = ("NO_DATA", "BAD", "SATURATED")
+
+
+@click.command(short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerCommand)
+@repo_argument(required=True)
+@collections_option(required=True)
+@where_option()
+@click.option(
+    "--dataset-type", default="post_isr_image", show_default=True, help="Dataset type (storage class VisitImage)."
+)
+def summarize_isr(repo: str, collections: tuple[str, ...], where: str, dataset_type: str, **kwargs: Any) -> None:
+    """Print one line per visit image in REPO's COLLECTIONS.
+
+    Columns: data ID, band, NOISE_RATIO (robust background noise over the
+    predicted sqrt(variance), sources and masked pixels excluded) with the
+    number of background pixels it used, the variance rescale applied, the
+    AB zero point (magnitude of 1 ADU), the PSF FWHM in pixels and the
+    percentage of pixels in the NO_DATA, BAD and SATURATED planes.
+    """
+    rows = summary_rows(repo, collections, where, dataset_type)
+    header = ("data ID", "band", "noise", "npix", "rescale", "ZP(AB)", "FWHM", *(f"%{p}" for p in _PLANES))
+    click.echo("  ".join(f"{h:>10}" if i else f"{h:<44}" for i, h in enumerate(header)))
+    for row in rows:
+        click.echo("  ".join(f"{v:>10}" if i else f"{v:<44}" for i, v in enumerate(row)))
+    if not rows:
+        click.echo(f"No {dataset_type} datasets in {', '.join(collections)}.")
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def summary_rows(repo: str, collections: Iterable[str], where: str, dataset_type: str) -> list[tuple[str, ...]]:
+    """Return the summary table's rows.
+
+    Parameters
+    ----------
+    repo : `str`
+        Repository URI or alias.
+    collections : iterable [`str`]
+        Collections to search.
+    where : `str`
+        Data ID expression ('' for all).
+    dataset_type : `str`
+        Dataset type of storage class ``VisitImage``.
+
+    Returns
+    -------
+    rows : `list` [`tuple` [`str`, ...]]
+        One row of formatted cells per dataset, in data ID order.
+    """
+    rows = []
+    with Butler.from_config(repo, collections=list(collections)) as butler:
+        refs = butler.query_datasets(dataset_type, where=where, explain=False)
+        for ref in sorted(refs, key=lambda ref: ref.dataId):
+            image = butler.get(ref)
+            metadata = image.metadata
+            mask = image.mask
+            fractions = [
+                _fmt(100.0 * mask.get(plane).mean(), 2) if plane in mask.schema.names else "-" for plane in _PLANES
+            ]
+            data_id = " ".join(f"{key}={value}" for key, value in ref.dataId.required.items())
+            zero_point = metadata.get("ZERO_POINT_AB")
+            fwhm = getattr(image.psf, "sigma", None)
+            rows.append(
+                (
+                    data_id,
+                    image.band,
+                    _fmt(metadata.get("NOISE_RATIO"), 3),
+                    str(metadata.get("NOISE_RATIO_NPIX", "-")),
+                    _fmt(metadata.get("VARIANCE_RESCALE"), 3),
+                    _fmt(zero_point, 3),
+                    _fmt(None if fwhm is None else 2.3548 * fwhm, 2),
+                    *fractions,
+                )
+            )
+    return rows
