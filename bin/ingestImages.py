@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Ingest CASU VISTA products into a butler repository (``butler ingest-casu``
-under the name users of the Gen2 stack know).
+"""Ingest reduced products into a butler repository under the name users of
+the Gen2 stack know: CASU VISTA products (``butler ingest-casu``) and DECam CP
+instcal trios (``butler ingest-instcal``).
 
-Usage: ingestImages.py REPO PATH... [--transfer MODE] [--processes N]
+Usage: ingestImages.py REPO PATH... [--transfer MODE] [--processes N] [--instrument NAME]
 """
 
 from lsst.obs.vista.cli.ingest_images import main

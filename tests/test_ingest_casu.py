@@ -24,7 +24,7 @@ from lsst.images import Box
 from lsst.sphgeom import LonLat, UnitVector3d
 
 from lsst.obs.vista.casu_headers import HEADER_DIR, read_header_dump
-from lsst.obs.vista.ingest import CasuIngester, IngestPolicy, IngestReport, policy_for_instrument
+from lsst.obs.vista.ingest import ProductIngester, IngestPolicy, IngestReport, policy_for_instrument
 from lsst.obs.vista.ingest.fits_scan import FitsStructureError, HduHeader, MergedHeader, scan_hdus
 from lsst.obs.vista.sim import (
     SimulatedStack,
@@ -81,7 +81,7 @@ def base_repo(tmp_path_factory: pytest.TempPathFactory, products: dict[int, Simu
     root = create_repo(tmp_path_factory.mktemp("base_repo") / "repo")
     with Butler.from_config(str(root), writeable=True) as butler:
         batch = stage(tmp_path_factory.mktemp("base_files"), products, [0, 1])
-        assert CasuIngester(butler, transfer="direct").run([batch]).ok
+        assert ProductIngester(butler, transfer="direct").run([batch]).ok
     return root
 
 
@@ -122,7 +122,7 @@ def ingest_here(
         caplog.at_level(logging.INFO, logger="lsst.obs.vista.ingest"),
         Butler.from_config(str(root), writeable=True) as butler,
     ):
-        report = CasuIngester(butler, **kwargs).run(paths)
+        report = ProductIngester(butler, **kwargs).run(paths)
     lines = [f"{r.levelname}: {r.getMessage()}" for r in caplog.records if r.name == "lsst.obs.vista.ingest"]
     return report, "\n".join(lines)
 
@@ -542,7 +542,7 @@ def test_unit_that_fails_to_write_leaves_nothing_behind(tmp_path, products, capl
     probe = create_repo(tmp_path / "probe")
     data_id = {"instrument": "VIRCAM", "exposure": exposure_id(products[0]), "detector": 1}
     with Butler.from_config(str(probe), writeable=True, collections=RUN) as butler:
-        assert CasuIngester(butler, transfer="copy").run([batch / products[0].stack.name]).ok
+        assert ProductIngester(butler, transfer="copy").run([batch / products[0].stack.name]).ok
         relative = {
             kind: Path(butler.getURI(name, data_id).ospath).relative_to(probe)
             for kind, name in DATASET_TYPES.items()
@@ -632,7 +632,7 @@ def test_progress_is_logged(tmp_path, products, caplog):
         Butler.from_config(str(root), writeable=True) as butler,
         caplog.at_level(logging.INFO, "lsst.obs.vista.ingest"),
     ):
-        report = CasuIngester(butler, transfer="direct", chunk_size=2, progress_interval=0.0).run([batch])
+        report = ProductIngester(butler, transfer="direct", chunk_size=2, progress_interval=0.0).run([batch])
     assert report.ok and len(report.ingested) == 9 and report.n_datasets == 18
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Read ")]
     assert progress[0].startswith("Read 1/3 main files")
@@ -706,8 +706,8 @@ def test_policy_declares_the_contracted_dataset_types():
     }
     per_detector = {"instrument", "exposure", "detector"}
     per_exposure = {"instrument", "exposure"}
-    image = "lsst.obs.vista.formatters.CasuImageFormatter"
-    table = "lsst.obs.vista.formatters.CasuCatalogFormatter"
+    image = "lsst.obs.vista.formatters.ImageHduFormatter"
+    table = "lsst.obs.vista.formatters.TableHduFormatter"
     assert declared == {
         "casu_stack": (per_detector, "ImageV2", image),
         "casu_confidence": (per_detector, "ImageV2", image),
@@ -731,9 +731,9 @@ def test_policy_declares_the_contracted_dataset_types():
     assert policy.products["casu_stack"].hdu.detector_of("APM-BINARYTABLE") is None
 
 
-def test_policy_rejects_a_suffix_claimed_twice(tmp_path):
+def test_policy_rejects_a_pattern_claimed_twice(tmp_path):
     text = (REPO_ROOT / "policy" / "vircam" / "datasets.yaml").read_text()
     broken = tmp_path / "datasets.yaml"
     broken.write_text(text.replace('"*_st_cat.fits", "*_st_cat.fit"', '"*_st_cat.fits", "*_st.fit"'))
-    with pytest.raises(ValueError, match="Suffix '_st.fit' claimed by both casu_stack and casu_catalog"):
+    with pytest.raises(ValueError, match=r"Pattern '\*_st.fit' claimed by both casu_stack and casu_catalog"):
         IngestPolicy.from_yaml(broken)

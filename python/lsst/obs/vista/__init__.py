@@ -19,6 +19,7 @@ _LAZY = {
     "DetectorDescription": ".camera",
     "FilterDescription": ".camera",
     "DecamCp": ".instrument",
+    "DecamCpIsrTask": ".isr",
     "PolicyInstrument": ".instrument",
     "Vircam": ".instrument",
     "VistaIsrTask": ".isr",

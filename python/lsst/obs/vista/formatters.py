@@ -1,16 +1,17 @@
 """Read-only butler formatters for ingested multi-extension FITS products.
 
 One file holds the datasets of several detectors (a CASU stack has one image
-extension per detector), so a dataset is located inside its file by the HDU
-layout of its product in the instrument's dataset policy
-(``policy/<instrument>/datasets.yaml``): the HDU whose EXTNAME is the
-detector's name, or a fixed HDU index for products without detectors.
-Only that HDU's pixels are read.
+extension per detector, a DECam CP file one per CCD), so a dataset is
+located inside its file by the HDU layout of its product in the
+instrument's dataset policy (``policy/<instrument>/datasets.yaml``): the HDU
+whose EXTNAME the detector's ID or name fills in, or a fixed HDU index for
+products without detectors.  Only that HDU's pixels are read; tile-compressed
+(fpack) HDUs are decompressed by astropy.
 """
 
 from __future__ import annotations
 
-__all__ = ("CasuCatalogFormatter", "CasuImageFormatter", "flat_metadata")
+__all__ = ("ImageHduFormatter", "TableHduFormatter", "flat_metadata")
 
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -22,7 +23,7 @@ from astropy.table import Table
 from lsst.daf.butler import FormatterV2
 from lsst.images import Box, Image
 
-from .ingest.policy import policy_for_instrument
+from .ingest.policy import ProductPolicy, policy_for_instrument
 
 _SKIPPED_KEYWORDS = frozenset({"", "COMMENT", "HISTORY"})
 
@@ -59,30 +60,35 @@ def flat_metadata(headers: Iterable[fits.Header]) -> dict[str, bool | int | floa
     return metadata
 
 
-class _CasuFormatter(FormatterV2):
-    """Locate the HDU of a dataset from the product's HDU layout."""
+class _PolicyFormatter(FormatterV2):
+    """Locate the HDU of a dataset from the product's policy."""
 
     can_read_from_local_file: ClassVar[bool] = True
     supported_extensions: ClassVar[frozenset[str]] = frozenset({".fit", ".fits", ".fz"})
 
+    @property
+    def _product(self) -> ProductPolicy:
+        policy = policy_for_instrument(str(self.data_id["instrument"]))
+        return policy.products[self.dataset_ref.datasetType.name]
+
     def _hdu_key(self) -> str | int:
         """Return the EXTNAME or index of the dataset's HDU."""
-        data_id = self.data_id
-        policy = policy_for_instrument(str(data_id["instrument"]))
-        layout = policy.products[self.dataset_ref.datasetType.name].hdu
+        layout = self._product.hdu
         if layout.index is not None:
             return layout.index
-        return layout.extname_for(int(data_id["detector"]))
+        return layout.extname_for(int(self.data_id["detector"]))
 
 
-class CasuImageFormatter(_CasuFormatter):
-    """Read one image HDU of a CASU product as an `lsst.images.Image`.
+class ImageHduFormatter(_PolicyFormatter):
+    """Read one image HDU of a product as an `lsst.images.Image`.
 
-    The image is in ADU with BSCALE/BZERO applied: `numpy.float32` when the
-    scaling makes values non-integer (CASU stacks), the stored integer type
-    otherwise (confidence maps).  Its ``metadata`` holds the primary header
-    merged with the extension header (see `flat_metadata`); BITPIX, BSCALE
-    and BZERO there describe the file, not the returned array.
+    The pixel values have BSCALE/BZERO applied: `numpy.float32` when the
+    data are floating point or the scaling makes them so (CASU stacks, CP
+    images and weights), the stored integer type otherwise (confidence maps,
+    quality masks).  The unit is the product's in the policy (none for
+    dimensionless maps).  The ``metadata`` holds the primary header merged
+    with the extension header (see `flat_metadata`); BITPIX, BSCALE and BZERO
+    there describe the file, not the returned array.
 
     The ``bbox`` parameter reads a cutout; the ``bbox`` and ``unit``
     components are answered from the header alone.
@@ -98,8 +104,9 @@ class CasuImageFormatter(_CasuFormatter):
             full_bbox = Box.from_shape(hdu.shape)
             if component == "bbox":
                 return full_bbox
+            unit = u.Unit(self._product.unit) if self._product.unit is not None else None
             if component == "unit":
-                return u.adu
+                return unit
             # Before the pixels are read: astropy rewrites BITPIX, BSCALE
             # and BZERO of a header whose data it has scaled.
             metadata = flat_metadata([hdus[0].header, hdu.header])
@@ -108,12 +115,12 @@ class CasuImageFormatter(_CasuFormatter):
                 array = hdu.data
             else:
                 array = hdu.section[bbox.y.slice_within(full_bbox.y), bbox.x.slice_within(full_bbox.x)]
-            image = Image(_native(array), bbox=bbox, unit=u.adu, metadata=metadata)
+            image = Image(_native(array), bbox=bbox, unit=unit, metadata=metadata)
         return image if component is None else getattr(image, component)
 
 
-class CasuCatalogFormatter(_CasuFormatter):
-    """Read one binary-table HDU of a CASU catalogue as an
+class TableHduFormatter(_PolicyFormatter):
+    """Read one binary-table HDU of a catalogue (CASU's) as an
     `astropy.table.Table`, with the HDU's header cards in ``meta``."""
 
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:

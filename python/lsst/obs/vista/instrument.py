@@ -116,7 +116,7 @@ class Vircam(PolicyInstrument):
 
     policyName = "vircam"
     exposure_max = 10**14
-    raw_formatter_name = "lsst.obs.vista.formatters.CasuImageFormatter"
+    raw_formatter_name = "lsst.obs.vista.formatters.ImageHduFormatter"
 
     @classmethod
     def getName(cls) -> str:
@@ -134,7 +134,7 @@ class DecamCp(PolicyInstrument):
 
     policyName = "decam"
     exposure_max = 10**8
-    raw_formatter_name = "lsst.obs.vista.formatters.CpImageFormatter"
+    raw_formatter_name = "lsst.obs.vista.formatters.ImageHduFormatter"
 
     @classmethod
     def getName(cls) -> str:

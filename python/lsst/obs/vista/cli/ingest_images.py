@@ -1,18 +1,51 @@
 """``ingestImages.py``: the name users of the Gen2 stack know, running the
-same code as ``butler ingest-casu``."""
+same code as ``butler ingest-casu`` and ``butler ingest-instcal``."""
 
 from __future__ import annotations
 
-__all__ = ("main",)
+__all__ = ("ingest_images", "main")
 
+import click
 from lsst.daf.butler.cli.cliLog import CliLog
+from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 
-from .commands import ingest_casu
+from .script import INGEST_INSTRUMENTS
+
+
+@click.command()
+@repo_argument(required=True)
+@click.argument("locations", nargs=-1, required=True, metavar="PATH...")
+@transfer_option()
+@processes_option()
+@click.option(
+    "--instrument",
+    "instruments",
+    type=click.Choice(INGEST_INSTRUMENTS),
+    multiple=True,
+    help="Only this instrument's products (repeatable); by default each file goes to the instrument "
+    "whose file names it matches.",
+)
+def ingest_images(
+    repo: str, locations: tuple[str, ...], transfer: str, processes: int, instruments: tuple[str, ...]
+) -> None:
+    """Ingest reduced products into REPO: CASU VIRCAM stacks, confidence
+    maps, catalogues and tiles (as ``butler ingest-casu``) and DECam CP
+    instcal trios (as ``butler ingest-instcal``).
+
+    PATH may be files or directories (searched recursively).  Each file is
+    ingested completely or not at all; files already ingested are skipped,
+    and a file that cannot be ingested is reported on one line while the
+    others go on.  The exit status is 1 if any file failed.
+    """
+    from .script import ingest_products
+
+    if not ingest_products(repo, locations, transfer, processes, instruments or INGEST_INSTRUMENTS):
+        raise click.exceptions.Exit(1)
 
 
 def main() -> None:
-    """Run ``ingestImages.py REPO PATH... [--transfer MODE] [--processes N]``."""
+    """Run ``ingestImages.py``."""
     # ``butler`` configures logging before running a subcommand; a
     # stand-alone script has to do it itself for the per-file lines to show.
     CliLog.initLog(longlog=False)
-    ingest_casu.main(prog_name="ingestImages.py")
+    ingest_images.main(prog_name="ingestImages.py")

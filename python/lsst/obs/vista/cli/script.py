@@ -1,18 +1,31 @@
-"""The work behind ``butler ingest-casu`` and ``ingestImages.py``."""
+"""The work behind ``butler ingest-casu``, ``butler ingest-instcal`` and
+``ingestImages.py``."""
 
 from __future__ import annotations
 
-__all__ = ("ingest_casu",)
+__all__ = ("INGEST_INSTRUMENTS", "ingest_products")
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from lsst.daf.butler import Butler
+from lsst.utils.logging import getLogger
 
-from ..ingest import CasuIngester
+from ..ingest import ProductIngester, policy_for_instrument
+
+INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
+"""Instruments with a dataset policy, in the order ``ingestImages.py`` tries
+them."""
+
+_LOG = getLogger("lsst.obs.vista.ingest")
+_UNMATCHED = ""
+"""Key of `_assign`'s result for files of no instrument."""
 
 
-def ingest_casu(repo: str, locations: Iterable[str], transfer: str, processes: int) -> bool:
-    """Ingest CASU products into a butler repository.
+def ingest_products(
+    repo: str, locations: Iterable[str], transfer: str, processes: int, instruments: Sequence[str]
+) -> bool:
+    """Ingest reduced products into a butler repository.
 
     Parameters
     ----------
@@ -25,12 +38,46 @@ def ingest_casu(repo: str, locations: Iterable[str], transfer: str, processes: i
         ``hardlink``, ``move`` ...).
     processes : `int`
         Number of processes reading headers.
+    instruments : `~collections.abc.Sequence` [`str`]
+        Instruments whose dataset policies apply.  With one, every file is
+        that instrument's product or an error; with several, each file goes
+        to the instrument whose file names it matches, directories to every
+        instrument that finds products in them.
 
     Returns
     -------
     ok : `bool`
         `True` if every file was ingested or was already present.
     """
+    locations = list(locations)
+    assignments = {instruments[0]: locations} if len(instruments) == 1 else _assign(locations, instruments)
+    ok = not assignments.pop(_UNMATCHED, [])
     with Butler.from_config(repo, writeable=True) as butler:
-        report = CasuIngester(butler, transfer=transfer, processes=processes).run(locations)
-    return report.ok
+        for instrument, paths in assignments.items():
+            report = ProductIngester(butler, instrument=instrument, transfer=transfer, processes=processes).run(
+                paths
+            )
+            ok &= report.ok
+    return ok
+
+
+def _assign(locations: list[str], instruments: Sequence[str]) -> dict[str, list[str]]:
+    """Split the given paths by the instrument whose products they hold;
+    files that match no instrument are reported and left out."""
+    policies = {instrument: policy_for_instrument(instrument) for instrument in instruments}
+    assignments: dict[str, list[str]] = {}
+    for location in locations:
+        path = Path(location)
+        if path.is_dir():
+            for instrument, policy in policies.items():
+                if any(policy.classify(f.name) for f in path.rglob("*") if f.is_file()):
+                    assignments.setdefault(instrument, []).append(location)
+            continue
+        owner = next((i for i, policy in policies.items() if policy.classify(path.name)), None)
+        if owner is None and path.exists():
+            _LOG.error("%s: file name matches no product of %s", path.absolute(), " or ".join(instruments))
+            assignments.setdefault(_UNMATCHED, []).append(location)
+        else:
+            # A missing path is reported by the first instrument's ingest.
+            assignments.setdefault(owner or instruments[0], []).append(location)
+    return assignments

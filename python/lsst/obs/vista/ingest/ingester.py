@@ -32,7 +32,7 @@ Re-running
 
 from __future__ import annotations
 
-__all__ = ("CasuIngester",)
+__all__ = ("ProductIngester",)
 
 import contextlib
 import itertools
@@ -91,7 +91,7 @@ class _Unit:
         return [self.main, *self.companions]
 
 
-class CasuIngester:
+class ProductIngester:
     """Ingest reduced products (files and directory trees) into a butler.
 
     Parameters
@@ -254,7 +254,7 @@ class CasuIngester:
         main = self.policy.products[product.companion_of]
         return (
             f"not ingested: no {main.name} in this batch to pair it with "
-            f"(looked for {candidate.stem}{main.suffixes[0]} and variants)"
+            f"(looked for {main.file_names(candidate.stem)[0]} and variants)"
         )
 
     def _prepare_repository(self) -> None:

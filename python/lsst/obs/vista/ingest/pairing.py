@@ -5,9 +5,9 @@ A companion is looked for next to its main file: first the file its
 reference card names (CASU's ``CIR_CPM = 'v..._st_conf.fit[1]'``, relative
 to the main file's directory; the ``[N]`` HDU index is not used because
 datasets are matched by EXTNAME), then the file with the same stem and one
-of the companion's suffixes.  A companion is accepted only if it holds a
+of the companion's patterns.  A companion is accepted only if it holds a
 dataset for exactly the main file's detectors and, when the policy says so,
-with the same pixel shape.
+with the same pixel shape and the same identifying cards (DECam's EXPNUM).
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from .reading import ProductFile
 
 
 def companion_paths(
-    policy: IngestPolicy, companion: ProductPolicy, main_path: Path, stem: str, main: ProductFile | None
+    policy: IngestPolicy,
+    companion: ProductPolicy,
+    main_path: Path,
+    stem: tuple[str, ...],
+    main: ProductFile | None,
 ) -> list[Path]:
     """Return the paths where a companion may be, most authoritative first.
 
@@ -33,7 +37,7 @@ def companion_paths(
         The companion product.
     main_path : `pathlib.Path`
         The main product's file.
-    stem : `str`
+    stem : `tuple` [`str`, ...]
         Stem of the main file's name.
     main : `ProductFile` or `None`
         Summary of the main file (`None` if it could not be read; then only
@@ -55,7 +59,7 @@ def companion_paths(
                 # wrote for a temporary file) cannot be this companion.
                 if match is not None and match[0].name == companion.name:
                     candidates.append(main_path.parent / name)
-    candidates.extend(main_path.parent / f"{stem}{suffix}" for suffix in companion.suffixes)
+    candidates.extend(main_path.parent / name for name in companion.file_names(stem))
     return list(dict.fromkeys(candidates))
 
 
@@ -99,6 +103,10 @@ def check_companion(
     cause : `str` or `None`
         One line for the user.
     """
+    for card in companion_product.match_cards:
+        ours, theirs = companion.cards.get(card), main.cards.get(card)
+        if ours is not None and theirs is not None and ours != theirs:
+            return f"{card} = {ours!r} but {main.path.name} has {card} = {theirs!r}: not the same exposure"
     missing = sorted(set(main.datasets) - set(companion.datasets), key=_order)
     if missing:
         names = ", ".join(describe_dataset(companion_product, key) for key in missing)

@@ -12,9 +12,10 @@ from __future__ import annotations
 __all__ = ("HduLayout", "IngestPolicy", "ProductPolicy", "policy_for_instrument")
 
 import dataclasses
+import functools
 import re
+import string
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +32,47 @@ class HduLayout:
     """Where a product's datasets live inside its FITS file.
 
     Exactly one of `extname` and `index` is set: per-detector products name
-    each detector's HDU with `extname` (a template with a ``{detector}``
-    field), single-dataset products give the HDU `index`.
+    each detector's HDU with `extname`, a template with a ``{detector}``
+    (detector ID) or ``{detector_name}`` (its name in the camera
+    description) field; single-dataset products give the HDU `index`.
     """
 
     kind: str
     """``image`` or ``table``: the type of HDU a dataset is read from."""
 
     extname: str | None = None
-    """EXTNAME template with a ``{detector}`` field, e.g. ``DET1.CHIP{detector}``."""
+    """EXTNAME template, e.g. ``DET1.CHIP{detector}`` or ``{detector_name}``."""
 
     index: int | None = None
     """HDU index (0 is the primary) of the single dataset of a file."""
+
+    detector_card: str | None = None
+    """Card of a dataset's HDU that must hold its detector ID (DECam's
+    CCDNUM), checked on ingest."""
+
+    detector_names: Mapping[int, str] = dataclasses.field(default_factory=dict)
+    """Detector names by ID, from the camera description, for templates
+    with ``{detector_name}``."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "table"):
             raise ValueError(f"HDU kind must be 'image' or 'table', not {self.kind!r}")
         if (self.extname is None) == (self.index is None):
             raise ValueError("An HDU layout gives exactly one of 'extname' and 'index'")
-        if self.extname is not None and "{detector}" not in self.extname:
-            raise ValueError(f"EXTNAME template {self.extname!r} has no '{{detector}}' field")
+        if self.extname is not None:
+            fields = {name for _, name, _, _ in string.Formatter().parse(self.extname) if name is not None}
+            if len(fields) != 1 or not fields <= {"detector", "detector_name"}:
+                raise ValueError(
+                    f"EXTNAME template {self.extname!r} needs exactly one '{{detector}}' or "
+                    "'{detector_name}' field"
+                )
+            if self.uses_names and not self.detector_names:
+                raise ValueError(f"EXTNAME template {self.extname!r} needs the camera's detector names")
+
+    @property
+    def uses_names(self) -> bool:
+        """Whether the EXTNAME template holds detector names, not IDs."""
+        return self.extname is not None and "{detector_name}" in self.extname
 
     def extname_for(self, detector: int) -> str:
         """Return the EXTNAME of a detector's HDU.
@@ -63,10 +85,12 @@ class HduLayout:
         Returns
         -------
         extname : `str`
-            The name, e.g. ``DET1.CHIP3``.
+            The name, e.g. ``DET1.CHIP3`` or ``N15``.
         """
         if self.extname is None:
             raise TypeError("This layout selects its HDU by index, not by detector")
+        if self.uses_names:
+            return self.extname.format(detector_name=self.detector_names[detector])
         return self.extname.format(detector=detector)
 
     def detector_of(self, extname: str) -> int | None:
@@ -84,13 +108,22 @@ class HduLayout:
             Detector ID.
         """
         match = self._extname_pattern.fullmatch(extname.strip())
-        return int(match.group(1)) if match else None
+        if match is None:
+            return None
+        if self.uses_names:
+            return self._ids_by_name.get(match.group(1))
+        return int(match.group(1))
+
+    @functools.cached_property
+    def _ids_by_name(self) -> dict[str, int]:
+        return {name: detector for detector, name in self.detector_names.items()}
 
     @property
     def _extname_pattern(self) -> re.Pattern[str]:
         assert self.extname is not None
-        prefix, _, suffix = self.extname.partition("{detector}")
-        return re.compile(re.escape(prefix) + r"(\d+)" + re.escape(suffix))
+        field = "{detector_name}" if self.uses_names else "{detector}"
+        prefix, _, suffix = self.extname.partition(field)
+        return re.compile(re.escape(prefix) + (r"(.+)" if self.uses_names else r"(\d+)") + re.escape(suffix))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +140,16 @@ class ProductPolicy:
     """Fully-qualified name of the formatter that reads the datasets."""
 
     patterns: tuple[str, ...]
-    """File-name patterns, each ``*`` followed by the suffix that identifies
-    the product (e.g. ``*_st_conf.fit``); what the ``*`` matches is the stem
-    that relates a file to its companions."""
+    """File-name patterns: literal text and ``*`` wildcards, e.g.
+    ``*_st_conf.fit`` or ``*_oow_*.fits.fz``.  What the wildcards match is
+    the *stem* that relates a file to its companions, whose names are the
+    companion's patterns with the same stem filled in."""
 
     hdu: HduLayout
+    unit: str | None = None
+    """Unit of the pixel values (astropy string, e.g. ``adu``, ``adu-2``),
+    `None` for dimensionless maps (confidence, quality masks)."""
+
     companion_of: str | None = None
     """Product that defines the exposure this one belongs to; `None` for a
     product that defines its own exposure."""
@@ -123,6 +161,10 @@ class ProductPolicy:
     same_shape: bool = False
     """Whether the companion's pixel grid must equal the main product's."""
 
+    match_cards: tuple[str, ...] = ()
+    """Primary-header cards that must have the same value in the companion
+    as in the main file (e.g. DECam's EXPNUM), where both have them."""
+
     warn_if_missing: bool = False
     """Whether a main product without this companion gets a warning."""
 
@@ -131,12 +173,14 @@ class ProductPolicy:
         """Whether the file holds one dataset per detector."""
         return "detector" in self.dimensions
 
-    @property
-    def suffixes(self) -> tuple[str, ...]:
-        """The file-name suffixes of `patterns`."""
-        return tuple(pattern[1:] for pattern in self.patterns)
+    @functools.cached_property
+    def _regexes(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(
+            re.compile("(.+?)".join(re.escape(part) for part in pattern.split("*")))
+            for pattern in self.patterns
+        )
 
-    def stem_of(self, filename: str) -> str | None:
+    def stem_of(self, filename: str) -> tuple[str, ...] | None:
         """Return the stem of a file name of this product, or `None` if the
         name matches none of the patterns.
 
@@ -147,13 +191,35 @@ class ProductPolicy:
 
         Returns
         -------
-        stem : `str` or `None`
-            What the ``*`` of the matching pattern stands for.
+        stem : `tuple` [`str`, ...] or `None`
+            What the wildcards of the first matching pattern stand for.
         """
-        for suffix in self.suffixes:
-            if filename.endswith(suffix) and len(filename) > len(suffix):
-                return filename[: -len(suffix)]
+        for regex in self._regexes:
+            match = regex.fullmatch(filename)
+            if match is not None:
+                return match.groups()
         return None
+
+    def file_names(self, stem: tuple[str, ...]) -> list[str]:
+        """Return the names a file of this product with ``stem`` may have.
+
+        Parameters
+        ----------
+        stem : `tuple` [`str`, ...]
+            Stem of a related file (as `stem_of` returns it).
+
+        Returns
+        -------
+        names : `list` [`str`]
+            One name per pattern with as many wildcards as the stem has
+            parts, in policy order.
+        """
+        names = []
+        for pattern in self.patterns:
+            parts = pattern.split("*")
+            if len(parts) == len(stem) + 1:
+                names.append(parts[0] + "".join(s + p for s, p in zip(stem, parts[1:], strict=True)))
+        return names
 
     def dataset_type(self, universe: DimensionUniverse) -> DatasetType:
         """Return the dataset type of this product.
@@ -208,13 +274,23 @@ class IngestPolicy:
         ------
         ValueError
             Raised if the file is inconsistent (unknown keys, a companion of
-            an unknown product, a pattern that is not ``*<suffix>``, a suffix
-            claimed by two products).
+            an unknown product, a malformed pattern, a pattern claimed by
+            two products, companions whose patterns have another number of
+            wildcards than their main product's).
+
+        Notes
+        -----
+        EXTNAME templates with ``{detector_name}`` take the names from the
+        camera description next to the policy (``camera.yaml``).
         """
+        path = Path(path)
         with open(path) as stream:
             data: dict[str, Any] = yaml.safe_load(stream)
+        detector_names = _read_detector_names(path.parent / "camera.yaml")
         try:
-            products = {name: _read_product(name, fields) for name, fields in data.pop("products").items()}
+            products = {
+                name: _read_product(name, fields, detector_names) for name, fields in data.pop("products").items()
+            }
             policy = cls(products=products, **data)
         except (KeyError, TypeError) as err:
             # Missing or unknown keys, named by the dataclass constructors.
@@ -233,18 +309,24 @@ class IngestPolicy:
                     )
                 if main.dimensions != product.dimensions:
                     raise ValueError(f"{product.name}: dimensions differ from those of {main.name}")
-            elif product.reference_card or product.same_shape or product.warn_if_missing:
+                wildcards = {pattern.count("*") for pattern in (*main.patterns, *product.patterns)}
+                if len(wildcards) != 1:
+                    raise ValueError(
+                        f"{product.name}: its patterns and those of {main.name} must have the same number "
+                        "of wildcards, for one stem to name both"
+                    )
+            elif product.reference_card or product.same_shape or product.match_cards or product.warn_if_missing:
                 raise ValueError(f"{product.name}: only companion products have companion settings")
             if product.per_detector != (product.hdu.extname is not None):
                 raise ValueError(
                     f"{product.name}: per-detector products name HDUs by extname, others by index"
                 )
-            for suffix in product.suffixes:
-                if suffix in seen:
-                    raise ValueError(f"Suffix {suffix!r} claimed by both {seen[suffix]} and {product.name}")
-                seen[suffix] = product.name
+            for pattern in product.patterns:
+                if pattern in seen:
+                    raise ValueError(f"Pattern {pattern!r} claimed by both {seen[pattern]} and {product.name}")
+                seen[pattern] = product.name
 
-    def classify(self, filename: str) -> tuple[ProductPolicy, str] | None:
+    def classify(self, filename: str) -> tuple[ProductPolicy, tuple[str, ...]] | None:
         """Return the product a file name belongs to and its stem.
 
         Parameters
@@ -254,14 +336,16 @@ class IngestPolicy:
 
         Returns
         -------
-        match : `tuple` [`ProductPolicy`, `str`] or `None`
+        match : `tuple` [`ProductPolicy`, `tuple` [`str`, ...]] or `None`
             The product and stem, or `None` if no pattern matches.  If the
-            suffixes of several products match, the longest wins.
+            patterns of several products match, the one with the most
+            literal text (the shortest stem) wins: ``x_st_conf.fit`` is a
+            confidence map although ``*_st*.fit`` would match it too.
         """
-        best: tuple[ProductPolicy, str] | None = None
+        best: tuple[ProductPolicy, tuple[str, ...]] | None = None
         for product in self.products.values():
             stem = product.stem_of(filename)
-            if stem is not None and (best is None or len(stem) < len(best[1])):
+            if stem is not None and (best is None or _length(stem) < _length(best[1])):
                 best = (product, stem)
         return best
 
@@ -286,22 +370,40 @@ class IngestPolicy:
         return [p for p in self.products.values() if p.companion_of == main.name]
 
 
-def _read_product(name: str, fields: Mapping[str, Any]) -> ProductPolicy:
+def _length(stem: tuple[str, ...]) -> int:
+    return sum(len(part) for part in stem)
+
+
+def _read_product(name: str, fields: Mapping[str, Any], detector_names: Mapping[int, str]) -> ProductPolicy:
     fields = dict(fields)
     patterns = tuple(fields.pop("patterns"))
     for pattern in patterns:
-        if not pattern.startswith("*") or any(c in pattern[1:] for c in "*?["):
-            raise ValueError(f"{name}: pattern {pattern!r} is not '*' followed by a literal suffix")
+        if "*" not in pattern or any(c in pattern for c in "?[]") or "**" in pattern:
+            raise ValueError(f"{name}: pattern {pattern!r} is not literal text with single '*' wildcards")
+    hdu = dict(fields.pop("hdu"))
+    if "{detector_name}" in hdu.get("extname", ""):
+        hdu["detector_names"] = detector_names
     return ProductPolicy(
         name=name,
         dimensions=tuple(fields.pop("dimensions")),
         patterns=patterns,
-        hdu=HduLayout(**fields.pop("hdu")),
+        hdu=HduLayout(**hdu),
+        match_cards=tuple(fields.pop("match_cards", ())),
         **fields,
     )
 
 
-@cache
+def _read_detector_names(path: Path) -> dict[int, str]:
+    """Return the detector names of a camera description (without the cost
+    of building the camera)."""
+    if not path.is_file():
+        return {}
+    with open(path) as stream:
+        detectors = yaml.safe_load(stream).get("detectors", {})
+    return {int(detector): str(fields["name"]) for detector, fields in detectors.items()}
+
+
+@functools.cache
 def policy_for_instrument(instrument: str) -> IngestPolicy:
     """Return the dataset policy of an instrument (read once per process).
 

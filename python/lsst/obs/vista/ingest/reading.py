@@ -14,6 +14,7 @@ __all__ = ("HduSummary", "ProductFile", "ReadFailure", "read_product_file")
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
@@ -47,6 +48,10 @@ class ProductFile:
 
     records: ExposureRecords | None
     """Dimension records, for a product that defines its exposure."""
+
+    cards: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Values of the cards that pair companions with their main file
+    (`ProductPolicy.match_cards`), where present."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +88,8 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
         hdus = scan_hdus(path)
         datasets = _find_datasets(product, hdus)
         reference_cards = [c.reference_card for c in policy.companions_of(product) if c.reference_card]
+        companions = policy.companions_of(product) if product.companion_of is None else [product]
+        match_cards = {card for companion in companions for card in companion.match_cards}
         summaries = {
             key: HduSummary(
                 shape=hdu.shape,
@@ -91,6 +98,8 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
             for key, hdu in datasets.items()
         }
         first = hdus[min(hdu.index for hdu in datasets.values())]
+        merged = MergedHeader(hdus[0], first)
+        cards = {card: merged[card] for card in match_cards if merged.get(card) is not None}
         translator = MetadataTranslator.translators[instrument]
         records = None
         if product.companion_of is None:
@@ -101,12 +110,12 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
                 union_region(regions.values()),
             )
         else:
-            _check_instrument(translator, MergedHeader(hdus[0], first), path, instrument)
+            _check_instrument(translator, merged, path, instrument)
     except Exception as err:
         # Whatever is wrong with one file (unreadable, malformed cards, a
         # translation that fails) must not stop the others.
         return ReadFailure(path, product_name, _one_line(err))
-    return ProductFile(path=path, product=product_name, datasets=summaries, records=records)
+    return ProductFile(path=path, product=product_name, datasets=summaries, records=records, cards=cards)
 
 
 def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | None, HduHeader]:
@@ -128,6 +137,11 @@ def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | 
             raise ValueError(f"extension {hdu.extname} is not a 2-d {layout.kind} HDU")
         if detector in datasets:
             raise ValueError(f"extension {hdu.extname} appears twice")
+        if layout.detector_card is not None and hdu.get(layout.detector_card) != detector:
+            raise ValueError(
+                f"extension {hdu.extname} has {layout.detector_card} = {hdu.get(layout.detector_card)!r}, "
+                f"not {detector}"
+            )
         datasets[detector] = hdu
     if not datasets:
         raise ValueError(f"missing extensions: no {layout.kind} HDU named {layout.extname}")

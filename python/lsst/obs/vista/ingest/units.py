@@ -23,7 +23,8 @@ class Candidate:
     product: str
     """Dataset type name of the product."""
 
-    stem: str
+    stem: tuple[str, ...]
+    """What the wildcards of the product's file-name pattern matched."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,12 +1,16 @@
 """Assembly of exposures from reduced images: `VistaIsrTask` for CASU VIRCAM
-products, on an instrument-independent core (`ExposureAssemblyTask`) whose
-variance model, quality-mask decoder and noise check are retargetable."""
+products and `DecamCpIsrTask` for DECam Community Pipeline instcal trios, on
+one instrument-independent core (`ExposureAssemblyTask`) whose variance
+model, quality-mask decoder and noise check are retargetable."""
 
 from .assembly import *
 from .background import *
 from .casu import *
+from .cp import *
+from .cp_task import *
 from .masks import *
 from .noise_check import *
 from .parameters import *
 from .task import *
 from .variance import *
+from .wcs import *

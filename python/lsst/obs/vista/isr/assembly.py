@@ -200,7 +200,7 @@ class ExposureAssemblyTask(Task):
         )
         del relative_weight
         if quality is not None:
-            for plane, pixels in self.qualityMask.decode(quality.array).items():
+            for plane, pixels in self.qualityMask.decode(quality.array, quality.metadata).items():
                 set_plane(mask, plane, pixels)
                 flagged |= pixels
                 if plane == "NO_DATA":

@@ -55,6 +55,16 @@ class BackgroundStatisticsConfig(pexConfig.Config):
         default=200,
         check=lambda value: value > 0,
     )
+    backgroundFilterSize = pexConfig.Field[int](
+        doc=(
+            "Side (pixels) of the running median that is the local background; 0 takes the cell's median "
+            "as a constant background.  Where the wings of bright sources fill a cell (cutouts of ~100 "
+            "pixels around a bright star), only a running median follows them; 11 pixels left the noise "
+            "ratios of the real DECam CP cutouts within 0.99-1.07, the range measured independently."
+        ),
+        default=0,
+        check=lambda value: value == 0 or (value >= 3 and value % 2 == 1),
+    )
 
     def measure(
         self,
@@ -87,6 +97,7 @@ class BackgroundStatisticsConfig(pexConfig.Config):
             threshold=self.threshold,
             grow=self.grow,
             min_pixels=self.minPixels,
+            filter_size=self.backgroundFilterSize,
         )
 
 
@@ -203,6 +214,7 @@ def cell_residuals(
     threshold: float = 3.0,
     grow: int = 4,
     min_pixels: int = 100,
+    filter_size: int = 0,
 ) -> CellResiduals | None:
     """Return the source-free, background-subtracted pixels of one cell.
 
@@ -232,6 +244,9 @@ def cell_residuals(
         Detections are grown by this many pixels (square) to cover wings.
     min_pixels : `int`
         Minimum number of background pixels for a result.
+    filter_size : `int`
+        Side of the running median taken as the background; 0 for the
+        median of the cell's background pixels, a constant.
 
     Returns
     -------
@@ -241,14 +256,17 @@ def cell_residuals(
     Notes
     -----
     The cell is processed with a margin of ``grow`` plus three smoothing
-    sigmas so that sources just outside it are detected and their wings
-    masked inside it.  Detection runs on residuals from the median of all
-    good pixels (sources raise it by a fraction of the noise, which the
-    threshold absorbs); the background returned is the median of the pixels
-    left.
+    sigmas (and half the running median) so that sources just outside it are
+    detected and their wings masked inside it.  With a constant background,
+    detection runs on residuals from the median of all good pixels (sources
+    raise it by a fraction of the noise, which the threshold absorbs) and the
+    background returned is the median of the pixels left.  With a running
+    median, unusable pixels are first filled with the median of the usable
+    ones; detection and residuals both use the running median, and the
+    background returned is its median over the background pixels.
     """
     ny, nx = image.shape
-    margin = grow + int(np.ceil(3 * smoothing_sigma))
+    margin = grow + int(np.ceil(3 * smoothing_sigma)) + filter_size // 2
     outer_y = slice(max(cell[0].start - margin, 0), min(cell[0].stop + margin, ny))
     outer_x = slice(max(cell[1].start - margin, 0), min(cell[1].stop + margin, nx))
     inner = (
@@ -265,7 +283,11 @@ def cell_residuals(
         np.divide(np.float32(1.0), factor, out=factor, where=usable)
     if np.count_nonzero(usable[inner]) < min_pixels:
         return None
-    residual = _residual(pixels, float(np.median(pixels[usable])), factor, usable)
+    local: np.ndarray | None = None
+    if filter_size > 0:
+        filled = np.where(usable, pixels, np.float32(np.median(pixels[usable])))
+        local = ndimage.median_filter(filled, size=filter_size, mode="reflect")
+    residual = _residual(pixels, local if local is not None else float(np.median(pixels[usable])), factor, usable)
     smoothed = ndimage.gaussian_filter(residual, smoothing_sigma, mode="constant")
     detected = smoothed > threshold * _iqr_sigma(smoothed[usable])
     if grow > 0:
@@ -273,18 +295,22 @@ def cell_residuals(
     background_pixels = usable & ~detected
     if np.count_nonzero(background_pixels[inner]) < min_pixels:
         return None
-    background = float(np.median(pixels[background_pixels]))
-    residual = _residual(pixels, background, factor, background_pixels)[inner]
+    if local is not None:
+        background = float(np.median(local[background_pixels]))
+        residual = _residual(pixels, local, factor, background_pixels)[inner]
+    else:
+        background = float(np.median(pixels[background_pixels]))
+        residual = _residual(pixels, background, factor, background_pixels)[inner]
     residual[~background_pixels[inner]] = np.nan
     return CellResiduals(y=cell[0], x=cell[1], background=background, residuals=residual)
 
 
 def _residual(
-    pixels: np.ndarray, background: float, factor: np.ndarray | None, usable: np.ndarray
+    pixels: np.ndarray, background: float | np.ndarray, factor: np.ndarray | None, usable: np.ndarray
 ) -> np.ndarray:
     """Background-subtracted, normalised pixels; zero where not usable so that
     smoothing does not spread masked values."""
-    residual = np.subtract(pixels, np.float32(background), dtype=np.float32)
+    residual = np.subtract(pixels, np.asarray(background, dtype=np.float32), dtype=np.float32)
     if factor is not None:
         residual *= factor
     residual[~usable] = 0.0

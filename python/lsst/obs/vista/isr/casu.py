@@ -10,37 +10,26 @@ from __future__ import annotations
 
 __all__ = (
     "casu_noise_parameters",
-    "casu_sky_projection",
     "catalogue_source_mask",
     "describe_casu_image",
 )
 
 import math
-import re
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import astropy.units as u
-import astropy.wcs
 import numpy as np
 from astro_metadata_translator import ObservationInfo
-from astropy.io import fits
 from astropy.table import Table
 
-from lsst.images import Box, SkyProjection
-from lsst.images.cameras import Detector
+from lsst.images import Box
 
 from ..camera import CameraDescription, DetectorDescription
 from ..translators import VircamTranslator
 from .assembly import ExposureDescription, photometric_scaling_from_zero_point
 from .parameters import NoiseParameters
-
-_WCS_CARD = re.compile(
-    r"(WCSAXES|CTYPE[12]|CUNIT[12]|CRVAL[12]|CRPIX[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|PV[12]_\d+"
-    r"|RADESYS|EQUINOX|LONPOLE|LATPOLE)"
-)
-
+from .wcs import sky_projection_from_header
 
 def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
     r"""Return the noise parameters of a CASU image.
@@ -72,38 +61,6 @@ def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescrip
         sky_level=float(sky_level) if sky_level is not None else None,
         sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
     )
-
-
-def casu_sky_projection(metadata: Mapping[str, Any], detector: Detector, bbox: Box) -> SkyProjection:
-    """Return the sky projection of the header's WCS (ZPN for CASU).
-
-    Parameters
-    ----------
-    metadata : `~collections.abc.Mapping`
-        Merged header.
-    detector : `lsst.images.cameras.Detector`
-        Detector whose frame the projection maps from.
-    bbox : `lsst.images.Box`
-        Bounding box of the image; FITS pixel (1, 1) is its first pixel.
-
-    Returns
-    -------
-    projection : `lsst.images.SkyProjection`
-        The header's celestial WCS.  Only the standard WCS cards are used:
-        CASU also writes the pre-standard ``PROJPn`` copies of ``PV2_n`` and
-        the deprecated ``RADECSYS``, which is renamed ``RADESYS``.
-    """
-    header = fits.Header()
-    for key, value in metadata.items():
-        if _WCS_CARD.fullmatch(key):
-            header[key] = value
-    if "RADESYS" not in header and "RADECSYS" in metadata:
-        header["RADESYS"] = str(metadata["RADECSYS"]).strip()
-    with warnings.catch_warnings():
-        # astropy notes the CD matrix supersedes absent CDELT; nothing to fix.
-        warnings.simplefilter("ignore", astropy.wcs.FITSFixedWarning)
-        fits_wcs = astropy.wcs.WCS(header)
-    return SkyProjection.from_fits_wcs(fits_wcs, pixel_frame=detector.frame, x0=bbox.x.start, y0=bbox.y.start)
 
 
 def describe_casu_image(
@@ -193,7 +150,7 @@ def describe_casu_image(
         obs_info=obs_info,
         detector=detector,
         band=band,
-        sky_projection=casu_sky_projection(metadata, detector, bbox),
+        sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["SEEING"]),
         photometric_scaling=scaling,
         noise=casu_noise_parameters(metadata, detector_description),

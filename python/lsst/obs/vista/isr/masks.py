@@ -13,7 +13,7 @@ __all__ = (
 )
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -227,13 +227,16 @@ class QualityMaskTask(Task):
         """Planes this decoder needs beyond the standard ones."""
         return [MaskPlane(name, description) for name, description in self.config.extraPlanes.items()]
 
-    def decode(self, quality: np.ndarray) -> Mapping[str, np.ndarray]:
+    def decode(self, quality: np.ndarray, metadata: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
         """Return the pixels to set in each plane.
 
         Parameters
         ----------
         quality : `numpy.ndarray` [`int`]
             The quality mask as read.
+        metadata : `~collections.abc.Mapping`
+            Its header, for decoders whose convention depends on it (the
+            DECam CP's PLVER); unused here.
 
         Returns
         -------
