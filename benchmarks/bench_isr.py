@@ -101,7 +101,9 @@ def main() -> None:
     Vircam().applyConfigOverrides("isr", config)
     task = VistaIsrTask(config=config)
 
-    with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks" / "output") as scratch:
+    output = ROOT / "benchmarks" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=output) as scratch:
         work = Path(scratch)
         detectors = tuple(range(1, args.detectors + 1))
         start = time.perf_counter()

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The worked example, with the same commands a user of the LSST stack types:
-# synthetic VIRCAM CASU products (built on real CASU headers, known truth) are
-# ingested into an embedded SQLite butler repository and assembled by
-# VistaIsrTask through `pipetask run`; then the results are summarised and one
-# exposure is exported in the afw FITS layout.
+# synthetic VIRCAM CASU products (built on real CASU headers, known truth) and
+# the bundled real DECam Community Pipeline instcal trios are ingested into an
+# embedded SQLite butler repository and assembled by VistaIsrTask and
+# DecamCpIsrTask through `pipetask run`; then the results are summarised and
+# one exposure is exported in the afw FITS layout.
 #
 # Usage: bin/run_demo.sh [REPO]   (default: demo_repo; data go to demo_data/)
 # Every step is safe to repeat: ingest skips what is already there and each
@@ -40,6 +41,15 @@ run pipetask --log-level lsst.obs.vista=INFO run -b "$repo" -i VIRCAM/defaults -
 
 step "What came out: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
 run butler summarize-isr "$repo" --collections u/demo/vircam
+
+step "Ingest the real DECam CP instcal trios (ooi image, oow weight, ood mask; one is fpack-compressed)"
+run butler ingest-instcal "$repo" tests/data/decam_cp --transfer direct --processes "$jobs"
+run butler query-datasets "$repo" --collections DECam/defaults cp_image
+
+step "Assemble post_isr_image with DecamCpIsrTask (variance = 1/weight, DQ codes by PLVER, TPV WCS)"
+run pipetask --log-level lsst.obs.vista=INFO run -b "$repo" -i DECam/defaults -o u/demo/decam \
+    -p pipelines/DECam/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
+run butler summarize-isr "$repo" --collections u/demo/decam
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \

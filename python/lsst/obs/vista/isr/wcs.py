@@ -41,6 +41,15 @@ def sky_projection_from_header(metadata: Mapping[str, Any], detector: Detector, 
         WCS cards are used: CASU also writes the pre-standard ``PROJPn``
         copies of ``PV2_n``, IRAF the ``WAT*`` cards, and the deprecated
         ``RADECSYS`` is used only where ``RADESYS`` is absent.
+
+    Notes
+    -----
+    lsst-images (like afw before it) takes the celestial coordinates of
+    every WCS to be ICRS.  CASU and the DECam CP label theirs FK5 J2000, a
+    label inherited from older software: their solutions are fitted to
+    2MASS and Gaia, which are ICRS catalogues.  So the coordinate values are
+    kept as they are, not transformed by the FK5-to-ICRS rotation (tens of
+    milliarcseconds), which would move every source by that much.
     """
     header = fits.Header()
     for key, value in metadata.items():
