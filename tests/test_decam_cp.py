@@ -147,9 +147,8 @@ def test_missing_member_is_named_and_orphans_are_reported(tmp_path, caplog):
     (line,) = [line for line in log.splitlines() if line.startswith(f"WARNING: {image}: ")]
     assert "no cp_mask (looked for " in line and mask_name in line and line.endswith("ingested without it")
     weight = batch / orphan.name.replace("_ooi_", "_oow_")
-    assert report.failed == {
-        weight: f"not ingested: no cp_image in this batch to pair it with (looked for {orphan.name} and variants)"
-    }
+    cause = f"not ingested: no cp_image in this batch to pair it with (looked for {orphan.name} and variants)"
+    assert report.failed == {weight: cause}
     with Butler.from_config(str(root), collections=CHAIN) as butler:
         assert len(butler.query_datasets("cp_image")) == 1
         assert len(butler.query_datasets("cp_weight")) == 1
@@ -255,7 +254,10 @@ def test_too_few_background_pixels_give_no_ratio(repo, caplog):
     config.noiseCheck.minPixels = 10**6
     image = next(p for p in IMAGES if "testcase6" in str(p))
     with Butler.from_config(str(repo), collections=CHAIN) as butler:
-        inputs = {role: butler.get(name, data_id_of(image)) for role, name in zip(("image", "weight"), ROLES.values())}
+        inputs = {
+            role: butler.get(name, data_id_of(image))
+            for role, name in zip(("image", "weight"), ROLES.values(), strict=False)
+        }
     with caplog.at_level(logging.WARNING):
         exposure = DecamCpIsrTask(config=config).run(**inputs, name=image.name).outputExposure
     assert exposure.metadata["NOISE_RATIO"] is None
@@ -270,7 +272,10 @@ def test_halved_weight_map_is_flagged_and_rescale_repairs_it(repo, rescale, capl
     config.noiseCheck.doRescale = rescale
     task = DecamCpIsrTask(config=config)
     with Butler.from_config(str(repo), collections=CHAIN) as butler:
-        inputs = {role: butler.get(name, data_id_of(image)) for role, name in zip(("image", "weight", "quality"), ROLES.values())}
+        inputs = {
+            role: butler.get(name, data_id_of(image))
+            for role, name in zip(("image", "weight", "quality"), ROLES.values(), strict=True)
+        }
     inputs["weight"].array[...] *= np.float32(0.5)
     with caplog.at_level(logging.WARNING):
         exposure = task.run(**inputs, name=image.name).outputExposure

@@ -24,7 +24,7 @@ from lsst.images import Box
 from lsst.sphgeom import LonLat, UnitVector3d
 
 from lsst.obs.vista.casu_headers import HEADER_DIR, read_header_dump
-from lsst.obs.vista.ingest import ProductIngester, IngestPolicy, IngestReport, policy_for_instrument
+from lsst.obs.vista.ingest import IngestPolicy, IngestReport, ProductIngester, policy_for_instrument
 from lsst.obs.vista.ingest.fits_scan import FitsStructureError, HduHeader, MergedHeader, scan_hdus
 from lsst.obs.vista.sim import (
     SimulatedStack,

@@ -119,12 +119,18 @@ def test_decam_camera_agrees_with_cp_headers():
 def test_decam_registers_62_ccds(tmp_path):
     subprocess.run([BUTLER, "create", str(tmp_path)], check=True, capture_output=True)
     subprocess.run(
-        [BUTLER, "register-instrument", str(tmp_path), "lsst.obs.vista.DecamCp"], check=True, capture_output=True
+        [BUTLER, "register-instrument", str(tmp_path), "lsst.obs.vista.DecamCp"],
+        check=True,
+        capture_output=True,
     )
     butler = Butler.from_config(str(tmp_path))
-    detectors = {d.id: d.full_name for d in butler.registry.queryDimensionRecords("detector", instrument="DECam")}
+    detectors = {
+        d.id: d.full_name for d in butler.registry.queryDimensionRecords("detector", instrument="DECam")
+    }
     assert len(detectors) == 62
     assert detectors[1] == "S29" and detectors[46] == "N15" and detectors[62] == "N31"
-    bands = {f.name: f.band for f in butler.registry.queryDimensionRecords("physical_filter", instrument="DECam")}
+    bands = {
+        f.name: f.band for f in butler.registry.queryDimensionRecords("physical_filter", instrument="DECam")
+    }
     assert bands["z DECam SDSS c0004 9260.0 1520.0"] == "z"
     assert bands["Y DECam c0005 10095.0 1130.0"] == "y"

@@ -37,7 +37,9 @@ def test_every_header_translates_to_its_cards(name):
     dit_ndit = header["ESO DET DIT"] * header["ESO DET NDIT"]
     assert info.exposure_time.to_value(u.s) >= dit_ndit
     assert info.ext_flux_exposure_time == header["EXPTIME"]
-    assert (info.datetime_end - info.datetime_begin).to_value(u.s) == pytest.approx(info.exposure_time.to_value(u.s))
+    assert (info.datetime_end - info.datetime_begin).to_value(u.s) == pytest.approx(
+        info.exposure_time.to_value(u.s)
+    )
     if "ESO INS FILT1 NAME" in header:
         assert info.physical_filter == "VIRCAM-" + header["ESO INS FILT1 NAME"].strip()
     if "ESO DET CHIP NO" in header:
@@ -130,7 +132,10 @@ def test_product_from_file_name_when_header_is_silent():
 def test_astrometadata_command_uses_the_plugin(tmp_path):
     path = tmp_path / "v20120924_00582_st.fit"
     fits.HDUList(
-        [fits.PrimaryHDU(header=read_header_dump("4_cell7")), fits.ImageHDU(header=read_header_dump("4_cell8"))]
+        [
+            fits.PrimaryHDU(header=read_header_dump("4_cell7")),
+            fits.ImageHDU(header=read_header_dump("4_cell8")),
+        ]
     ).writeto(path, output_verify="silentfix")
     bindir = __import__("pathlib").Path(sys.executable).parent
     result = subprocess.run(

@@ -22,7 +22,12 @@ import astropy.units as u
 import numpy as np
 import starlink.Ast as Ast
 import yaml
+
 from lsst.images import Box
+
+# lsst-images builds CameraFrameSet only from an AST FrameSet wrapped by its
+# own astshim/starlink-pyast bridge; there is no public factory yet.
+from lsst.images._transforms._ast import FrameSet as _BridgeFrameSet
 from lsst.images.cameras import (
     Amplifier,
     Detector,
@@ -33,10 +38,6 @@ from lsst.images.cameras import (
 )
 from lsst.images.cameras._amplifier import AmplifierCalibrations
 from lsst.images.cameras._camera_frame_set import CameraFrameSet
-
-# lsst-images builds CameraFrameSet only from an AST FrameSet wrapped by its
-# own astshim/starlink-pyast bridge; there is no public factory yet.
-from lsst.images._transforms._ast import FrameSet as _BridgeFrameSet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,9 +111,7 @@ class CameraDescription:
             int(detector_id): DetectorDescription(id=int(detector_id), **fields)
             for detector_id, fields in data["detectors"].items()
         }
-        filters = {
-            entry["physical_filter"]: FilterDescription(**entry) for entry in data["filters"]
-        }
+        filters = {entry["physical_filter"]: FilterDescription(**entry) for entry in data["filters"]}
         return cls(
             instrument=data["instrument"],
             pixel_size=float(data["pixel_size"]),

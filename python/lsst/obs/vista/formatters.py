@@ -20,6 +20,7 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+
 from lsst.daf.butler import FormatterV2
 from lsst.images import Box, Image
 

@@ -88,7 +88,11 @@ class PolicyInstrument(Instrument):
             for physical_filter in camera.filters.values():
                 registry.syncDimensionData(
                     "physical_filter",
-                    {"instrument": name, "name": physical_filter.physical_filter, "band": physical_filter.band},
+                    {
+                        "instrument": name,
+                        "name": physical_filter.physical_filter,
+                        "band": physical_filter.band,
+                    },
                     update=update,
                 )
             registry.syncDimensionData(

@@ -7,8 +7,10 @@ __all__ = ("ingest_casu", "ingest_instcal")
 from collections.abc import Callable
 
 import click
+
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 from lsst.daf.butler.cli.utils import ButlerCommand
+
 
 def _ingest_options(command: Callable) -> Callable:
     for option in reversed(
@@ -23,7 +25,9 @@ def _ingest_options(command: Callable) -> Callable:
     return command
 
 
-def _run(instruments: tuple[str, ...], repo: str, locations: tuple[str, ...], transfer: str, processes: int) -> None:
+def _run(
+    instruments: tuple[str, ...], repo: str, locations: tuple[str, ...], transfer: str, processes: int
+) -> None:
     # Imported when the command runs, not each time ``butler`` loads its
     # plugins to list the commands.
     from .script import ingest_products

@@ -15,7 +15,6 @@ from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_opt
 from lsst.daf.butler.cli.utils import ButlerCommand
 
 
-
 @click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerCommand)
 @repo_argument(required=True)
 @click.argument("directory", metavar="DIRECTORY")

@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = ("ingest_images", "main")
 
 import click
+
 from lsst.daf.butler.cli.cliLog import CliLog
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 

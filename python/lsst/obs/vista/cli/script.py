@@ -54,9 +54,9 @@ def ingest_products(
     ok = not assignments.pop(_UNMATCHED, [])
     with Butler.from_config(repo, writeable=True) as butler:
         for instrument, paths in assignments.items():
-            report = ProductIngester(butler, instrument=instrument, transfer=transfer, processes=processes).run(
-                paths
-            )
+            report = ProductIngester(
+                butler, instrument=instrument, transfer=transfer, processes=processes
+            ).run(paths)
             ok &= report.ok
     return ok
 

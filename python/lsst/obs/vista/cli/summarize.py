@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import click
+
 from lsst.daf.butler import Butler
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 from lsst.daf.butler.cli.utils import ButlerCommand
@@ -15,14 +16,21 @@ from lsst.daf.butler.cli.utils import ButlerCommand
 _PLANES = ("NO_DATA", "BAD", "SATURATED")
 
 
-@click.command(short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerCommand)
+@click.command(
+    short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerCommand
+)
 @repo_argument(required=True)
 @collections_option(required=True)
 @where_option()
 @click.option(
-    "--dataset-type", default="post_isr_image", show_default=True, help="Dataset type (storage class VisitImage)."
+    "--dataset-type",
+    default="post_isr_image",
+    show_default=True,
+    help="Dataset type (storage class VisitImage).",
 )
-def summarize_isr(repo: str, collections: tuple[str, ...], where: str, dataset_type: str, **kwargs: Any) -> None:
+def summarize_isr(
+    repo: str, collections: tuple[str, ...], where: str, dataset_type: str, **kwargs: Any
+) -> None:
     """Print one line per visit image in REPO's COLLECTIONS.
 
     Columns: data ID, band, NOISE_RATIO (robust background noise over the
@@ -44,7 +52,9 @@ def _fmt(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def summary_rows(repo: str, collections: Iterable[str], where: str, dataset_type: str) -> list[tuple[str, ...]]:
+def summary_rows(
+    repo: str, collections: Iterable[str], where: str, dataset_type: str
+) -> list[tuple[str, ...]]:
     """Return the summary table's rows.
 
     Parameters
@@ -71,7 +81,8 @@ def summary_rows(repo: str, collections: Iterable[str], where: str, dataset_type
             metadata = image.metadata
             mask = image.mask
             fractions = [
-                _fmt(100.0 * mask.get(plane).mean(), 2) if plane in mask.schema.names else "-" for plane in _PLANES
+                _fmt(100.0 * mask.get(plane).mean(), 2) if plane in mask.schema.names else "-"
+                for plane in _PLANES
             ]
             data_id = " ".join(f"{key}={value}" for key, value in ref.dataId.required.items())
             zero_point = metadata.get("ZERO_POINT_AB")

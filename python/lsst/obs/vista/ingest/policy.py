@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from lsst.daf.butler import DatasetType, DimensionUniverse
 
 from .._resources import POLICY_DIR
@@ -289,7 +290,8 @@ class IngestPolicy:
         detector_names = _read_detector_names(path.parent / "camera.yaml")
         try:
             products = {
-                name: _read_product(name, fields, detector_names) for name, fields in data.pop("products").items()
+                name: _read_product(name, fields, detector_names)
+                for name, fields in data.pop("products").items()
             }
             policy = cls(products=products, **data)
         except (KeyError, TypeError) as err:
@@ -315,7 +317,9 @@ class IngestPolicy:
                         f"{product.name}: its patterns and those of {main.name} must have the same number "
                         "of wildcards, for one stem to name both"
                     )
-            elif product.reference_card or product.same_shape or product.match_cards or product.warn_if_missing:
+            elif (
+                product.reference_card or product.same_shape or product.match_cards or product.warn_if_missing
+            ):
                 raise ValueError(f"{product.name}: only companion products have companion settings")
             if product.per_detector != (product.hdu.extname is not None):
                 raise ValueError(
@@ -323,7 +327,9 @@ class IngestPolicy:
                 )
             for pattern in product.patterns:
                 if pattern in seen:
-                    raise ValueError(f"Pattern {pattern!r} claimed by both {seen[pattern]} and {product.name}")
+                    raise ValueError(
+                        f"Pattern {pattern!r} claimed by both {seen[pattern]} and {product.name}"
+                    )
                 seen[pattern] = product.name
 
     def classify(self, filename: str) -> tuple[ProductPolicy, tuple[str, ...]] | None:

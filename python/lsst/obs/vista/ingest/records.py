@@ -12,6 +12,7 @@ from typing import Any
 import astropy.time
 import astropy.units as u
 from astro_metadata_translator import ObservationInfo
+
 from lsst.daf.butler import Timespan
 from lsst.sphgeom import ConvexPolygon
 

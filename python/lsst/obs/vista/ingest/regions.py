@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from astropy.wcs import Wcsprm
+
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 from .fits_scan import HduHeader
@@ -77,7 +78,7 @@ def detector_region(hdu: HduHeader, shape: tuple[int, int]) -> ConvexPolygon:
     ra, dec = world[:, wcs.lng], world[:, wcs.lat]
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise ValueError(f"the WCS of HDU {hdu.index} maps the image edges outside the sky")
-    return _hull(UnitVector3d(LonLat.fromDegrees(float(a), float(d))) for a, d in zip(ra, dec))
+    return _hull(UnitVector3d(LonLat.fromDegrees(float(a), float(d))) for a, d in zip(ra, dec, strict=True))
 
 
 def union_region(regions: Iterable[ConvexPolygon]) -> ConvexPolygon:

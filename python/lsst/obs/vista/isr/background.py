@@ -149,7 +149,7 @@ def robust_sigma(values: np.ndarray, iterations: int = 2) -> float:
     values = np.ravel(values)
     # The quartiles only seed the clipping, which the passes below refine
     # with the whole sample: a quarter of a large sample seeds as well.
-    seed = values[:: _SEED_STRIDE] if values.size >= _SEED_STRIDE * _MIN_SEED else values
+    seed = values[::_SEED_STRIDE] if values.size >= _SEED_STRIDE * _MIN_SEED else values
     q25, centre, q75 = np.percentile(seed, [25.0, 50.0, 75.0])
     sigma = float(q75 - q25) * _IQR_TO_SIGMA
     for _ in range(iterations):

@@ -31,6 +31,7 @@ from .assembly import ExposureDescription, photometric_scaling_from_zero_point
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
 
+
 def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
     r"""Return the noise parameters of a CASU image.
 

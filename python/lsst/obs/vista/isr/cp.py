@@ -58,7 +58,9 @@ def _mean_of_amplifiers(metadata: Mapping[str, Any], prefix: str) -> float | Non
     return sum(values) / len(values) if values else None
 
 
-def cp_noise_parameters(metadata: Mapping[str, Any], default_gain: float, default_read_noise: float) -> NoiseParameters:
+def cp_noise_parameters(
+    metadata: Mapping[str, Any], default_gain: float, default_read_noise: float
+) -> NoiseParameters:
     """Return the noise parameters of a CP instcal image.
 
     Parameters

@@ -37,7 +37,7 @@ class DecamCpIsrConnections(PipelineTaskConnections, dimensions=("instrument", "
         dimensions=("instrument", "exposure", "detector"),
     )
     weight = cT.PrerequisiteInput(
-        doc="CP weight map (oow: inverse variance).  Optional: without it the fallback variance model is used.",
+        doc="CP weight map (oow: inverse variance).  Optional: without it the fallback model applies.",
         name="cp_weight",
         storageClass="ImageV2",
         dimensions=("instrument", "exposure", "detector"),
@@ -130,7 +130,8 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
         """
         metadata: dict[str, Any] = dict(image.metadata)
         if name is None:
-            name = f"{metadata.get('DTNSANAM', metadata.get('FILENAME', 'image'))}[{metadata.get('EXTNAME', '')}]"
+            archive_name = metadata.get("DTNSANAM", metadata.get("FILENAME", "image"))
+            name = f"{archive_name}[{metadata.get('EXTNAME', '')}]"
         x0, y0 = cp_pixel_origin(metadata)
         bbox = Box.from_shape(image.array.shape, start=(y0, x0))
         image, weight, quality = (_on_ccd(plane, bbox) for plane in (image, weight, quality))

@@ -25,7 +25,6 @@ import numpy as np
 
 from .background import BackgroundStatisticsConfig, robust_sigma
 
-
 _PROFILE_STRIDE = 32
 """Rows (columns) between the samples of a column's (row's) depth profile:
 the profile is set by the jitter pattern, the same all along a column, so a

@@ -20,9 +20,7 @@ from astropy.coordinates import AltAz, Angle, EarthLocation
 
 # VISTA on Paranal, as written in every VIRCAM header (ESO TEL GEOLAT/GEOLON/
 # GEOELEV).  Fixed here so that translation never needs the network.
-_PARANAL_VISTA = EarthLocation.from_geodetic(
-    lon=-70.3976 * u.deg, lat=-24.6157 * u.deg, height=2530.0 * u.m
-)
+_PARANAL_VISTA = EarthLocation.from_geodetic(lon=-70.3976 * u.deg, lat=-24.6157 * u.deg, height=2530.0 * u.m)
 
 _TILE_NAME = re.compile(r"_st_tl(_conf|_cat)?\.fits?(\.fz)?$")
 _STACK_NAME = re.compile(r"_st(_conf|_cat)?\.fits?(\.fz)?$")
@@ -181,9 +179,7 @@ class VircamTranslator(FitsTranslator):
         return 1
 
     def _tile_pawprints(self) -> list[str]:
-        return [
-            str(value) for key, value in self._header.items() if re.fullmatch(r"PROV0*[1-9]\d*", key)
-        ]
+        return [str(value) for key, value in self._header.items() if re.fullmatch(r"PROV0*[1-9]\d*", key)]
 
     @cache_translation
     def to_ext_flux_exposure_time(self) -> float:
