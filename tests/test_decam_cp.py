@@ -276,6 +276,7 @@ def test_halved_weight_map_is_flagged_and_rescale_repairs_it(repo, rescale, capl
             role: butler.get(name, data_id_of(image))
             for role, name in zip(("image", "weight", "quality"), ROLES.values(), strict=True)
         }
+    delivered = inputs["weight"].array.copy()
     inputs["weight"].array[...] *= np.float32(0.5)
     with caplog.at_level(logging.WARNING):
         exposure = task.run(**inputs, name=image.name).outputExposure
@@ -286,12 +287,17 @@ def test_halved_weight_map_is_flagged_and_rescale_repairs_it(repo, rescale, capl
     remeasured = NoiseCheckTask(config=config.noiseCheck).run(
         exposure.image.array, exposure.variance.array, good, name="check"
     )
+    positive = delivered > 0
+    against_delivered = np.median(exposure.variance.array[positive] * delivered[positive])
     if rescale:
         assert exposure.metadata["VARIANCE_RESCALE"] == pytest.approx(ratio**2)
         assert remeasured.ratio == pytest.approx(1.0, abs=0.05)
+        # The rescale undoes the damage: back to 1/weight of the delivered map.
+        assert against_delivered == pytest.approx(1.0, abs=0.05)
     else:
         assert exposure.metadata["VARIANCE_RESCALE"] == 1.0
         assert remeasured.ratio == pytest.approx(ratio, rel=1e-6)
+        assert against_delivered == pytest.approx(2.0, rel=1e-6)
 
 
 def test_wcs_agrees_with_astropy_on_the_tpv_header_to_a_milliarcsecond(assembled):
@@ -381,3 +387,38 @@ def test_ingest_images_script_sends_each_file_to_its_instrument(tmp_path):
     with Butler.from_config(str(root)) as butler:
         assert len(butler.query_datasets("cp_image", collections="DECam/defaults")) == 2
         assert len(butler.query_datasets("casu_stack", collections="VIRCAM/defaults")) == 1
+
+
+def test_full_multi_ccd_trio_ingests_one_dataset_per_ccd(tmp_path, caplog):
+    """A full CP product holds every CCD, fpack-compressed: built here from a
+    real cutout trio by repeating its CCD under each of the 62 DETPOS/CCDNUM
+    pairs."""
+    names = {detector: d.name for detector, d in DecamCp.camera().detectors.items()}
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    source = DATA / "testcase4" / "c4d_170316_062107_ooi_z_ls9.N2.fits"
+    for role in ROLES:
+        member = source.with_name(source.name.replace("_ooi_", f"_{role}_"))
+        with fits.open(member) as hdus:
+            extensions = []
+            for detector, name in names.items():
+                hdu = fits.CompImageHDU(hdus[1].data, header=hdus[1].header.copy())
+                hdu.header["EXTNAME"] = hdu.header["DETPOS"] = name
+                hdu.header["CCDNUM"] = detector
+                extensions.append(hdu)
+            full = member.name.replace("_ls9.N2.fits", "_ls9.fits.fz")
+            fits.HDUList([fits.PrimaryHDU(header=hdus[0].header), *extensions]).writeto(batch / full)
+    root = tmp_path / "repo"
+    Butler.makeRepo(str(root))
+    report, _ = ingest_here(root, batch, caplog=caplog)
+    assert report.ok and report.n_datasets == 3 * 62
+    with Butler.from_config(str(root), collections=CHAIN) as butler:
+        for dataset_type in ROLES.values():
+            refs = butler.query_datasets(dataset_type)
+            assert sorted(ref.dataId["detector"] for ref in refs) == sorted(names)
+        regions = butler.query_dimension_records("visit_detector_region", instrument="DECam")
+        assert len(regions) == 62
+        written = batch / source.name.replace("_ls9.N2.fits", "_ls9.fits.fz")
+        with fits.open(written) as hdus:
+            read = butler.get("cp_image", detector=62, exposure=630780)
+            np.testing.assert_array_equal(read.array, hdus[names[62]].data)
