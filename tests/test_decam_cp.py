@@ -422,3 +422,11 @@ def test_full_multi_ccd_trio_ingests_one_dataset_per_ccd(tmp_path, caplog):
         with fits.open(written) as hdus:
             read = butler.get("cp_image", detector=62, exposure=630780)
             np.testing.assert_array_equal(read.array, hdus[names[62]].data)
+
+
+def test_butler_lists_ingest_instcal_with_its_options():
+    result = subprocess.run(
+        [BIN / "butler", "ingest-instcal", "--help"], capture_output=True, text=True, check=True
+    )
+    for text in ("--transfer", "--processes", "REPO", "PATH...", "ooi", "oow", "ood", "PRODTYPE"):
+        assert text in result.stdout
