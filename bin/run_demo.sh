@@ -36,7 +36,7 @@ run butler ingest-casu "$repo" "$data/vircam" --transfer symlink --processes "$j
 run butler query-datasets "$repo" --collections VIRCAM/defaults casu_stack
 
 step "Assemble post_isr_image with VistaIsrTask (image, mask, variance, WCS, PSF, zero point)"
-run pipetask --log-level lsst.obs.vista=INFO run -b "$repo" -i VIRCAM/defaults -o u/demo/vircam \
+run pipetask run -b "$repo" -i VIRCAM/defaults -o u/demo/vircam \
     -p pipelines/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
 
 step "What came out: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
@@ -47,7 +47,7 @@ run butler ingest-instcal "$repo" tests/data/decam_cp --transfer direct --proces
 run butler query-datasets "$repo" --collections DECam/defaults cp_image
 
 step "Assemble post_isr_image with DecamCpIsrTask (variance = 1/weight, DQ codes by PLVER, TPV WCS)"
-run pipetask --log-level lsst.obs.vista=INFO run -b "$repo" -i DECam/defaults -o u/demo/decam \
+run pipetask run -b "$repo" -i DECam/defaults -o u/demo/decam \
     -p pipelines/DECam/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
 run butler summarize-isr "$repo" --collections u/demo/decam
 

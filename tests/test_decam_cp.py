@@ -430,3 +430,22 @@ def test_butler_lists_ingest_instcal_with_its_options():
     )
     for text in ("--transfer", "--processes", "REPO", "PATH...", "ooi", "oow", "ood", "PRODTYPE"):
         assert text in result.stdout
+
+
+@pytest.mark.parametrize("transfer", ["symlink", "relsymlink", "hardlink", "copy"])
+def test_transfer_modes_put_the_trio_in_the_datastore(tmp_path, transfer):
+    root = tmp_path / "repo"
+    Butler.makeRepo(str(root))
+    batch = stage(tmp_path / "batch", [IMAGES[1]])
+    with Butler.from_config(str(root), writeable=True) as butler:
+        assert ProductIngester(butler, instrument="DECam", transfer=transfer).run([batch]).ok
+    with Butler.from_config(str(root), collections=CHAIN) as butler:
+        for role, dataset_type in ROLES.items():
+            stored = Path(butler.getURI(dataset_type, data_id_of(IMAGES[1])).ospath)
+            original = batch / IMAGES[1].name.replace("_ooi_", f"_{role}_")
+            assert stored.is_relative_to(root)
+            assert stored.is_symlink() == transfer.endswith("symlink")
+            assert stored.samefile(original) == (transfer != "copy")
+            np.testing.assert_array_equal(
+                butler.get(dataset_type, data_id_of(IMAGES[1])).array, fits.getdata(original, 1)
+            )

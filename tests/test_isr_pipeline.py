@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from click.testing import CliRunner
 from lsst.daf.butler import Butler
 from lsst.images import MaskedImage, VisitImage
@@ -166,3 +167,16 @@ def test_export_legacy_command(repo, tmp_path):
         legacy = MaskedImage.read_legacy(path, plane_map=legacy_plane_map(original.mask.schema))
         assert np.array_equal(legacy.variance.array, original.variance.array)
         assert legacy.mask.compare(original.mask) == {}
+        with fits.open(path) as hdus:
+            # Pixel values are ADU per DIT; the total integration is kept beside it.
+            assert hdus[0].header["EXPTIME"] == original.obs_info.ext_flux_exposure_time
+            assert hdus[0].header["EXPTOTAL"] == original.obs_info.exposure_time.to_value("s")
+    again = CliRunner().invoke(export_legacy, [*arguments, "--where", where])
+    assert again.exit_code == 1
+    assert (
+        f"{paths[0]} already exists (3 of the 3 files do); pass --overwrite to replace them." in again.output
+    )
+    empty = "instrument = 'VIRCAM' AND detector = 16"
+    nothing = CliRunner().invoke(export_legacy, [*arguments, "--where", empty])
+    assert nothing.exit_code == 1
+    assert f"No post_isr_image datasets matching {empty!r} in {DEFAULT_RUN}." in nothing.output

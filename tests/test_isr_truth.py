@@ -13,6 +13,7 @@ import pytest
 from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
+from lsst.images import Image
 from scipy import ndimage
 
 from isr_support import (
@@ -24,7 +25,7 @@ from isr_support import (
     vircam_config,
 )
 from lsst.obs.vista import Vircam, VistaIsrTask
-from lsst.obs.vista.isr import robust_sigma
+from lsst.obs.vista.isr import MetadataVarianceTask, robust_sigma
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
 CONFIDENCE_BINS = [(20, 40), (40, 60), (60, 80), (80, 95), (95, 105), (105, 130)]
@@ -203,3 +204,21 @@ def test_header_components(inputs, exposure):
     assert exposure.metadata["ZERO_POINT_AB"] == pytest.approx(zero_point)
     # The image is the stack as delivered: background not subtracted.
     assert np.array_equal(exposure.image.array, image.array)
+
+
+def test_metadata_model_without_skynoise_misses_exactly_the_resampling(inputs, sky_pixels):
+    """Strategy (c) from gain, read noise, SKYLEVEL and NICOMB alone: with no
+    measured SKYNOISE it cannot know the resampling factor k, so it predicts
+    the unresampled sky variance, 1/k times the truth."""
+    image, confidence, truth = inputs
+    metadata = {key: value for key, value in image.metadata.items() if key != "SKYNOISE"}
+    stripped = Image(image.array, unit=image.unit, metadata=metadata)
+    config = vircam_config()
+    config.variance.retarget(MetadataVarianceTask)
+    exposure = VistaIsrTask(config=config).run(stripped, confidence).outputExposure
+    assert exposure.metadata["VARIANCE_MODEL"] == "header metadata"
+    assert exposure.metadata["VARIANCE_RESAMPLING_K"] == 1.0
+    k = image.metadata["SKYNOISE"] ** 2 / exposure.metadata["VARIANCE_SKY_NOMINAL"]
+    assert 1.0 / k > 1.2, "resampling must matter for the test to tell"
+    ratio = np.median(exposure.variance.array[sky_pixels] / truth["variance"][sky_pixels])
+    assert ratio == pytest.approx(1.0 / k, rel=0.03)

@@ -6,7 +6,9 @@
 from lsst.obs.vista.isr import BackgroundVarianceTask, ConfidenceMapVarianceTask
 
 # CASU stacks: variance from the confidence map, SKYNOISE and the nominal gains (the model
-# is derived in ConfidenceMapVarianceTask's docstring).
+# is derived in ConfidenceMapVarianceTask's docstring).  This is the assembly core's default,
+# spelled out because it is the decision this file is about; retarget it in your own
+# override (e.g. `-C isr:my_isr.py` with config.variance.retarget(BackgroundVarianceTask)).
 config.variance.retarget(ConfidenceMapVarianceTask)
 
 # Without the confidence map the depth of each pixel is unknown; measuring the noise of the

@@ -127,11 +127,6 @@ class CameraDescription:
         """Filters keyed by the value written in FITS headers."""
         return {f.header_name: f for f in self.filters.values()}
 
-    @cached_property
-    def detectors_by_name(self) -> Mapping[str, DetectorDescription]:
-        """Detectors keyed by name (e.g. ``DET1.CHIP3`` or ``N15``)."""
-        return {d.name: d for d in self.detectors.values()}
-
     @property
     def focal_length(self) -> float:
         """Effective focal length (mm) implied by pixel size and plate scale."""

@@ -17,8 +17,11 @@ def _ingest_options(command: Callable) -> Callable:
         (
             repo_argument(required=True),
             click.argument("locations", nargs=-1, required=True, metavar="PATH..."),
-            transfer_option(),
-            processes_option(),
+            transfer_option(
+                help="How the files reach the datastore: 'direct' leaves them where they are; 'auto' "
+                "(the default) keeps files already inside the repository in place and copies the others."
+            ),
+            processes_option(help="Number of processes reading headers (the registry is written by one)."),
         )
     ):
         command = option(command)
@@ -47,7 +50,9 @@ def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, processes:
     stacks (*_st.fit) and tiles (*_st_tl.fit) define exposures and visits;
     their confidence maps and catalogues are paired with them through the
     CIR_CPM card and file names.  The datasets go to run VIRCAM/raw/casu,
-    which the chained collection VIRCAM/defaults includes.
+    which the chained collection VIRCAM/defaults includes, as dataset types
+    casu_stack, casu_confidence and casu_catalog (per exposure and detector)
+    and casu_tile, casu_tile_confidence and casu_tile_catalog (per exposure).
 
     Each file is ingested completely or not at all; files already ingested
     are skipped, and a file that cannot be ingested is reported on one line
@@ -71,7 +76,8 @@ def ingest_instcal(repo: str, locations: tuple[str, ...], transfer: str, process
     checked to be the same exposure (EXPNUM, DTACQNAM) and CCDs.  A file's
     role comes from its name: CP writes the image's primary header, with
     PRODTYPE = 'image', into all three.  The datasets go to run
-    DECam/raw/instcal, which the chained collection DECam/defaults includes.
+    DECam/raw/instcal, which the chained collection DECam/defaults includes,
+    as dataset types cp_image, cp_weight and cp_mask (per exposure and CCD).
 
     Each file is ingested completely or not at all; files already ingested
     are skipped, and a file that cannot be ingested is reported on one line

@@ -18,7 +18,7 @@ from lsst.daf.butler.cli.utils import ButlerCommand
 @click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerCommand)
 @repo_argument(required=True)
 @click.argument("directory", metavar="DIRECTORY")
-@collections_option(required=True)
+@collections_option(required=True, help="Collections to search for the datasets to export.")
 @where_option()
 @click.option(
     "--dataset-type",
@@ -81,15 +81,33 @@ def write_legacy_files(
     -------
     paths : `list` [`pathlib.Path`]
         Files written, in data ID order.
+
+    Raises
+    ------
+    click.ClickException
+        Raised, before anything is written, if no dataset matches or a file
+        exists and ``overwrite`` is not set.
     """
     # Imported here so that listing ``butler`` commands does not load lsst-images.
     from ..isr.legacy_export import write_legacy_exposure
 
-    directory.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     with Butler.from_config(repo) as butler:
-        refs = butler.query_datasets(dataset_type, collections=list(collections), where=where, order_by=[])
-        for ref in sorted(refs, key=lambda ref: ref.dataId.required_values):
+        refs = butler.query_datasets(
+            dataset_type, collections=list(collections), where=where, order_by=[], explain=False
+        )
+        if not refs:
+            matching = f" matching {where!r}" if where else ""
+            raise click.ClickException(f"No {dataset_type} datasets{matching} in {', '.join(collections)}.")
+        refs = sorted(refs, key=lambda ref: ref.dataId.required_values)
+        existing = [path for ref in refs if (path := directory / legacy_file_name(ref)).exists()]
+        if existing and not overwrite:
+            raise click.ClickException(
+                f"{existing[0]} already exists ({len(existing)} of the {len(refs)} files do); "
+                "pass --overwrite to replace them."
+            )
+        directory.mkdir(parents=True, exist_ok=True)
+        for ref in refs:
             path = directory / legacy_file_name(ref)
             write_legacy_exposure(butler.get(ref), path, overwrite=overwrite)
             paths.append(path)

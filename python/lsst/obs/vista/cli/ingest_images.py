@@ -13,11 +13,11 @@ from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_op
 from .script import INGEST_INSTRUMENTS
 
 
-@click.command()
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @repo_argument(required=True)
 @click.argument("locations", nargs=-1, required=True, metavar="PATH...")
-@transfer_option()
-@processes_option()
+@transfer_option(help="How the files reach the datastore; 'direct' leaves them where they are.")
+@processes_option(help="Number of processes reading headers.")
 @click.option(
     "--instrument",
     "instruments",
@@ -30,8 +30,8 @@ def ingest_images(
     repo: str, locations: tuple[str, ...], transfer: str, processes: int, instruments: tuple[str, ...]
 ) -> None:
     """Ingest reduced products into REPO: CASU VIRCAM stacks, confidence
-    maps, catalogues and tiles (as ``butler ingest-casu``) and DECam CP
-    instcal trios (as ``butler ingest-instcal``).
+    maps, catalogues and tiles (as 'butler ingest-casu' does) and DECam CP
+    instcal trios (as 'butler ingest-instcal' does).
 
     PATH may be files or directories (searched recursively).  Each file is
     ingested completely or not at all; files already ingested are skipped,

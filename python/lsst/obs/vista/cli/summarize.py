@@ -20,7 +20,7 @@ _PLANES = ("NO_DATA", "BAD", "SATURATED")
     short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerCommand
 )
 @repo_argument(required=True)
-@collections_option(required=True)
+@collections_option(required=True, help="Collections to search for the datasets to summarise.")
 @where_option()
 @click.option(
     "--dataset-type",
@@ -31,7 +31,7 @@ _PLANES = ("NO_DATA", "BAD", "SATURATED")
 def summarize_isr(
     repo: str, collections: tuple[str, ...], where: str, dataset_type: str, **kwargs: Any
 ) -> None:
-    """Print one line per visit image in REPO's COLLECTIONS.
+    """Print one line per visit image found in REPO's --collections.
 
     Columns: data ID, band, NOISE_RATIO (robust background noise over the
     predicted sqrt(variance), sources and masked pixels excluded) with the

@@ -121,8 +121,13 @@ def _primary_header(exposure: VisitImage) -> fits.Header:
     header["BAND"] = exposure.band
     if obs_info.datetime_begin is not None:
         header["DATE-OBS"] = obs_info.datetime_begin.isot
+    # afw reads EXPTIME as the time the pixel values are counts in: for a CASU
+    # stack that is one DIT (ext_flux_exposure_time), not the total integration.
+    flux_time = getattr(obs_info, "ext_flux_exposure_time", None)
     if obs_info.exposure_time is not None:
-        header["EXPTIME"] = float(obs_info.exposure_time.value)
+        total = float(obs_info.exposure_time.to_value("s"))
+        header["EXPTIME"] = (float(flux_time) if flux_time is not None else total, "[s] pixel values per")
+        header["EXPTOTAL"] = (total, "[s] total integration combined")
     header["DETNAME"] = exposure.detector.name
     sigma = getattr(exposure.psf, "sigma", None)
     if sigma is not None:

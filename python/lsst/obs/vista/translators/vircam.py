@@ -288,7 +288,16 @@ class VircamTranslator(FitsTranslator):
 
     @cache_translation
     def to_tracking_radec(self):  # noqa: ANN201 - SkyCoord, as in the base class
-        # Docstring inherited.
+        """Return the pointing: RA/DEC, or for a tile its centre.
+
+        A tile's RA/DEC cards are inherited from its first pawprint, a
+        tenth of a degree from the mosaic's centre; the tile's WCS
+        reference point (CRVAL1/2) is that centre.  Alt/az and airmass stay
+        those of the first pawprint, the start of the tile's observation.
+        (A tile catalogue's table header has no CRVAL: RA/DEC it is.)
+        """
+        if self._product() is CasuProduct.TILE and self.is_key_ok("CRVAL1"):
+            return tracking_from_degree_headers(self, ("RADECSYS",), (("CRVAL1", "CRVAL2"),))
         return tracking_from_degree_headers(self, ("RADECSYS",), (("RA", "DEC"),))
 
     @cache_translation
