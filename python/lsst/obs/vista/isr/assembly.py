@@ -198,7 +198,6 @@ class ExposureAssemblyTask(Task):
             relative_weight=relative_weight,
             saturation_level=description.saturation_level,
         )
-        del relative_weight
         if quality is not None:
             for plane, pixels in self.qualityMask.decode(quality.array, quality.metadata).items():
                 set_plane(mask, plane, pixels)
@@ -206,21 +205,30 @@ class ExposureAssemblyTask(Task):
                 if plane == "NO_DATA":
                     no_data |= pixels
         usable = ~no_data
-        del no_data
 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            modelled = model.compute(array, usable, noise_map=map_array, noise=description.noise)
+            modelled = model.compute(
+                array, usable, noise_map=map_array, noise=description.noise, relative_weight=relative_weight
+            )
+        del relative_weight
         variance = modelled.variance
-        failed = usable & ~(np.isfinite(variance) & (variance > 0))
-        if (n_failed := int(np.count_nonzero(failed))) > 0:
+        sentinel = np.float32(self.config.noDataVariance)
+        np.copyto(variance, sentinel, where=no_data)
+        del no_data
+        # Two reductions tell whether any usable pixel lacks a valid variance
+        # (NaN propagates through min and max); only then find which.
+        if not (variance.min() > 0 and np.isfinite(variance.max())):
+            failed = usable & ~(np.isfinite(variance) & (variance > 0))
             self.log.warning(
-                "%s: %d pixels without a valid variance are NO_DATA.", description.name, n_failed
+                "%s: %d pixels without a valid variance are NO_DATA.",
+                description.name,
+                np.count_nonzero(failed),
             )
             set_plane(mask, "NO_DATA", failed)
             usable &= ~failed
             flagged |= failed
-        del failed
-        variance[~usable] = self.config.noDataVariance
+            variance[failed] = sentinel
+            del failed
 
         check = self.noiseCheck.run(
             array,

@@ -172,30 +172,40 @@ def mask_pixels(
         set_plane(mask, LOW_CONFIDENCE.name, low)
         flagged |= low
     if config.doSaturation and saturation_level is not None:
-        threshold = np.float32(config.saturationMargin * saturation_level)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            if relative_weight is not None:
-                saturated = image * np.maximum(relative_weight, np.float32(1.0)) >= threshold
-            else:
-                saturated = image >= threshold
+        saturated = _saturated(image, relative_weight, config, saturation_level)
         saturated &= ~no_data
-        if config.saturationGrow > 0:
-            _grow(saturated, config.saturationGrow)
-            saturated &= ~no_data
         set_plane(mask, "SATURATED", saturated)
         flagged |= saturated
     return no_data, flagged
 
 
-def _grow(pixels: np.ndarray, size: int) -> None:
-    """Grow the `True` pixels of a sparse boolean array by ``size`` pixels
-    (square), in place; cheaper than a filter over a whole detector when a
-    few hundred pixels are set."""
-    ys, xs = np.nonzero(pixels)
-    ny, nx = pixels.shape
+def _saturated(
+    image: np.ndarray, relative_weight: np.ndarray | None, config: PixelMaskConfig, saturation_level: float
+) -> np.ndarray:
+    """Return the pixels at or above the saturation threshold (see
+    `mask_pixels`), grown by ``saturationGrow``.
+
+    Saturated pixels are few: candidates are found with one comparison
+    against the lowest threshold any pixel can have, and the depth-scaled
+    rule is evaluated on them alone.
+    """
+    threshold = np.float32(config.saturationMargin * saturation_level)
+    ceiling = np.float32(1.0)
+    if relative_weight is not None:
+        ceiling = max(ceiling, np.float32(np.nanmax(relative_weight)))
+    with np.errstate(invalid="ignore"):
+        ys, xs = np.nonzero(image >= threshold / ceiling)
+    if relative_weight is not None:
+        scale = np.maximum(relative_weight[ys, xs], np.float32(1.0))
+        keep = image[ys, xs] * scale >= threshold
+        ys, xs = ys[keep], xs[keep]
+    saturated = np.zeros(image.shape, dtype=bool)
+    ny, nx = image.shape
+    size = config.saturationGrow
     for dy in range(-size, size + 1):
         for dx in range(-size, size + 1):
-            pixels[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)] = True
+            saturated[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)] = True
+    return saturated
 
 
 class QualityMaskConfig(pexConfig.Config):

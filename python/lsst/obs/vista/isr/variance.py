@@ -91,6 +91,7 @@ class VarianceModelTask(Task):
         *,
         noise_map: np.ndarray | None,
         noise: NoiseParameters | None,
+        relative_weight: np.ndarray | None = None,
     ) -> Struct:
         """Compute the variance.
 
@@ -104,13 +105,16 @@ class VarianceModelTask(Task):
             The noise map, for models with `needs_noise_map`.
         noise : `NoiseParameters` or `None`
             Gain, read noise, sky level and noise of the image.
+        relative_weight : `numpy.ndarray`, optional
+            ``relative_weight(noise_map)``, if the caller has it already.
 
         Returns
         -------
         result : `lsst.pipe.base.Struct`
             ``variance``: `numpy.ndarray` [`numpy.float32`], same shape as
-            ``image``; ``metadata``: `dict` of scalars describing the model
-            as applied (written to the output's metadata).
+            ``image``, valid where ``usable`` (elsewhere it may hold anything,
+            infinities included); ``metadata``: `dict` of scalars describing
+            the model as applied (written to the output's metadata).
         """
         raise NotImplementedError()
 
@@ -120,6 +124,15 @@ class VarianceModelTask(Task):
         if sky_level and noise.sky_level is None:
             raise VarianceModelError(f"{type(self).__name__} needs the sky level of the image.")
         return noise
+
+
+def _source_term(image: np.ndarray, sky_level: float, factor: float) -> np.ndarray:
+    """Return ``factor * max(image - sky_level, 0)`` as a new float32 array,
+    in place after the first operation."""
+    signal = np.subtract(image, np.float32(sky_level), dtype=np.float32)
+    np.maximum(signal, np.float32(0.0), out=signal)
+    signal *= np.float32(factor)
+    return signal
 
 
 def _add_source_term(
@@ -237,6 +250,7 @@ class ConfidenceMapVarianceTask(VarianceModelTask):
         *,
         noise_map: np.ndarray | None,
         noise: NoiseParameters | None,
+        relative_weight: np.ndarray | None = None,
     ) -> Struct:
         # Docstring inherited.
         if noise_map is None:
@@ -246,11 +260,16 @@ class ConfidenceMapVarianceTask(VarianceModelTask):
         if noise.sky_noise is None:
             self.log.warning("No measured sky noise; using the unresampled prediction (k = 1).")
         k = noise.resampling_factor
-        variance = np.full(image.shape, noise.sky_variance, dtype=np.float32)
+        if relative_weight is None:
+            relative_weight = self.relative_weight(noise_map)
         if self.config.doSourceTerm:
-            _add_source_term(variance, image, noise.sky_level, k / noise.stack_gain)
-        variance *= np.float32(self.config.nominalConfidence)
-        np.divide(variance, noise_map, out=variance, where=usable)
+            variance = _source_term(image, noise.sky_level, k / noise.stack_gain)
+            variance += np.float32(noise.sky_variance)
+        else:
+            variance = np.full(image.shape, noise.sky_variance, dtype=np.float32)
+        # Zero confidence gives infinities, outside ``usable``.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.divide(variance, relative_weight, out=variance)
         metadata: dict[str, Any] = {
             "VARIANCE_MODEL": "confidence map (CASU)",
             "VARIANCE_SKY_NOMINAL": float(noise.sky_variance),
@@ -262,7 +281,7 @@ class ConfidenceMapVarianceTask(VarianceModelTask):
                 image,
                 variance,
                 usable,
-                self.relative_weight(noise_map),
+                relative_weight,
                 n_combined=noise.n_combined,
                 statistics=self.config.edgeStatistics,
                 min_pixels=self.config.edgeMinPixels,
@@ -314,6 +333,7 @@ class WeightMapVarianceTask(VarianceModelTask):
         *,
         noise_map: np.ndarray | None,
         noise: NoiseParameters | None,
+        relative_weight: np.ndarray | None = None,
     ) -> Struct:
         # Docstring inherited.
         if noise_map is None:
@@ -324,7 +344,7 @@ class WeightMapVarianceTask(VarianceModelTask):
         if self.config.doSourceTerm:
             noise = self._require_noise(noise, sky_level=True)
             assert noise.sky_level is not None, "Checked above."
-            relative = self.relative_weight(noise_map)
+            relative = relative_weight if relative_weight is not None else self.relative_weight(noise_map)
             factor = np.zeros(image.shape, dtype=np.float32)
             np.divide(
                 np.float32(noise.resampling_factor / noise.stack_gain),
@@ -357,13 +377,16 @@ class MetadataVarianceTask(VarianceModelTask):
         *,
         noise_map: np.ndarray | None,
         noise: NoiseParameters | None,
+        relative_weight: np.ndarray | None = None,
     ) -> Struct:
         # Docstring inherited.
         noise = self._require_noise(noise, sky_level=True)
         assert noise.sky_level is not None and noise.sky_variance is not None, "Checked above."
-        variance = np.full(image.shape, noise.sky_variance, dtype=np.float32)
         if self.config.doSourceTerm:
-            _add_source_term(variance, image, noise.sky_level, noise.resampling_factor / noise.stack_gain)
+            variance = _source_term(image, noise.sky_level, noise.resampling_factor / noise.stack_gain)
+            variance += np.float32(noise.sky_variance)
+        else:
+            variance = np.full(image.shape, noise.sky_variance, dtype=np.float32)
         metadata: dict[str, Any] = {
             "VARIANCE_MODEL": "header metadata",
             "VARIANCE_SKY_NOMINAL": float(noise.sky_variance),
@@ -415,6 +438,7 @@ class BackgroundVarianceTask(VarianceModelTask):
         *,
         noise_map: np.ndarray | None,
         noise: NoiseParameters | None,
+        relative_weight: np.ndarray | None = None,
     ) -> Struct:
         # Docstring inherited.
         cells = tile_cells(image.shape, self.config.statistics.cellSize)
