@@ -449,3 +449,21 @@ def test_transfer_modes_put_the_trio_in_the_datastore(tmp_path, transfer):
             np.testing.assert_array_equal(
                 butler.get(dataset_type, data_id_of(IMAGES[1])).array, fits.getdata(original, 1)
             )
+
+
+def test_another_file_with_ingested_data_ids_is_an_error_not_a_skip(tmp_path, caplog):
+    root = tmp_path / "repo"
+    Butler.makeRepo(str(root))
+    first = stage(tmp_path / "first", [IMAGES[1]])
+    assert ingest_here(root, first, caplog=caplog)[0].ok
+    second = stage(tmp_path / "second", [IMAGES[1]])
+    image = second / IMAGES[1].name
+    with fits.open(image, mode="append") as hdus:
+        hdus.append(fits.ImageHDU(np.zeros((4, 4), dtype=np.float32), name="REPROCESSED"))
+    report, log = ingest_here(root, second, caplog=caplog)
+    exposure = data_id_of(IMAGES[1])["exposure"]
+    earlier = first / IMAGES[1].name
+    assert report.failed[image] == f"cp_image of exposure {exposure} was ingested from {earlier}"
+    assert len(report.failed) == 3, "the trio's other members go with their image"
+    again, log = ingest_here(root, first, caplog=caplog)
+    assert again.ok and len(again.skipped) == 3

@@ -320,12 +320,12 @@ class ProductIngester:
             report.fail(companion.path, failed_main_cause(unit.main.product))
         return False
 
-    def _existing_datasets(self, units: list[_Unit]) -> set[tuple[str, int, int | None]]:
-        """Return ``(dataset type, exposure, detector)`` of the datasets of
-        the units' exposures that are already in the run."""
+    def _existing_datasets(self, units: list[_Unit]) -> dict[tuple[str, int, int | None], DatasetRef]:
+        """Return the datasets of the units' exposures that are already in
+        the run, keyed by ``(dataset type, exposure, detector)``."""
         exposures = sorted({unit.records.exposure_id for unit in units})
         names = sorted({file.product for unit in units for file in unit.files})
-        existing: set[tuple[str, int, int | None]] = set()
+        existing: dict[tuple[str, int, int | None], DatasetRef] = {}
         for batch in itertools.batched(exposures, 500):
             for name in names:
                 refs = self.butler.query_datasets(
@@ -337,21 +337,31 @@ class ProductIngester:
                     limit=None,
                     explain=False,
                 )
-                existing.update((name, ref.dataId["exposure"], ref.dataId.get("detector")) for ref in refs)
+                existing.update(
+                    ((name, ref.dataId["exposure"], ref.dataId.get("detector")), ref) for ref in refs
+                )
         return existing
 
     def _new_files(
-        self, unit: _Unit, existing: set[tuple[str, int, int | None]], report: IngestReport
+        self, unit: _Unit, existing: dict[tuple[str, int, int | None], DatasetRef], report: IngestReport
     ) -> list[ProductFile]:
         """Return the files of a unit that are not in the run yet; record
-        the others as skipped or, if only some of their datasets are there,
-        as failed."""
+        the others as skipped (the same file again) or failed (another file
+        with the same data IDs, or only some of its datasets there)."""
         exposure = unit.records.exposure_id
         new_files = []
         for file in unit.files:
             present = [key for key in file.datasets if (file.product, exposure, key) in existing]
             if not present:
                 new_files.append(file)
+            elif len(present) == len(file.datasets) and (
+                other := self._other_file(file, existing[file.product, exposure, present[0]])
+            ):
+                report.fail(file.path, f"{file.product} of exposure {exposure} was ingested from {other}")
+                if file is unit.main:
+                    for companion in unit.companions:
+                        report.fail(companion.path, failed_main_cause(unit.main.product))
+                    return []
             elif len(present) == len(file.datasets):
                 report.skipped.append(file.path)
             else:
@@ -364,6 +374,17 @@ class ProductIngester:
                         report.fail(companion.path, failed_main_cause(unit.main.product))
                     return []
         return new_files
+
+    def _other_file(self, file: ProductFile, ref: DatasetRef) -> str | None:
+        """Return the file a dataset was ingested from if it is not ``file``
+        (another path and another size), else `None`."""
+        stored = self.butler.getURI(ref)
+        if stored.isLocal and Path(stored.ospath).resolve() == file.path.resolve():
+            return None
+        if stored.size() == file.path.stat().st_size:
+            # A copy (transfer other than direct) of the same file.
+            return None
+        return str(stored.ospath if stored.isLocal else stored)
 
     def _write_plans(self, plans: list[tuple[_Unit, list[ProductFile]]]) -> None:
         """Insert the dimension records and datasets of ``plans`` (inside the

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ("DecamCpIsrConfig", "DecamCpIsrConnections", "DecamCpIsrTask")
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import lsst.pex.config as pexConfig
@@ -97,7 +98,8 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
         inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
         assert data_id is not None, "Quanta of this task always have data IDs."
-        name = "cp_image@" + ",".join(f"{key}={value}" for key, value in data_id.required.items())
+        data_id_text = ",".join(f"{key}={value}" for key, value in data_id.required.items())
+        name = f"cp_image@{data_id_text} ({_source_name(inputs['image'].metadata)})"
         outputs = self.run(**inputs, name=name)
         butlerQC.put(outputs, outputRefs)
 
@@ -130,8 +132,7 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
         """
         metadata: dict[str, Any] = dict(image.metadata)
         if name is None:
-            archive_name = metadata.get("DTNSANAM", metadata.get("FILENAME", "image"))
-            name = f"{archive_name}[{metadata.get('EXTNAME', '')}]"
+            name = _source_name(metadata)
         x0, y0 = cp_pixel_origin(metadata)
         bbox = Box.from_shape(image.array.shape, start=(y0, x0))
         image, weight, quality = (_on_ccd(plane, bbox) for plane in (image, weight, quality))
@@ -141,6 +142,13 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
             self.log.warning("%s: no photometric zero point (no MAGZERO or MAGZPT card).", name)
         result = self.assemble(image, description, noise_map=weight, quality=quality)
         return Struct(outputExposure=result.exposure)
+
+
+def _source_name(metadata: Mapping[str, Any]) -> str:
+    """The archive file name of the CP product and the CCD, e.g.
+    ``c4d_181214_050844_ooi_g_ls9.fits.fz[S9]`` (cutouts keep the name of
+    the file they were cut from)."""
+    return f"{metadata.get('DTNSANAM', metadata.get('FILENAME', 'image'))}[{metadata.get('EXTNAME', '')}]"
 
 
 def _on_ccd(plane: Image | None, bbox: Box) -> Image | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = ("VistaIsrConfig", "VistaIsrConnections", "VistaIsrTask")
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from astropy.table import Table
@@ -111,7 +112,8 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
         inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
         assert data_id is not None, "Quanta of this task always have data IDs."
-        name = "casu_stack@" + ",".join(f"{key}={value}" for key, value in data_id.required.items())
+        data_id_text = ",".join(f"{key}={value}" for key, value in data_id.required.items())
+        name = f"casu_stack@{data_id_text} ({_source_name(inputs['stack'].metadata)})"
         outputs = self.run(**inputs, name=name)
         butlerQC.put(outputs, outputRefs)
 
@@ -144,8 +146,7 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
         """
         metadata: dict[str, Any] = dict(stack.metadata)
         if name is None:
-            archive_name = metadata.get("ARCFILE", metadata.get("ORIGFILE", "stack"))
-            name = f"{archive_name}[{metadata.get('EXTNAME', '')}]"
+            name = _source_name(metadata)
         description = describe_casu_image(
             metadata,
             stack.bbox,
@@ -162,3 +163,9 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
             )
         result = self.assemble(stack, description, noise_map=confidence, known_sources=known_sources)
         return Struct(outputExposure=result.exposure)
+
+
+def _source_name(metadata: Mapping[str, Any]) -> str:
+    """The stack's archive file name and extension, e.g.
+    ``VCAM.2012-09-25T08:05:26.000.fits[DET1.CHIP1]``."""
+    return f"{metadata.get('ARCFILE', metadata.get('ORIGFILE', 'stack'))}[{metadata.get('EXTNAME', '')}]"
