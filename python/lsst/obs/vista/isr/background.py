@@ -112,10 +112,13 @@ _CLIPPED_VARIANCE = 0.9733369246625415
 
 _SEED_STRIDE = 4
 _MIN_SEED = 1000
-"""Quantiles that only seed an estimate (a clipping width, a detection
-threshold) are taken from every ``_SEED_STRIDE``-th value of samples with at
-least ``_MIN_SEED`` values left: partial sorts are most of the cost of these
-statistics, and a 1-2% error in a seed does not reach the result."""
+"""Quantiles that seed an estimate (a clipping width, a detection threshold)
+or set a cell's background level are taken from every ``_SEED_STRIDE``-th
+value of samples with at least ``_MIN_SEED`` values left: partial sorts are
+most of the cost of these statistics, a 1-2% error in a seed does not reach
+the result, and a median over 250 or more pixels is within ~8% of a pixel's
+sigma, which adds under 1% to no measured variance (0.04% for the ~4000
+pixels of a typical cell)."""
 
 
 def robust_sigma(values: np.ndarray, iterations: int = 2) -> float:
@@ -168,9 +171,9 @@ def _iqr_sigma(values: np.ndarray) -> float:
     return float(q75 - q25) * _IQR_TO_SIGMA
 
 
-def _seed_sample(pixels: np.ndarray, selected: np.ndarray) -> np.ndarray:
+def _sparse_sample(pixels: np.ndarray, selected: np.ndarray) -> np.ndarray:
     """The selected pixels of every other row and column (all of them if
-    that leaves fewer than ``_MIN_SEED``), for seed statistics."""
+    that leaves fewer than ``_MIN_SEED``), for seeds and background levels."""
     sparse = pixels[::2, ::2][selected[::2, ::2]]
     return sparse if sparse.size >= _MIN_SEED else pixels[selected]
 
@@ -304,10 +307,10 @@ def cell_residuals(
     if filter_size > 0:
         filled = np.where(usable, pixels, np.float32(np.median(pixels[usable])))
         local = ndimage.median_filter(filled, size=filter_size, mode="reflect")
-    reference = local if local is not None else float(np.median(_seed_sample(pixels, usable)))
+    reference = local if local is not None else float(np.median(_sparse_sample(pixels, usable)))
     residual = _residual(pixels, reference, factor, usable)
     smoothed = ndimage.gaussian_filter(residual, smoothing_sigma, mode="constant")
-    detected = smoothed > threshold * _iqr_sigma(_seed_sample(smoothed, usable))
+    detected = smoothed > threshold * _iqr_sigma(_sparse_sample(smoothed, usable))
     if grow > 0:
         detected = ndimage.maximum_filter(detected, size=2 * grow + 1, mode="constant")
     background_pixels = usable & ~detected
@@ -317,7 +320,7 @@ def cell_residuals(
         background = float(np.median(local[background_pixels]))
         residual = _residual(pixels, local, factor, background_pixels)[inner]
     else:
-        background = float(np.median(pixels[background_pixels]))
+        background = float(np.median(_sparse_sample(pixels, background_pixels)))
         residual = _residual(pixels, background, factor, background_pixels)[inner]
     residual[~background_pixels[inner]] = np.nan
     return CellResiduals(y=cell[0], x=cell[1], background=background, residuals=residual)
