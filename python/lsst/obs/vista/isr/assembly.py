@@ -25,7 +25,7 @@ from lsst.images.fields import ChebyshevField
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
-from .masks import PixelMaskConfig, QualityMaskTask, make_mask_schema, mask_pixels, set_plane
+from .masks import PixelMaskConfig, QualityMaskTask, make_mask_schema, mask_pixels, set_plane, set_planes
 from .noise_check import NoiseCheckTask
 from .parameters import NoiseParameters
 from .variance import ConfidenceMapVarianceTask, MetadataVarianceTask, VarianceModelTask
@@ -199,8 +199,9 @@ class ExposureAssemblyTask(Task):
             saturation_level=description.saturation_level,
         )
         if quality is not None:
-            for plane, pixels in self.qualityMask.decode(quality.array, quality.metadata).items():
-                set_plane(mask, plane, pixels)
+            decoded = self.qualityMask.decode(quality.array, quality.metadata)
+            set_planes(mask, decoded)
+            for plane, pixels in decoded.items():
                 flagged |= pixels
                 if plane == "NO_DATA":
                     no_data |= pixels

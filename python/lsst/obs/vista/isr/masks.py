@@ -10,6 +10,7 @@ __all__ = (
     "make_mask_schema",
     "mask_pixels",
     "set_plane",
+    "set_planes",
 )
 
 from collections.abc import Iterable, Mapping
@@ -102,16 +103,39 @@ def set_plane(mask: Mask, plane: str, pixels: np.ndarray) -> None:
         Plane name.
     pixels : `numpy.ndarray` [`bool`]
         Where to set it (shape of the mask's bounding box).
+    """
+    set_planes(mask, {plane: pixels})
+
+
+def set_planes(mask: Mask, planes: Mapping[str, np.ndarray]) -> None:
+    """Set several planes, each where its array is `True`.
+
+    Parameters
+    ----------
+    mask : `lsst.images.Mask`
+        Mask to update in place.
+    planes : `~collections.abc.Mapping` [`str`, `numpy.ndarray`]
+        Boolean arrays (shape of the mask's bounding box) by plane name.
 
     Notes
     -----
-    One OR of the plane's byte with the boolean array shifted into its bit,
-    several times faster than the boolean indexing of ``Mask.set`` on a full
-    detector.
+    The mask stores its planes as bits of interleaved bytes, so a byte
+    layer is a strided view: the planes of one byte are combined in a
+    contiguous array first, then ORed into the layer once.  Both steps are
+    whole-array operations, several times faster than the boolean indexing
+    of ``Mask.set`` on a full detector.
     """
-    bit = mask.schema.bit(plane)
-    layer = mask.array[..., bit.index]
-    layer |= np.ascontiguousarray(pixels, dtype=bool).view(np.uint8) * layer.dtype.type(bit.mask)
+    by_byte: dict[int, np.ndarray] = {}
+    for plane, pixels in planes.items():
+        bit = mask.schema.bit(plane)
+        shifted = np.ascontiguousarray(pixels, dtype=bool).view(np.uint8) * mask.array.dtype.type(bit.mask)
+        if bit.index in by_byte:
+            by_byte[bit.index] |= shifted
+        else:
+            by_byte[bit.index] = shifted
+    for index, combined in by_byte.items():
+        layer = mask.array[..., index]
+        layer |= combined
 
 
 def mask_pixels(
@@ -163,19 +187,19 @@ def mask_pixels(
         no_data |= image == value
     if relative_weight is not None:
         no_data |= ~(relative_weight > 0)
-    set_plane(mask, "NO_DATA", no_data)
+    planes = {"NO_DATA": no_data}
     flagged = no_data.copy()
     if relative_weight is not None and config.lowConfidenceThreshold > 0:
         low = relative_weight < np.float32(config.lowConfidenceThreshold / 100.0)
         low &= ~no_data
-        set_plane(mask, "BAD", low)
-        set_plane(mask, LOW_CONFIDENCE.name, low)
+        planes["BAD"] = planes[LOW_CONFIDENCE.name] = low
         flagged |= low
     if config.doSaturation and saturation_level is not None:
         saturated = _saturated(image, relative_weight, config, saturation_level)
         saturated &= ~no_data
-        set_plane(mask, "SATURATED", saturated)
+        planes["SATURATED"] = saturated
         flagged |= saturated
+    set_planes(mask, planes)
     return no_data, flagged
 
 
@@ -194,7 +218,12 @@ def _saturated(
     if relative_weight is not None:
         ceiling = max(ceiling, np.float32(np.nanmax(relative_weight)))
     with np.errstate(invalid="ignore"):
-        ys, xs = np.nonzero(image >= threshold / ceiling)
+        candidates = image >= threshold / ceiling
+    # numpy's nonzero scans a whole detector slowly; rows with a candidate
+    # are found with a reduction, and only they are scanned.
+    rows = np.flatnonzero(candidates.any(axis=1))
+    in_rows, xs = np.nonzero(candidates[rows])
+    ys = rows[in_rows]
     if relative_weight is not None:
         scale = np.maximum(relative_weight[ys, xs], np.float32(1.0))
         keep = image[ys, xs] * scale >= threshold
