@@ -39,6 +39,7 @@ from astropy.io import fits
 from lsst.images import Image
 
 from lsst.obs.vista import Vircam, VistaIsrTask
+from lsst.obs.vista.formatters import read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
@@ -47,18 +48,8 @@ BIN = Path(sys.executable).parent
 
 
 def read_inputs(stack: Path, confidence: Path, extname: str) -> tuple[Image, Image]:
-    """Read one detector as the ingest formatter presents it."""
-    with fits.open(stack) as hdus:
-        metadata = {
-            card.keyword: card.value
-            for header in (hdus[0].header, hdus[extname].header)
-            for card in header.cards
-            if card.keyword not in ("", "COMMENT", "HISTORY")
-        }
-        image = Image(hdus[extname].data.astype(np.float32), unit=u.adu, metadata=metadata)
-    with fits.open(confidence) as hdus:
-        conf = Image(np.array(hdus[extname].data))
-    return image, conf
+    """Read one detector with the ingest formatter's reader."""
+    return read_image_hdu(stack, extname, unit=u.adu), read_image_hdu(confidence, extname, unit=None)
 
 
 def floor(stack: Path, confidence: Path, extname: str, output: Path) -> None:

@@ -1,5 +1,5 @@
 """Shared helpers of the tests/test_isr*.py modules: reading synthetic CASU
-files the way the ingest formatter presents them, and the VIRCAM config."""
+files with the ingest formatter's own reader, and the VIRCAM config."""
 
 from __future__ import annotations
 
@@ -12,32 +12,24 @@ from lsst.images import Image
 
 from lsst.obs.vista import Vircam
 from lsst.obs.vista._resources import CONFIG_DIR
+from lsst.obs.vista.formatters import flat_metadata, read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
 
 
 def merged_header(path: Path, extname: str) -> dict:
     """Primary + extension cards as a flat dict, as the formatter's metadata."""
     with fits.open(path) as hdus:
-        return {
-            card.keyword: card.value
-            for header in (hdus[0].header, hdus[extname].header)
-            for card in header.cards
-            if card.keyword not in ("", "COMMENT", "HISTORY")
-        }
+        return flat_metadata([hdus[0].header, hdus[extname].header])
 
 
 def read_stack(path: Path, extname: str = "DET1.CHIP1") -> Image:
-    """A stack extension: float32 with BSCALE applied, ADU, merged header."""
-    with fits.open(path) as hdus:
-        array = hdus[extname].data.astype(np.float32)
-    return Image(array, unit=u.adu, metadata=merged_header(path, extname))
+    """A stack extension as the ingest formatter reads it: float32, ADU."""
+    return read_image_hdu(path, extname, unit=u.adu)
 
 
 def read_confidence(path: Path, extname: str = "DET1.CHIP1") -> Image:
-    """A confidence extension, integers kept."""
-    with fits.open(path) as hdus:
-        array = np.array(hdus[extname].data)
-    return Image(array, metadata=merged_header(path, extname))
+    """A confidence extension as the ingest formatter reads it: integers."""
+    return read_image_hdu(path, extname, unit=None)
 
 
 def read_truth(path: Path, extname: str = "DET1.CHIP1") -> dict[str, np.ndarray]:

@@ -11,8 +11,9 @@ products without detectors.  Only that HDU's pixels are read; tile-compressed
 
 from __future__ import annotations
 
-__all__ = ("ImageHduFormatter", "TableHduFormatter", "flat_metadata")
+__all__ = ("ImageHduFormatter", "TableHduFormatter", "flat_metadata", "read_image_hdu")
 
+import os
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -61,6 +62,45 @@ def flat_metadata(headers: Iterable[fits.Header]) -> dict[str, bool | int | floa
     return metadata
 
 
+def read_image_hdu(
+    path: str | os.PathLike[str], hdu: str | int, *, unit: u.UnitBase | None, bbox: Box | None = None
+) -> Image:
+    """Read one image HDU as `ImageHduFormatter` presents it.
+
+    Parameters
+    ----------
+    path : `str` or `os.PathLike`
+        The FITS file.
+    hdu : `str` or `int`
+        EXTNAME or index of the HDU.
+    unit : `astropy.units.UnitBase` or `None`
+        Unit of the pixel values.
+    bbox : `lsst.images.Box`, optional
+        Cutout to read; the whole HDU by default.
+
+    Returns
+    -------
+    image : `lsst.images.Image`
+        Pixels (BSCALE/BZERO applied; float32 if floating point, the stored
+        integer type otherwise, native byte order) with the primary header
+        merged with the HDU's as metadata (`flat_metadata`).
+    """
+    # Not memory-mapped: astropy refuses to map data it has to scale, and
+    # lazy loading already reads nothing but this HDU's pixels.
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+        selected = hdus[hdu]
+        full_bbox = Box.from_shape(selected.shape)
+        # Before the pixels are read: astropy rewrites BITPIX, BSCALE and
+        # BZERO of a header whose data it has scaled.
+        metadata = flat_metadata([hdus[0].header, selected.header])
+        if bbox is None:
+            bbox = full_bbox
+            array = selected.data
+        else:
+            array = selected.section[bbox.y.slice_within(full_bbox.y), bbox.x.slice_within(full_bbox.x)]
+        return Image(_native(array), bbox=bbox, unit=unit, metadata=metadata)
+
+
 class _PolicyFormatter(FormatterV2):
     """Locate the HDU of a dataset from the product's policy."""
 
@@ -97,26 +137,14 @@ class ImageHduFormatter(_PolicyFormatter):
 
     def read_from_local_file(self, path: str, component: str | None = None, expected_size: int = -1) -> Any:
         # Docstring inherited.
+        unit = u.Unit(self._product.unit) if self._product.unit is not None else None
+        if component == "unit":
+            return unit
+        if component == "bbox":
+            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+                return Box.from_shape(hdus[self._hdu_key()].shape)
         bbox: Box | None = (self.file_descriptor.parameters or {}).get("bbox")
-        # Not memory-mapped: astropy refuses to map data it has to scale,
-        # and lazy loading already reads nothing but this HDU's pixels.
-        with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-            hdu = hdus[self._hdu_key()]
-            full_bbox = Box.from_shape(hdu.shape)
-            if component == "bbox":
-                return full_bbox
-            unit = u.Unit(self._product.unit) if self._product.unit is not None else None
-            if component == "unit":
-                return unit
-            # Before the pixels are read: astropy rewrites BITPIX, BSCALE
-            # and BZERO of a header whose data it has scaled.
-            metadata = flat_metadata([hdus[0].header, hdu.header])
-            if bbox is None:
-                bbox = full_bbox
-                array = hdu.data
-            else:
-                array = hdu.section[bbox.y.slice_within(full_bbox.y), bbox.x.slice_within(full_bbox.x)]
-            image = Image(_native(array), bbox=bbox, unit=unit, metadata=metadata)
+        image = read_image_hdu(path, self._hdu_key(), unit=unit, bbox=bbox)
         return image if component is None else getattr(image, component)
 
 
