@@ -11,6 +11,7 @@ from .cp_task import *
 from .masks import *
 from .noise_check import *
 from .parameters import *
+from .pipeline_task import *
 from .task import *
 from .variance import *
 from .wcs import *

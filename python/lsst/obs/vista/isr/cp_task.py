@@ -6,29 +6,21 @@ from __future__ import annotations
 
 __all__ = ("DecamCpIsrConfig", "DecamCpIsrConnections", "DecamCpIsrTask")
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
 from lsst.images import Box, Image
-from lsst.pipe.base import (
-    InputQuantizedConnection,
-    OutputQuantizedConnection,
-    PipelineTask,
-    PipelineTaskConfig,
-    PipelineTaskConnections,
-    QuantumContext,
-    Struct,
-)
+from lsst.pipe.base import PipelineTaskConfig, Struct
 
 from ..instrument import DecamCp
-from .assembly import ExposureAssemblyConfig, ExposureAssemblyTask
+from .assembly import ExposureAssemblyConfig
 from .cp import CpQualityMaskTask, cp_pixel_origin, describe_cp_image
+from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
 from .variance import WeightMapVarianceTask
 
 
-class DecamCpIsrConnections(PipelineTaskConnections, dimensions=("instrument", "exposure", "detector")):
+class DecamCpIsrConnections(AssembledExposureConnections):
     """Inputs and output of `DecamCpIsrTask`, per exposure and CCD."""
 
     image = cT.Input(
@@ -51,12 +43,6 @@ class DecamCpIsrConnections(PipelineTaskConnections, dimensions=("instrument", "
         dimensions=("instrument", "exposure", "detector"),
         minimum=0,
     )
-    outputExposure = cT.Output(
-        doc="Assembled exposure: image, mask, variance, WCS, PSF, zero point, observation info, detector.",
-        name="post_isr_image",
-        storageClass="VisitImage",
-        dimensions=("instrument", "exposure", "detector"),
-    )
 
 
 class DecamCpIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConnections=DecamCpIsrConnections):
@@ -70,7 +56,7 @@ class DecamCpIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConne
         self.qualityMask.retarget(CpQualityMaskTask)
 
 
-class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
+class DecamCpIsrTask(AssemblyPipelineTask):
     """Assemble ``post_isr_image`` from DECam CP instcal trios.
 
     The CP has removed the instrument signature, so this "ISR" reads the
@@ -86,22 +72,8 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = DecamCpIsrConfig
     config: DecamCpIsrConfig
-    _DefaultName: ClassVar[str] = "isr"
-
-    def runQuantum(
-        self,
-        butlerQC: QuantumContext,
-        inputRefs: InputQuantizedConnection,
-        outputRefs: OutputQuantizedConnection,
-    ) -> None:
-        # Docstring inherited.
-        inputs = butlerQC.get(inputRefs)
-        data_id = butlerQC.quantum.dataId
-        assert data_id is not None, "Quanta of this task always have data IDs."
-        data_id_text = ",".join(f"{key}={value}" for key, value in data_id.required.items())
-        name = f"cp_image@{data_id_text} ({_source_name(inputs['image'].metadata)})"
-        outputs = self.run(**inputs, name=name)
-        butlerQC.put(outputs, outputRefs)
+    reduced_image_connection = "image"
+    archive_name_cards = ("DTNSANAM", "FILENAME")
 
     def run(
         self,
@@ -132,7 +104,7 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
         """
         metadata: dict[str, Any] = dict(image.metadata)
         if name is None:
-            name = _source_name(metadata)
+            name = self.source_name(metadata)
         x0, y0 = cp_pixel_origin(metadata)
         bbox = Box.from_shape(image.array.shape, start=(y0, x0))
         image, weight, quality = (_on_ccd(plane, bbox) for plane in (image, weight, quality))
@@ -142,13 +114,6 @@ class DecamCpIsrTask(ExposureAssemblyTask, PipelineTask):
             self.log.warning("%s: no photometric zero point (no MAGZERO or MAGZPT card).", name)
         result = self.assemble(image, description, noise_map=weight, quality=quality)
         return Struct(outputExposure=result.exposure)
-
-
-def _source_name(metadata: Mapping[str, Any]) -> str:
-    """The archive file name of the CP product and the CCD, e.g.
-    ``c4d_181214_050844_ooi_g_ls9.fits.fz[S9]`` (cutouts keep the name of
-    the file they were cut from)."""
-    return f"{metadata.get('DTNSANAM', metadata.get('FILENAME', 'image'))}[{metadata.get('EXTNAME', '')}]"
 
 
 def _on_ccd(plane: Image | None, bbox: Box) -> Image | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ("VistaIsrConfig", "VistaIsrConnections", "VistaIsrTask")
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from astropy.table import Table
@@ -12,22 +11,15 @@ from astropy.table import Table
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
 from lsst.images import Image
-from lsst.pipe.base import (
-    InputQuantizedConnection,
-    OutputQuantizedConnection,
-    PipelineTask,
-    PipelineTaskConfig,
-    PipelineTaskConnections,
-    QuantumContext,
-    Struct,
-)
+from lsst.pipe.base import PipelineTaskConfig, Struct
 
 from ..instrument import Vircam
-from .assembly import ExposureAssemblyConfig, ExposureAssemblyTask
+from .assembly import ExposureAssemblyConfig
 from .casu import catalogue_source_mask, describe_casu_image
+from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
 
 
-class VistaIsrConnections(PipelineTaskConnections, dimensions=("instrument", "exposure", "detector")):
+class VistaIsrConnections(AssembledExposureConnections):
     """Inputs and output of `VistaIsrTask`, per exposure and detector."""
 
     stack = cT.Input(
@@ -49,12 +41,6 @@ class VistaIsrConnections(PipelineTaskConnections, dimensions=("instrument", "ex
         storageClass="AstropyTable",
         dimensions=("instrument", "exposure", "detector"),
         minimum=0,
-    )
-    outputExposure = cT.Output(
-        doc="Assembled exposure: image, mask, variance, WCS, PSF, zero point, observation info, detector.",
-        name="post_isr_image",
-        storageClass="VisitImage",
-        dimensions=("instrument", "exposure", "detector"),
     )
 
     def __init__(self, *, config: VistaIsrConfig) -> None:
@@ -86,7 +72,7 @@ class VistaIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConnect
     )
 
 
-class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
+class VistaIsrTask(AssemblyPipelineTask):
     """Assemble ``post_isr_image`` from CASU-reduced VIRCAM products.
 
     CASU products are already instrument-corrected, so this "ISR" only
@@ -100,22 +86,8 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = VistaIsrConfig
     config: VistaIsrConfig
-    _DefaultName: ClassVar[str] = "isr"
-
-    def runQuantum(
-        self,
-        butlerQC: QuantumContext,
-        inputRefs: InputQuantizedConnection,
-        outputRefs: OutputQuantizedConnection,
-    ) -> None:
-        # Docstring inherited.
-        inputs = butlerQC.get(inputRefs)
-        data_id = butlerQC.quantum.dataId
-        assert data_id is not None, "Quanta of this task always have data IDs."
-        data_id_text = ",".join(f"{key}={value}" for key, value in data_id.required.items())
-        name = f"casu_stack@{data_id_text} ({_source_name(inputs['stack'].metadata)})"
-        outputs = self.run(**inputs, name=name)
-        butlerQC.put(outputs, outputRefs)
+    reduced_image_connection = "stack"
+    archive_name_cards = ("ARCFILE", "ORIGFILE")
 
     def run(
         self,
@@ -146,7 +118,7 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
         """
         metadata: dict[str, Any] = dict(stack.metadata)
         if name is None:
-            name = _source_name(metadata)
+            name = self.source_name(metadata)
         description = describe_casu_image(
             metadata,
             stack.bbox,
@@ -163,9 +135,3 @@ class VistaIsrTask(ExposureAssemblyTask, PipelineTask):
             )
         result = self.assemble(stack, description, noise_map=confidence, known_sources=known_sources)
         return Struct(outputExposure=result.exposure)
-
-
-def _source_name(metadata: Mapping[str, Any]) -> str:
-    """The stack's archive file name and extension, e.g.
-    ``VCAM.2012-09-25T08:05:26.000.fits[DET1.CHIP1]``."""
-    return f"{metadata.get('ARCFILE', metadata.get('ORIGFILE', 'stack'))}[{metadata.get('EXTNAME', '')}]"
