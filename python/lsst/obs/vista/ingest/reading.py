@@ -103,7 +103,7 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
         translator = MetadataTranslator.translators[instrument]
         records = None
         if product.companion_of is None:
-            records = _translate(translator, hdus[0], first, path)
+            records = _translate(translator, merged, path)
             regions = {key: detector_region(hdu, hdu.shape) for key, hdu in datasets.items()}
             records = records.with_regions(
                 {key: region for key, region in regions.items() if key is not None},
@@ -148,11 +148,8 @@ def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | 
     return datasets
 
 
-def _translate(
-    translator: type[MetadataTranslator], primary: HduHeader, first: HduHeader, path: Path
-) -> ExposureRecords:
+def _translate(translator: type[MetadataTranslator], header: MergedHeader, path: Path) -> ExposureRecords:
     """Translate the primary header merged with the first dataset HDU's."""
-    header = MergedHeader(primary, first)
     _check_instrument(translator, header, path, translator.supported_instrument)
     try:
         info = ObservationInfo(

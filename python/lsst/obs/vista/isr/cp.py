@@ -28,7 +28,7 @@ from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
 from lsst.images import Box, MaskPlane
 
-from ..camera import CameraDescription
+from ..camera import CameraDescription, DetectorDescription
 from ..cp_quality import CpQualityPolicy
 from .assembly import ExposureDescription, photometric_scaling_from_zero_point
 from .masks import QualityMaskTask
@@ -58,18 +58,16 @@ def _mean_of_amplifiers(metadata: Mapping[str, Any], prefix: str) -> float | Non
     return sum(values) / len(values) if values else None
 
 
-def cp_noise_parameters(
-    metadata: Mapping[str, Any], default_gain: float, default_read_noise: float
-) -> NoiseParameters:
+def cp_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
     """Return the noise parameters of a CP instcal image.
 
     Parameters
     ----------
     metadata : `~collections.abc.Mapping`
         Merged header.
-    default_gain, default_read_noise : `float`
-        The camera description's nominal gain (e-/ADU) and read noise (e-)
-        of the CCD, for headers without GAINA/B or RDNOISEA/B.
+    detector : `lsst.obs.vista.DetectorDescription`
+        Nominal gain (e-/ADU) and read noise (e-) of the CCD, for headers
+        without GAINA/B or RDNOISEA/B.
 
     Returns
     -------
@@ -81,8 +79,8 @@ def cp_noise_parameters(
         or, in older products, SKYSIGMA.  Only the header-only variance
         models use these: the default model is the weight map.
     """
-    gain = _mean_of_amplifiers(metadata, "GAIN") or default_gain
-    read_noise = _mean_of_amplifiers(metadata, "RDNOISE") or default_read_noise
+    gain = _mean_of_amplifiers(metadata, "GAIN") or detector.gain
+    read_noise = _mean_of_amplifiers(metadata, "RDNOISE") or detector.read_noise
     sky_level = metadata.get("AVSKY", metadata.get("SKYBRITE"))
     sky_noise = metadata.get("AVSIG", metadata.get("SKYSIGMA"))
     return NoiseParameters(
@@ -168,7 +166,7 @@ def describe_cp_image(
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["FWHM"]),
         photometric_scaling=scaling,
-        noise=cp_noise_parameters(metadata, detector_description.gain, detector_description.read_noise),
+        noise=cp_noise_parameters(metadata, detector_description),
         saturation_level=min(saturations) if saturations else detector_description.saturation,
         metadata=extra,
     )
