@@ -96,7 +96,7 @@ def median_ratio(numerator: list[float], denominator: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--detectors", type=int, default=16, help="detectors for the pipetask comparison")
-    parser.add_argument("--repeat", type=int, default=15, help="timed repetitions per measurement")
+    parser.add_argument("--repeat", type=int, default=15, help="timed rounds (each function once per round)")
     args = parser.parse_args()
 
     config = VistaIsrConfig()
@@ -127,7 +127,9 @@ def main() -> None:
             },
             args.repeat,
         )
-        floor_time, run_time, plain_time = (statistics.median(measured[name]) for name in ("floor", "run", "plain"))
+        floor_time, run_time, plain_time = (
+            statistics.median(measured[name]) for name in ("floor", "run", "plain")
+        )
         run_ratio = median_ratio(measured["run"], measured["floor"])
         plain_ratio = median_ratio(measured["plain"], measured["floor"])
 

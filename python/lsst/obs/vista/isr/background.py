@@ -322,7 +322,7 @@ def cell_residuals(
         return None
     local: np.ndarray | None = None
     if filter_size > 0:
-        filled = np.where(usable, pixels, np.float32(np.median(pixels[usable])))
+        filled = np.where(usable, pixels, np.float32(_median(pixels[usable])))
         local = ndimage.median_filter(filled, size=filter_size, mode="reflect")
     reference = local if local is not None else _median(_sparse_sample(pixels, usable))
     residual = _residual(pixels, reference, factor, usable)
