@@ -137,6 +137,24 @@ def test_edge_calibration_is_what_keeps_the_edges_right(inputs):
     assert errors[True] < 0.7 * errors[False]
 
 
+def test_pooling_opposite_edges_narrows_the_edge_error(inputs):
+    """A group covered by most exposures, a few columns wide, measures its
+    factor on a noise realisation a few percent from its expectation; its
+    complement on the opposite edge, covered by the other exposures,
+    measures the same excess variance more precisely."""
+    image, confidence, truth = inputs
+    c = confidence.array
+    edges = (c >= 20) & (c < 95)
+    spreads = {}
+    for pool in (True, False):
+        config = vircam_config()
+        config.variance.doEdgePooling = pool
+        variance = VistaIsrTask(config=config).run(image, confidence).outputExposure.variance.array
+        ratio = variance[edges] / truth["variance"][edges]
+        spreads[pool] = np.diff(np.percentile(ratio, [16, 84]))[0] / 2
+    assert spreads[True] < 0.85 * spreads[False]
+
+
 def test_masks_follow_confidence_exactly(inputs, exposure):
     image, confidence, _ = inputs
     c = confidence.array

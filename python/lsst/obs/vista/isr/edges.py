@@ -66,6 +66,7 @@ def edge_factors(
     n_combined: int,
     statistics: BackgroundStatisticsConfig,
     min_pixels: int,
+    pool_complements: bool = True,
 ) -> EdgeFactors:
     """Measure the edge corrections of a variance model.
 
@@ -85,6 +86,9 @@ def edge_factors(
         Cells, detection and growing for the background pixels.
     min_pixels : `int`
         Minimum number of background pixels for a group to be corrected.
+    pool_complements : `bool`
+        Combine the factors of complementary groups on opposite edges (see
+        `_pool_complements`).
 
     Returns
     -------
@@ -103,7 +107,9 @@ def edge_factors(
     `~lsst.obs.vista.isr.background.cell_residuals`) of its pixels over that
     of interior cells, so the interior normalisation (SKYNOISE) is kept.
     Column strips use the rows outside the row strips and vice versa, so
-    corners, covered by both, get the product of the two factors.
+    corners, covered by both, get the product of the two factors.  Finally
+    a group's factor is combined with that of its complement on the
+    opposite edge, which measures the same excess variance.
     """
     ny, nx = image.shape
     column_profile = np.median(relative_weight[::_PROFILE_STRIDE, :], axis=0)
@@ -117,30 +123,113 @@ def edge_factors(
     reference = _reference_variance(image, variance, usable, interior_rows, interior_columns, statistics)
     factors_x = np.ones(nx)
     factors_y = np.ones(ny)
-    n_groups = 0
     if reference is None:
         return EdgeFactors(x=factors_x, y=factors_y, n_groups=0)
-    for strip in x_strips:
-        residuals = _strip_residuals(
-            image, variance, usable, rows=interior_rows, columns=strip, statistics=statistics
-        )
-        for group in _groups(column_profile[strip], strip.start, share):
-            values = residuals[:, group.start - strip.start : group.stop - strip.start]
-            values = values[np.isfinite(values)]
-            if values.size >= min_pixels:
-                factors_x[group] = robust_sigma(values) ** 2 / reference
-                n_groups += 1
-    for strip in y_strips:
-        residuals = _strip_residuals(
-            image.T, variance.T, usable.T, rows=interior_columns, columns=strip, statistics=statistics
-        )
-        for group in _groups(row_profile[strip], strip.start, share):
-            values = residuals[:, group.start - strip.start : group.stop - strip.start]
-            values = values[np.isfinite(values)]
-            if values.size >= min_pixels:
-                factors_y[group] = robust_sigma(values) ** 2 / reference
-                n_groups += 1
+    n_groups = 0
+    for factors, strips, profile, arrays, across in (
+        (factors_x, x_strips, column_profile, (image, variance, usable), interior_rows),
+        (factors_y, y_strips, row_profile, (image.T, variance.T, usable.T), interior_columns),
+    ):
+        measured = [
+            _measure_groups(*arrays, strip, profile, share, across, statistics, reference, min_pixels)
+            for strip in strips
+        ]
+        if pool_complements and len(measured) == 2:
+            _pool_complements(*measured, interior=float(np.median(profile)), share=share)
+        for groups in measured:
+            for group in groups:
+                factors[group.columns] = group.factor
+            n_groups += len(groups)
     return EdgeFactors(x=factors_x, y=factors_y, n_groups=n_groups)
+
+
+@dataclasses.dataclass
+class _Group:
+    """Columns of a strip covered by the same exposures, and their factor."""
+
+    columns: slice
+    level: float
+    """Mean relative weight of the columns."""
+    factor: float
+    n_pixels: int
+    """Background pixels the factor was measured on."""
+
+    @property
+    def excess(self) -> float:
+        """Excess variance over the model, in units of the interior's
+        per-exposure variance: ``level * (factor - 1)``."""
+        return self.level * (self.factor - 1.0)
+
+    @property
+    def excess_variance(self) -> float:
+        """Variance of `excess` (up to a factor common to all groups): a
+        variance measured on n pixels has a relative error of sqrt(2 / n)."""
+        return 2.0 * (self.level * self.factor) ** 2 / self.n_pixels
+
+
+def _measure_groups(
+    image: np.ndarray,
+    variance: np.ndarray,
+    usable: np.ndarray,
+    strip: slice,
+    profile: np.ndarray,
+    share: float,
+    rows: slice,
+    statistics: BackgroundStatisticsConfig,
+    reference: float,
+    min_pixels: int,
+) -> list[_Group]:
+    """Measure the factor of each group of a column strip with at least
+    ``min_pixels`` background pixels in ``rows``."""
+    residuals = _strip_residuals(image, variance, usable, rows=rows, columns=strip, statistics=statistics)
+    groups = []
+    for columns in _groups(profile[strip], strip.start, share):
+        values = residuals[:, columns.start - strip.start : columns.stop - strip.start]
+        values = values[np.isfinite(values)]
+        if values.size >= min_pixels:
+            groups.append(
+                _Group(
+                    columns=columns,
+                    level=float(profile[columns].mean()),
+                    factor=robust_sigma(values) ** 2 / reference,
+                    n_pixels=values.size,
+                )
+            )
+    return groups
+
+
+def _pool_complements(first: list[_Group], second: list[_Group], *, interior: float, share: float) -> None:
+    """Combine the factors of groups on opposite edges whose exposures are
+    complements, in place.
+
+    Exposures that are translations of one another with one footprint drop
+    out at one edge in the order they come in at the other, so a group at
+    the first edge covered by a subset A of the exposures has a partner at
+    the second covered by the others, B, at a level of the interior's less
+    its own.  Their variances add up to the interior's:
+    ``|A| (F_A - 1) + |B| (F_B - 1) = 0``, with the subset sizes in
+    proportion to the levels.  Each partner's measured excess thus also
+    measures the other's, and they are combined with inverse-variance
+    weights.  This matters at high levels: a narrow group covered by most
+    exposures has a few thousand pixels whose noise realisation is a few
+    percent from its expectation, while its partner, covered by few
+    exposures, measures the same excess with an error smaller in
+    proportion to its level.  Partners are mutual nearest matches of
+    ``level_A + level_B`` to the interior level, within a quarter of an
+    exposure's share.
+    """
+    if not first or not second:
+        return
+    mismatch = np.array([[abs(a.level + b.level - interior) for b in second] for a in first])
+    for i, a in enumerate(first):
+        j = int(np.argmin(mismatch[i]))
+        if mismatch[i, j] >= 0.25 * share or int(np.argmin(mismatch[:, j])) != i:
+            continue
+        b = second[j]
+        weight_a, weight_b = 1.0 / a.excess_variance, 1.0 / b.excess_variance
+        excess = (weight_a * a.excess - weight_b * b.excess) / (weight_a + weight_b)
+        a.factor = 1.0 + excess / a.level
+        b.factor = 1.0 - excess / b.level
 
 
 def _strips(profile: np.ndarray, share: float) -> list[slice]:
