@@ -25,7 +25,15 @@ from lsst.images.fields import ChebyshevField
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
-from .masks import PixelMaskConfig, QualityMaskTask, make_mask_schema, mask_pixels, set_plane, set_planes
+from .masks import (
+    PixelMaskConfig,
+    QualityMaskTask,
+    make_mask_schema,
+    mask_pixels,
+    set_plane,
+    set_planes,
+    unflagged,
+)
 from .noise_check import NoiseCheckTask
 from .parameters import NoiseParameters
 from .variance import ConfidenceMapVarianceTask, MetadataVarianceTask, VarianceModelTask
@@ -191,7 +199,7 @@ class ExposureAssemblyTask(Task):
         relative_weight = model.relative_weight(map_array) if map_array is not None else None
 
         mask = Mask(schema=make_mask_schema(self.qualityMask.planes), bbox=image.bbox)
-        no_data, flagged = mask_pixels(
+        no_data = mask_pixels(
             mask,
             array,
             self.config.masking,
@@ -201,10 +209,8 @@ class ExposureAssemblyTask(Task):
         if quality is not None:
             decoded = self.qualityMask.decode(quality.array, quality.metadata)
             set_planes(mask, decoded)
-            for plane, pixels in decoded.items():
-                flagged |= pixels
-                if plane == "NO_DATA":
-                    no_data |= pixels
+            if "NO_DATA" in decoded:
+                no_data |= decoded["NO_DATA"]
         usable = ~no_data
 
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -227,19 +233,18 @@ class ExposureAssemblyTask(Task):
             )
             set_plane(mask, "NO_DATA", failed)
             usable &= ~failed
-            flagged |= failed
             variance[failed] = sentinel
             del failed
 
         check = self.noiseCheck.run(
             array,
             variance,
-            ~flagged,
+            unflagged(mask),
             name=description.name,
             known_sources=known_sources,
         )
         if check.rescale != 1.0:
-            variance[usable] *= np.float32(check.rescale)
+            np.multiply(variance, np.float32(check.rescale), out=variance, where=usable)
 
         metadata: dict[str, Any] = {
             **description.metadata,

@@ -11,6 +11,7 @@ __all__ = (
     "mask_pixels",
     "set_plane",
     "set_planes",
+    "unflagged",
 )
 
 from collections.abc import Iterable, Mapping
@@ -121,21 +122,46 @@ def set_planes(mask: Mask, planes: Mapping[str, np.ndarray]) -> None:
     -----
     The mask stores its planes as bits of interleaved bytes, so a byte
     layer is a strided view: the planes of one byte are combined in a
-    contiguous array first, then ORed into the layer once.  Both steps are
+    contiguous buffer first, then ORed into the layer once.  Both steps are
     whole-array operations, several times faster than the boolean indexing
-    of ``Mask.set`` on a full detector.
+    of ``Mask.set`` on a full detector, and the two buffers serve every
+    byte.
     """
-    by_byte: dict[int, np.ndarray] = {}
+    by_byte: dict[int, list[tuple[np.ndarray, np.integer]]] = {}
     for plane, pixels in planes.items():
         bit = mask.schema.bit(plane)
-        shifted = np.ascontiguousarray(pixels, dtype=bool).view(np.uint8) * mask.array.dtype.type(bit.mask)
-        if bit.index in by_byte:
-            by_byte[bit.index] |= shifted
-        else:
-            by_byte[bit.index] = shifted
-    for index, combined in by_byte.items():
+        by_byte.setdefault(bit.index, []).append((np.ascontiguousarray(pixels, dtype=bool), bit.mask))
+    if not by_byte:
+        return
+    combined = np.empty(mask.array.shape[:-1], dtype=mask.array.dtype)
+    shifted = np.empty_like(combined) if any(len(bits) > 1 for bits in by_byte.values()) else combined
+    for index, bits in by_byte.items():
+        for n, (pixels, value) in enumerate(bits):
+            np.multiply(pixels.view(np.uint8), value, out=combined if n == 0 else shifted)
+            if n > 0:
+                combined |= shifted
         layer = mask.array[..., index]
         layer |= combined
+
+
+def unflagged(mask: Mask) -> np.ndarray:
+    """Return the pixels of a mask with no plane set.
+
+    Parameters
+    ----------
+    mask : `lsst.images.Mask`
+        The mask.
+
+    Returns
+    -------
+    clear : `numpy.ndarray` [`bool`]
+        `True` where every bit is zero.
+    """
+    layers = mask.array
+    if layers.shape[-1] in (1, 2, 4, 8) and layers.flags.c_contiguous:
+        # Comparing whole pixels as one unsigned word is a single pass.
+        return layers.view(f"u{layers.shape[-1]}")[..., 0] == 0
+    return ~layers.any(axis=-1)
 
 
 def mask_pixels(
@@ -145,7 +171,7 @@ def mask_pixels(
     *,
     relative_weight: np.ndarray | None,
     saturation_level: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Set NO_DATA, BAD, LOW_CONFIDENCE and SATURATED from the image, its
     relative depth and its saturation level.
 
@@ -168,8 +194,6 @@ def mask_pixels(
     no_data : `numpy.ndarray` [`bool`]
         Pixels set NO_DATA: non-finite, a configured magic value, or of zero
         (or negative) relative weight.
-    flagged : `numpy.ndarray` [`bool`]
-        Pixels with any plane set.
 
     Notes
     -----
@@ -182,32 +206,36 @@ def mask_pixels(
     divided by it.  Bilinear resampling mixes a saturated pixel into its
     neighbours, hence the growth by ``saturationGrow``.
     """
-    no_data = ~np.isfinite(image)
+    # Built as "has data" with one scratch array, then inverted in place:
+    # every full-size temporary costs a pass and fresh pages.
+    no_data = np.isfinite(image)
+    scratch = np.empty(image.shape, dtype=bool)
     for value in config.noDataValues:
-        no_data |= image == value
+        no_data &= np.not_equal(image, value, out=scratch)
     if relative_weight is not None:
-        no_data |= ~(relative_weight > 0)
+        no_data &= np.greater(relative_weight, 0, out=scratch)
+    np.logical_not(no_data, out=no_data)
     planes = {"NO_DATA": no_data}
-    flagged = no_data.copy()
     if relative_weight is not None and config.lowConfidenceThreshold > 0:
-        low = relative_weight < np.float32(config.lowConfidenceThreshold / 100.0)
-        low &= ~no_data
+        low = np.less(relative_weight, np.float32(config.lowConfidenceThreshold / 100.0))
+        low &= np.logical_not(no_data, out=scratch)
         planes["BAD"] = planes[LOW_CONFIDENCE.name] = low
-        flagged |= low
-    if config.doSaturation and saturation_level is not None:
-        saturated = _saturated(image, relative_weight, config, saturation_level)
-        saturated &= ~no_data
-        planes["SATURATED"] = saturated
-        flagged |= saturated
+    del scratch
     set_planes(mask, planes)
-    return no_data, flagged
+    if config.doSaturation and saturation_level is not None:
+        ys, xs = _saturated(image, relative_weight, config, saturation_level)
+        keep = ~no_data[ys, xs]
+        bit = mask.schema.bit("SATURATED")
+        mask.array[ys[keep], xs[keep], bit.index] |= bit.mask
+    return no_data
 
 
 def _saturated(
     image: np.ndarray, relative_weight: np.ndarray | None, config: PixelMaskConfig, saturation_level: float
-) -> np.ndarray:
-    """Return the pixels at or above the saturation threshold (see
-    `mask_pixels`), grown by ``saturationGrow``.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the indices ``(y, x)`` of the pixels at or above the
+    saturation threshold (see `mask_pixels`), grown by ``saturationGrow``
+    (a pixel may appear more than once).
 
     Saturated pixels are few: candidates are found with one comparison
     against the lowest threshold any pixel can have, and the depth-scaled
@@ -228,13 +256,13 @@ def _saturated(
         scale = np.maximum(relative_weight[ys, xs], np.float32(1.0))
         keep = image[ys, xs] * scale >= threshold
         ys, xs = ys[keep], xs[keep]
-    saturated = np.zeros(image.shape, dtype=bool)
     ny, nx = image.shape
     size = config.saturationGrow
-    for dy in range(-size, size + 1):
-        for dx in range(-size, size + 1):
-            saturated[np.clip(ys + dy, 0, ny - 1), np.clip(xs + dx, 0, nx - 1)] = True
-    return saturated
+    offsets = np.arange(-size, size + 1)
+    grown_y = np.clip(ys[:, None, None] + offsets[None, :, None], 0, ny - 1)
+    grown_x = np.clip(xs[:, None, None] + offsets[None, None, :], 0, nx - 1)
+    grown_y, grown_x = np.broadcast_arrays(grown_y, grown_x)
+    return grown_y.ravel(), grown_x.ravel()
 
 
 class QualityMaskConfig(pexConfig.Config):
