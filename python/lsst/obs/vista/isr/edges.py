@@ -112,8 +112,8 @@ def edge_factors(
     opposite edge, which measures the same excess variance.
     """
     ny, nx = image.shape
-    column_profile = np.median(relative_weight[::_PROFILE_STRIDE, :], axis=0)
-    row_profile = np.median(relative_weight[:, ::_PROFILE_STRIDE], axis=1)
+    column_profile = _median_profile(relative_weight[::_PROFILE_STRIDE, :], axis=0)
+    row_profile = _median_profile(relative_weight[:, ::_PROFILE_STRIDE], axis=1)
     share = 1.0 / n_combined
     x_strips = _strips(column_profile, share)
     y_strips = _strips(row_profile, share)
@@ -230,6 +230,13 @@ def _pool_complements(first: list[_Group], second: list[_Group], *, interior: fl
         excess = (weight_a * a.excess - weight_b * b.excess) / (weight_a + weight_b)
         a.factor = 1.0 + excess / a.level
         b.factor = 1.0 - excess / b.level
+
+
+def _median_profile(samples: np.ndarray, axis: int) -> np.ndarray:
+    """Median along an axis as an order statistic (one partial sort), as
+    the other levels of `~lsst.obs.vista.isr.background`."""
+    rank = round(0.5 * (samples.shape[axis] - 1))
+    return np.take(np.partition(samples, rank, axis=axis), rank, axis=axis)
 
 
 def _strips(profile: np.ndarray, share: float) -> list[slice]:

@@ -120,28 +120,34 @@ def set_planes(mask: Mask, planes: Mapping[str, np.ndarray]) -> None:
 
     Notes
     -----
-    The mask stores its planes as bits of interleaved bytes, so a byte
-    layer is a strided view: the planes of one byte are combined in a
-    contiguous buffer first, then ORed into the layer once.  Both steps are
+    The mask stores its planes as bits of interleaved bytes.  Each distinct
+    array is multiplied by the bits of all its planes into a contiguous
+    buffer, which is ORed into the mask as one word per pixel (or, if a
+    pixel is not 1, 2, 4 or 8 bytes, into each byte layer it touches):
     whole-array operations, several times faster than the boolean indexing
-    of ``Mask.set`` on a full detector, and the two buffers serve every
-    byte.
+    of ``Mask.set`` on a full detector.
     """
-    by_byte: dict[int, list[tuple[np.ndarray, np.integer]]] = {}
+    values: dict[int, tuple[np.ndarray, int]] = {}
     for plane, pixels in planes.items():
         bit = mask.schema.bit(plane)
-        by_byte.setdefault(bit.index, []).append((np.ascontiguousarray(pixels, dtype=bool), bit.mask))
-    if not by_byte:
-        return
-    combined = np.empty(mask.array.shape[:-1], dtype=mask.array.dtype)
-    shifted = np.empty_like(combined) if any(len(bits) > 1 for bits in by_byte.values()) else combined
-    for index, bits in by_byte.items():
-        for n, (pixels, value) in enumerate(bits):
-            np.multiply(pixels.view(np.uint8), value, out=combined if n == 0 else shifted)
-            if n > 0:
-                combined |= shifted
-        layer = mask.array[..., index]
-        layer |= combined
+        shifted = int(bit.mask) << (8 * bit.index)
+        pixels_seen, value = values.get(id(pixels), (pixels, 0))
+        values[id(pixels)] = (pixels_seen, value | shifted)
+    words = _pixel_words(mask)
+    target = words if words is not None else mask.array[..., 0]
+    buffer = np.empty(target.shape, dtype=target.dtype)
+    for pixels, value in values.values():
+        flags = np.ascontiguousarray(pixels, dtype=bool).view(np.uint8)
+        if words is not None:
+            np.multiply(flags, words.dtype.type(value), out=buffer)
+            words |= buffer
+            continue
+        for index in range(mask.array.shape[-1]):
+            byte = (value >> (8 * index)) & 0xFF
+            if byte:
+                np.multiply(flags, np.uint8(byte), out=buffer)
+                layer = mask.array[..., index]
+                layer |= buffer
 
 
 def unflagged(mask: Mask) -> np.ndarray:
@@ -157,11 +163,17 @@ def unflagged(mask: Mask) -> np.ndarray:
     clear : `numpy.ndarray` [`bool`]
         `True` where every bit is zero.
     """
+    words = _pixel_words(mask)
+    return words == 0 if words is not None else ~mask.array.any(axis=-1)
+
+
+def _pixel_words(mask: Mask) -> np.ndarray | None:
+    """The mask as one little-endian unsigned word per pixel (byte ``i`` of
+    the pixel is bits ``8 i`` to ``8 i + 7``), if its layout allows."""
     layers = mask.array
-    if layers.shape[-1] in (1, 2, 4, 8) and layers.flags.c_contiguous:
-        # Comparing whole pixels as one unsigned word is a single pass.
-        return layers.view(f"u{layers.shape[-1]}")[..., 0] == 0
-    return ~layers.any(axis=-1)
+    if layers.shape[-1] not in (1, 2, 4, 8) or not layers.flags.c_contiguous:
+        return None
+    return layers.view(f"<u{layers.shape[-1]}")[..., 0]
 
 
 def mask_pixels(
