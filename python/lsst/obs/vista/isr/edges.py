@@ -12,7 +12,10 @@ single interpolation tap.  None of this is recorded, but it is a function of
 the column (left and right edges) or the row (bottom and top edges) alone,
 because the exposures are translations of one another.  So the ratio of the
 measured background noise to the model can be measured per column in the
-vertical edge strips and per row in the horizontal ones, and applied.
+vertical edge strips and per row in the horizontal ones, and applied.  The
+exposures that cover a group of columns at one edge are those that do not
+cover its complement at the other, so the two measure one excess variance
+and are combined.
 """
 
 from __future__ import annotations
@@ -98,8 +101,9 @@ def edge_factors(
     Notes
     -----
     Edge strips are found from the median relative weight of each column
-    (row), sampled every 32nd row (column), ~65 samples for a detector: they run from the border until
-    the profile reaches the interior plateau less half an exposure's share,
+    (row), sampled every 32nd row (column), ~65 samples for a detector:
+    they run from the border until the profile reaches the interior
+    plateau less half an exposure's share,
     ``1 - 0.5 / n_combined``.  Adjacent strip columns whose profiles differ
     by less than a quarter of an exposure's share are covered by the same
     exposures and are grouped.  The factor of a group is the robust variance
@@ -156,8 +160,9 @@ class _Group:
 
     @property
     def excess(self) -> float:
-        """Excess variance over the model, in units of the interior's
-        per-exposure variance: ``level * (factor - 1)``."""
+        """``level * (factor - 1)``: in proportion to the variance the
+        group's exposures add beyond the model, the quantity that a group
+        and its complement share with opposite signs."""
         return self.level * (self.factor - 1.0)
 
     @property
