@@ -124,18 +124,24 @@ def test_sky_noise_over_predicted_is_one(inputs, exposure, sky_pixels):
     assert exposure.metadata["VARIANCE_RESCALE"] == 1.0
 
 
+def edge_ratios(inputs, **variance_config):
+    """Predicted over true variance along the coverage edges (confidence
+    20 to 95), with the given overrides of the variance model's config."""
+    image, confidence, truth = inputs
+    config = vircam_config()
+    for name, value in variance_config.items():
+        setattr(config.variance, name, value)
+    variance = VistaIsrTask(config=config).run(image, confidence).outputExposure.variance.array
+    edges = (confidence.array >= 20) & (confidence.array < 95)
+    return variance[edges] / truth["variance"][edges]
+
+
 def test_edge_calibration_is_what_keeps_the_edges_right(inputs):
     """Without the edge calibration the header-only model is off by several
     percent pixel to pixel along the coverage edges."""
-    image, confidence, truth = inputs
-    c = confidence.array
-    edges = (c >= 20) & (c < 95)
-    errors = {}
-    for calibrate in (True, False):
-        config = vircam_config()
-        config.variance.doEdgeCalibration = calibrate
-        variance = VistaIsrTask(config=config).run(image, confidence).outputExposure.variance.array
-        errors[calibrate] = np.std(variance[edges] / truth["variance"][edges])
+    errors = {
+        calibrate: np.std(edge_ratios(inputs, doEdgeCalibration=calibrate)) for calibrate in (True, False)
+    }
     assert errors[True] < 0.7 * errors[False]
 
 
@@ -144,16 +150,10 @@ def test_pooling_opposite_edges_narrows_the_edge_error(inputs):
     factor on a noise realisation a few percent from its expectation; its
     complement on the opposite edge, covered by the other exposures,
     measures the same excess variance more precisely."""
-    image, confidence, truth = inputs
-    c = confidence.array
-    edges = (c >= 20) & (c < 95)
     spreads = {}
     for pool in (True, False):
-        config = vircam_config()
-        config.variance.doEdgePooling = pool
-        variance = VistaIsrTask(config=config).run(image, confidence).outputExposure.variance.array
-        ratio = variance[edges] / truth["variance"][edges]
-        spreads[pool] = np.diff(np.percentile(ratio, [16, 84]))[0] / 2
+        low, high = np.percentile(edge_ratios(inputs, doEdgePooling=pool), [16, 84])
+        spreads[pool] = (high - low) / 2
     assert spreads[True] < 0.85 * spreads[False]
 
 
