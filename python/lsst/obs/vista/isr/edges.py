@@ -119,8 +119,10 @@ def edge_factors(
     column_profile = _median_profile(relative_weight[::_PROFILE_STRIDE, :], axis=0)
     row_profile = _median_profile(relative_weight[:, ::_PROFILE_STRIDE], axis=1)
     share = 1.0 / n_combined
-    x_strips = _strips(column_profile, share)
-    y_strips = _strips(row_profile, share)
+    column_interior = float(np.median(column_profile))
+    row_interior = float(np.median(row_profile))
+    x_strips = _strips(column_profile, column_interior, share)
+    y_strips = _strips(row_profile, row_interior, share)
     interior_rows = _complement(y_strips, ny)
     interior_columns = _complement(x_strips, nx)
 
@@ -130,16 +132,16 @@ def edge_factors(
     if reference is None:
         return EdgeFactors(x=factors_x, y=factors_y, n_groups=0)
     n_groups = 0
-    for factors, strips, profile, arrays, across in (
-        (factors_x, x_strips, column_profile, (image, variance, usable), interior_rows),
-        (factors_y, y_strips, row_profile, (image.T, variance.T, usable.T), interior_columns),
+    for factors, strips, profile, interior, arrays, across in (
+        (factors_x, x_strips, column_profile, column_interior, (image, variance, usable), interior_rows),
+        (factors_y, y_strips, row_profile, row_interior, (image.T, variance.T, usable.T), interior_columns),
     ):
         measured = [
             _measure_groups(*arrays, strip, profile, share, across, statistics, reference, min_pixels)
             for strip in strips
         ]
         if pool_complements and len(measured) == 2:
-            _pool_complements(*measured, interior=float(np.median(profile)), share=share)
+            _pool_complements(*measured, interior=interior, share=share)
         for groups in measured:
             for group in groups:
                 factors[group.columns] = group.factor
@@ -244,10 +246,11 @@ def _median_profile(samples: np.ndarray, axis: int) -> np.ndarray:
     return np.take(np.partition(samples, rank, axis=axis), rank, axis=axis)
 
 
-def _strips(profile: np.ndarray, share: float) -> list[slice]:
+def _strips(profile: np.ndarray, interior: float, share: float) -> list[slice]:
     """Return the runs from each border where the profile is below the
-    interior plateau less half an exposure's share."""
-    threshold = np.median(profile) - 0.5 * share
+    interior plateau (its median, ``interior``) less half an exposure's
+    share."""
+    threshold = interior - 0.5 * share
     low = profile < threshold
     n = len(profile)
     strips = []
