@@ -25,6 +25,7 @@ from lsst.images.fields import ChebyshevField
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
+from ..psf_shape import FWHM_PER_SIGMA
 from .masks import (
     PixelMaskConfig,
     QualityMaskTask,
@@ -37,8 +38,6 @@ from .masks import (
 from .noise_check import NoiseCheckTask
 from .parameters import NoiseParameters
 from .variance import ConfidenceMapVarianceTask, MetadataVarianceTask, VarianceModelTask
-
-_FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +258,7 @@ class ExposureAssemblyTask(Task):
             mask=mask,
             variance=Image(variance, bbox=image.bbox, unit=image.unit**2),
             psf=GaussianPointSpreadFunction(
-                description.psf_fwhm / _FWHM_PER_SIGMA,
+                description.psf_fwhm / FWHM_PER_SIGMA,
                 bounds=image.bbox,
                 stamp_size=self.config.psfStampSize,
             ),
