@@ -186,7 +186,7 @@ def main() -> None:
                 "bench/isr",
                 "--register-dataset-types",
                 "-p",
-                f"{ROOT / 'pipelines' / 'ProcessCcd.yaml'}#isr",
+                f"{ROOT / 'pipelines' / 'VIRCAM' / 'ProcessCcd.yaml'}#isr",
             ],
             check=True,
             capture_output=True,

@@ -37,7 +37,7 @@ run butler query-datasets "$repo" --collections VIRCAM/defaults casu_stack
 
 step "Assemble post_isr_image with VistaIsrTask (image, mask, variance, WCS, PSF, zero point)"
 run pipetask run -b "$repo" -i VIRCAM/defaults -o u/demo/vircam \
-    -p pipelines/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
+    -p pipelines/VIRCAM/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
 
 step "What came out: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
 run butler summarize-isr "$repo" --collections u/demo/vircam

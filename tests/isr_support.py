@@ -49,7 +49,7 @@ def vircam_config() -> VistaIsrConfig:
 
 
 def process_ccd_config() -> VistaIsrConfig:
-    """The task config of pipelines/ProcessCcd.yaml#isr (plus processCcd.py)."""
+    """The task config of pipelines/VIRCAM/ProcessCcd.yaml#isr (plus processCcd.py)."""
     config = vircam_config()
     config.load(str(CONFIG_DIR / "vircam" / "processCcd.py"))
     return config

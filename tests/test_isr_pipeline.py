@@ -21,7 +21,7 @@ from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
-PIPELINE = Path(__file__).parent.parent / "pipelines" / "ProcessCcd.yaml"
+PIPELINE = Path(__file__).parent.parent / "pipelines" / "VIRCAM" / "ProcessCcd.yaml"
 DEFAULT_RUN = "u/test/isr"
 
 

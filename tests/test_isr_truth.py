@@ -63,7 +63,7 @@ def sky_pixels(inputs):
 
 @pytest.fixture(scope="module")
 def pipeline_exposure(inputs):
-    """As pipelines/ProcessCcd.yaml#isr makes it: rescaled to the measured noise."""
+    """As pipelines/VIRCAM/ProcessCcd.yaml#isr makes it: rescaled to the measured noise."""
     image, confidence, _ = inputs
     return VistaIsrTask(config=process_ccd_config()).run(image, confidence).outputExposure
 

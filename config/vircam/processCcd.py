@@ -1,5 +1,5 @@
 # ruff: noqa: F821  (pex_config override files are executed with `config` defined)
-# Overrides of the ``isr`` step of pipelines/ProcessCcd.yaml (loaded from the pipeline with
+# Overrides of the ``isr`` step of pipelines/VIRCAM/ProcessCcd.yaml (loaded from the pipeline with
 # ``file: resource://lsst.obs.vista/config/vircam/processCcd.py``), on top of config/vircam/isr.py.
 
 # Single-frame processing detects and measures at thresholds in units of the variance

@@ -15,6 +15,7 @@ from .translators import *
 # and pipe_base (seconds of start-up), load on first use: every ``butler``
 # command imports this package through the CLI plugin.
 _LAZY = {
+    "CalibrateImageTask": ".calibrate",
     "CameraDescription": ".camera",
     "DetectorDescription": ".camera",
     "FilterDescription": ".camera",

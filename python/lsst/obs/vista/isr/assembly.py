@@ -7,6 +7,7 @@ __all__ = (
     "ExposureAssemblyConfig",
     "ExposureAssemblyTask",
     "ExposureDescription",
+    "nanojansky_per_unit",
     "photometric_scaling_from_zero_point",
 )
 
@@ -288,6 +289,23 @@ class ExposureAssemblyTask(Task):
         return self.variance
 
 
+def nanojansky_per_unit(zero_point_ab: float) -> float:
+    """Return the flux in nJy of one image unit of an exposure.
+
+    Parameters
+    ----------
+    zero_point_ab : `float`
+        AB magnitude of a source of one image unit.
+
+    Returns
+    -------
+    scale : `float`
+        ``10**(-0.4 * (zero_point_ab - 31.4))``: the AB magnitude as a flux
+        density, by `astropy.units`.
+    """
+    return float((zero_point_ab * u.ABmag).to_value(u.nJy))
+
+
 def photometric_scaling_from_zero_point(zero_point_ab: float, bbox: Box, unit: u.UnitBase) -> ChebyshevField:
     """Return the constant field converting image units to nJy.
 
@@ -303,7 +321,6 @@ def photometric_scaling_from_zero_point(zero_point_ab: float, bbox: Box, unit: u
     Returns
     -------
     scaling : `lsst.images.fields.ChebyshevField`
-        ``10**(-0.4 * (zero_point_ab - 31.4))`` nJy per image unit (an AB
-        magnitude of 31.4 is 1 nJy).
+        `nanojansky_per_unit` nJy per image unit.
     """
-    return ChebyshevField(bbox, np.array([[10.0 ** (-0.4 * (zero_point_ab - 31.4))]]), unit=u.nJy / unit)
+    return ChebyshevField(bbox, np.array([[nanojansky_per_unit(zero_point_ab)]]), unit=u.nJy / unit)

@@ -1,0 +1,182 @@
+"""Sky background of a calibrated exposure: a mesh estimate with sources
+masked iteratively, kept as an lsst-images `SplineField`."""
+
+from __future__ import annotations
+
+__all__ = ("MeshBackgroundConfig", "MeshBackgroundTask", "spline_nodes")
+
+import math
+from typing import ClassVar
+
+import astropy.units as u
+import numpy as np
+import scipy.ndimage
+import sep
+
+import lsst.pex.config as pexConfig
+from lsst.images import Box
+from lsst.images.fields import SplineField
+from lsst.pipe.base import Struct, Task
+
+
+class MeshBackgroundConfig(pexConfig.Config):
+    """Configuration for `MeshBackgroundTask`."""
+
+    meshSize = pexConfig.Field[int](
+        doc=(
+            "Side (pixels) of the cells whose clipped mode (SExtractor's estimator, through sep) samples "
+            "the background.  Large enough to hold many sky pixels between sources, small enough to follow "
+            "the sky's real variation across a detector."
+        ),
+        default=128,
+        check=lambda value: value >= 8,
+    )
+    filterSize = pexConfig.Field[int](
+        doc="Side (cells) of the median filter applied to the mesh, which removes cells biased by a bright source.",
+        default=3,
+        check=lambda value: value >= 1 and value % 2 == 1,
+    )
+    iterations = pexConfig.Field[int](
+        doc=(
+            "Estimates of the background; before each one after the first, the sources detected above the "
+            "previous estimate are masked (so their wings do not raise the sky)."
+        ),
+        default=2,
+        check=lambda value: value >= 1,
+    )
+    maskThreshold = pexConfig.Field[float](
+        doc="Threshold (sigma of the variance plane) of the detections masked between iterations.",
+        default=3.0,
+        check=lambda value: value > 0,
+    )
+    maskMinArea = pexConfig.Field[int](
+        doc="Minimum area (pixels) of a detection masked between iterations.",
+        default=5,
+        check=lambda value: value >= 1,
+    )
+    maskGrow = pexConfig.Field[int](
+        doc="Pixels by which masked detections are grown, to cover wings below the threshold.",
+        default=3,
+        check=lambda value: value >= 0,
+    )
+
+
+def spline_nodes(length: int, mesh_size: int) -> np.ndarray:
+    """Return the node coordinates of a background spline along one axis.
+
+    Parameters
+    ----------
+    length : `int`
+        Number of pixels along the axis.
+    mesh_size : `int`
+        Side of a background cell.
+
+    Returns
+    -------
+    nodes : `numpy.ndarray`
+        Centres of ``ceil(length / mesh_size)`` equal cells (0-based array
+        coordinates) with the first and last pixels added, so that the spline interpolates, never extrapolates,
+        over the whole image.
+    """
+    count = max(1, math.ceil(length / mesh_size))
+    centres = (np.arange(count) + 0.5) * (length / count) - 0.5
+    return np.unique(np.concatenate([[0.0], np.clip(centres, 0.0, length - 1.0), [length - 1.0]]))
+
+
+class MeshBackgroundTask(Task):
+    """Estimate and model the sky background.
+
+    Notes
+    -----
+    sep (SExtractor's background algorithm as a library) measures the
+    clipped mode of every cell of ``meshSize`` pixels, median-filters the
+    mesh and interpolates it; pixels that are masked (NO_DATA, saturated,
+    bad) and, after the first pass, pixels of detected sources grown by
+    ``maskGrow`` are left out.  The final estimate is sampled at the cell
+    centres (and image edges) and kept as a `SplineField`, which is exactly
+    what is rendered and subtracted, so the stored model reproduces the
+    subtracted background.
+    """
+
+    ConfigClass: ClassVar[type[pexConfig.Config]] = MeshBackgroundConfig
+    config: MeshBackgroundConfig
+    _DefaultName: ClassVar[str] = "background"
+
+    def run(
+        self, image: np.ndarray, variance: np.ndarray, bad: np.ndarray, bbox: Box, unit: u.UnitBase
+    ) -> Struct:
+        """Estimate the background of an image.
+
+        Parameters
+        ----------
+        image : `numpy.ndarray`
+            Pixels (float32), background not subtracted; may be NaN where
+            ``bad``.
+        variance : `numpy.ndarray`
+            Variance plane (float32).
+        bad : `numpy.ndarray` [`bool`]
+            Pixels not to use.
+        bbox : `lsst.images.Box`
+            Bounding box of the image (the field's bounds).
+        unit : `astropy.units.UnitBase`
+            Unit of the image (the field's unit).
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``field``: `lsst.images.fields.SplineField`; ``image``: the
+            rendered background (float32); ``sources``: `numpy.ndarray`
+            [`bool`], the grown source pixels masked in the last pass.
+        """
+        data = np.ascontiguousarray(np.where(bad, np.float32(0), image), dtype=np.float32)
+        sigma = np.sqrt(variance, dtype=np.float32)
+        sources = np.zeros(bad.shape, dtype=bool)
+        masked = bad.copy()
+        for iteration in range(self.config.iterations):
+            estimate = self._estimate(data, masked)
+            if iteration + 1 == self.config.iterations:
+                break
+            sources = self._source_pixels(data - estimate.back(), sigma, bad)
+            masked = bad | sources
+        field = self._field(estimate, bbox, unit)
+        rendered = field.render(bbox, dtype=np.float32).array
+        return Struct(field=field, image=rendered, sources=sources)
+
+    def _estimate(self, data: np.ndarray, masked: np.ndarray) -> sep.Background:
+        size = min(self.config.meshSize, *data.shape)
+        return sep.Background(data, mask=masked, bw=size, bh=size, fw=self.config.filterSize,
+                              fh=self.config.filterSize)
+
+    def _source_pixels(self, residual: np.ndarray, sigma: np.ndarray, bad: np.ndarray) -> np.ndarray:
+        """Return the grown pixels of sources detected in ``residual``."""
+        _, segmentation = sep.extract(
+            np.ascontiguousarray(residual, dtype=np.float32),
+            self.config.maskThreshold,
+            err=sigma,
+            mask=bad,
+            minarea=self.config.maskMinArea,
+            deblend_cont=1.0,
+            segmentation_map=True,
+        )
+        detected = segmentation > 0
+        if self.config.maskGrow > 0:
+            structure = scipy.ndimage.generate_binary_structure(2, 1)
+            detected = scipy.ndimage.binary_dilation(detected, structure, iterations=self.config.maskGrow)
+        return detected
+
+    def _field(self, estimate: sep.Background, bbox: Box, unit: u.UnitBase) -> SplineField:
+        """Sample the background estimate at the spline nodes."""
+        back = estimate.back()
+        height, width = back.shape
+        y_nodes = spline_nodes(height, self.config.meshSize)
+        x_nodes = spline_nodes(width, self.config.meshSize)
+        samples = scipy.ndimage.map_coordinates(
+            back, np.meshgrid(y_nodes, x_nodes, indexing="ij"), order=1, mode="nearest"
+        )
+        return SplineField(
+            bbox,
+            samples.astype(np.float64),
+            y=y_nodes + bbox.y.start,
+            x=x_nodes + bbox.x.start,
+            unit=unit,
+        )

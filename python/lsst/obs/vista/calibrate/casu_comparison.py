@@ -1,0 +1,103 @@
+"""Comparison of our measurements with the CASU catalogue of a stack:
+reported, never used as a reference."""
+
+from __future__ import annotations
+
+__all__ = ("CasuCatalogComparisonConfig", "CasuCatalogComparisonTask")
+
+from typing import ClassVar
+
+import numpy as np
+from astropy.table import Table
+from scipy.spatial import cKDTree
+
+import lsst.pex.config as pexConfig
+from lsst.pipe.base import Struct, Task
+
+
+class CasuCatalogComparisonConfig(pexConfig.Config):
+    """Configuration for `CasuCatalogComparisonTask`."""
+
+    matchRadius = pexConfig.Field[float](
+        doc="Largest separation (pixels) of a source and a CASU catalogue entry to compare.",
+        default=1.0,
+        check=lambda value: value > 0,
+    )
+    casuFluxColumn = pexConfig.Field[str](
+        doc="CASU flux (ADU) compared with our aperture-corrected PSF flux, for CASU's stellar sources.",
+        default="Kron_flux",
+    )
+    minSignalToNoise = pexConfig.Field[float](
+        doc="Smallest PSF-flux S/N of the sources whose fluxes are compared.",
+        default=20.0,
+        check=lambda value: value > 0,
+    )
+
+
+class CasuCatalogComparisonTask(Task):
+    """Match our sources to the CASU catalogue and report position offsets
+    and flux ratios in the output metadata (``CASU_*``).
+
+    Notes
+    -----
+    CASU's ``X_coordinate``/``Y_coordinate`` are 1-based FITS pixels of the
+    stack, whose first pixel is the exposure's (0, 0).  Fluxes are compared
+    for sources CASU classifies as stellar (``Classification == -1``).
+    """
+
+    ConfigClass: ClassVar[type[pexConfig.Config]] = CasuCatalogComparisonConfig
+    config: CasuCatalogComparisonConfig
+    _DefaultName: ClassVar[str] = "casuComparison"
+
+    def run(self, sources: Table, catalog: Table, pixel_scale: float, *, name: str) -> Struct:
+        """Compare.
+
+        Parameters
+        ----------
+        sources : `astropy.table.Table`
+            Our measured sources (``x``, ``y``, ``psfInstFlux``,
+            ``psfInstFluxErr``).
+        catalog : `astropy.table.Table`
+            The CASU catalogue.
+        pixel_scale : `float`
+            Arcsec per pixel, for offsets in mas.
+        name : `str`
+            What to call the exposure in log messages.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``metadata``: ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
+            separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
+            ``CASU_NFLUX``.
+        """
+        casu_x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
+        casu_y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
+        metadata: dict[str, float | int | None] = {"CASU_NMATCH": 0, "CASU_OFFSET_MAS": None,
+                                                   "CASU_FLUX_RATIO": None, "CASU_NFLUX": 0}
+        if len(sources) and len(casu_x):
+            positions = np.column_stack([np.asarray(sources["x"], float), np.asarray(sources["y"], float)])
+            distance, index = cKDTree(np.column_stack([casu_x, casu_y])).query(
+                positions, distance_upper_bound=self.config.matchRadius
+            )
+            matched = np.isfinite(distance)
+            metadata["CASU_NMATCH"] = int(matched.sum())
+            if matched.any():
+                metadata["CASU_OFFSET_MAS"] = float(np.median(distance[matched]) * pixel_scale * 1000.0)
+                ours = np.asarray(sources["psfInstFlux"], float)[matched]
+                snr = ours / np.asarray(sources["psfInstFluxErr"], float)[matched]
+                casu = np.asarray(catalog[self.config.casuFluxColumn], float)[index[matched]]
+                stellar = np.asarray(catalog["Classification"], float)[index[matched]] == -1
+                good = stellar & (snr >= self.config.minSignalToNoise) & (casu > 0)
+                metadata["CASU_NFLUX"] = int(good.sum())
+                if good.any():
+                    metadata["CASU_FLUX_RATIO"] = float(np.median(ours[good] / casu[good]))
+        self.log.info(
+            "%s: %d of %d sources match the CASU catalogue (%d entries); median flux ratio %s.",
+            name,
+            metadata["CASU_NMATCH"],
+            len(sources),
+            len(casu_x),
+            "n/a" if metadata["CASU_FLUX_RATIO"] is None else f"{metadata['CASU_FLUX_RATIO']:.4f}",
+        )
+        return Struct(metadata=metadata)

@@ -1,0 +1,242 @@
+"""Photometric calibration: the header zero point, and a zero point fitted
+to reference stars where enough of them, with colours, are matched."""
+
+from __future__ import annotations
+
+__all__ = ("ColorTermConfig", "PhotometryConfig", "PhotometryTask", "reference_magnitudes")
+
+import math
+from typing import ClassVar
+
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+from astropy.table import Table
+
+import lsst.pex.config as pexConfig
+from lsst.pipe.base import Struct, Task
+
+
+class ColorTermConfig(pexConfig.Config):
+    """A reference catalogue's prediction of one band's AB magnitude:
+    ``mag = primary + sum_k coefficients[k] * color**k``, with
+    ``color = colorColumns[0] - colorColumns[1]``."""
+
+    primary = pexConfig.Field[str](doc="Reference magnitude column the polynomial adds to.", default="")
+    colorColumns = pexConfig.ListField[str](
+        doc="The two reference magnitude columns whose difference is the colour.",
+        default=[],
+        listCheck=lambda value: len(value) in (0, 2),
+    )
+    coefficients = pexConfig.ListField[float](
+        doc="Polynomial coefficients in the colour, constant term first.", default=[0.0]
+    )
+    colorRange = pexConfig.ListField[float](
+        doc="Range of colours the polynomial was fitted over; colours outside are clipped to it.",
+        default=[-math.inf, math.inf],
+        listCheck=lambda value: len(value) == 2 and value[0] < value[1],
+    )
+    defaultColor = pexConfig.Field[float](
+        doc="Colour used for reference stars whose colour is not measured.", default=0.0
+    )
+
+
+def reference_magnitudes(reference: Table, term: ColorTermConfig) -> np.ndarray:
+    """Return the band magnitudes a colour term predicts for reference stars.
+
+    Parameters
+    ----------
+    reference : `astropy.table.Table`
+        Reference stars with the term's magnitude columns (mag).
+    term : `ColorTermConfig`
+        The colour term.
+
+    Returns
+    -------
+    mag : `numpy.ndarray`
+        Predicted AB magnitudes; NaN where the primary magnitude is missing.
+    """
+    primary = np.asarray(reference[term.primary], dtype=float)
+    if term.colorColumns:
+        first, second = term.colorColumns
+        color = np.asarray(reference[first], dtype=float) - np.asarray(reference[second], dtype=float)
+        color = np.where(np.isfinite(color), color, term.defaultColor)
+        color = np.clip(color, *term.colorRange)
+    else:
+        color = np.zeros(len(reference))
+    return primary + np.polynomial.polynomial.polyval(color, list(term.coefficients))
+
+
+class PhotometryConfig(pexConfig.Config):
+    """Configuration for `PhotometryTask`."""
+
+    colorTerms = pexConfig.ConfigDictField(
+        keytype=str,
+        itemtype=ColorTermConfig,
+        doc=(
+            "Colour terms by band: how the reference catalogue predicts each band's AB magnitude.  A band "
+            "without one keeps the header zero point.  Instrument overrides name their published source."
+        ),
+        default={},
+    )
+    minMatches = pexConfig.Field[int](
+        doc="Fewest usable matched stars for a fitted zero point; with fewer the header zero point is kept.",
+        default=5,
+        check=lambda value: value >= 1,
+    )
+    minSignalToNoise = pexConfig.Field[float](
+        doc="Smallest PSF-flux S/N of a star used for the fit.",
+        default=10.0,
+        check=lambda value: value > 0,
+    )
+    clipSigma = pexConfig.Field[float](
+        doc="Residuals beyond this many sigma (robust) are left out of the zero point.",
+        default=3.0,
+        check=lambda value: value > 0,
+    )
+    doApplyFit = pexConfig.Field[bool](
+        doc="Apply the fitted zero point (else it is only reported, and the header's is applied).",
+        default=True,
+    )
+
+
+class PhotometryTask(Task):
+    """Choose the photometric zero point of an exposure.
+
+    Notes
+    -----
+    The zero point is the AB magnitude of one image unit (per exposure, the
+    image's own normalisation), so calibrated fluxes are
+    ``instFlux * 10**(-0.4 * (zp - 31.4))`` nJy.  The header zero point
+    comes from isr (CASU MAGZPT with the Vega-to-AB offset, CP MAGZERO).
+    Where at least ``minMatches`` matched, unflagged stars with S/N above
+    ``minSignalToNoise`` have a colour-term prediction, the fitted zero
+    point is the sigma-clipped median of ``mag_ref + 2.5 log10(instFlux)``
+    over them, its error the clipped standard deviation over sqrt(N).
+    """
+
+    ConfigClass: ClassVar[type[pexConfig.Config]] = PhotometryConfig
+    config: PhotometryConfig
+    _DefaultName: ClassVar[str] = "photometry"
+
+    def run(
+        self,
+        sources: Table,
+        reference: Table | None,
+        source_index: np.ndarray,
+        reference_index: np.ndarray,
+        *,
+        band: str,
+        header_zero_point: float | None,
+        name: str,
+    ) -> Struct:
+        """Fit (or keep) the zero point.
+
+        Parameters
+        ----------
+        sources : `astropy.table.Table`
+            Measured sources with aperture-corrected ``psfInstFlux``,
+            ``psfInstFluxErr`` and ``usable``.
+        reference : `astropy.table.Table` or `None`
+            Reference stars, or `None` if no catalogue was read.
+        source_index, reference_index : `numpy.ndarray` [`int`]
+            Matched pairs (from the astrometric match).
+        band : `str`
+            Band of the exposure.
+        header_zero_point : `float` or `None`
+            AB zero point from the header, if any.
+        name : `str`
+            What to call the exposure in log messages.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``zero_point`` (applied; `None` if neither is known),
+            ``fitted_zero_point``, ``fitted_error``, ``offset`` (fitted minus
+            header), ``scatter`` (clipped std of the residuals, mag),
+            ``n_stars``, ``source_index`` (stars used), ``source``
+            (``"fit"`` or ``"header"``) and ``metadata``.
+        """
+        fit = self._fit(sources, reference, source_index, reference_index, band=band, name=name)
+        use_fit = fit.zero_point is not None and self.config.doApplyFit
+        zero_point = fit.zero_point if use_fit else header_zero_point
+        offset = (
+            fit.zero_point - header_zero_point
+            if fit.zero_point is not None and header_zero_point is not None
+            else None
+        )
+        if fit.zero_point is not None:
+            self.log.info(
+                "%s: zero point %.4f +/- %.4f from %d stars (scatter %.3f mag), header %s.",
+                name,
+                fit.zero_point,
+                fit.error,
+                fit.n_stars,
+                fit.scatter,
+                "none" if header_zero_point is None else f"{header_zero_point:.4f}",
+            )
+        source = "fit" if use_fit else "header"
+        return Struct(
+            zero_point=zero_point,
+            fitted_zero_point=fit.zero_point,
+            fitted_error=fit.error,
+            offset=offset,
+            scatter=fit.scatter,
+            n_stars=fit.n_stars,
+            source_index=fit.used,
+            source=source,
+            metadata={
+                "PHOTOCAL_SOURCE": source,
+                "PHOTOCAL_ZP": zero_point,
+                "PHOTOCAL_ZP_HEADER": header_zero_point,
+                "PHOTOCAL_ZP_FIT": fit.zero_point,
+                "PHOTOCAL_ZP_FIT_ERR": fit.error,
+                "PHOTOCAL_OFFSET": offset,
+                "PHOTOCAL_SCATTER": fit.scatter,
+                "PHOTOCAL_NSTARS": fit.n_stars,
+            },
+        )
+
+    def _fit(
+        self,
+        sources: Table,
+        reference: Table | None,
+        source_index: np.ndarray,
+        reference_index: np.ndarray,
+        *,
+        band: str,
+        name: str,
+    ) -> Struct:
+        nothing = Struct(zero_point=None, error=None, scatter=None, n_stars=0, used=np.zeros(0, dtype=int))
+        if reference is None:
+            return nothing
+        term = self.config.colorTerms.get(band)
+        if term is None:
+            self.log.info("%s: no colour term for band %r; keeping the header zero point.", name, band)
+            return nothing
+        ref_mag = reference_magnitudes(reference[reference_index], term)
+        flux = np.asarray(sources["psfInstFlux"], dtype=float)[source_index]
+        error = np.asarray(sources["psfInstFluxErr"], dtype=float)[source_index]
+        usable = (
+            np.asarray(sources["usable"], dtype=bool)[source_index]
+            & np.isfinite(ref_mag)
+            & (flux > self.config.minSignalToNoise * error)
+        )
+        if usable.sum() < self.config.minMatches:
+            self.log.info(
+                "%s: %d usable photometric reference stars (< %d); keeping the header zero point.",
+                name,
+                int(usable.sum()),
+                self.config.minMatches,
+            )
+            return nothing
+        estimates = ref_mag[usable] + 2.5 * np.log10(flux[usable])
+        mean, median, std = sigma_clipped_stats(estimates, sigma=self.config.clipSigma, maxiters=5)
+        kept = np.abs(estimates - median) <= self.config.clipSigma * max(std, 1e-6)
+        n_stars = int(kept.sum())
+        return Struct(
+            zero_point=float(median),
+            error=float(std / math.sqrt(max(n_stars, 1))),
+            scatter=float(std),
+            n_stars=n_stars,
+            used=source_index[usable][kept],
+        )

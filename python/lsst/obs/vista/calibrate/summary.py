@@ -1,0 +1,120 @@
+"""``summary_stats`` of a calibrated exposure."""
+
+from __future__ import annotations
+
+__all__ = ("background_noise", "make_summary_stats")
+
+import math
+
+import astropy.units as u
+import numpy as np
+from astropy.stats import sigma_clipped_stats
+
+from lsst.images import Box, ObservationSummaryStats, SkyProjection
+from lsst.images.psfs import PointSpreadFunction
+
+from ..psf_shape import psf_moments
+
+_MAX_NOISE_SAMPLE = 200_000
+"""Background pixels (a regular subsample) the sky noise is measured on."""
+
+
+def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
+    """Return the robust rms of background pixels of a background-subtracted image.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        Background-subtracted pixels.
+    background_pixels : `numpy.ndarray` [`bool`]
+        Pixels that are neither masked nor in a (grown) source.
+
+    Returns
+    -------
+    noise : `float`
+        3-sigma clipped standard deviation (NaN with fewer than 100 pixels).
+    """
+    values = image[background_pixels]
+    if values.size < 100:
+        return math.nan
+    step = max(1, values.size // _MAX_NOISE_SAMPLE)
+    _, _, std = sigma_clipped_stats(values[::step], sigma=3.0, maxiters=5)
+    return float(std)
+
+
+def make_summary_stats(
+    *,
+    psf: PointSpreadFunction,
+    sky_projection: SkyProjection,
+    bbox: Box,
+    exposure_time: float,
+    zero_point: float | None,
+    sky_level: float,
+    sky_noise: float,
+    mean_variance: float,
+    astrometric_offset_mas: float,
+    astrometric_rms_mas: float,
+    n_psf_stars: int,
+    reference_density: float,
+) -> ObservationSummaryStats:
+    """Return the summary statistics Rubin's calibrateImage fills.
+
+    Parameters
+    ----------
+    psf : `lsst.images.psfs.PointSpreadFunction`
+        Final PSF model (moments at the bbox centre).
+    sky_projection : `lsst.images.SkyProjection`
+        Final WCS.
+    bbox : `lsst.images.Box`
+        Bounding box of the exposure.
+    exposure_time : `float`
+        Seconds.
+    zero_point : `float` or `None`
+        AB magnitude of one image unit.
+    sky_level, sky_noise : `float`
+        Median background and background rms (image units).
+    mean_variance : `float`
+        Mean of the variance plane over usable pixels.
+    astrometric_offset_mas, astrometric_rms_mas : `float`
+        Mean and rms separation of the astrometric matches (mas).
+    n_psf_stars : `int`
+        Stars the PSF model was fitted to (0 for the header PSF).
+    reference_density : `float`
+        Reference stars per square degree on the detector.
+
+    Returns
+    -------
+    stats : `lsst.images.ObservationSummaryStats`
+    """
+    x_centre = 0.5 * (bbox.x.start + bbox.x.stop - 1)
+    y_centre = 0.5 * (bbox.y.start + bbox.y.stop - 1)
+    ixx, iyy, ixy = psf_moments(psf, x=x_centre, y=y_centre)
+    sigma = (ixx * iyy - ixy * ixy) ** 0.25
+    centre = sky_projection.pixel_to_sky(x=x_centre, y=y_centre)
+    corners = sky_projection.pixel_to_sky(
+        x=np.array([bbox.x.start, bbox.x.stop - 1, bbox.x.stop - 1, bbox.x.start], dtype=float),
+        y=np.array([bbox.y.start, bbox.y.start, bbox.y.stop - 1, bbox.y.stop - 1], dtype=float),
+    )
+    step = sky_projection.pixel_to_sky(x=np.array([x_centre, x_centre + 1.0]), y=np.array([y_centre, y_centre]))
+    pixel_scale = float(step[0].separation(step[1]).to_value(u.arcsec))
+    return ObservationSummaryStats(
+        psfSigma=sigma,
+        psfArea=4.0 * math.pi * sigma * sigma,
+        psfIxx=ixx,
+        psfIyy=iyy,
+        psfIxy=ixy,
+        ra=float(centre.ra.deg),
+        dec=float(centre.dec.deg),
+        pixelScale=pixel_scale,
+        expTime=exposure_time,
+        zeroPoint=math.nan if zero_point is None else zero_point,
+        skyBg=sky_level,
+        skyNoise=sky_noise,
+        meanVar=mean_variance,
+        raCorners=tuple(float(v) for v in corners.ra.deg),
+        decCorners=tuple(float(v) for v in corners.dec.deg),
+        astromOffsetMean=astrometric_offset_mas / 1000.0,
+        astromOffsetStd=astrometric_rms_mas / 1000.0,
+        nPsfStar=n_psf_stars,
+        refCatSourceDensity=reference_density,
+    )

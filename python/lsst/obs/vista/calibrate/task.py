@@ -1,0 +1,474 @@
+"""`CalibrateImageTask`: single-frame processing after isr, on sep, Piff,
+astropy and scipy, with the dataset names and storage classes of Rubin's
+pipe_tasks ``calibrateImage``."""
+
+from __future__ import annotations
+
+__all__ = ("CalibrateImageConfig", "CalibrateImageConnections", "CalibrateImageTask")
+
+import math
+from typing import Any, ClassVar
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table
+from astropy.time import Time
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base.connectionTypes as cT
+from lsst.images import BackgroundMap, Box, Image, VisitImage
+from lsst.pipe.base import (
+    InputQuantizedConnection,
+    NoWorkFound,
+    OutputQuantizedConnection,
+    PipelineTask,
+    PipelineTaskConfig,
+    PipelineTaskConnections,
+    QuantumContext,
+    Struct,
+)
+
+from ..isr.assembly import photometric_scaling_from_zero_point
+from ..psf_shape import psf_moments
+from ..refcat import load_reference_stars
+from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
+from .astrometry import AstrometryTask
+from .background import MeshBackgroundTask
+from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extendedness, usable_for_calibration
+from .casu_comparison import CasuCatalogComparisonTask
+from .detection import SourceDetectionTask
+from .measurement import SourceMeasurementTask, aperture_column
+from .photometry import PhotometryTask
+from .psf import PiffPsfDeterminerTask
+from .summary import background_noise, make_summary_stats
+
+_BACKGROUND_NAME = "mesh"
+"""Name of the subtracted background in the output's `BackgroundMap`."""
+
+_UNUSABLE_PLANES = ("NO_DATA", "SATURATED", "BAD", "COSMIC_RAY")
+"""Mask planes whose pixels enter neither the background nor the PSF fit."""
+
+
+class CalibrateImageConnections(
+    PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
+):
+    """Inputs and outputs of `CalibrateImageTask`, per visit and detector."""
+
+    exposures = cT.Input(
+        doc="The exposure of the visit, from isr (one per visit: every ingested exposure is its own visit).",
+        name="post_isr_image",
+        storageClass="VisitImage",
+        dimensions=("instrument", "exposure", "detector"),
+        multiple=True,
+    )
+    astrometry_ref_cat = cT.PrerequisiteInput(
+        doc=(
+            "Reference catalogue shards overlapping the detector (``butler ingest-refcat``); optional: "
+            "without them the header WCS and zero point are kept."
+        ),
+        name="gaia_dr3",
+        storageClass="ArrowAstropy",
+        dimensions=("htm7",),
+        deferLoad=True,
+        multiple=True,
+        minimum=0,
+    )
+    casu_catalog = cT.Input(
+        doc="CASU catalogue of the stack, compared with our measurements (reported, not used as reference).",
+        name="casu_catalog",
+        storageClass="AstropyTable",
+        dimensions=("instrument", "exposure", "detector"),
+        multiple=True,
+        minimum=0,
+    )
+    exposure = cT.Output(
+        doc="Background-subtracted exposure with the fitted PSF, refined WCS and photometric calibration.",
+        name="preliminary_visit_image",
+        storageClass="VisitImage",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    background = cT.Output(
+        doc="Background model subtracted from preliminary_visit_image.",
+        name="preliminary_visit_image_background",
+        storageClass="BackgroundMap",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    stars = cT.Output(
+        doc="Every detected source, measured and calibrated (select point sources with extendedness == 0).",
+        name="single_visit_star",
+        storageClass="ArrowAstropy",
+        dimensions=("instrument", "visit", "detector"),
+    )
+
+    def __init__(self, *, config: CalibrateImageConfig) -> None:
+        super().__init__(config=config)
+        if not config.doCompareCasuCatalog:
+            del self.casu_catalog
+
+
+class CalibrateImageConfig(PipelineTaskConfig, pipelineConnections=CalibrateImageConnections):
+    """Configuration for `CalibrateImageTask`."""
+
+    background = pexConfig.ConfigurableField(target=MeshBackgroundTask, doc="Background estimate.")
+    detection = pexConfig.ConfigurableField(target=SourceDetectionTask, doc="Source detection.")
+    measurement = pexConfig.ConfigurableField(target=SourceMeasurementTask, doc="Source measurement.")
+    psf = pexConfig.ConfigurableField(target=PiffPsfDeterminerTask, doc="PSF star selection and model.")
+    apertureCorrection = pexConfig.ConfigurableField(
+        target=ApertureCorrectionTask, doc="Aperture correction of the PSF fluxes."
+    )
+    astrometry = pexConfig.ConfigurableField(target=AstrometryTask, doc="Astrometric calibration.")
+    photometry = pexConfig.ConfigurableField(target=PhotometryTask, doc="Photometric calibration.")
+    casuComparison = pexConfig.ConfigurableField(
+        target=CasuCatalogComparisonTask, doc="Comparison with the CASU catalogue (VIRCAM)."
+    )
+    doCompareCasuCatalog = pexConfig.Field[bool](
+        doc="Read the CASU catalogue of the stack, if ingested, and report how our measurements compare.",
+        default=False,
+    )
+    extendednessFluxRatio = pexConfig.Field[float](
+        doc="psfFlux / aperture flux below which (by 2 sigma) a source is extended (Rubin uses 0.985).",
+        default=0.95,
+        check=lambda value: 0 < value <= 1,
+    )
+    extendednessSizeRatio = pexConfig.Field[float](
+        doc="Ratio of a source's second-moment trace to the PSF's above which it is extended by size.",
+        default=1.1,
+        check=lambda value: value >= 1,
+    )
+    referenceMargin = pexConfig.Field[float](
+        doc="Reference stars are loaded out to this many pixels beyond the detector (header WCS errors).",
+        default=50.0,
+        check=lambda value: value >= 0,
+    )
+
+
+class CalibrateImageTask(PipelineTask):
+    """Characterize and calibrate one detector of one visit.
+
+    Notes
+    -----
+    Steps, each a retargetable subtask:
+
+    1. ``background``: a mesh background with sources masked iteratively,
+       subtracted and kept as a `SplineField` in a `BackgroundMap`;
+    2. ``detection``: sep detection at a threshold in sigma of the variance
+       plane, with the header PSF;
+    3. ``measurement`` with the header PSF, then ``psf``: star selection and
+       a Piff model (or the header PSF, said once in the log and recorded
+       in the metadata, when too few stars), then measurement again with
+       the final PSF;
+    4. ``apertureCorrection`` of PSF fluxes on the PSF stars;
+    5. ``astrometry`` against the reference catalogue, if any;
+    6. ``photometry``: the header zero point, or one fitted to reference
+       stars with colour terms; calibrated fluxes in nJy.
+
+    Without reference shards the step runs, says it skipped astrometric and
+    photometric fitting, and keeps the header calibration.  An exposure
+    whose pixels are all NO_DATA, or with no detections, has no outputs
+    (`NoWorkFound`, one warning line).
+    """
+
+    ConfigClass: ClassVar[type[pexConfig.Config]] = CalibrateImageConfig
+    config: CalibrateImageConfig
+    _DefaultName: ClassVar[str] = "calibrateImage"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        for name in (
+            "background",
+            "detection",
+            "measurement",
+            "psf",
+            "apertureCorrection",
+            "astrometry",
+            "photometry",
+            "casuComparison",
+        ):
+            self.makeSubtask(name)
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        # Docstring inherited.
+        exposure_refs = inputRefs.exposures
+        if len(exposure_refs) != 1:
+            raise RuntimeError(
+                f"calibrateImage takes one exposure per visit; visit {butlerQC.quantum.dataId} has "
+                f"{len(exposure_refs)}."
+            )
+        exposure = butlerQC.get(exposure_refs[0])
+        name = _describe_data_id(exposure_refs[0].dataId)
+        shards = {
+            int(ref.dataId["htm7"]): butlerQC.get(ref).get() for ref in inputRefs.astrometry_ref_cat
+        }
+        casu_catalog = None
+        if self.config.doCompareCasuCatalog and inputRefs.casu_catalog:
+            casu_catalog = butlerQC.get(inputRefs.casu_catalog[0])
+        reference_name = inputRefs.astrometry_ref_cat[0].datasetType.name if shards else None
+        result = self.run(
+            exposure, reference_shards=shards, reference_name=reference_name, casu_catalog=casu_catalog, name=name
+        )
+        butlerQC.put(result, outputRefs)
+
+    def run(
+        self,
+        exposure: VisitImage,
+        *,
+        reference_shards: dict[int, Table] | None = None,
+        reference_name: str | None = None,
+        casu_catalog: Table | None = None,
+        name: str = "exposure",
+    ) -> Struct:
+        """Calibrate one exposure.
+
+        Parameters
+        ----------
+        exposure : `lsst.images.VisitImage`
+            ``post_isr_image``.
+        reference_shards : `dict` [`int`, `astropy.table.Table`], optional
+            Reference catalogue shards by htm7 trixel.
+        reference_name : `str`, optional
+            Name of the reference catalogue, for messages.
+        casu_catalog : `astropy.table.Table`, optional
+            CASU catalogue of the stack, to compare with.
+        name : `str`, optional
+            What to call the exposure in log messages.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``exposure`` (`VisitImage`), ``background`` (`BackgroundMap`),
+            ``stars`` (`astropy.table.Table`).
+
+        Raises
+        ------
+        lsst.pipe.base.NoWorkFound
+            Raised if every pixel is NO_DATA or nothing is detected.
+        """
+        bbox = exposure.bbox
+        mask = exposure.mask
+        planes = set(mask.schema.names)
+        no_data = mask.get("NO_DATA")
+        if no_data.all():
+            self.log.warning("%s: every pixel is NO_DATA; nothing to calibrate.", name)
+            raise NoWorkFound(f"{name}: every pixel is NO_DATA.")
+        unusable = np.zeros(no_data.shape, dtype=bool)
+        for plane in _UNUSABLE_PLANES:
+            if plane in planes:
+                unusable |= mask.get(plane)
+        variance = np.asarray(exposure.variance.array, dtype=np.float32)
+        raw = np.asarray(exposure.image.array, dtype=np.float32)
+
+        background = self.background.run(raw, variance, unusable, bbox, exposure.unit)
+        image = raw - background.image
+        image[no_data] = np.nan
+
+        header_psf = exposure.psf
+        x_centre, y_centre = _centre(bbox)
+        ixx, iyy, _ = psf_moments(header_psf, x=x_centre, y=y_centre)
+        detection = self.detection.run(image, variance, no_data, bbox, math.sqrt(0.5 * (ixx + iyy)))
+        if len(detection.sources) == 0:
+            self.log.warning("%s: no sources detected; nothing to calibrate.", name)
+            raise NoWorkFound(f"{name}: no sources detected.")
+
+        first = self.measurement.run(image, variance, mask, bbox, detection.sources, header_psf).sources
+        first["flag"] = ~usable_for_calibration(first)
+        # The star selector ranks candidates by an aperture flux, which does not depend on the PSF.
+        reference_prefix = aperture_column(self.config.apertureCorrection.referenceRadius)
+        first["instFlux"] = first[f"{reference_prefix}InstFlux"]
+        first["instFluxErr"] = first[f"{reference_prefix}InstFluxErr"]
+        psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name)
+        sources = self.measurement.run(image, variance, mask, bbox, detection.sources, psf_result.psf).sources
+        sources["calib_psf_candidate"] = psf_result.candidate
+        sources["calib_psf_used"] = psf_result.used
+        sources["calib_psf_reserved"] = psf_result.reserved
+
+        apcorr = self.apertureCorrection.run(sources, psf_result.used, bbox, name=name)
+        classify_extendedness(
+            sources,
+            reference_prefix=reference_prefix,
+            flux_ratio=self.config.extendednessFluxRatio,
+            size_ratio=self.config.extendednessSizeRatio,
+        )
+        sources["usable"] = usable_for_calibration(sources) & (sources["extendedness"] == 0)
+
+        sky_projection = exposure.sky_projection
+        pixel_scale = _pixel_scale(exposure)
+        reference = self._load_reference(exposure, reference_shards, reference_name, pixel_scale, name=name)
+        header_zero_point = _header_zero_point(exposure)
+        sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
+        sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
+        metadata: dict[str, Any] = {}
+        if reference is None:
+            self.log.info(
+                "%s: no reference catalogue; skipped astrometric and photometric fitting, keeping the header "
+                "WCS and zero point.",
+                name,
+            )
+            astrometry = None
+            photometry = self.photometry.run(
+                sources, None, np.zeros(0, int), np.zeros(0, int), band=exposure.band,
+                header_zero_point=header_zero_point, name=name,
+            )
+            metadata.update(ASTROM_MODEL="header", ASTROM_NMATCH=0)
+        else:
+            astrometry = self.astrometry.run(sources, reference, sky_projection, pixel_scale, name=name)
+            sky_projection = astrometry.sky_projection
+            sources["calib_astrometry_used"][astrometry.source_index] = True
+            metadata.update(astrometry.metadata)
+            photometry = self.photometry.run(
+                sources,
+                reference,
+                astrometry.source_index,
+                astrometry.reference_index,
+                band=exposure.band,
+                header_zero_point=header_zero_point,
+                name=name,
+            )
+            sources["calib_photometry_used"][photometry.source_index] = True
+        metadata.update(photometry.metadata)
+
+        add_sky_coordinates(sources, sky_projection)
+        prefixes = ["psf", *(aperture_column(r) for r in self.config.measurement.apertureRadii)]
+        add_calibrated_fluxes(sources, photometry.zero_point, prefixes)
+        sources["id"] = np.arange(1, len(sources) + 1, dtype=np.int64)
+        del sources["usable"]
+
+        if casu_catalog is not None:
+            metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
+
+        detected = detection.segmentation > 0
+        background_pixels = ~(unusable | background.sources | detected)
+        sky_noise = background_noise(image, background_pixels)
+        usable_pixels = ~no_data
+        stats = make_summary_stats(
+            psf=psf_result.psf,
+            sky_projection=sky_projection,
+            bbox=bbox,
+            exposure_time=float(exposure.obs_info.exposure_time.to_value(u.s)),
+            zero_point=photometry.zero_point,
+            sky_level=float(np.median(background.image[usable_pixels])),
+            sky_noise=sky_noise,
+            mean_variance=float(np.mean(variance[usable_pixels])),
+            astrometric_offset_mas=math.nan if astrometry is None else astrometry.offset_mas,
+            astrometric_rms_mas=math.nan if astrometry is None else astrometry.rms_mas,
+            n_psf_stars=psf_result.n_used,
+            reference_density=_density(reference, stats_area_deg2=_area_deg2(bbox, pixel_scale)),
+        )
+        metadata.update(psf_result.metadata)
+        metadata.update(apcorr.metadata)
+        metadata.update(
+            NSOURCES=len(sources),
+            NSTARS=int(np.sum(sources["extendedness"] == 0)),
+            SKY_NOISE=sky_noise,
+            SKY_NOISE_RATIO=sky_noise / math.sqrt(stats.meanVar) if stats.meanVar > 0 else None,
+        )
+        sources.meta.update({key: value for key, value in metadata.items() if value is not None})
+
+        output_mask = mask.copy()
+        if "DETECTED" in planes:
+            output_mask.set("DETECTED", detected)
+        backgrounds = BackgroundMap()
+        backgrounds.add(
+            _BACKGROUND_NAME,
+            background.field,
+            "sep mesh background (sources masked iteratively), Akima spline through the mesh",
+            is_subtracted=True,
+        )
+        scaling = (
+            exposure.photometric_scaling
+            if photometry.zero_point is None
+            else photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
+        )
+        calibrated = VisitImage(
+            Image(image, bbox=bbox, unit=exposure.unit, sky_projection=sky_projection),
+            mask=output_mask,
+            variance=exposure.variance,
+            psf=psf_result.psf,
+            obs_info=exposure.obs_info,
+            detector=exposure.detector,
+            photometric_scaling=scaling,
+            aperture_corrections={PSF_FLUX_ALGORITHM: apcorr.field},
+            backgrounds=backgrounds,
+            summary_stats=stats,
+            band=exposure.band,
+            metadata={**dict(exposure.metadata), **{k: v for k, v in metadata.items() if v is not None}},
+        )
+        return Struct(exposure=calibrated, background=backgrounds, stars=sources)
+
+    def _load_reference(
+        self,
+        exposure: VisitImage,
+        shards: dict[int, Table] | None,
+        reference_name: str | None,
+        pixel_scale: float,
+        *,
+        name: str,
+    ) -> Table | None:
+        """Return the reference stars on the detector at the exposure's epoch,
+        or `None` without shards."""
+        if not shards:
+            return None
+        obs_info = exposure.obs_info
+        begin = Time(obs_info.datetime_begin)
+        epoch = begin + 0.5 * obs_info.exposure_time
+        stars = load_reference_stars(shards, epoch=epoch, name=reference_name or "reference catalogue")
+        if len(stars) == 0:
+            return stars
+        pixels = exposure.sky_projection.sky_to_pixel(
+            _sky_coord(stars["coord_ra"], stars["coord_dec"])
+        )
+        margin = self.config.referenceMargin
+        bbox = exposure.bbox
+        inside = (
+            (pixels.x >= bbox.x.start - margin)
+            & (pixels.x <= bbox.x.stop - 1 + margin)
+            & (pixels.y >= bbox.y.start - margin)
+            & (pixels.y <= bbox.y.stop - 1 + margin)
+        )
+        self.log.info("%s: %d reference stars on the detector.", name, int(np.sum(inside)))
+        return stars[inside]
+
+
+def _sky_coord(ra: Any, dec: Any) -> SkyCoord:
+    return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg))
+
+
+def _centre(bbox: Box) -> tuple[float, float]:
+    """Return the (x, y) of the centre of a bounding box."""
+    return 0.5 * (bbox.x.start + bbox.x.stop - 1), 0.5 * (bbox.y.start + bbox.y.stop - 1)
+
+
+def _describe_data_id(data_id: Any) -> str:
+    return ",".join(f"{key}={value}" for key, value in data_id.required.items())
+
+
+def _pixel_scale(exposure: VisitImage) -> float:
+    """Return the pixel scale (arcsec) at the centre of the exposure."""
+    x, y = _centre(exposure.bbox)
+    sky = exposure.sky_projection.pixel_to_sky(x=np.array([x, x + 1.0, x]), y=np.array([y, y, y + 1.0]))
+    return float(0.5 * (sky[0].separation(sky[1]) + sky[0].separation(sky[2])).to_value(u.arcsec))
+
+
+def _header_zero_point(exposure: VisitImage) -> float | None:
+    """Return the AB zero point isr applied (the photometric scaling at the centre)."""
+    scaling = exposure.photometric_scaling
+    if scaling is None:
+        return None
+    x, y = _centre(exposure.bbox)
+    value = scaling(x=x, y=y)
+    return float((value * u.nJy).to_value(u.ABmag))
+
+
+def _area_deg2(bbox: Box, pixel_scale: float) -> float:
+    return bbox.x.size * bbox.y.size * (pixel_scale / 3600.0) ** 2
+
+
+def _density(reference: Table | None, *, stats_area_deg2: float) -> float:
+    if reference is None or stats_area_deg2 <= 0:
+        return math.nan
+    return len(reference) / stats_area_deg2
