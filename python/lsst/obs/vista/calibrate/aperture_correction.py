@@ -33,8 +33,11 @@ class ApertureCorrectionConfig(pexConfig.Config):
         check=lambda value: value > 0,
     )
     minStars = pexConfig.Field[int](
-        doc="Fewest PSF stars for a measured correction; with fewer it is 1 (and the metadata says so).",
-        default=3,
+        doc=(
+            "Fewest stars for a measured correction; with fewer it is 1 (and the metadata says so).  One "
+            "bright star measures it to its S/N, and without it point sources look extended."
+        ),
+        default=1,
         check=lambda value: value >= 1,
     )
     minStarsLinear = pexConfig.Field[int](
@@ -49,7 +52,7 @@ class ApertureCorrectionConfig(pexConfig.Config):
 
 class ApertureCorrectionTask(Task):
     """Measure the ratio of a large aperture flux to the PSF flux on PSF
-    stars and apply it to the PSF fluxes.
+    star candidates and apply it to the PSF fluxes.
 
     Notes
     -----

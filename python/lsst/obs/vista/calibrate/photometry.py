@@ -79,8 +79,17 @@ class PhotometryConfig(pexConfig.Config):
         default={},
     )
     minMatches = pexConfig.Field[int](
-        doc="Fewest usable matched stars for a fitted zero point; with fewer the header zero point is kept.",
-        default=5,
+        doc="Fewest usable matched stars for a fitted zero point to be measured and reported.",
+        default=3,
+        check=lambda value: value >= 1,
+    )
+    minStarsToApply = pexConfig.Field[int](
+        doc=(
+            "Fewest stars (after clipping) for the fitted zero point to replace the header's.  Colour "
+            "terms and reference photometry scatter by ~0.1 mag per star, and header zero points are good "
+            "to ~0.05-0.1 mag, so a fit from fewer stars would not be better."
+        ),
+        default=10,
         check=lambda value: value >= 1,
     )
     minSignalToNoise = pexConfig.Field[float](
@@ -111,7 +120,9 @@ class PhotometryTask(Task):
     Where at least ``minMatches`` matched, unflagged stars with S/N above
     ``minSignalToNoise`` have a colour-term prediction, the fitted zero
     point is the sigma-clipped median of ``mag_ref + 2.5 log10(instFlux)``
-    over them, its error the clipped standard deviation over sqrt(N).
+    over them, its error the clipped standard deviation over sqrt(N).  It
+    is always reported; it is applied from ``minStarsToApply`` stars, or
+    from ``minMatches`` when the header has no zero point.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = PhotometryConfig
@@ -157,7 +168,11 @@ class PhotometryTask(Task):
             (``"fit"`` or ``"header"``) and ``metadata``.
         """
         fit = self._fit(sources, reference, source_index, reference_index, band=band, name=name)
-        use_fit = fit.zero_point is not None and self.config.doApplyFit
+        use_fit = (
+            fit.zero_point is not None
+            and self.config.doApplyFit
+            and (fit.n_stars >= self.config.minStarsToApply or header_zero_point is None)
+        )
         zero_point = fit.zero_point if use_fit else header_zero_point
         offset = (
             fit.zero_point - header_zero_point
@@ -166,13 +181,14 @@ class PhotometryTask(Task):
         )
         if fit.zero_point is not None:
             self.log.info(
-                "%s: zero point %.4f +/- %.4f from %d stars (scatter %.3f mag), header %s.",
+                "%s: fitted zero point %.4f +/- %.4f from %d stars (scatter %.3f mag), header %s; %s applied.",
                 name,
                 fit.zero_point,
                 fit.error,
                 fit.n_stars,
                 fit.scatter,
                 "none" if header_zero_point is None else f"{header_zero_point:.4f}",
+                "fitted" if use_fit else "header",
             )
         source = "fit" if use_fit else "header"
         return Struct(

@@ -158,7 +158,8 @@ class CalibrateImageTask(PipelineTask):
        a Piff model (or the header PSF, said once in the log and recorded
        in the metadata, when too few stars), then measurement again with
        the final PSF;
-    4. ``apertureCorrection`` of PSF fluxes on the PSF stars;
+    4. ``apertureCorrection`` of PSF fluxes on the PSF star candidates
+       (fitted, reserved, or too few for a model), then ``extendedness``;
     5. ``astrometry`` against the reference catalogue, if any;
     6. ``photometry``: the header zero point, or one fitted to reference
        stars with colour terms; calibrated fluxes in nJy.
@@ -287,7 +288,7 @@ class CalibrateImageTask(PipelineTask):
         sources["calib_psf_used"] = psf_result.used
         sources["calib_psf_reserved"] = psf_result.reserved
 
-        apcorr = self.apertureCorrection.run(sources, psf_result.used, bbox, name=name)
+        apcorr = self.apertureCorrection.run(sources, psf_result.candidate, bbox, name=name)
         classify_extendedness(
             sources,
             reference_prefix=reference_prefix,
