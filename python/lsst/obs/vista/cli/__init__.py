@@ -4,7 +4,7 @@ __all__ = ("get_cli_subcommands",)
 
 import click
 
-from .commands import ingest_casu, ingest_instcal
+from .commands import ingest_casu, ingest_instcal, ingest_refcat
 from .export_legacy import export_legacy
 from .summarize import summarize_isr
 
@@ -15,4 +15,4 @@ def get_cli_subcommands() -> list[click.Command]:
     Registered through the ``butler.cli`` entry point, so ``butler --help``
     lists them without any environment variable.
     """
-    return [ingest_casu, ingest_instcal, export_legacy, summarize_isr]
+    return [ingest_casu, ingest_instcal, ingest_refcat, export_legacy, summarize_isr]

@@ -1,8 +1,9 @@
-"""The ``butler ingest-casu`` and ``butler ingest-instcal`` subcommands."""
+"""The ``butler ingest-casu``, ``butler ingest-instcal`` and ``butler
+ingest-refcat`` subcommands."""
 
 from __future__ import annotations
 
-__all__ = ("ingest_casu", "ingest_instcal")
+__all__ = ("ingest_casu", "ingest_instcal", "ingest_refcat")
 
 from collections.abc import Callable
 
@@ -84,3 +85,44 @@ def ingest_instcal(repo: str, locations: tuple[str, ...], transfer: str, process
     while the others go on.  The exit status is 1 if any file failed.
     """
     _run(("DECam",), repo, locations, transfer, processes)
+
+
+@click.command(
+    short_help="Shard Gaia-like FITS tables into an htm7 reference catalogue (default name gaia_dr3).",
+    cls=ButlerCommand,
+)
+@repo_argument(required=True)
+@click.argument("name")
+@click.argument(
+    "files", nargs=-1, required=True, metavar="FILE...", type=click.Path(exists=True, dir_okay=False)
+)
+def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
+    """Ingest Gaia-like FITS tables into REPO as reference catalogue NAME.
+
+    NAME is the dataset type of the catalogue; the pipelines look for
+    gaia_dr3 unless configured otherwise.  Each FILE's first table HDU must
+    have the Gaia gaia_source columns source_id, ra, dec, ra_error,
+    dec_error, ref_epoch, pmra, pmdec and their errors, and
+    phot_{g,bp,rp}_mean_mag with phot_{g,bp,rp}_mean_flux_over_error, in
+    Gaia's units (assumed where a column has no TUNIT); parallax and the
+    other Gaia quality columns are kept if present, anything else is not.
+
+    The rows are split by HTM level-7 trixel into one dataset per trixel
+    (dimension htm7, storage class ArrowAstropy), found through the chained
+    collection refcats/NAME.  The files are read and rewritten, so the
+    repository does not refer to them afterwards.  Rows whose source_id a
+    shard holds already replace the stored ones; changed shards go to a new
+    run refcats/NAME/<UTC time> put first in the chain, so ingesting the
+    same files again writes nothing.
+
+    Every file is checked before anything is written: a file that is not a
+    reference table is reported on one line and nothing is ingested.  All
+    shards are written in one transaction.  The exit status is 1 if a file
+    or the repository stopped the ingest.
+    """
+    # Imported when the command runs, not each time ``butler`` loads its
+    # plugins to list the commands.
+    from .script import ingest_reference_catalog
+
+    if not ingest_reference_catalog(repo, name, files):
+        raise click.exceptions.Exit(1)

@@ -1,9 +1,9 @@
-"""The work behind ``butler ingest-casu``, ``butler ingest-instcal`` and
-``ingestImages.py``."""
+"""The work behind ``butler ingest-casu``, ``butler ingest-instcal``,
+``butler ingest-refcat`` and ``ingestImages.py``."""
 
 from __future__ import annotations
 
-__all__ = ("INGEST_INSTRUMENTS", "ingest_products")
+__all__ = ("INGEST_INSTRUMENTS", "ingest_products", "ingest_reference_catalog")
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -12,6 +12,7 @@ from lsst.daf.butler import Butler
 from lsst.utils.logging import getLogger
 
 from ..ingest import ProductIngester, policy_for_instrument
+from ..refcat import ingest_refcat
 
 INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
 """Instruments with a dataset policy, in the order ``ingestImages.py`` tries
@@ -59,6 +60,27 @@ def ingest_products(
             ).run(paths)
             ok &= report.ok
     return ok
+
+
+def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool:
+    """Shard reference catalogue files into a butler repository.
+
+    Parameters
+    ----------
+    repo : `str`
+        URI or alias of the repository.
+    name : `str`
+        Dataset type name of the catalogue.
+    files : iterable [`str`]
+        Gaia-like FITS tables.
+
+    Returns
+    -------
+    ok : `bool`
+        `True` if the rows were ingested or were all present already.
+    """
+    with Butler.from_config(repo, writeable=True) as butler:
+        return ingest_refcat(butler, name, files).ok
 
 
 def _assign(locations: list[str], instruments: Sequence[str]) -> dict[str, list[str]]:
