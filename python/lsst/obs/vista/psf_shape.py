@@ -7,6 +7,7 @@ __all__ = ("FWHM_PER_SIGMA", "fwhm_from_moments", "psf_fwhm", "psf_moments")
 
 import math
 
+import galsim
 import numpy as np
 
 from lsst.images.psfs import PointSpreadFunction
@@ -32,7 +33,7 @@ def fwhm_from_moments(ixx: float | np.ndarray, iyy: float | np.ndarray) -> float
 
 
 def psf_moments(psf: PointSpreadFunction, *, x: float, y: float) -> tuple[float, float, float]:
-    """Return the unweighted second moments of a PSF model's kernel image.
+    """Return the adaptive second moments of a PSF model's kernel image.
 
     Parameters
     ----------
@@ -44,20 +45,18 @@ def psf_moments(psf: PointSpreadFunction, *, x: float, y: float) -> tuple[float,
     Returns
     -------
     ixx, iyy, ixy : `float`
-        Second moments (pixels**2) about the kernel's centroid.
+        Second moments (pixels**2) of the elliptical Gaussian that GalSim's
+        HSM adaptive-moment fit matches to the kernel: the moments of the
+        PSF itself for a Gaussian, and for other profiles a size that does
+        not depend on the stamp the kernel is drawn in (unweighted moments
+        of a Moffat profile do).
     """
     kernel = psf.compute_kernel_image(x=x, y=y)
-    array = kernel.array.astype(np.float64)
-    total = array.sum()
-    rows, columns = np.indices(array.shape, dtype=np.float64)
-    x_mean = (columns * array).sum() / total
-    y_mean = (rows * array).sum() / total
-    dx, dy = columns - x_mean, rows - y_mean
-    return (
-        float((dx * dx * array).sum() / total),
-        float((dy * dy * array).sum() / total),
-        float((dx * dy * array).sum() / total),
-    )
+    result = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(kernel.array, dtype=np.float64)))
+    sigma2 = result.moments_sigma**2
+    e1, e2 = result.observed_shape.e1, result.observed_shape.e2
+    scale = sigma2 / math.sqrt(1.0 - e1 * e1 - e2 * e2)
+    return float(scale * (1.0 + e1)), float(scale * (1.0 - e1)), float(scale * e2)
 
 
 def psf_fwhm(psf: PointSpreadFunction, *, x: float, y: float) -> float:
@@ -73,8 +72,8 @@ def psf_fwhm(psf: PointSpreadFunction, *, x: float, y: float) -> float:
     Returns
     -------
     fwhm : `float`
-        `fwhm_from_moments` of the kernel image's moments (pixels): the
-        exact FWHM for a Gaussian PSF, the Gaussian-equivalent otherwise.
+        `fwhm_from_moments` of the kernel image's adaptive moments (pixels):
+        the exact FWHM for a Gaussian PSF, the Gaussian-equivalent otherwise.
     """
     ixx, iyy, _ = psf_moments(psf, x=x, y=y)
     return float(fwhm_from_moments(ixx, iyy))

@@ -1,0 +1,229 @@
+"""``processCcd.py``: the Gen2 command's name and options, running the
+instrument's ``ProcessCcd`` pipeline with ``pipetask run``."""
+
+from __future__ import annotations
+
+__all__ = ("build_pipetask_command", "main", "where_from_ids")
+
+import getpass
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from .._resources import PIPELINES_DIR
+
+_INSTRUMENT_DIRECTORIES = {"VIRCAM": "VIRCAM", "DECam": "DECam"}
+"""Butler instrument name -> folder of its pipelines under pipelines/."""
+
+_DEFAULT_LABEL = "calibrateImage"
+"""Task a bare ``-C FILE`` or ``-c KEY=VALUE`` applies to (processCcd's own config in Gen2)."""
+
+
+def where_from_ids(ids: Sequence[str]) -> tuple[str, str | None]:
+    """Turn Gen2 ``--id`` arguments into a butler query expression.
+
+    Parameters
+    ----------
+    ids : `~collections.abc.Sequence` [`str`]
+        ``KEY=VALUE`` items; ``VALUE`` may list alternatives joined by ``^``
+        (``visit=1^2``), as Gen2's data-ID syntax did.
+
+    Returns
+    -------
+    where : `str`
+        The ``-d`` expression, e.g. ``instrument='DECam' AND detector IN (20, 28)``.
+    instrument : `str` or `None`
+        The instrument named, if any.
+
+    Raises
+    ------
+    click.BadParameter
+        Raised for an item that is not ``KEY=VALUE``.
+    """
+    clauses: list[str] = []
+    instrument: str | None = None
+    for item in ids:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--id")
+        values = value.split("^")
+        if key == "instrument":
+            if len(values) != 1:
+                raise click.BadParameter("one instrument at a time", param_hint="--id")
+            instrument = values[0]
+        literals = [v if v.lstrip("-").isdigit() else repr(v) for v in values]
+        if len(literals) == 1:
+            clauses.append(f"{key}={literals[0]}")
+        else:
+            clauses.append(f"{key} IN ({', '.join(literals)})")
+    return " AND ".join(clauses), instrument
+
+
+def _repo_instruments(repo: str) -> list[str]:
+    from lsst.daf.butler import Butler
+
+    with Butler.from_config(repo) as butler:
+        return sorted(record.name for record in butler.query_dimension_records("instrument"))
+
+
+def _existing_collections(repo: str, names: Sequence[str]) -> list[str]:
+    from lsst.daf.butler import Butler, MissingCollectionError
+
+    found = []
+    with Butler.from_config(repo) as butler:
+        for name in names:
+            try:
+                butler.collections.get_info(name)
+            except MissingCollectionError:
+                continue
+            found.append(name)
+    return found
+
+
+def build_pipetask_command(
+    repo: str,
+    *,
+    instrument: str,
+    where: str,
+    inputs: Sequence[str],
+    output: str,
+    jobs: int,
+    config_files: Sequence[str] = (),
+    config_overrides: Sequence[str] = (),
+    pipeline: Path | None = None,
+) -> list[str]:
+    """Return the ``pipetask run`` command of the instrument's ProcessCcd pipeline.
+
+    Parameters
+    ----------
+    repo : `str`
+        Butler repository.
+    instrument : `str`
+        Butler name of the instrument (``VIRCAM``, ``DECam``).
+    where : `str`
+        Data-ID query expression.
+    inputs : `~collections.abc.Sequence` [`str`]
+        Input collections.
+    output : `str`
+        Output chained collection.
+    jobs : `int`
+        Processes.
+    config_files, config_overrides : `~collections.abc.Sequence` [`str`]
+        ``[LABEL:]FILE`` and ``[LABEL:]KEY=VALUE``; without a label they
+        apply to ``calibrateImage``.
+    pipeline : `pathlib.Path`, optional
+        Pipeline file; ``pipelines/<instrument>/ProcessCcd.yaml`` by default.
+
+    Returns
+    -------
+    command : `list` [`str`]
+    """
+    if pipeline is None:
+        pipeline = PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
+    command = [
+        "pipetask",
+        "run",
+        "-b",
+        repo,
+        "-i",
+        ",".join(inputs),
+        "-o",
+        output,
+        "-p",
+        str(pipeline),
+        "--register-dataset-types",
+        "-j",
+        str(jobs),
+    ]
+    if where:
+        command += ["-d", where]
+    for option, values in (("-C", config_files), ("-c", config_overrides)):
+        for value in values:
+            labelled = ":" in value.split("=", 1)[0]
+            command += [option, value if labelled else f"{_DEFAULT_LABEL}:{value}"]
+    return command
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("repo")
+@click.option(
+    "--id",
+    "ids",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Data ID to process, e.g. --id instrument=DECam --id visit=802955^803277 (repeatable; ^ joins values).",
+)
+@click.option(
+    "-C", "--config-file", "config_files", multiple=True, metavar="[LABEL:]FILE",
+    help="pex_config override file; without LABEL it applies to calibrateImage.",
+)
+@click.option(
+    "-c", "--config", "config_overrides", multiple=True, metavar="[LABEL:]KEY=VALUE",
+    help="One config override; without LABEL it applies to calibrateImage.",
+)
+@click.option("-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of processes pipetask runs the quanta in.")
+@click.option("-o", "--output", default=None, help="Output collection (default u/$USER/processCcd).")
+@click.option("--input", "inputs", multiple=True,
+              help="Input collections (default <instrument>/defaults and refcats/gaia_dr3 if ingested).")
+@click.option("--dry-run", is_flag=True, help="Print the pipetask command and stop.")
+def process_ccd(
+    repo: str,
+    ids: tuple[str, ...],
+    config_files: tuple[str, ...],
+    config_overrides: tuple[str, ...],
+    jobs: int,
+    output: str | None,
+    inputs: tuple[str, ...],
+    dry_run: bool,
+) -> None:
+    """Run single-frame processing (isr, calibrateImage) of REPO's exposures.
+
+    The Gen2 processCcd.py, on the Gen3 middleware: it picks the
+    instrument's pipelines/<instrument>/ProcessCcd.yaml, prints the
+    equivalent 'pipetask run' command, and runs it.
+    """
+    where, instrument = where_from_ids(ids)
+    if instrument is None:
+        known = _repo_instruments(repo)
+        if len(known) != 1:
+            raise click.UsageError(
+                f"{repo} holds instruments {', '.join(known) or 'none'}: say which with --id instrument=NAME."
+            )
+        instrument = known[0]
+        where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
+    if instrument not in _INSTRUMENT_DIRECTORIES:
+        raise click.BadParameter(
+            f"no ProcessCcd pipeline for {instrument!r} (known: {', '.join(_INSTRUMENT_DIRECTORIES)})",
+            param_hint="--id instrument",
+        )
+    if not inputs:
+        inputs = (f"{instrument}/defaults", *_existing_collections(repo, ["refcats/gaia_dr3"]))
+    if output is None:
+        output = f"u/{os.environ.get('USER') or getpass.getuser()}/processCcd"
+    command = build_pipetask_command(
+        repo,
+        instrument=instrument,
+        where=where,
+        inputs=inputs,
+        output=output,
+        jobs=jobs,
+        config_files=config_files,
+        config_overrides=config_overrides,
+    )
+    click.echo("$ " + shlex.join(command))
+    if dry_run:
+        return
+    executable = Path(sys.executable).with_name("pipetask")
+    command[0] = str(executable) if executable.exists() else "pipetask"
+    raise click.exceptions.Exit(subprocess.call(command))
+
+
+def main() -> None:
+    """Run ``processCcd.py``."""
+    process_ccd.main(prog_name="processCcd.py")
