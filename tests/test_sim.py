@@ -15,20 +15,31 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astro_metadata_translator import ObservationInfo
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.stats import sigma_clipped_stats
+from astropy.table import Table
 from astropy.time import Time, TimeDelta
 from astropy.wcs import WCS, FITSFixedWarning
 
-from lsst.obs.vista import Vircam
+from isr_support import read_confidence, read_stack, vircam_config
+from lsst.obs.vista import Vircam, VistaIsrTask
 from lsst.obs.vista.casu_headers import read_header_dump
+from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.sim import (
+    REFERENCE_EPOCH,
+    SOURCE_COLUMNS,
     SimulatedStack,
     SimulationConfig,
+    read_source_truth,
     stack_headers,
+    true_psf_fwhm,
     write_pawprint_stack,
+    write_reference_catalog,
     write_tile,
 )
+from lsst.obs.vista.sim._geometry import jitter
+from lsst.obs.vista.sim._psf import exposure_psf_variance
 
 # Two configurations: the defaults of the template Z-band stack, and a
 # Y-band stack like the real 2017 VIDEO one (DIT 30 s, NDIT 2, 8 jitters),
@@ -587,6 +598,7 @@ def test_configuration_is_checked():
         {"filter_name": "R"},
         {"size": 32},
         {"seed": -1},
+        {"psf_variation": -0.3},  # FWHM 1.4 at the corners
     ):
         with pytest.raises(ValueError):
             SimulationConfig(**bad)
@@ -603,14 +615,25 @@ def _run(*args):
 
 
 def test_command_line_stack(tmp_path):
-    result = _run(str(tmp_path), "--stacks", "1", "--size", "128", "--detectors", "1,2")
+    refcat = tmp_path / "ref" / "gaia.fits"
+    result = _run(
+        str(tmp_path), "--stacks", "1", "--size", "128", "--detectors", "1,2", "--refcat", str(refcat),
+        "--psf-variation", "0.1",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert re.fullmatch(r"stack 1/1: v\d{8}_\d{5}_st\.fit \(2 detectors, [\d.]+ s\)\n", result.stdout)
+    assert re.fullmatch(
+        r"stack 1/1: v\d{8}_\d{5}_st\.fit \(2 detectors, [\d.]+ s\)\n"
+        rf"reference catalogue: {re.escape(str(refcat))} \(\d+ stars\)\n",
+        result.stdout,
+    )
+    assert len(Table.read(refcat)) > 0
     (stack,) = tmp_path.glob("*_st.fit")
     with fits.open(stack) as f:
         assert [h.name for h in f[1:]] == ["DET1.CHIP1", "DET1.CHIP2"]
         assert f[1].data.shape == (fits.getheader(stack, 1)["NAXIS2"], fits.getheader(stack, 1)["NAXIS1"])
-    assert (tmp_path / "truth" / f"{stack.stem}_truth.fits").exists()
+    truth = tmp_path / "truth" / f"{stack.stem}_truth.fits"
+    assert fits.getheader(truth, 0)["PSFVAR"] == 0.1
+    assert read_source_truth(truth, 2).meta["PSFFW11"] > read_source_truth(truth, 2).meta["PSFFWCEN"]
 
 
 def test_command_line_tile(tmp_path):
@@ -630,9 +653,247 @@ def test_command_line_help_and_errors(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--stacks", "--size", "--seed", "--tile", "--detectors"):
+    for option in ("--stacks", "--size", "--seed", "--tile", "--detectors", "--refcat", "--psf-variation"):
         assert option in text
     for bad in (["out", "--stacks", "5", "--tile"], ["out", "--stacks", "1", "--detectors", "0"]):
         with pytest.raises(SystemExit) as exit_info:
             main(bad)
         assert exit_info.value.code == 2
+
+
+# --- Truth for the processing after isr --------------------------------------
+
+VARYING_CONFIG = SimulationConfig(size=256, detectors=(1,), psf_variation=0.25, **DENSE)
+
+# Names and FITS types of the Gaia chunks' columns
+# (tests/data/decam_cp/testcase6/reference/gaia-chunk-03559.fits).
+GAIA_CHUNK_COLUMNS = [
+    ("source_id", "K"), ("ra", "D"), ("dec", "D"), ("ra_error", "E"), ("dec_error", "E"),
+    ("phot_g_mean_mag", "E"), ("phot_g_mean_flux_over_error", "E"), ("phot_g_n_obs", "I"),
+    ("phot_bp_mean_mag", "E"), ("phot_bp_mean_flux_over_error", "E"), ("phot_bp_n_obs", "I"),
+    ("phot_rp_mean_mag", "E"), ("phot_rp_mean_flux_over_error", "E"), ("phot_rp_n_obs", "I"),
+    ("astrometric_weight_al", "E"), ("astrometric_n_obs_al", "I"), ("astrometric_n_good_obs_al", "I"),
+    ("astrometric_excess_noise", "E"), ("astrometric_excess_noise_sig", "E"), ("duplicated_source", "L"),
+    ("ref_epoch", "E"), ("parallax", "E"), ("parallax_error", "E"), ("pmra", "E"), ("pmra_error", "E"),
+    ("pmdec", "E"), ("pmdec_error", "E"), ("phot_variable_flag", "L"), ("a_g_val", "E"),
+    ("e_bp_min_rp_val", "E"), ("phot_bp_rp_excess_factor", "E"), ("astrometric_sigma5d_max", "E"),
+    ("astrometric_params_solved", "E"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def varying_stack(tmp_path_factory):
+    """One detector whose PSF FWHM grows by 25% from the centre to the corners."""
+    return write_pawprint_stack(tmp_path_factory.mktemp("varying"), 0, VARYING_CONFIG)
+
+
+def _isolated_truth_stars(sources, model, confidence, saturated, half=7):
+    """Rows of the source truth whose box holds one unsaturated star with all
+    its inputs, and the box of the noiseless model (sky subtracted)."""
+    ny, nx = model.shape
+    for row in sources:
+        ix, iy = int(round(row["x"])), int(round(row["y"]))
+        if row["is_galaxy"] or row["flux"] < 300 or not (half <= ix < nx - half and half <= iy < ny - half):
+            continue
+        distance = np.hypot(sources["x"] - row["x"], sources["y"] - row["y"])
+        if np.any((distance > 0) & (distance < 3 * half) & (sources["flux"] > 0.02 * row["flux"])):
+            continue
+        box = (slice(iy - half, iy + half + 1), slice(ix - half, ix + half + 1))
+        if confidence[box].min() < 80 or saturated[box].any():
+            continue
+        yy, xx = np.mgrid[box]
+        yield row, model[box], xx, yy
+
+
+def test_source_truth_is_where_the_flux_is(varying_stack):
+    detector = Detector(varying_stack, 1)
+    sources = read_source_truth(varying_stack.truth, 1)
+    assert set(sources.colnames) == set(SOURCE_COLUMNS)
+    ny, nx = detector.image.shape
+    assert np.all((sources["x"] >= -0.5) & (sources["x"] < nx - 0.5))
+    assert np.all((sources["y"] >= -0.5) & (sources["y"] < ny - 0.5))
+    # The CASU catalogue lists the same sources, those on data.
+    on_data = sources[sources["confidence"] > 0]
+    assert len(on_data) == len(detector.catalog)
+    np.testing.assert_allclose(
+        np.sort(on_data["x"] + 1), np.sort(detector.catalog["X_coordinate"]), atol=1e-4
+    )
+    ratios = []
+    for row, box, xx, yy in _isolated_truth_stars(
+        sources, detector.model - detector.sky, detector.confidence, detector.saturated
+    ):
+        flux = box.sum()
+        cx, cy = (box * xx).sum() / flux, (box * yy).sum() / flux
+        assert cx == pytest.approx(row["x"], abs=0.02)
+        assert cy == pytest.approx(row["y"], abs=0.02)
+        assert flux == pytest.approx(row["flux"], rel=0.01)
+        # The true FWHM is that of the noiseless star's second moments (to
+        # the flat-field weighting of the inputs and faint neighbours).
+        moment = 0.5 * (box * ((xx - cx) ** 2 + (yy - cy) ** 2)).sum() / flux
+        ratios.append(2 * np.sqrt(2 * np.log(2)) * np.sqrt(moment) / row["psf_fwhm"])
+    assert len(ratios) >= 5
+    assert np.max(np.abs(np.array(ratios) - 1)) < 0.01
+    assert np.median(ratios) == pytest.approx(1.0, abs=0.002)
+
+
+def test_true_psf_is_a_point_source_through_the_stacking():
+    """A noiseless point source rendered with each exposure's PSF and
+    accumulated as the stacks are, with equal flat fields, has exactly the
+    second moments of `true_psf_fwhm`."""
+    from lsst.obs.vista.sim._render import Scene, render
+    from lsst.obs.vista.sim._stack import Exposure, StackAccumulator
+
+    config = VARYING_CONFIG
+    pattern = jitter(0, config)
+    fwhm_per_sigma = 2 * np.sqrt(2 * np.log(2))
+    for x, y in ((140.3, 150.7), (40.2, 40.9), (250.1, 250.6), (60.5, 200.2)):
+        accumulator = StackAccumulator(pattern.shape, np.full((config.size, config.size), 100, np.int16))
+        for origin in pattern.offsets:
+            variance = exposure_psf_variance(config, np.array([x - origin[0]]), np.array([y - origin[1]]))
+            scene = Scene.from_sources(
+                np.array([x]), np.array([y]), np.array([1e6]), np.zeros(1), np.ones(1), np.zeros(1), variance
+            )
+            level = render(scene, origin, config.size).astype(np.float32)
+            accumulator.add(origin, Exposure(level, level, np.zeros_like(level), np.zeros(level.shape, bool)))
+        model = accumulator.finish(0.01).model
+        iy, ix = round(y), round(x)
+        box = np.nan_to_num(model[iy - 10 : iy + 11, ix - 10 : ix + 11].astype(float))
+        yy, xx = np.mgrid[iy - 10 : iy + 11, ix - 10 : ix + 11]
+        flux = box.sum()
+        cx, cy = (box * xx).sum() / flux, (box * yy).sum() / flux
+        moment = 0.5 * (box * ((xx - cx) ** 2 + (yy - cy) ** 2)).sum() / flux
+        assert (cx, cy) == pytest.approx((x, y), abs=1e-4)
+        assert fwhm_per_sigma * np.sqrt(moment) == pytest.approx(
+            float(true_psf_fwhm(config, 0, x, y)), rel=1e-4
+        )
+
+
+def test_truth_positions_are_the_isr_pixel_coordinates(varying_stack):
+    """The isr's WCS (parent coordinates of a bbox starting at 0) maps the
+    true sky positions to the truth's x, y."""
+    image = read_stack(varying_stack.stack)
+    exposure = VistaIsrTask(config=vircam_config()).run(image, read_confidence(varying_stack.confidence))
+    exposure = exposure.outputExposure
+    assert (exposure.bbox.x.start, exposure.bbox.y.start) == (0, 0)
+    sources = read_source_truth(varying_stack.truth, 1)
+    pixels = exposure.sky_projection.sky_to_pixel(SkyCoord(sources["ra"], sources["dec"]))
+    np.testing.assert_allclose(pixels.x, sources["x"], atol=1e-3)
+    np.testing.assert_allclose(pixels.y, sources["y"], atol=1e-3)
+    # The isr's zero point is the truth's but for the extinction term that
+    # the header asks for and the simulated fluxes do not carry.
+    header = merged(fits.getheader(varying_stack.stack, 0), fits.getheader(varying_stack.stack, 1))
+    airmass = exposure.obs_info.boresight_airmass
+    assert exposure.metadata["ZERO_POINT_AB"] == pytest.approx(
+        sources.meta["ZPAB"] - header["EXTINCT"] * (airmass - 1), abs=1e-9
+    )
+
+
+def test_psf_varies_as_configured(varying_stack):
+    config = VARYING_CONFIG
+    sources = read_source_truth(varying_stack.truth, 1)
+    meta = sources.meta
+    # Each exposure's FWHM grows by exactly psf_variation from the centre to
+    # the corners; the stack adds the same resampling blur everywhere.
+    centre = 0.5 * (config.size - 1)
+    variance = exposure_psf_variance(
+        config, np.array([centre, 0.0, config.size - 1]), np.array([centre, 0, 0])
+    )
+    assert np.sqrt(variance[1:] / variance[0]) == pytest.approx(1 + config.psf_variation, abs=1e-12)
+    fractions = np.mod(jitter(0, config).offsets, 1.0)
+    resampling = np.mean(fractions * (1 - fractions))
+    fwhm_per_sigma = 2 * np.sqrt(2 * np.log(2))
+    assert meta["PSFFWCEN"] == pytest.approx(fwhm_per_sigma * np.sqrt(variance[0] + resampling), rel=0.01)
+    for corner in ("PSFFW00", "PSFFW01", "PSFFW10", "PSFFW11"):
+        # The corners that all exposures cover are the jitter inside the
+        # detector's, and the resampling blur dilutes the change.
+        assert 1 + 0.5 * config.psf_variation < meta[corner] / meta["PSFFWCEN"] < 1 + config.psf_variation
+        assert meta[corner] == float(
+            true_psf_fwhm(config, 0, meta[f"FULLX{corner[5]}"], meta[f"FULLY{corner[6]}"])
+        )
+    # The table's value of each source is true_psf_fwhm at its centre.
+    np.testing.assert_array_equal(sources["psf_fwhm"], true_psf_fwhm(config, 0, sources["x"], sources["y"]))
+    # SEEING is the mean over the detector (at the mean jitter position).
+    header = fits.getheader(varying_stack.stack, 1)
+    y, x = (
+        np.mgrid[: config.size : 4, : config.size : 4]
+        + jitter(0, config).offsets.mean(axis=0)[::-1, None, None]
+    )
+    assert header["SEEING"] == pytest.approx(np.nanmean(true_psf_fwhm(config, 0, x, y)), rel=0.003)
+    assert np.isnan(true_psf_fwhm(config, 0, -5.0, -5.0))
+
+
+def test_constant_psf_truth_is_the_seeing(tile_run):
+    _, stacks, _ = tile_run
+    sources = read_source_truth(stacks[0].truth, 1)
+    seeing = fits.getheader(stacks[0].stack, 1)["SEEING"]
+    meta = sources.meta
+    interior = (sources["x"] >= meta["FULLX0"]) & (sources["x"] <= meta["FULLX1"])
+    interior &= (sources["y"] >= meta["FULLY0"]) & (sources["y"] <= meta["FULLY1"])
+    assert interior.sum() > 10
+    np.testing.assert_allclose(sources["psf_fwhm"][interior], seeing, atol=1e-6)
+    assert meta["PSFVAR"] == 0.0
+
+
+def test_source_truth_photometry(tile_run, y_stack):
+    for stack, config in ((tile_run[1][0], Z_CONFIG), (y_stack, Y_CONFIG)):
+        sources = read_source_truth(stack.truth, 1)
+        meta = sources.meta
+        band = Vircam.camera().filters_by_header_name[config.filter_name].band
+        assert meta["VEGA2AB"] == VistaIsrConfig().vegaToAb[band]
+        assert meta["ZPVEGA"] == pytest.approx(config.magzpt + 2.5 * np.log10(config.dit))
+        assert meta["ZPAB"] == pytest.approx(meta["ZPVEGA"] + meta["VEGA2AB"])
+        np.testing.assert_allclose(sources["mag_vega"], meta["ZPVEGA"] - 2.5 * np.log10(sources["flux"]))
+        np.testing.assert_allclose(sources["mag_ab"] - sources["mag_vega"], meta["VEGA2AB"])
+        np.testing.assert_allclose(
+            sources["flux_njy"], sources["flux"] * 10 ** (-0.4 * (meta["ZPAB"] - 31.4)), rtol=1e-9
+        )
+        assert sources["is_galaxy"].any() and not sources["is_galaxy"].all()
+        assert fits.getheader(stack.truth, 0)["ZPAB"] == meta["ZPAB"]
+        date_obs = Time(fits.getheader(stack.stack, 0)["DATE-OBS"], scale="utc")
+        assert Time(meta["DATE-OBS"], scale="utc") == date_obs
+        assert meta["EPOCH"] == pytest.approx(date_obs.tcb.jyear, abs=1e-9)
+
+
+def test_reference_catalog(tmp_path, varying_stack):
+    path = tmp_path / "refcat" / "gaia.fits"
+    written = write_reference_catalog(VARYING_CONFIG, path)
+    with fits.open(path) as hdus:
+        hdus.verify("exception")
+        assert [(c.name, c.format) for c in hdus[1].columns] == GAIA_CHUNK_COLUMNS
+    table = Table.read(path)
+    assert len(table) == len(written) > 100
+    assert np.all(table["ref_epoch"] == REFERENCE_EPOCH)
+    # Every true star of the detector is there, and no galaxy.
+    sources = read_source_truth(varying_stack.truth, 1)
+    stars = sources[~sources["is_galaxy"]]
+    rows = {source_id: k for k, source_id in enumerate(table["source_id"])}
+    assert set(stars["id"]) <= set(rows)
+    assert not set(sources["id"][sources["is_galaxy"]]) & set(rows)
+    matched = table[[rows[source_id] for source_id in stars["id"]]]
+    # G, BP and RP hold the band's AB magnitude (BP - RP = 0).
+    np.testing.assert_allclose(matched["phot_g_mean_mag"], stars["mag_ab"], atol=1e-5)
+    assert np.all(matched["phot_bp_mean_mag"] == matched["phot_rp_mean_mag"])
+    assert np.all(matched["phot_bp_mean_mag"] == matched["phot_g_mean_mag"])
+    # Propagated along the proper motions to the stack's epoch, the positions
+    # are the true ones; the motions are large enough for that to matter.
+    motion = np.hypot(table["pmra"], table["pmdec"])
+    assert motion.min() >= 2.0 and motion.max() <= 50.0 and np.median(motion) > 5.0
+    elapsed = (sources.meta["EPOCH"] - matched["ref_epoch"].astype(float)) * u.yr
+    start = SkyCoord(matched["ra"] * u.deg, matched["dec"] * u.deg)
+    pm_ra, pm_dec = matched["pmra"].astype(float), matched["pmdec"].astype(float)
+    moved = start.directional_offset_by(
+        np.arctan2(pm_ra, pm_dec) * u.rad, np.hypot(pm_ra, pm_dec) * u.mas / u.yr * elapsed
+    )
+    truth = SkyCoord(stars["ra"], stars["dec"])
+    assert np.max(moved.separation(truth).to_value(u.mas)) < 1e-3
+    assert np.median(start.separation(truth).to_value(u.mas)) > 10.0
+    # Gaia-like errors: sub-mas at G < 20.
+    bright = matched["phot_g_mean_mag"] < 20
+    assert bright.any() and np.all(matched["ra_error"][bright] < 1.0) and np.all(matched["ra_error"] > 0.01)
+    faint = write_reference_catalog(VARYING_CONFIG, tmp_path / "faint.fits", faint_limit=21.0)
+    assert 0 < len(faint) < len(written) and faint["phot_g_mean_mag"].max() <= 21.0
+
+
+def test_reference_catalog_needs_an_ab_offset(tmp_path):
+    with pytest.raises(ValueError, match="no Vega-to-AB offset"):
+        write_reference_catalog(SimulationConfig(size=256, filter_name="NB118"), tmp_path / "x.fits")

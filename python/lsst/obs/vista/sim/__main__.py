@@ -1,4 +1,4 @@
-"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile]``."""
+"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile] [--refcat FILE]``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ._config import SimulationConfig
 from ._pawprint import SimulatedStack, write_pawprint_stack
+from ._refcat import write_reference_catalog
 from ._schedule import OFFSETS_PER_TILE
 from ._tile import write_tile
 
@@ -16,12 +17,16 @@ _DESCRIPTION = """\
 Write synthetic VISTA/VIRCAM CASU pawprint stacks (v<night>_<number>_st.fit
 with _st_conf.fit and _st_cat.fits), and optionally their tiles
 (_st_tl.fit, _st_tl_conf.fit, _st_tl_cat.fits), into OUTDIR.  The exact
-truth of each product (variance, neighbour covariances, noiseless model)
-goes to OUTDIR/truth/<stem>_truth.fits, out of the way of a directory
-ingest.  Stacks are numbered from 0; six consecutive stacks from a multiple
-of 6 are the offsets of one tile.  A full-size stack (16 detectors of 2048
-pixels) takes about half a minute and 2.1 GB of disk (1.7 GB of it truth);
-a full-size tile about 3 minutes and 6 GB of memory."""
+truth of each product (variance, neighbour covariances, noiseless model;
+for stacks also the true sources of each detector with their true PSF FWHM
+and the true zero points) goes to OUTDIR/truth/<stem>_truth.fits, out of
+the way of a directory ingest.  --refcat writes a Gaia-DR3-like reference
+catalogue of the simulated stars (proper motions, ref_epoch 2016.0; G holds
+the band's AB magnitude, BP-RP = 0).  Stacks are numbered from 0; six
+consecutive stacks from a multiple of 6 are the offsets of one tile.  A
+full-size stack (16 detectors of 2048 pixels) takes about half a minute and
+2.1 GB of disk (1.7 GB of it truth); a full-size tile about 3 minutes and
+6 GB of memory."""
 
 
 def _detectors(text: str) -> tuple[int, ...]:
@@ -65,6 +70,20 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated detectors to make, e.g. 1,2,5 (default all 16)",
     )
     parser.add_argument(
+        "--psf-variation",
+        type=float,
+        default=defaults.psf_variation,
+        metavar="F",
+        help="fractional change of the PSF FWHM from detector centre to corner "
+        f"(default {defaults.psf_variation})",
+    )
+    parser.add_argument(
+        "--refcat",
+        metavar="FILE",
+        help="also write a Gaia-DR3-like reference catalogue of the stars, whose positions propagated "
+        "to the first stack's DATE-OBS are the true ones",
+    )
+    parser.add_argument(
         "--tile",
         action="store_true",
         help=f"also mosaic every {OFFSETS_PER_TILE} stacks into a tile (N and the first index must be "
@@ -95,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tile and (args.stacks % OFFSETS_PER_TILE or args.first_index % OFFSETS_PER_TILE):
         parser.error(f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}")
     try:
-        config = SimulationConfig(size=args.size, seed=args.seed, detectors=args.detectors)
+        config = SimulationConfig(
+            size=args.size, seed=args.seed, detectors=args.detectors, psf_variation=args.psf_variation
+        )
     except ValueError as error:
         parser.error(str(error))
     offsets: list[SimulatedStack] = []
@@ -115,6 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             tile = write_tile(args.outdir, offsets, config)
             print(f"tile: {tile.tile.name} ({time.perf_counter() - start:.1f} s)", flush=True)
             offsets = []
+    if args.refcat:
+        table = write_reference_catalog(config, args.refcat, index=args.first_index)
+        print(f"reference catalogue: {args.refcat} ({len(table)} stars)", flush=True)
     return 0
 
 

@@ -105,12 +105,14 @@ class TrueSources:
         return cls(x=x[keep], y=y[keep], sources=chosen, flux=flux[keep]), conf[keep]
 
 
-def _moments(sources: SkyCatalog, psf_sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _moments(
+    sources: SkyCatalog, psf_variance: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return sigma, ellipticity and position angle (deg) of each profile."""
     fractions, sigmas = exponential_mixture()
     scale = float(np.sum(fractions * sigmas**2))
-    major = scale * sources.radius**2 + psf_sigma**2
-    minor = scale * (sources.radius * sources.axis_ratio) ** 2 + psf_sigma**2
+    major = scale * sources.radius**2 + psf_variance
+    minor = scale * (sources.radius * sources.axis_ratio) ** 2 + psf_variance
     sigma = np.sqrt(0.5 * (major + minor))
     ellipticity = 1.0 - np.sqrt(minor / major)
     angle = np.where(sources.galaxy, np.degrees(sources.angle), 0.0)
@@ -121,7 +123,7 @@ def catalog_hdu(
     found: TrueSources,
     confidence: np.ndarray,
     wcs: WCS,
-    psf_sigma: float,
+    psf_variance: float | np.ndarray,
     sky_level: float | np.ndarray,
     sky_noise: float,
     header: fits.Header,
@@ -137,8 +139,9 @@ def catalog_hdu(
         Confidence at each source's centre.
     wcs : `astropy.wcs.WCS`
         WCS of the image (for RA, DEC of the centres).
-    psf_sigma : `float`
-        Sigma (pixels) of a single exposure's PSF.
+    psf_variance : `float` or `numpy.ndarray`
+        sigma**2 (pixels**2) of a single exposure's PSF, for all sources or
+        for each.
     sky_level : `float` or `numpy.ndarray`
         Sky level (per source, or SKYLEVEL).
     sky_noise : `float`
@@ -154,7 +157,7 @@ def catalog_hdu(
         The table with the real CASU column definitions.
     """
     n = len(found.x)
-    sigma, ellipticity, angle = _moments(found.sources, psf_sigma)
+    sigma, ellipticity, angle = _moments(found.sources, psf_variance)
     ra, dec = wcs.pixel_to_world_values(found.x, found.y)
     values = {
         "Sequence_number": np.arange(1, n + 1),

@@ -54,7 +54,13 @@ class SimulationConfig:
     """Zero point: mag = MAGZPT - 2.5 log10(flux / EXPTIME), flux in ADU."""
 
     seeing: float = 2.0
-    """FWHM (pixels) of the Gaussian PSF of a single exposure."""
+    """FWHM (pixels) of the Gaussian PSF of a single exposure at the
+    detector centre."""
+
+    psf_variation: float = 0.0
+    """Fractional change of the single-exposure PSF's FWHM from the detector
+    centre to its corners, quadratic in the distance from the centre (see
+    `lsst.obs.vista.sim._psf`); 0 makes the PSF the same everywhere."""
 
     jitter: float = 6.0
     """Half-width (arcsec) of the uniform random jitter along each axis."""
@@ -104,10 +110,13 @@ class SimulationConfig:
             raise ValueError(f"n_exposures must be 1-99, not {self.n_exposures}")
         if self.ndit < 1 or self.dit <= 0:
             raise ValueError("dit must be positive and ndit at least 1")
-        if self.seeing < 1.6:
+        if self.seeing * min(1.0, 1.0 + self.psf_variation) < 1.6:
             # Pixel-centre sampling of the Gaussian profiles is exact only
-            # for sigma >~ 0.7 pixel.
-            raise ValueError(f"seeing must be at least 1.6 pixels, not {self.seeing}")
+            # for sigma >~ 0.7 pixel, which the corners need too.
+            raise ValueError(
+                f"the PSF FWHM must be at least 1.6 pixels everywhere, not {self.seeing} at the centre "
+                f"with psf_variation {self.psf_variation}"
+            )
         if not 0 <= self.jitter / camera.plate_scale <= self.size / 4:
             # Beyond this the jittered footprints hardly overlap.
             raise ValueError(f"jitter must be between 0 and size/4 pixels, not {self.jitter} arcsec")

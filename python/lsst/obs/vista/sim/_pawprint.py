@@ -19,9 +19,11 @@ from ._files import FitsFile, scaled_image_hdu
 from ._geometry import header_wcs
 from ._headers import SIMULATE_CARD, confidence_header, extension_header, primary_header
 from ._plan import StackPlan
+from ._psf import exposure_psf_variance
 from ._random import Stream, generator
 from ._render import FWHM_PER_SIGMA, Scene, render
 from ._sky import SkyCatalog, sky_catalog
+from ._sources import source_truth_hdu, zero_points
 from ._stack import ExposureMaker, StackAccumulator, StackPixels, input_confidence
 from ._truth import VARIANCE_COMMENT, detector_truth_hdus, robust_sky_noise, truth_path
 
@@ -80,13 +82,16 @@ def simulate_detector(
     ny, nx = plan.shape
     x, y = wcs.world_to_pixel_values(sky.ra, sky.dec)
     near = (x > -_MARGIN) & (x < nx + _MARGIN) & (y > -_MARGIN) & (y < ny + _MARGIN)
-    scene = Scene.from_sources(
-        x[near], y[near], flux[near], sky.radius[near], sky.axis_ratio[near], sky.angle[near], plan.psf_sigma
-    )
+    x, y = x[near], y[near]
+    shapes = (flux[near], sky.radius[near], sky.axis_ratio[near], sky.angle[near])
     confidence = input_confidence(detector_id, config)
     maker = ExposureMaker(plan.noise[detector_id], confidence)
     accumulator = StackAccumulator(plan.shape, confidence)
     for number, origin in enumerate(plan.jitter.offsets):
+        # Each exposure sees every source with the PSF where it falls on
+        # the detector.
+        psf_variance = exposure_psf_variance(config, x - origin[0], y - origin[1])
+        scene = Scene.from_sources(x, y, *shapes, psf_variance)
         level = render(scene, origin, config.size).astype(np.float32)
         level += np.float32(plan.sky[detector_id])
         rng = generator(config.seed, Stream.NOISE, plan.visit.index, detector_id, number)
@@ -108,9 +113,14 @@ def _truth_primary(plan: StackPlan) -> fits.Header:
     header["DIT"] = (config.dit, "[s] pixel values are per DIT (EXPTIME)")
     header["NDIT"] = (config.ndit, "DITs averaged per exposure")
     header["MAGZPT"] = (config.magzpt, "mag = MAGZPT - 2.5 log10(flux/EXPTIME)")
-    header["PSFFWHM"] = (config.seeing, "[pixel] FWHM of the Gaussian PSF of an exposure")
-    header["SEEING"] = (plan.seeing, "[pixel] FWHM of the stack PSF (with resampling)")
-    header["PSFSIGMA"] = (config.seeing / FWHM_PER_SIGMA, "[pixel] sigma of the exposure PSF")
+    zp_vega, zp_ab = zero_points(config)
+    header["ZPVEGA"] = (zp_vega, "[mag] Vega mag of 1 ADU/DIT: MAGZPT+2.5log DIT")
+    if zp_ab is not None:
+        header["ZPAB"] = (zp_ab, "[mag] AB mag of 1 ADU/DIT: ZPVEGA+VEGA2AB")
+    header["PSFFWHM"] = (config.seeing, "[pixel] FWHM of the exposure PSF at the centre")
+    header["PSFVAR"] = (config.psf_variation, "exposure PSF FWHM change, centre to corner")
+    header["SEEING"] = (plan.seeing, "[pixel] stack PSF FWHM, detector mean")
+    header["PSFSIGMA"] = (config.seeing / FWHM_PER_SIGMA, "[pixel] sigma of the exposure PSF at centre")
     header["IMBSCALE"] = (config.bscale, "BSCALE (quantisation step) of the image")
     header["QUANTVAR"] = (config.bscale**2 / 12.0, "[adu2] BSCALE**2/12")
     for exposure, (x, y) in enumerate(plan.jitter.offsets, start=1):
@@ -155,6 +165,7 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
     primary = primary_header(plan)
     sky = sky_catalog(config)
     flux = sky.flux(config)
+    mean_origin = plan.jitter.offsets.mean(axis=0)
     with contextlib.ExitStack() as files:
         image_file = files.enter_context(FitsFile(result.stack, primary))
         confidence_file = files.enter_context(FitsFile(result.confidence, primary))
@@ -176,6 +187,9 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
             image_file.append(scaled_image_hdu(pixels.counts, header))
             confidence_file.append(fits.ImageHDU(data=pixels.confidence, header=confidence_header(header)))
             found, confidence = TrueSources.select(sky, flux, wcs, pixels.confidence)
+            # The catalogue's profiles are those of an exposure at the mean
+            # jitter position.
+            psf_variance = exposure_psf_variance(config, found.x - mean_origin[0], found.y - mean_origin[1])
             catalog_header = stack_catalog_header(
                 header, plan.noise[detector_id].saturation_level, math.floor(plan.visit.start.utc.mjd)
             )
@@ -184,7 +198,7 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
                     found,
                     confidence,
                     wcs,
-                    plan.psf_sigma,
+                    psf_variance,
                     plan.sky[detector_id],
                     sky_noise,
                     catalog_header,
@@ -193,4 +207,5 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
             )
             for hdu in detector_truth_hdus(plan, detector_id, pixels, header):
                 truth_file.append(hdu)
+            truth_file.append(source_truth_hdu(plan, detector_id, wcs, sky, flux, pixels))
     return result

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._config import SimulationConfig
 from ._geometry import Jitter, detector_crpix, jitter, pointing
+from ._psf import detector_mean_psf_variance
 from ._random import Stream, generator
 from ._render import FWHM_PER_SIGMA
 from ._schedule import Visit, visit
@@ -81,11 +82,6 @@ class StackPlan:
         return detector_crpix(detector_id, self.shape, self.config)
 
     @property
-    def psf_sigma(self) -> float:
-        """Sigma (pixels) of the PSF of a single exposure."""
-        return self.config.seeing / FWHM_PER_SIGMA
-
-    @property
     def _resampling_variance(self) -> float:
         """Mean over exposures and axes of the bilinear kernel's variance
         t (1 - t)."""
@@ -94,15 +90,17 @@ class StackPlan:
 
     @property
     def seeing(self) -> float:
-        """FWHM (pixels) of the stack's PSF.
+        """Mean FWHM (pixels) of the stack's PSF over the detector (SEEING).
 
         The bilinear kernel of offset fraction t adds t (1 - t) to the
-        variance of the profile along its axis; the stack, a mean of equal
-        PSFs with equal centres, has the mean second moments.  This is the
-        FWHM of the Gaussian with those second moments (averaged over x and
-        y); the stack PSF is a mixture of nearly equal Gaussians.
+        variance of the profile along its axis; the stack, a mean of PSFs
+        with equal centres, has the mean second moments.  This is the FWHM of
+        the Gaussian with those second moments (averaged over x and y, over
+        the exposures and over the detector); the stack PSF is a mixture of
+        nearly equal Gaussians.  Without PSF variation it is the true FWHM
+        (`lsst.obs.vista.sim.true_psf_fwhm`) wherever all exposures overlap.
         """
-        return FWHM_PER_SIGMA * math.sqrt(self.psf_sigma**2 + self._resampling_variance)
+        return FWHM_PER_SIGMA * math.sqrt(detector_mean_psf_variance(self.config) + self._resampling_variance)
 
     def nominal_sky_noise(self, detector_id: int) -> float:
         """Return the predicted noise (ADU) of a sky pixel covered by all

@@ -22,6 +22,7 @@ class Stream(enum.IntEnum):
     CONFIDENCE = 3
     SOURCES = 4
     NOISE = 5
+    PROPER_MOTION = 6
 
 
 def generator(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -1,8 +1,8 @@
 """Noiseless images of the sources, as a single exposure sees them.
 
 Every source is a sum of elliptical Gaussians already convolved with the
-Gaussian PSF: a star is the PSF itself, a galaxy an exponential disc
-written as a mixture of Gaussians (fitted once, see
+Gaussian PSF at its centre: a star is the PSF itself, a galaxy an
+exponential disc written as a mixture of Gaussians (fitted once, see
 `exponential_mixture`).  Profiles are sampled at pixel centres; with the
 PSF's sigma >= 0.68 pixel (FWHM >= 1.6) a sampled Gaussian sums to its
 flux and has its second moments to better than 1e-5.  Values below
@@ -86,7 +86,7 @@ class Scene:
         radius: np.ndarray,
         axis_ratio: np.ndarray,
         angle: np.ndarray,
-        psf_sigma: float,
+        psf_variance: float | np.ndarray,
     ) -> Scene:
         """Build the components of stars and galaxies.
 
@@ -102,8 +102,9 @@ class Scene:
             Minor over major axis.
         angle : `numpy.ndarray`
             Major-axis angle (radians) from +x towards +y.
-        psf_sigma : `float`
-            Sigma (pixels) of the Gaussian PSF.
+        psf_variance : `float` or `numpy.ndarray`
+            sigma**2 (pixels**2) of the Gaussian PSF, for all sources or
+            for each.
 
         Returns
         -------
@@ -111,11 +112,12 @@ class Scene:
             One component per star, one per mixture term per galaxy.
         """
         galaxy = radius > 0
+        psf = np.broadcast_to(np.asarray(psf_variance, dtype=float), np.shape(x))
         fractions, sigmas = exponential_mixture()
         parts: list[tuple[np.ndarray, ...]] = []
         # Stars: the PSF.
         star = ~galaxy
-        variance = np.full(star.sum(), psf_sigma**2)
+        variance = psf[star]
         parts.append((x[star], y[star], flux[star], variance, np.zeros_like(variance), variance))
         # Galaxies: each mixture term, sheared and rotated, plus the PSF.
         cos, sin = np.cos(angle[galaxy]), np.sin(angle[galaxy])
@@ -128,9 +130,9 @@ class Scene:
                     x[galaxy],
                     y[galaxy],
                     fraction * flux[galaxy],
-                    a2 * cos**2 + b2 * sin**2 + psf_sigma**2,
+                    a2 * cos**2 + b2 * sin**2 + psf[galaxy],
                     (a2 - b2) * cos * sin,
-                    a2 * sin**2 + b2 * cos**2 + psf_sigma**2,
+                    a2 * sin**2 + b2 * cos**2 + psf[galaxy],
                 )
             )
         cx, cy, amplitude, sxx, sxy, syy = (np.concatenate(column) for column in zip(*parts, strict=True))

@@ -39,6 +39,7 @@ from ._files import FitsFile, scaled_image_hdu
 from ._geometry import header_wcs, sky_frame
 from ._headers import SIMULATE_CARD, confidence_header, tile_image_header
 from ._pawprint import SimulatedStack
+from ._psf import detector_mean_psf_variance
 from ._render import FWHM_PER_SIGMA
 from ._schedule import OFFSETS_PER_TILE
 from ._sky import sky_catalog
@@ -410,8 +411,9 @@ def _tile_catalog(
     sources = sky_catalog(config)
     found, confidence = TrueSources.select(sources, sources.flux(config), wcs, pixels.confidence)
     local_sky = pixels.sky[np.rint(found.y).astype(int), np.rint(found.x).astype(int)]
-    psf_sigma = config.seeing / FWHM_PER_SIGMA
-    return catalog_hdu(found, confidence, wcs, psf_sigma, local_sky, sky_noise, header, image_header)
+    # The tile mixes every part of the detectors: their mean exposure PSF.
+    psf_variance = detector_mean_psf_variance(config)
+    return catalog_hdu(found, confidence, wcs, psf_variance, local_sky, sky_noise, header, image_header)
 
 
 def _truth_primary(

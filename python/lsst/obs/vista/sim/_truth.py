@@ -16,6 +16,9 @@ outside the directory that an ingest of the products scans.  Per detector
     named by the LAGn cards; the bilinear resampling makes them positive.
 ``NSAT.DET1.CHIPn`` (pawprints)
     Number of exposures saturated among the inputs of each pixel.
+``SOURCES.DET1.CHIPn`` (pawprints)
+    Table of the true sources centred on the detector, with the true zero
+    points and PSF in its cards (`lsst.obs.vista.sim._sources`).
 
 The header cards give the parameters of the noise model.
 """
