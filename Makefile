@@ -8,7 +8,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEMO_REPO ?= demo_repo
+DEMO ?= demo
 PYTEST_ARGS ?=
 
 .PHONY: demo test setup benchmarks clean
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO_REPO)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -30,4 +30,4 @@ benchmarks: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_benchmarks.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO_REPO) demo_data benchmarks/output
+	rm -rf $(VENV) $(DEMO) benchmarks/output

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# The worked example, with the same commands a user of the LSST stack types:
-# synthetic VIRCAM CASU products (built on real CASU headers, known truth) and
-# the bundled real DECam Community Pipeline instcal trios are ingested into an
-# embedded SQLite butler repository and assembled by VistaIsrTask and
-# DecamCpIsrTask through `pipetask run`; then the results are summarised and
-# one exposure is exported in the afw FITS layout.
+# The worked example, with the commands a user of the LSST stack types:
+# synthetic VIRCAM CASU stacks (real CASU header cards, exact truth) with a
+# synthetic Gaia-like reference catalogue, and the bundled real DECam
+# Community Pipeline instcal trios with their real Gaia chunks, are ingested
+# into an embedded SQLite butler repository and processed by the ProcessCcd
+# pipelines (isr -> calibrateImage) through processCcd.py / pipetask run;
+# then a report (table and figures) is written to DEMO/report/index.html.
 #
-# Usage: bin/run_demo.sh [REPO]   (default: demo_repo; data go to demo_data/)
-# Every step is safe to repeat: ingest skips what is already there and each
-# pipetask run writes a new run in the same output chain.
+# Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
+# Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
+# pixels, default 1024), DEMO_DETECTORS (default 1,2,3,4), DEMO_STACKS (default 2).
+# Every step is safe to repeat: ingest skips what is there and each processCcd
+# run writes a new run in the same output chain.
 set -euo pipefail
-repo=${1:-demo_repo}
-data=demo_data
-jobs=2
+demo=${1:-demo}
+repo=$demo/repo
+data=$demo/data
+jobs=${DEMO_JOBS:-2}
+size=${DEMO_SIZE:-1024}
+detectors=${DEMO_DETECTORS:-1,2,3,4}
+stacks=${DEMO_STACKS:-2}
 
 step() { printf '\n==> %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -21,36 +28,42 @@ step "Create an embedded (SQLite) butler repository in $repo"
 if [ -f "$repo/butler.yaml" ]; then
     echo "$repo already exists; reusing it."
 else
-    run butler create "$repo"
+    # The seed configuration gives the datastore a formatter for BackgroundMap.
+    run butler create --seed-config config/butler/seed.yaml "$repo"
 fi
 
-step "Make synthetic VIRCAM pawprint stacks (real CASU header cards, exact truth in $data/vircam/truth/)"
+step "Make $stacks synthetic VIRCAM pawprint stacks of one field (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
 if ls "$data"/vircam/*_st.fit >/dev/null 2>&1; then
     echo "$data/vircam already holds stacks; reusing them."
 else
-    run python -m lsst.obs.vista.sim "$data/vircam" --stacks 2 --size 512 --detectors 1,2,3,4 --seed 7
+    run python -m lsst.obs.vista.sim "$data/vircam" --stacks "$stacks" --size "$size" \
+        --detectors "$detectors" --seed 7 --psf-variation 0.1 --refcat "$data/gaia_synthetic.fits"
 fi
 
-step "Ingest the CASU stacks, confidence maps and catalogues (registers VIRCAM, defines visits)"
+step "Ingest the CASU stacks, confidence maps and catalogues, and the synthetic Gaia-like catalogue"
 run butler ingest-casu "$repo" "$data/vircam" --transfer symlink --processes "$jobs"
-run butler query-datasets "$repo" --collections VIRCAM/defaults casu_stack
+run butler ingest-refcat "$repo" gaia_dr3 "$data/gaia_synthetic.fits"
 
-step "Assemble post_isr_image with VistaIsrTask (image, mask, variance, WCS, PSF, zero point)"
-run pipetask run -b "$repo" -i VIRCAM/defaults -o u/demo/vircam \
-    -p pipelines/VIRCAM/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
+step "Process the VIRCAM stacks: isr, then calibrateImage (background, detection, Piff PSF, measurement, WCS and zero point)"
+run processCcd.py "$repo" --id instrument=VIRCAM -j "$jobs" -o u/demo/vircam
 
-step "What came out: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
-run butler summarize-isr "$repo" --collections u/demo/vircam
-
-step "Ingest the real DECam CP instcal trios (ooi image, oow weight, ood mask; one is fpack-compressed)"
+step "Ingest the real DECam CP instcal trios and the Gaia DR2 chunks of the Legacy Surveys' test cases"
 run butler ingest-instcal "$repo" tests/data/decam_cp --transfer direct --processes "$jobs"
-run butler query-datasets "$repo" --collections DECam/defaults cp_image
+run butler ingest-refcat "$repo" gaia_dr2 tests/data/decam_cp/testcase4/reference/gaia-chunk-*.fits \
+    tests/data/decam_cp/testcase6/reference/gaia-chunk-*.fits
 
-step "Assemble post_isr_image with DecamCpIsrTask (variance = 1/weight, DQ codes by PLVER, TPV WCS)"
-run pipetask run -b "$repo" -i DECam/defaults -o u/demo/decam \
-    -p pipelines/DECam/ProcessCcd.yaml#isr --register-dataset-types -j "$jobs"
-run butler summarize-isr "$repo" --collections u/demo/decam
+step "Process the DECam CCDs against gaia_dr2 (the reference catalogue is a connection name: a config option)"
+run processCcd.py "$repo" --id instrument=DECam -j "$jobs" -o u/demo/decam \
+    --input DECam/defaults --input refcats/gaia_dr2 -c connections.astrometry_ref_cat=gaia_dr2
+
+step "What isr measured: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
+run butler summarize-isr "$repo" --collections u/demo/vircam,u/demo/decam
+
+step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms"
+run python -m lsst.obs.vista.report "$repo" --collections u/demo/vircam u/demo/decam --output "$demo/report"
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \
     --where "instrument='VIRCAM' AND detector=1" --overwrite
+
+printf '\nOpen %s/report/index.html\n' "$demo"

@@ -274,13 +274,17 @@ class SourceMeasurementTask(Task):
             xs = slice(max(column - half, 0), min(column + half + 1, width))
             stamp = galsim.Image(np.ascontiguousarray(data[ys, xs], dtype=np.float64), xmin=xs.start, ymin=ys.start)
             badpix = galsim.Image(unusable[ys, xs].astype(np.int32), xmin=xs.start, ymin=ys.start)
-            result = galsim.hsm.FindAdaptiveMom(
-                stamp,
-                badpix=badpix,
-                guess_sig=float(psf_sigma[i]),
-                guess_centroid=galsim.PositionD(float(x[i]), float(y[i])),
-                strict=False,
-            )
+            try:
+                result = galsim.hsm.FindAdaptiveMom(
+                    stamp,
+                    badpix=badpix,
+                    guess_sig=float(psf_sigma[i]),
+                    guess_centroid=galsim.PositionD(float(x[i]), float(y[i])),
+                    strict=False,
+                )
+            except galsim.GalSimHSMError:
+                # Raised, even when not strict, for a stamp with no usable pixel.
+                continue
             if result.moments_status != 0:
                 continue
             sigma2 = result.moments_sigma**2

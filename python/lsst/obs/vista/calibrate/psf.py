@@ -26,7 +26,7 @@ from lsst.images import Box
 from lsst.images.psfs import PiffWrapper, PointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
-from ..psf_shape import psf_fwhm
+from ..psf_shape import FWHM_PER_SIGMA, psf_fwhm
 
 
 class PsfStarSelectorConfig(pexConfig.Config):
@@ -46,6 +46,16 @@ class PsfStarSelectorConfig(pexConfig.Config):
             "sqrt((ixx + iyy) / 2) of the bright unflagged sources, about their sigma-clipped median."
         ),
         default=3.0,
+        check=lambda value: value > 0,
+    )
+    headerSizeTolerance = pexConfig.Field[float](
+        doc=(
+            "Where the sources carry the header PSF's moments (``psf_ixx``, ``psf_iyy``), the locus is "
+            "looked for only among bright sources whose size is within this fraction of the header PSF's: "
+            "on a field of many bright galaxies the median size of all bright sources is a galaxy's.  "
+            "Header seeing estimates are good to ~10-20%."
+        ),
+        default=0.3,
         check=lambda value: value > 0,
     )
     maxSizeSpread = pexConfig.Field[float](
@@ -78,9 +88,10 @@ class PsfStarSelectorTask(Task):
     A source is a PSF candidate when it is unflagged (``flag`` False), has
     finite positive moments and flux with ``instFlux / instFluxErr >=
     minSnr``, lies on the stellar locus and is isolated.  The locus is the
-    sigma-clipped (3 sigma, MAD) median size of the bright unflagged sources;
-    stars, all of one size, are its densest clump, galaxies are larger and
-    spread out.  Candidates lie within ``min(nSigmaSize * MAD_std,
+    sigma-clipped (3 sigma, MAD) median size of the bright unflagged sources
+    (those within ``headerSizeTolerance`` of the header PSF's size, when the
+    sources carry it); stars, all of one size, are its densest clump,
+    galaxies are larger and spread out.  Candidates lie within ``min(nSigmaSize * MAD_std,
     maxSizeSpread * median)`` of it.
     """
 
@@ -120,9 +131,16 @@ class PsfStarSelectorTask(Task):
                 & (flux_err > 0)
                 & (flux > self.config.minSnr * flux_err)
             )
-        if not bright.any():
-            return Struct(candidate=bright, locus_size=None)
-        _, locus, spread = sigma_clipped_stats(size[bright], sigma=3.0, maxiters=10, stdfunc="mad_std")
+        seed = bright.copy()
+        if "psf_ixx" in sources.colnames and "psf_iyy" in sources.colnames:
+            header_size = np.sqrt(
+                0.5 * (np.asarray(sources["psf_ixx"], dtype=float) + np.asarray(sources["psf_iyy"], float))
+            )
+            with np.errstate(invalid="ignore"):
+                seed &= np.abs(size / header_size - 1.0) <= self.config.headerSizeTolerance
+        if not seed.any():
+            return Struct(candidate=np.zeros(n, dtype=bool), locus_size=None)
+        _, locus, spread = sigma_clipped_stats(size[seed], sigma=3.0, maxiters=10, stdfunc="mad_std")
         half_width = min(self.config.nSigmaSize * spread, self.config.maxSizeSpread * locus)
         candidate = bright & (np.abs(size - locus) <= half_width)
         candidate &= self._isolated(sources, flux, candidate)
@@ -156,6 +174,15 @@ class PiffPsfDeterminerConfig(pexConfig.Config):
     starSelector = pexConfig.ConfigurableField(
         target=PsfStarSelectorTask,
         doc="Selection of PSF candidates from the detections.",
+    )
+    maxSizeMismatch = pexConfig.Field[float](
+        doc=(
+            "Largest fractional difference between the model's FWHM at the detector centre and the FWHM of "
+            "the stellar locus (both from adaptive moments); a larger one means the fit went wrong (too "
+            "few stars, a galaxy among them) and the header PSF is kept."
+        ),
+        default=0.1,
+        check=lambda value: value > 0,
     )
     minStars = pexConfig.Field[int](
         doc=(
@@ -323,7 +350,8 @@ class PiffPsfDeterminerTask(Task):
             ``PSF_NRESERVED``, ``PSF_NCANDIDATES``, ``PSF_FWHM``).
         """
         n = len(sources)
-        candidate = self.starSelector.run(sources).candidate
+        selection = self.starSelector.run(sources)
+        candidate = selection.candidate
         x_centre, y_centre = bbox.x.center, bbox.y.center
         header_fwhm = psf_fwhm(fallback, x=x_centre, y=y_centre)
         spacing = max(1.0, header_fwhm / self.config.samplesPerFwhm)
@@ -392,6 +420,17 @@ class PiffPsfDeterminerTask(Task):
         if not (math.isfinite(fwhm) and fwhm > 0):
             self.log.warning("%s: Piff model has no finite size; keeping the header PSF.", name)
             return keep_header("Piff model has no finite size")
+        locus_fwhm = FWHM_PER_SIGMA * selection.locus_size
+        if abs(fwhm / locus_fwhm - 1.0) > self.config.maxSizeMismatch:
+            self.log.warning(
+                "%s: Piff model FWHM %.2f px differs from its stars' %.2f px by more than %.0f%%; keeping the "
+                "header PSF.",
+                name,
+                fwhm,
+                locus_fwhm,
+                100 * self.config.maxSizeMismatch,
+            )
+            return keep_header(f"Piff model FWHM {fwhm:.2f} px, stars {locus_fwhm:.2f} px")
 
         for index, star in zip(chosen, piff_psf.stars, strict=True):
             used[index] = not star.is_reserve and not star.is_flagged

@@ -74,7 +74,7 @@ class CalibrateImageConnections(
         multiple=True,
         minimum=0,
     )
-    casu_catalog = cT.Input(
+    casu_catalog = cT.PrerequisiteInput(
         doc="CASU catalogue of the stack, compared with our measurements (reported, not used as reference).",
         name="casu_catalog",
         storageClass="AstropyTable",
@@ -278,10 +278,11 @@ class CalibrateImageTask(PipelineTask):
 
         first = self.measurement.run(image, variance, mask, bbox, detection.sources, header_psf).sources
         first["flag"] = ~usable_for_calibration(first)
-        # The star selector ranks candidates by an aperture flux, which does not depend on the PSF.
+        # The star selector's S/N: the header-PSF flux is close to optimal, where a large aperture's
+        # S/N is a fraction of it for the stars that matter.
+        first["instFlux"] = first["psfInstFlux"]
+        first["instFluxErr"] = first["psfInstFluxErr"]
         reference_prefix = aperture_column(self.config.apertureCorrection.referenceRadius)
-        first["instFlux"] = first[f"{reference_prefix}InstFlux"]
-        first["instFluxErr"] = first[f"{reference_prefix}InstFluxErr"]
         psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name)
         sources = self.measurement.run(image, variance, mask, bbox, detection.sources, psf_result.psf).sources
         sources["calib_psf_candidate"] = psf_result.candidate
