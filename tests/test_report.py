@@ -1,0 +1,168 @@
+"""The worked example's report (``python -m lsst.obs.vista.report``) on a real
+SQLite repository: two synthetic VIRCAM stacks of one field (tile offsets 1
+and 3, which share half of detector 1), ingested and run through the VIRCAM
+ProcessCcd pipeline with pipetask."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+from lsst.daf.butler import Butler
+
+import lsst.obs.vista  # noqa: F401  (VIRCAM translator, needed to read the outputs)
+from lsst.obs.vista.report import (
+    MIN_NORMALISATION_PAIRS,
+    clean_point_sources,
+    make_report,
+    match_visit_pair,
+)
+
+BIN = Path(sys.executable).parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = "u/test/report"
+SIM = ("--size", "512", "--detectors", "1", "--seed", "7")
+
+
+def _run(*command: object) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("report")
+    data, repo = root / "data", root / "repo"
+    _run(sys.executable, "-m", "lsst.obs.vista.sim", data, "--stacks", "1", *SIM)
+    _run(sys.executable, "-m", "lsst.obs.vista.sim", data, "--stacks", "1", "--first-index", "2", *SIM)
+    _run(BIN / "butler", "create", "--seed-config", REPO_ROOT / "config/butler/seed.yaml", repo)
+    _run(BIN / "butler", "ingest-casu", repo, data, "--transfer", "symlink")
+    _run(
+        BIN / "pipetask",
+        "run",
+        "-b",
+        repo,
+        "-i",
+        "VIRCAM/defaults",
+        "-o",
+        OUTPUT,
+        "-p",
+        REPO_ROOT / "pipelines/VIRCAM/ProcessCcd.yaml",
+        "--register-dataset-types",
+        "-j",
+        "1",
+    )
+    return repo
+
+
+@pytest.fixture(scope="module")
+def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    output = tmp_path_factory.mktemp("html")
+    result = _run(
+        sys.executable, "-m", "lsst.obs.vista.report", repo, "--collections", OUTPUT, "--output", output
+    )
+    assert "index.html" in result.stdout
+    return output, json.loads((output / "summary.json").read_text())
+
+
+def test_help_names_the_arguments() -> None:
+    result = _run(sys.executable, "-m", "lsst.obs.vista.report", "--help")
+    for argument in ("REPO", "--collections", "--output", "--where", "--max-detectors", "--match-radius"):
+        assert argument in result.stdout
+
+
+def test_index_references_existing_figures(report: tuple[Path, dict]) -> None:
+    output, summary = report
+    page = (output / "index.html").read_text()
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    # Two detectors with image and PSF figures, one residual and one repeatability histogram.
+    assert len(sources) == 2 * len(summary["rows"]) + 2
+    for source in sources:
+        path = output / source
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", source
+    assert "http" not in page and "<script" not in page
+
+
+def test_table_rows_hold_measured_numbers(report: tuple[Path, dict]) -> None:
+    _, summary = report
+    rows = summary["rows"]
+    assert [(row["instrument"], row["detector"]) for row in rows] == [("VIRCAM", 1), ("VIRCAM", 1)]
+    assert len({row["visit"] for row in rows}) == 2
+    for row in rows:
+        assert row["band"] == "z"
+        assert 0.8 < row["noise_ratio"] < 1.2
+        assert row["n_sources"] > 0 and row["n_point_sources"] > 0
+        # The header SEEING and our PSF model describe the same stars.
+        assert row["psf_fwhm"] == pytest.approx(row["header_fwhm"], rel=0.1)
+        assert row["zero_point_source"] in ("header", "fit")
+        assert 20 < row["zero_point"] < 35
+        assert row["sky_noise"] > 0 and math.isfinite(row["sky_level"])
+        assert row["psf_residuals"]["n_stars"] > 0
+        assert row["psf_residuals"]["max_abs_residual"] < 0.5
+
+
+def test_normalised_residuals_are_unit_gaussian(report: tuple[Path, dict]) -> None:
+    _, summary = report
+    residuals = summary["normalised_residuals"]["VIRCAM"]
+    assert residuals["n_detectors"] == 2
+    assert residuals["n"] > 100_000
+    assert abs(residuals["median"]) < 0.1
+    assert residuals["robust_std"] == pytest.approx(1.0, abs=0.1)
+
+
+def test_repeatability_pairs_the_two_stacks(report: tuple[Path, dict]) -> None:
+    output, summary = report
+    repeatability = summary["repeatability"]["VIRCAM"]
+    (pair,) = repeatability["bands"]["z"]["visit_pairs"]
+    assert pair["flux"] == "nJy"
+    assert repeatability["n"] == pair["n_pairs"] > 0
+    assert math.isfinite(repeatability["robust_std"])
+    assert (output / repeatability["figure"]).exists()
+    assert f"{repeatability['n']} pairs" in (output / "index.html").read_text()
+
+
+def test_one_visit_reports_no_pairs(repo: Path, tmp_path: Path) -> None:
+    with Butler.from_config(repo, collections=[OUTPUT]) as butler:
+        visit = min(ref.dataId["visit"] for ref in butler.query_datasets("single_visit_star"))
+    summary = make_report(repo, [OUTPUT], tmp_path, where=f"visit = {visit}", max_detectors=0)
+    assert len(summary["rows"]) == 1 and "figures" not in summary["rows"][0]
+    repeatability = summary["repeatability"]["VIRCAM"]
+    assert repeatability["n"] == 0 and repeatability["figure"] is None
+    assert repeatability["bands"]["z"]["visit_pairs"] == []
+    assert "No pairs" in (tmp_path / "index.html").read_text()
+
+
+def test_collection_without_outputs_says_so(repo: Path, tmp_path: Path) -> None:
+    summary = make_report(repo, ["VIRCAM/defaults"], tmp_path)
+    assert summary["rows"] == [] and summary["repeatability"] == {}
+    assert "No preliminary_visit_image" in (tmp_path / "index.html").read_text()
+
+
+def test_uncalibrated_visit_falls_back_to_normalised_instrumental_fluxes(repo: Path) -> None:
+    with Butler.from_config(repo, collections=[OUTPUT]) as butler:
+        refs = sorted(butler.query_datasets("single_visit_star"), key=lambda ref: ref.dataId["visit"])
+        first, second = (butler.get(ref) for ref in refs)
+    first, second = first[clean_point_sources(first)], second[clean_point_sources(second)]
+    visits = (refs[0].dataId["visit"], refs[1].dataId["visit"])
+    calibrated = match_visit_pair(first, second, visits, 1.0 * u.arcsec)
+    # The second visit as a CCD without a zero point (NaN nJy) and twice the instrumental flux.
+    second["psfFlux"] = np.nan
+    second["psfInstFlux"] *= 2.0
+    second["psfInstFluxErr"] *= 2.0
+    fallback = match_visit_pair(first, second, visits, 1.0 * u.arcsec)
+    assert fallback.n_matched == calibrated.n_matched
+    if calibrated.n_matched < MIN_NORMALISATION_PAIRS:
+        assert fallback.flux == "none" and fallback.deltas.size == 0
+        assert "needed to normalise" in fallback.note
+    else:
+        assert fallback.flux == "instrumental" and "median flux ratio" in fallback.note
+        assert fallback.ratio == pytest.approx(0.5, rel=0.1)
+        assert fallback.deltas.size == calibrated.deltas.size and np.isfinite(fallback.deltas).all()
