@@ -12,6 +12,7 @@ from .casu_comparison import *
 from .catalog import *
 from .detection import *
 from .measurement import *
+from .noise_correlation import *
 from .photometry import *
 from .psf import *
 from .summary import *

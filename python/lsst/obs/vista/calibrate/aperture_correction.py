@@ -57,7 +57,8 @@ class ApertureCorrectionTask(Task):
     Notes
     -----
     The correction is a `ChebyshevField` (constant, or of order 1 with
-    enough stars) fitted to the sigma-clipped ratios, stored in the
+    enough stars) fitted to the sigma-clipped ratios, weighted by their
+    inverse errors (the brightest stars measure it best), stored in the
     exposure's aperture-correction map under ``base_PsfFlux_instFlux``.
     """
 
@@ -91,6 +92,13 @@ class ApertureCorrectionTask(Task):
         psf_flux = np.asarray(sources["psfInstFlux"], dtype=float)
         usable = stars & np.isfinite(aperture) & (psf_flux > 0) & ~np.asarray(sources[f"{prefix}Flux_flag"])
         ratio = np.where(usable, aperture / np.where(psf_flux > 0, psf_flux, 1.0), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio_error = np.abs(ratio) * np.hypot(
+                np.asarray(sources[f"{prefix}InstFluxErr"], dtype=float) / aperture,
+                np.asarray(sources["psfInstFluxErr"], dtype=float) / psf_flux,
+            )
+        usable &= np.isfinite(ratio_error) & (ratio_error > 0)
+        ratio = np.where(usable, ratio, np.nan)
         kept = usable.copy()
         if usable.sum():
             kept[usable] = ~sigma_clip(ratio[usable], sigma=self.config.clipSigma, masked=True).mask
@@ -109,6 +117,7 @@ class ApertureCorrectionTask(Task):
                 order,
                 y=np.asarray(sources["y"], dtype=float)[kept],
                 x=np.asarray(sources["x"], dtype=float)[kept],
+                weight=1.0 / ratio_error[kept],
             )
             measured = True
         correction = field(x=np.asarray(sources["x"], dtype=float), y=np.asarray(sources["y"], dtype=float))

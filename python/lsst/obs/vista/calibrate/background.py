@@ -3,7 +3,7 @@ masked iteratively, kept as an lsst-images `SplineField`."""
 
 from __future__ import annotations
 
-__all__ = ("MeshBackgroundConfig", "MeshBackgroundTask", "spline_nodes")
+__all__ = ("MeshBackgroundConfig", "MeshBackgroundTask", "quantization_step", "spline_nodes")
 
 import math
 from typing import ClassVar
@@ -54,11 +54,64 @@ class MeshBackgroundConfig(pexConfig.Config):
         default=5,
         check=lambda value: value >= 1,
     )
+    doDequantize = pexConfig.Field[bool](
+        doc=(
+            "Add uniform noise of one quantisation step to the pixels the background is estimated from, "
+            "when they are quantised (CASU stacks are integers times BSCALE): the clipped mode of "
+            "quantised values sticks to a step, biasing the sky by up to half a step, which a large "
+            "aperture sums over hundreds of pixels.  The subtracted image itself is not changed."
+        ),
+        default=True,
+    )
     maskGrow = pexConfig.Field[int](
         doc="Pixels by which masked detections are grown, to cover wings below the threshold.",
         default=3,
         check=lambda value: value >= 0,
     )
+
+
+_DITHER_SEED = 20261202
+"""Seed of the dequantising noise, so that a background is reproducible."""
+
+_QUANTIZATION_SAMPLE = 100_000
+"""Pixels (a regular subsample) the quantisation step is looked for in."""
+
+
+def quantization_step(values: np.ndarray) -> float:
+    """Return the quantisation step of pixel values, if they are quantised.
+
+    Parameters
+    ----------
+    values : `numpy.ndarray`
+        Usable pixel values.
+
+    Returns
+    -------
+    step : `float`
+        The smallest difference between distinct values of a subsample when
+        every difference shorter than four of it is a multiple of it (integers times BSCALE, to
+        float32 precision), else 0 (also for steps of a few float32 units
+        in the last place: continuous values).
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size < 100:
+        return 0.0
+    sample = np.unique(finite[:: max(1, finite.size // _QUANTIZATION_SAMPLE)].astype(np.float64))
+    gaps = np.diff(sample)
+    if gaps.size == 0:
+        return 0.0
+    step = float(gaps.min())
+    resolution = float(np.spacing(np.float32(np.max(np.abs(sample)))))
+    if step <= 64 * resolution:
+        # Distinct values one float32 ulp apart: continuous data.
+        return 0.0
+    tolerance = 1e-3 * step + 4 * resolution
+    # Only short gaps are tested: far apart, a BSCALE that is not exactly
+    # representable (0.33333333) drifts from a multiple of the step.
+    multiples = gaps[gaps < 4 * step] / step
+    if np.all(np.abs(multiples - np.round(multiples)) * step <= tolerance):
+        return step
+    return 0.0
 
 
 def spline_nodes(length: int, mesh_size: int) -> np.ndarray:
@@ -89,7 +142,7 @@ class MeshBackgroundTask(Task):
     Notes
     -----
     sep (SExtractor's background algorithm as a library) measures the
-    clipped mode of every cell of ``meshSize`` pixels, median-filters the
+    clipped mode of every cell (of dequantised pixels, see ``doDequantize``) of ``meshSize`` pixels, median-filters the
     mesh and interpolates it; pixels that are masked (NO_DATA, saturated,
     bad) and, after the first pass, pixels of detected sources grown by
     ``maskGrow`` are left out.  The final estimate is sampled at the cell
@@ -126,9 +179,14 @@ class MeshBackgroundTask(Task):
         result : `lsst.pipe.base.Struct`
             ``field``: `lsst.images.fields.SplineField`; ``image``: the
             rendered background (float32); ``sources``: `numpy.ndarray`
-            [`bool`], the grown source pixels masked in the last pass.
+            [`bool`], the grown source pixels masked in the last pass;
+            ``quantization_step``: the step removed by dithering (0 if none).
         """
         data = np.ascontiguousarray(np.where(bad, np.float32(0), image), dtype=np.float32)
+        step = quantization_step(image[~bad]) if self.config.doDequantize else 0.0
+        if step > 0:
+            rng = np.random.default_rng(_DITHER_SEED)
+            data += rng.uniform(-0.5 * step, 0.5 * step, data.shape).astype(np.float32)
         sigma = np.sqrt(variance, dtype=np.float32)
         sources = np.zeros(bad.shape, dtype=bool)
         masked = bad.copy()
@@ -140,7 +198,7 @@ class MeshBackgroundTask(Task):
             masked = bad | sources
         field = self._field(estimate, bbox, unit)
         rendered = field.render(bbox, dtype=np.float32).array
-        return Struct(field=field, image=rendered, sources=sources)
+        return Struct(field=field, image=rendered, sources=sources, quantization_step=step)
 
     def _estimate(self, data: np.ndarray, masked: np.ndarray) -> sep.Background:
         size = min(self.config.meshSize, *data.shape)

@@ -39,6 +39,7 @@ from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extend
 from .casu_comparison import CasuCatalogComparisonTask
 from .detection import SourceDetectionTask
 from .measurement import SourceMeasurementTask, aperture_column
+from .noise_correlation import correlation_error_factor, measure_noise_correlation
 from .photometry import PhotometryTask
 from .psf import PiffPsfDeterminerTask
 from .summary import background_noise, make_summary_stats
@@ -136,6 +137,18 @@ class CalibrateImageConfig(PipelineTaskConfig, pipelineConnections=CalibrateImag
         default=1.1,
         check=lambda value: value >= 1,
     )
+    doCorrelatedNoise = pexConfig.Field[bool](
+        doc=(
+            "Scale flux and centroid errors for the pixel-to-pixel noise correlation measured on the "
+            "background (resampled stacks); per-pixel variances alone understate the error of a sum."
+        ),
+        default=True,
+    )
+    noiseCorrelationMaxLag = pexConfig.Field[int](
+        doc="Largest lag (pixels) of the measured noise correlation; resampling kernels are 1-2 pixels wide.",
+        default=2,
+        check=lambda value: value >= 1,
+    )
     referenceMargin = pexConfig.Field[float](
         doc="Reference stars are loaded out to this many pixels beyond the detector (header WCS errors).",
         default=50.0,
@@ -158,7 +171,8 @@ class CalibrateImageTask(PipelineTask):
        a Piff model (or the header PSF, said once in the log and recorded
        in the metadata, when too few stars), then measurement again with
        the final PSF;
-    4. ``apertureCorrection`` of PSF fluxes on the PSF star candidates
+    4. errors scaled for the noise correlation measured on the background
+       (``doCorrelatedNoise``), then ``apertureCorrection`` of PSF fluxes on the PSF star candidates
        (fitted, reserved, or too few for a model), then ``extendedness``;
     5. ``astrometry`` against the reference catalogue, if any;
     6. ``photometry``: the header zero point, or one fitted to reference
@@ -285,6 +299,11 @@ class CalibrateImageTask(PipelineTask):
         reference_prefix = aperture_column(self.config.apertureCorrection.referenceRadius)
         psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name)
         sources = self.measurement.run(image, variance, mask, bbox, detection.sources, psf_result.psf).sources
+        detected = detection.segmentation > 0
+        background_pixels = ~(unusable | detected)
+        noise_factors = self._correct_for_noise_correlation(
+            sources, image, variance, background_pixels, psf_result.psf, bbox
+        )
         sources["calib_psf_candidate"] = psf_result.candidate
         sources["calib_psf_used"] = psf_result.used
         sources["calib_psf_reserved"] = psf_result.reserved
@@ -343,8 +362,6 @@ class CalibrateImageTask(PipelineTask):
         if casu_catalog is not None:
             metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
 
-        detected = detection.segmentation > 0
-        background_pixels = ~(unusable | background.sources | detected)
         sky_noise = background_noise(image, background_pixels)
         usable_pixels = ~no_data
         stats = make_summary_stats(
@@ -363,6 +380,7 @@ class CalibrateImageTask(PipelineTask):
         )
         metadata.update(psf_result.metadata)
         metadata.update(apcorr.metadata)
+        metadata.update(noise_factors)
         metadata.update(
             NSOURCES=len(sources),
             NSTARS=int(np.sum(sources["extendedness"] == 0)),
@@ -401,6 +419,35 @@ class CalibrateImageTask(PipelineTask):
             metadata={**dict(exposure.metadata), **{k: v for k, v in metadata.items() if v is not None}},
         )
         return Struct(exposure=calibrated, background=backgrounds, stars=sources)
+
+    def _correct_for_noise_correlation(
+        self,
+        sources: Table,
+        image: np.ndarray,
+        variance: np.ndarray,
+        background_pixels: np.ndarray,
+        psf: Any,
+        bbox: Box,
+    ) -> dict[str, float]:
+        """Scale the error columns for correlated noise; return the factors
+        (``NOISE_CORR_PSF``, ``NOISE_CORR_<aperture>``) for the metadata."""
+        if not self.config.doCorrelatedNoise:
+            return {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            residual = np.where(background_pixels, image / np.sqrt(variance), 0.0)
+        correlation = measure_noise_correlation(residual, background_pixels, self.config.noiseCorrelationMaxLag)
+        x_centre, y_centre = _centre(bbox)
+        factors = {"psf": correlation_error_factor(correlation, psf.compute_kernel_image(x=x_centre, y=y_centre).array)}
+        for radius in self.config.measurement.apertureRadii:
+            half = int(math.ceil(radius))
+            offsets = np.arange(-half, half + 1)
+            disc = (offsets[:, None] ** 2 + offsets[None, :] ** 2 <= radius * radius).astype(float)
+            factors[aperture_column(radius)] = correlation_error_factor(correlation, disc)
+        for prefix, factor in factors.items():
+            sources[f"{prefix}InstFluxErr"] = np.asarray(sources[f"{prefix}InstFluxErr"]) * factor
+        sources["xErr"] = np.asarray(sources["xErr"]) * factors["psf"]
+        sources["yErr"] = np.asarray(sources["yErr"]) * factors["psf"]
+        return {f"NOISE_CORR_{prefix.upper()}": factor for prefix, factor in factors.items()}
 
     def _load_reference(
         self,

@@ -1,0 +1,101 @@
+"""Pixel-to-pixel noise correlation, measured on the background, and the
+factor by which it inflates the error of a weighted sum of pixels.
+
+A resampled and stacked image (a CASU pawprint stack) has correct per-pixel
+variances but correlated neighbours: the error of a flux summed over many
+pixels is then larger than the per-pixel variances say (by up to
+``1/sqrt(k)``, ``k`` the resampling factor).  A single exposure (a DECam CP
+image) has a factor of 1.
+"""
+
+from __future__ import annotations
+
+__all__ = ("correlation_error_factor", "measure_noise_correlation")
+
+import math
+
+import numpy as np
+import scipy.signal
+
+_MAX_WINDOW = 1024
+"""Side of the central window (pixels) the correlation is measured in."""
+
+
+def measure_noise_correlation(residual: np.ndarray, background: np.ndarray, max_lag: int) -> np.ndarray:
+    """Return the correlation of normalised background residuals at small lags.
+
+    Parameters
+    ----------
+    residual : `numpy.ndarray`
+        ``(image - background) / sqrt(variance)``.
+    background : `numpy.ndarray` [`bool`]
+        Pixels that are sky: not masked and not in a (grown) source.
+    max_lag : `int`
+        Largest lag (pixels) per axis.
+
+    Returns
+    -------
+    correlation : `numpy.ndarray`
+        ``(2 max_lag + 1)**2`` array; ``correlation[max_lag + dy, max_lag + dx]``
+        is the mean of ``r(y, x) r(y + dy, x + dx)`` over pairs of sky pixels
+        divided by the mean of ``r**2``: 1 at zero lag, symmetric, 0 where no
+        pair exists.  Measured in a central window of at most 1024 pixels.
+    """
+    height, width = residual.shape
+    rows = slice(max(0, (height - _MAX_WINDOW) // 2), max(0, (height - _MAX_WINDOW) // 2) + _MAX_WINDOW)
+    columns = slice(max(0, (width - _MAX_WINDOW) // 2), max(0, (width - _MAX_WINDOW) // 2) + _MAX_WINDOW)
+    values = np.where(background[rows, columns], residual[rows, columns], 0.0).astype(np.float64)
+    weight = background[rows, columns].astype(np.float64)
+    size = 2 * max_lag + 1
+    correlation = np.zeros((size, size))
+    zero = float(np.sum(values * values)) / max(float(weight.sum()), 1.0)
+    if not zero > 0:
+        correlation[max_lag, max_lag] = 1.0
+        return correlation
+    h, w = values.shape
+    for dy in range(0, max_lag + 1):
+        for dx in range(-max_lag, max_lag + 1):
+            if dy == 0 and dx < 0:
+                continue
+            # Pixel (y, x) of `a` pairs with (y + dy, x + dx) of `b`.
+            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
+            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
+            pairs = float(np.sum(weight[a] * weight[b]))
+            value = float(np.sum(values[a] * values[b])) / pairs / zero if pairs > 0 else 0.0
+            correlation[max_lag + dy, max_lag + dx] = value
+            correlation[max_lag - dy, max_lag - dx] = value
+    correlation[max_lag, max_lag] = 1.0
+    return correlation
+
+
+def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> float:
+    """Return the factor correlated noise multiplies a weighted sum's error by.
+
+    Parameters
+    ----------
+    correlation : `numpy.ndarray`
+        Output of `measure_noise_correlation`.
+    weights : `numpy.ndarray`
+        The weights of the sum (a PSF kernel for PSF fluxes, a disc for an
+        aperture).
+
+    Returns
+    -------
+    factor : `float`
+        ``sqrt(sum_ab rho(a, b) A(a, b) / A(0, 0))`` with ``A`` the
+        autocorrelation of ``weights``: the ratio of the true error of
+        ``sum(w I)`` to the one computed from per-pixel variances, for
+        noise of uniform variance (at least 1 is not enforced: anticorrelated
+        noise gives less).
+    """
+    max_lag = correlation.shape[0] // 2
+    autocorrelation = scipy.signal.correlate(weights, weights, mode="full", method="direct")
+    cy, cx = (s // 2 for s in autocorrelation.shape)
+    padded = np.zeros((2 * max_lag + 1, 2 * max_lag + 1))
+    for dy in range(-max_lag, max_lag + 1):
+        for dx in range(-max_lag, max_lag + 1):
+            y, x = cy + dy, cx + dx
+            if 0 <= y < autocorrelation.shape[0] and 0 <= x < autocorrelation.shape[1]:
+                padded[max_lag + dy, max_lag + dx] = autocorrelation[y, x]
+    ratio = float(np.sum(correlation * padded)) / float(autocorrelation[cy, cx])
+    return math.sqrt(max(ratio, 0.0))
