@@ -47,6 +47,14 @@ class SourceDetectionConfig(pexConfig.Config):
         default=2.5,
         check=lambda value: value > 0,
     )
+    doClean = pexConfig.Field[bool](
+        doc=(
+            "Apply SExtractor's cleaning, which drops detections it attributes to a brighter neighbour's "
+            "wings.  Off: with per-pixel errors and the matched filter it also removed isolated stars of "
+            "S/N 12-22 more than 15 pixels from any other source."
+        ),
+        default=False,
+    )
     maxSources = pexConfig.Field[int](
         doc="Most detections kept (the brightest by peak); a guard against runaway detection on bad data.",
         default=20000,
@@ -113,7 +121,7 @@ class SourceDetectionTask(Task):
             filter_type="matched",
             deblend_nthresh=self.config.deblendThresholds,
             deblend_cont=self.config.deblendContrast,
-            clean=True,
+            clean=self.config.doClean,
             segmentation_map=True,
         )
         keep = np.arange(len(objects))
