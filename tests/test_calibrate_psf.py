@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import sep
 from astropy.table import Table
-from lsst.images import Box, Image, VisitImage
+from lsst.images import Box, Image, Mask, VisitImage
 from lsst.images.psfs import GaussianPointSpreadFunction, PiffWrapper
 from scipy.spatial import cKDTree
 
 from lsst.obs.vista import DecamCp
+from lsst.obs.vista.calibrate import SourceMeasurementTask, usable_for_calibration
 from lsst.obs.vista.calibrate.psf import PiffPsfDeterminerTask, PsfStarSelectorTask
 from lsst.obs.vista.formatters import read_image_hdu
-from lsst.obs.vista.isr import DecamCpIsrConfig, DecamCpIsrTask
+from lsst.obs.vista.isr import DecamCpIsrConfig, DecamCpIsrTask, make_mask_schema
 from lsst.obs.vista.psf_shape import FWHM_PER_SIGMA, psf_fwhm
 
 CP_IMAGE = Path(__file__).parent / "data" / "decam_cp" / "testcase4" / "c4d_170316_062107_ooi_z_ls9.N2.fits"
@@ -109,22 +110,26 @@ def make_field(
 
 
 def detect(field):
-    """A detection catalogue as calibrateImage's measurement gives it, from sep."""
+    """A detection catalogue as calibrateImage gives it to the PSF stage: sep
+    detections measured by SourceMeasurementTask (HSM moments) with the header
+    PSF, S/N from the header-PSF flux."""
     image, variance = field.image, field.variance
     objects = sep.extract(image, 5.0, var=variance, minarea=5)
-    flux, flux_err, aperture_flag = sep.sum_circle(image, objects["x"], objects["y"], 5.0, var=variance)
-    return Table(
+    detections = Table(
         {
             "x": objects["x"] + field.bbox.x.start,
             "y": objects["y"] + field.bbox.y.start,
-            "instFlux": flux,
-            "instFluxErr": flux_err,
-            "ixx": objects["x2"],
-            "iyy": objects["y2"],
-            "ixy": objects["xy"],
-            "flag": (objects["flag"] != 0) | (aperture_flag != 0),
+            "blended": (objects["flag"] & sep.OBJ_MERGED) != 0,
         }
     )
+    mask = Mask(schema=make_mask_schema(), bbox=field.bbox)
+    sources = SourceMeasurementTask().run(
+        image.astype(np.float32), variance.astype(np.float32), mask, field.bbox, detections, header_psf(field)
+    ).sources
+    sources["instFlux"] = sources["psfInstFlux"]
+    sources["instFluxErr"] = sources["psfInstFluxErr"]
+    sources["flag"] = ~usable_for_calibration(sources)
+    return sources
 
 
 def header_psf(field, fwhm=2.2):
@@ -203,10 +208,11 @@ def test_model_is_centred_on_the_stars_in_parent_coordinates(field, result):
 
 @pytest.mark.parametrize("n_stars", [0, 3])
 def test_too_few_stars_keep_the_header_psf(field, sources, n_stars, caplog):
-    is_star = truth_match(field, sources)
-    few = sources[np.flatnonzero(is_star & (sources["instFlux"] > 1e5))[:n_stars]]
-    fallback = header_psf(field)
+    # Stars the selector takes from the whole field, so that all n are PSF stars.
     task = PiffPsfDeterminerTask()
+    selected = task.starSelector.run(sources).candidate & truth_match(field, sources)
+    few = sources[np.flatnonzero(selected)[:n_stars]]
+    fallback = header_psf(field)
     with caplog.at_level(logging.INFO):
         result = task.run(field.image, field.variance, field.bad, field.bbox, few, fallback, "tiny")
     assert result.psf is fallback and result.is_fallback
