@@ -47,6 +47,10 @@ from .summary import background_noise, make_summary_stats
 _BACKGROUND_NAME = "mesh"
 """Name of the subtracted background in the output's `BackgroundMap`."""
 
+_SKY_VARIANCE_PERCENTILE = 10.0
+"""Percentile of the variance plane taken as the sky's where too few pixels
+are free of sources to measure the sky noise."""
+
 _UNUSABLE_PLANES = ("NO_DATA", "SATURATED", "BAD", "COSMIC_RAY")
 """Mask planes whose pixels enter neither the background nor the PSF fit."""
 
@@ -363,6 +367,15 @@ class CalibrateImageTask(PipelineTask):
             metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
 
         sky_noise = background_noise(image, background_pixels)
+        sky_noise_source = "measured"
+        noise_ratio = exposure.metadata.get("NOISE_RATIO")
+        if not math.isfinite(sky_noise) and noise_ratio is not None:
+            # Sources cover the image: the variance plane's sky level (its low
+            # end: sources only add variance), scaled by the ratio isr measured
+            # against its own background.
+            sky_variance = float(np.percentile(variance[~unusable], _SKY_VARIANCE_PERCENTILE))
+            sky_noise = float(noise_ratio) * math.sqrt(sky_variance)
+            sky_noise_source = "variance x NOISE_RATIO"
         usable_pixels = ~no_data
         stats = make_summary_stats(
             psf=psf_result.psf,
@@ -385,6 +398,7 @@ class CalibrateImageTask(PipelineTask):
             NSOURCES=len(sources),
             NSTARS=int(np.sum(sources["extendedness"] == 0)),
             SKY_NOISE=sky_noise,
+            SKY_NOISE_SOURCE=sky_noise_source,
             SKY_NOISE_RATIO=sky_noise / math.sqrt(stats.meanVar) if stats.meanVar > 0 else None,
         )
         sources.meta.update({key: value for key, value in metadata.items() if value is not None})
