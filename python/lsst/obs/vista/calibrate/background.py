@@ -54,6 +54,15 @@ class MeshBackgroundConfig(pexConfig.Config):
         default=5,
         check=lambda value: value >= 1,
     )
+    minFreeFraction = pexConfig.Field[float](
+        doc=(
+            "Sources are not masked (the previous estimate is kept) when masking them would leave fewer "
+            "than this fraction of the usable pixels, or no cell with enough unmasked pixels: on a cutout "
+            "filled by a bright star's wings no sky would be measured at all."
+        ),
+        default=0.2,
+        check=lambda value: 0 < value < 1,
+    )
     doDequantize = pexConfig.Field[bool](
         doc=(
             "Add uniform noise of one quantisation step to the pixels the background is estimated from, "
@@ -189,16 +198,37 @@ class MeshBackgroundTask(Task):
             data += rng.uniform(-0.5 * step, 0.5 * step, data.shape).astype(np.float32)
         sigma = np.sqrt(variance, dtype=np.float32)
         sources = np.zeros(bad.shape, dtype=bool)
-        masked = bad.copy()
-        for iteration in range(self.config.iterations):
-            estimate = self._estimate(data, masked)
-            if iteration + 1 == self.config.iterations:
+        usable = np.count_nonzero(~bad)
+        estimate = self._estimate(data, bad)
+        for _ in range(self.config.iterations - 1):
+            found = self._source_pixels(data - estimate.back(), sigma, bad)
+            if np.count_nonzero(~(bad | found)) < self.config.minFreeFraction * usable:
+                self._keep_unmasked(found, bad, usable)
                 break
-            sources = self._source_pixels(data - estimate.back(), sigma, bad)
-            masked = bad | sources
+            if not self._has_free_cell(bad | found):
+                self._keep_unmasked(found, bad, usable)
+                break
+            estimate, sources = self._estimate(data, bad | found), found
         field = self._field(estimate, bbox, unit)
         rendered = field.render(bbox, dtype=np.float32).array
         return Struct(field=field, image=rendered, sources=sources, quantization_step=step)
+
+    def _keep_unmasked(self, found: np.ndarray, bad: np.ndarray, usable: int) -> None:
+        self.log.info(
+            "Sources cover %.0f%% of the usable pixels, too many to mask; keeping the previous background "
+            "estimate.",
+            100.0 * np.count_nonzero(found & ~bad) / max(usable, 1),
+        )
+
+    def _has_free_cell(self, masked: np.ndarray) -> bool:
+        """Return whether some background cell is at most half masked: sep
+        leaves out cells that are more, and with none left it returns a
+        background of 0."""
+        size = min(self.config.meshSize, *masked.shape)
+        starts = [np.arange(0, length, size) for length in masked.shape]
+        counts = np.add.reduceat(np.add.reduceat(masked.astype(np.int64), starts[0], axis=0), starts[1], axis=1)
+        areas = np.outer(np.diff([*starts[0], masked.shape[0]]), np.diff([*starts[1], masked.shape[1]]))
+        return bool(np.any(counts <= 0.5 * areas))
 
     def _estimate(self, data: np.ndarray, masked: np.ndarray) -> sep.Background:
         size = min(self.config.meshSize, *data.shape)

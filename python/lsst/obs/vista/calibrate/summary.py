@@ -18,6 +18,10 @@ from ..psf_shape import psf_moments
 _MAX_NOISE_SAMPLE = 200_000
 """Background pixels (a regular subsample) the sky noise is measured on."""
 
+_MIN_NOISE_PIXELS = 1000
+"""Fewest background pixels for a measured sky noise (a ~3% estimate); fewer
+are the wings of the sources that cover the image."""
+
 
 def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
     """Return the robust rms of background pixels of a background-subtracted image.
@@ -32,10 +36,10 @@ def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
     Returns
     -------
     noise : `float`
-        3-sigma clipped standard deviation (NaN with fewer than 100 pixels).
+        3-sigma clipped standard deviation (NaN with fewer than 1000 pixels).
     """
     values = image[background_pixels]
-    if values.size < 100:
+    if values.size < _MIN_NOISE_PIXELS:
         return math.nan
     step = max(1, values.size // _MAX_NOISE_SAMPLE)
     _, _, std = sigma_clipped_stats(values[::step], sigma=3.0, maxiters=5)

@@ -366,16 +366,7 @@ class CalibrateImageTask(PipelineTask):
         if casu_catalog is not None:
             metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
 
-        sky_noise = background_noise(image, background_pixels)
-        sky_noise_source = "measured"
-        noise_ratio = exposure.metadata.get("NOISE_RATIO")
-        if not math.isfinite(sky_noise) and noise_ratio is not None:
-            # Sources cover the image: the variance plane's sky level (its low
-            # end: sources only add variance), scaled by the ratio isr measured
-            # against its own background.
-            sky_variance = float(np.percentile(variance[~unusable], _SKY_VARIANCE_PERCENTILE))
-            sky_noise = float(noise_ratio) * math.sqrt(sky_variance)
-            sky_noise_source = "variance x NOISE_RATIO"
+        sky = self._sky_noise(image, variance, background_pixels, unusable, _residual_noise_ratio(exposure))
         usable_pixels = ~no_data
         stats = make_summary_stats(
             psf=psf_result.psf,
@@ -384,7 +375,7 @@ class CalibrateImageTask(PipelineTask):
             exposure_time=float(exposure.obs_info.exposure_time.to_value(u.s)),
             zero_point=photometry.zero_point,
             sky_level=float(np.median(background.image[usable_pixels])),
-            sky_noise=sky_noise,
+            sky_noise=sky.noise,
             mean_variance=float(np.mean(variance[usable_pixels])),
             astrometric_offset_mas=math.nan if astrometry is None else astrometry.offset_mas,
             astrometric_rms_mas=math.nan if astrometry is None else astrometry.rms_mas,
@@ -397,9 +388,9 @@ class CalibrateImageTask(PipelineTask):
         metadata.update(
             NSOURCES=len(sources),
             NSTARS=int(np.sum(sources["extendedness"] == 0)),
-            SKY_NOISE=sky_noise,
-            SKY_NOISE_SOURCE=sky_noise_source,
-            SKY_NOISE_RATIO=sky_noise / math.sqrt(stats.meanVar) if stats.meanVar > 0 else None,
+            SKY_NOISE=sky.noise,
+            SKY_NOISE_SOURCE=sky.source,
+            SKY_NOISE_DIRECT=sky.direct,
         )
         sources.meta.update({key: value for key, value in metadata.items() if value is not None})
 
@@ -433,6 +424,34 @@ class CalibrateImageTask(PipelineTask):
             metadata={**dict(exposure.metadata), **{k: v for k, v in metadata.items() if v is not None}},
         )
         return Struct(exposure=calibrated, background=backgrounds, stars=sources)
+
+    @staticmethod
+    def _sky_noise(
+        image: np.ndarray,
+        variance: np.ndarray,
+        background_pixels: np.ndarray,
+        unusable: np.ndarray,
+        noise_ratio: float | None,
+    ) -> Struct:
+        """Return the sky noise (image units) and how it was obtained.
+
+        The sky's sqrt(variance) times the ratio of background noise to it
+        that isr measured (against a running-median background that follows
+        source wings, so it holds on cutouts that bright sources fill), else
+        the clipped rms
+        of the undetected pixels; ``direct`` is that rms in either case
+        (NaN with fewer than 1000 such pixels).
+        """
+        direct = background_noise(image, background_pixels)
+        if noise_ratio is None:
+            return Struct(noise=direct, source="measured", direct=direct)
+        sky_pixels = background_pixels if np.count_nonzero(background_pixels) >= 1000 else ~unusable
+        # Where sources fill the image, the low end of the variance plane is the sky's.
+        percentile = 50.0 if sky_pixels is background_pixels else _SKY_VARIANCE_PERCENTILE
+        sky_variance = float(np.percentile(variance[sky_pixels], percentile))
+        return Struct(
+            noise=float(noise_ratio) * math.sqrt(sky_variance), source="variance x NOISE_RATIO", direct=direct
+        )
 
     def _correct_for_noise_correlation(
         self,
@@ -515,6 +534,15 @@ def _pixel_scale(exposure: VisitImage) -> float:
     x, y = _centre(exposure.bbox)
     sky = exposure.sky_projection.pixel_to_sky(x=np.array([x, x + 1.0, x]), y=np.array([y, y, y + 1.0]))
     return float(0.5 * (sky[0].separation(sky[1]) + sky[0].separation(sky[2])).to_value(u.arcsec))
+
+
+def _residual_noise_ratio(exposure: VisitImage) -> float | None:
+    """Return the ratio of the measured background noise to the variance
+    plane as isr left it: ``NOISE_RATIO`` over the rescale isr applied."""
+    ratio = exposure.metadata.get("NOISE_RATIO")
+    if ratio is None:
+        return None
+    return float(ratio) / math.sqrt(float(exposure.metadata.get("VARIANCE_RESCALE", 1.0)))
 
 
 def _header_zero_point(exposure: VisitImage) -> float | None:
