@@ -58,13 +58,21 @@ def repo(tmp_path_factory):
     _run(BIN / "butler", "ingest-casu", repo, sim, "--transfer", "symlink")
     _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
     _run(BIN / "butler", "ingest-instcal", repo, DECAM_DATA, "--transfer", "direct")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr2", *sorted(DECAM_DATA.glob("*/reference/gaia-*.fits")))
+    _run(
+        BIN / "butler", "ingest-refcat", repo, "gaia_dr2", *sorted(DECAM_DATA.glob("*/reference/gaia-*.fits"))
+    )
     vircam = _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/vircam")
     decam = _run(
         BIN / "processCcd.py", repo, "--id", "instrument=DECam", "-o", "u/test/decam",
-        "--input", "DECam/defaults", "--input", "refcats/gaia_dr2", "-c", "connections.astrometry_ref_cat=gaia_dr2",
+        "--input", "DECam/defaults", "--input", "refcats/gaia_dr2",
+        "-c", "connections.astrometry_ref_cat=gaia_dr2",
     )  # fmt: skip
-    return {"path": repo, "vircam_stdout": vircam.stdout, "decam_stdout": decam.stdout, "decam_log": decam.stderr}
+    return {
+        "path": repo,
+        "vircam_stdout": vircam.stdout,
+        "decam_stdout": decam.stdout,
+        "decam_log": decam.stderr,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +109,9 @@ def test_every_detector_has_all_three_outputs(butler):
             assert len(refs) == len(isr), (instrument, name)
             assert {ref.dataId["detector"] for ref in refs} == {ref.dataId["detector"] for ref in isr}
         assert butler.get_dataset_type("preliminary_visit_image").storageClass_name == "VisitImage"
-        assert butler.get_dataset_type("preliminary_visit_image_background").storageClass_name == "BackgroundMap"
+        assert (
+            butler.get_dataset_type("preliminary_visit_image_background").storageClass_name == "BackgroundMap"
+        )
         assert butler.get_dataset_type("single_visit_star").storageClass_name == "ArrowAstropy"
 
 
@@ -138,7 +148,7 @@ def test_background_map_restores_the_post_isr_image(butler):
 
 
 def test_summary_stats_and_metadata(butler):
-    for data_id, stars, calibrated in _outputs(butler, "u/test/vircam"):
+    for _, stars, calibrated in _outputs(butler, "u/test/vircam"):
         stats = calibrated.summary_stats
         for name in ("psfSigma", "psfArea", "zeroPoint", "skyBg", "skyNoise", "meanVar", "pixelScale"):
             assert math.isfinite(getattr(stats, name)), name
@@ -155,16 +165,15 @@ def test_file_round_trips_through_lsst_images(butler):
     through_butler = butler.get(ref)
     kernel = dict(x=float(direct.bbox.x.center), y=float(direct.bbox.y.center))
     assert np.allclose(
-        direct.psf.compute_kernel_image(**kernel).array, through_butler.psf.compute_kernel_image(**kernel).array
+        direct.psf.compute_kernel_image(**kernel).array,
+        through_butler.psf.compute_kernel_image(**kernel).array,
     )
     assert direct.summary_stats == through_butler.summary_stats
 
 
 def _legacy_surveys_ccds():
     rows = [Table.read(path) for path in sorted(DECAM_DATA.glob("*/reference/survey-ccds-1.fits.gz"))]
-    return {
-        (int(row["expnum"]), str(row["ccdname"]).strip()): row for table in rows for row in table
-    }
+    return {(int(row["expnum"]), str(row["ccdname"]).strip()): row for table in rows for row in table}
 
 
 def test_decam_against_the_legacy_surveys(butler, record_property):
@@ -231,7 +240,9 @@ def test_where_from_ids():
 
 @pytest.fixture(scope="module")
 def post_isr(butler):
-    ref = butler.query_datasets("post_isr_image", collections="u/test/decam", where="instrument='DECam' AND detector=33")[0]
+    ref = butler.query_datasets(
+        "post_isr_image", collections="u/test/decam", where="instrument='DECam' AND detector=33"
+    )[0]
     return butler.get(ref)
 
 

@@ -123,9 +123,18 @@ def detect(field):
         }
     )
     mask = Mask(schema=make_mask_schema(), bbox=field.bbox)
-    sources = SourceMeasurementTask().run(
-        image.astype(np.float32), variance.astype(np.float32), mask, field.bbox, detections, header_psf(field)
-    ).sources
+    sources = (
+        SourceMeasurementTask()
+        .run(
+            image.astype(np.float32),
+            variance.astype(np.float32),
+            mask,
+            field.bbox,
+            detections,
+            header_psf(field),
+        )
+        .sources
+    )
     sources["instFlux"] = sources["psfInstFlux"]
     sources["instFluxErr"] = sources["psfInstFluxErr"]
     sources["flag"] = ~usable_for_calibration(sources)

@@ -23,7 +23,12 @@ from lsst.obs.vista.calibrate import CalibrateImageConfig, CalibrateImageTask, C
 from lsst.obs.vista.calibrate.catalog import usable_for_calibration
 from lsst.obs.vista.psf_shape import FWHM_PER_SIGMA, psf_fwhm
 from lsst.obs.vista.refcat import read_reference_file, shard_rows
-from lsst.obs.vista.sim import SimulationConfig, read_source_truth, write_pawprint_stack, write_reference_catalog
+from lsst.obs.vista.sim import (
+    SimulationConfig,
+    read_source_truth,
+    write_pawprint_stack,
+    write_reference_catalog,
+)
 
 SEEDS = (3, 5)
 MATCH_RADIUS = 2.0
@@ -43,9 +48,11 @@ def _make_field(seed: int, outdir: Path) -> dict:
     config = SimulationConfig(size=2048, detectors=(1,), seed=seed, psf_variation=0.1)
     stack = write_pawprint_stack(outdir, 0, config)
     write_reference_catalog(config, outdir / "gaia.fits")
-    exposure = VistaIsrTask(config=process_ccd_config()).run(
-        read_stack(stack.stack), read_confidence(stack.confidence)
-    ).outputExposure
+    exposure = (
+        VistaIsrTask(config=process_ccd_config())
+        .run(read_stack(stack.stack), read_confidence(stack.confidence))
+        .outputExposure
+    )
     shards = shard_rows(read_reference_file(Path(outdir / "gaia.fits")))
     result = CalibrateImageTask(config=_calibrate_config()).run(
         exposure, reference_shards=shards, reference_name="gaia_dr3", name=f"seed{seed}"
@@ -77,7 +84,9 @@ def _matches(stars, truth):
 def _clean_true_stars(stars, truth, *, exclude_psf_candidates: bool):
     """Detections of unsaturated true stars usable for calibration, S/N 10-200."""
     index, matched = _matches(stars, truth)
-    is_star = matched & ~np.asarray(truth["is_galaxy"])[index] & (np.asarray(truth["n_saturated"])[index] == 0)
+    is_star = (
+        matched & ~np.asarray(truth["is_galaxy"])[index] & (np.asarray(truth["n_saturated"])[index] == 0)
+    )
     snr = np.asarray(stars["psfInstFlux"]) / np.asarray(stars["psfInstFluxErr"])
     selected = is_star & usable_for_calibration(stars) & (snr >= 10) & (snr <= 200)
     if exclude_psf_candidates:
@@ -146,7 +155,12 @@ def test_completeness_and_false_detections(field):
     # Background-limited S/N of an optimal (PSF) flux: F / sqrt(4 pi sigma^2 V).
     expected_snr = np.asarray(truth["flux"]) / np.sqrt(4 * math.pi * sigma**2 * variance[rows, columns])
     margin = 10
-    inside = (x > margin) & (x < exposure.bbox.x.stop - margin) & (y > margin) & (y < exposure.bbox.y.stop - margin)
+    inside = (
+        (x > margin)
+        & (x < exposure.bbox.x.stop - margin)
+        & (y > margin)
+        & (y < exposure.bbox.y.stop - margin)
+    )
     eligible = (
         ~np.asarray(truth["is_galaxy"])
         & (np.asarray(truth["n_saturated"]) == 0)

@@ -105,7 +105,10 @@ class ApertureCorrectionTask(Task):
         n_stars = int(kept.sum())
         if n_stars < self.config.minStars:
             self.log.info(
-                "%s: %d stars for the aperture correction (< %d); it is 1.", name, n_stars, self.config.minStars
+                "%s: %d stars for the aperture correction (< %d); it is 1.",
+                name,
+                n_stars,
+                self.config.minStars,
             )
             field = ChebyshevField(bbox, np.array([[1.0]]))
             measured = False

@@ -36,7 +36,10 @@ class AstrometryConfig(pexConfig.Config):
         check=lambda value: value > 0,
     )
     minSignalToNoise = pexConfig.Field[float](
-        doc="Smallest PSF-flux S/N of a detection used for matching (fainter centroids add noise, not signal).",
+        doc=(
+            "Smallest PSF-flux S/N of a detection used for matching: fainter centroids add noise, not "
+            "signal."
+        ),
         default=10.0,
         check=lambda value: value > 0,
     )
@@ -51,7 +54,9 @@ class AstrometryConfig(pexConfig.Config):
         check=lambda value: value >= 3,
     )
     clipSigma = pexConfig.Field[float](
-        doc="Matches whose residual exceeds this many sigma of the residuals are rejected and the fit redone.",
+        doc=(
+            "Matches with a residual beyond this many sigma of the residuals are rejected and the fit redone."
+        ),
         default=3.0,
         check=lambda value: value > 0,
     )
@@ -209,8 +214,14 @@ class AstrometryTask(Task):
             np.asarray(sources["xErr"], float)[source_index], np.asarray(sources["yErr"], float)[source_index]
         ).clip(1e-3)
         for _ in range(self.config.clipIterations + 1):
-            matrix = _fit_affine(xs[keep], ys[keep], ref_x[ref_index][keep], ref_y[ref_index][keep],
-                                 weight[keep], shift_only=(model == "shift"))
+            matrix = _fit_affine(
+                xs[keep],
+                ys[keep],
+                ref_x[ref_index][keep],
+                ref_y[ref_index][keep],
+                weight[keep],
+                shift_only=(model == "shift"),
+            )
             fx, fy = _apply(matrix, xs, ys)
             residual = np.hypot(fx - ref_x[ref_index], fy - ref_y[ref_index])
             clipped = ~sigma_clip(residual, sigma=self.config.clipSigma, maxiters=1, masked=True).mask
@@ -222,9 +233,7 @@ class AstrometryTask(Task):
         approximation = sky_projection.fits_approximation
         refined = SkyProjection(
             correction.then(sky_projection.pixel_to_sky_transform),
-            None
-            if approximation is None
-            else correction.then(approximation.pixel_to_sky_transform),
+            None if approximation is None else correction.then(approximation.pixel_to_sky_transform),
         )
         self.log.info(
             "%s: %s WCS correction from %d of %d matches; offset %.0f mas, rms %.0f mas.",
@@ -266,7 +275,13 @@ class AstrometryTask(Task):
 
 
 def _fit_affine(
-    x: np.ndarray, y: np.ndarray, ref_x: np.ndarray, ref_y: np.ndarray, weight: np.ndarray, *, shift_only: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    ref_x: np.ndarray,
+    ref_y: np.ndarray,
+    weight: np.ndarray,
+    *,
+    shift_only: bool,
 ) -> np.ndarray:
     """Return the 3x3 augmented matrix mapping (x, y) onto (ref_x, ref_y)
     by weighted least squares (a pure shift if ``shift_only``)."""
@@ -284,4 +299,6 @@ def _fit_affine(
 
 
 def _apply(matrix: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2], matrix[1, 0] * x + matrix[1, 1] * y + matrix[1, 2]
+    return matrix[0, 0] * x + matrix[0, 1] * y + matrix[0, 2], matrix[1, 0] * x + matrix[1, 1] * y + matrix[
+        1, 2
+    ]

@@ -32,7 +32,7 @@ class MeshBackgroundConfig(pexConfig.Config):
         check=lambda value: value >= 8,
     )
     filterSize = pexConfig.Field[int](
-        doc="Side (cells) of the median filter applied to the mesh, which removes cells biased by a bright source.",
+        doc="Side (cells) of the median filter of the mesh, which removes cells biased by a bright source.",
         default=3,
         check=lambda value: value >= 1 and value % 2 == 1,
     )
@@ -137,7 +137,8 @@ def spline_nodes(length: int, mesh_size: int) -> np.ndarray:
     -------
     nodes : `numpy.ndarray`
         Centres of ``ceil(length / mesh_size)`` equal cells (0-based array
-        coordinates) with the first and last pixels added, so that the spline interpolates, never extrapolates,
+        coordinates) with the first and last pixels added, so that the spline
+        interpolates, never extrapolates,
         over the whole image.
     """
     count = max(1, math.ceil(length / mesh_size))
@@ -151,7 +152,8 @@ class MeshBackgroundTask(Task):
     Notes
     -----
     sep (SExtractor's background algorithm as a library) measures the
-    clipped mode of every cell (of dequantised pixels, see ``doDequantize``) of ``meshSize`` pixels, median-filters the
+    clipped mode of every cell (of dequantised pixels, see ``doDequantize``)
+    of ``meshSize`` pixels, median-filters the
     mesh and interpolates it; pixels that are masked (NO_DATA, saturated,
     bad) and, after the first pass, pixels of detected sources grown by
     ``maskGrow`` are left out.  The final estimate is sampled at the cell
@@ -226,14 +228,17 @@ class MeshBackgroundTask(Task):
         background of 0."""
         size = min(self.config.meshSize, *masked.shape)
         starts = [np.arange(0, length, size) for length in masked.shape]
-        counts = np.add.reduceat(np.add.reduceat(masked.astype(np.int64), starts[0], axis=0), starts[1], axis=1)
+        counts = np.add.reduceat(
+            np.add.reduceat(masked.astype(np.int64), starts[0], axis=0), starts[1], axis=1
+        )
         areas = np.outer(np.diff([*starts[0], masked.shape[0]]), np.diff([*starts[1], masked.shape[1]]))
         return bool(np.any(counts <= 0.5 * areas))
 
     def _estimate(self, data: np.ndarray, masked: np.ndarray) -> sep.Background:
         size = min(self.config.meshSize, *data.shape)
-        return sep.Background(data, mask=masked, bw=size, bh=size, fw=self.config.filterSize,
-                              fh=self.config.filterSize)
+        return sep.Background(
+            data, mask=masked, bw=size, bh=size, fw=self.config.filterSize, fh=self.config.filterSize
+        )
 
     def _source_pixels(self, residual: np.ndarray, sigma: np.ndarray, bad: np.ndarray) -> np.ndarray:
         """Return the grown pixels of sources detected in ``residual``."""

@@ -73,8 +73,12 @@ class CasuCatalogComparisonTask(Task):
         """
         casu_x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
         casu_y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
-        metadata: dict[str, float | int | None] = {"CASU_NMATCH": 0, "CASU_OFFSET_MAS": None,
-                                                   "CASU_FLUX_RATIO": None, "CASU_NFLUX": 0}
+        metadata: dict[str, float | int | None] = {
+            "CASU_NMATCH": 0,
+            "CASU_OFFSET_MAS": None,
+            "CASU_FLUX_RATIO": None,
+            "CASU_NFLUX": 0,
+        }
         if len(sources) and len(casu_x):
             positions = np.column_stack([np.asarray(sources["x"], float), np.asarray(sources["y"], float)])
             distance, index = cKDTree(np.column_stack([casu_x, casu_y])).query(

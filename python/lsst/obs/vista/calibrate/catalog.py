@@ -82,7 +82,9 @@ def classify_extendedness(
         trace = np.asarray(sources["ixx"], dtype=float) + np.asarray(sources["iyy"], dtype=float)
         psf_trace = np.asarray(sources["psf_ixx"], dtype=float) + np.asarray(sources["psf_iyy"], dtype=float)
         # The trace of a point source scatters like its centroid variance.
-        size_error = 2.0 * np.sqrt(np.asarray(sources["xErr"], float) ** 2 + np.asarray(sources["yErr"], float) ** 2)
+        size_error = 2.0 * np.sqrt(
+            np.asarray(sources["xErr"], float) ** 2 + np.asarray(sources["yErr"], float) ** 2
+        )
         size_extended = trace - 2.0 * size_error > size_ratio * psf_trace
     sources["extendedness"] = np.where(np.isfinite(ratio), extended.astype(float), np.nan)
     sources["sizeExtendedness"] = np.where(np.isfinite(trace), size_extended.astype(float), np.nan)
@@ -110,7 +112,9 @@ def add_calibrated_fluxes(sources: Table, zero_point: float | None, flux_prefixe
         with np.errstate(divide="ignore", invalid="ignore"):
             magnitude = np.where(flux > 0, (np.where(flux > 0, flux, 1.0) * u.nJy).to_value(u.ABmag), np.nan)
             sources[f"{prefix}Mag"] = magnitude * u.ABmag
-            sources[f"{prefix}MagErr"] = (2.5 / np.log(10.0)) * error / np.where(flux > 0, flux, np.nan) * u.mag
+            sources[f"{prefix}MagErr"] = (
+                (2.5 / np.log(10.0)) * error / np.where(flux > 0, flux, np.nan) * u.mag
+            )
 
 
 def add_sky_coordinates(sources: Table, sky_projection: SkyProjection) -> None:

@@ -126,9 +126,7 @@ class SourceDetectionTask(Task):
         )
         keep = np.arange(len(objects))
         if len(objects) > self.config.maxSources:
-            self.log.warning(
-                "%d detections; keeping the %d brightest.", len(objects), self.config.maxSources
-            )
+            self.log.warning("%d detections; keeping the %d brightest.", len(objects), self.config.maxSources)
             keep = np.sort(np.argsort(objects["peak"])[::-1][: self.config.maxSources])
             objects = objects[keep]
         sources = Table()

@@ -151,7 +151,11 @@ class SourceMeasurementTask(Task):
         psf_sigma = np.sqrt(0.5 * (psf_ixx + psf_iyy))
         if n:
             x_win, y_win, win_flag = sep.winpos(data, x_array, y_array, psf_sigma, mask=unusable)
-            moved = ~np.isfinite(x_win) | ~np.isfinite(y_win) | (np.hypot(x_win - x_array, y_win - y_array) > 2.0 * psf_sigma)
+            moved = (
+                ~np.isfinite(x_win)
+                | ~np.isfinite(y_win)
+                | (np.hypot(x_win - x_array, y_win - y_array) > 2.0 * psf_sigma)
+            )
             x_win = np.where(moved, x_array, x_win)
             y_win = np.where(moved, y_array, y_win)
         else:
@@ -173,7 +177,13 @@ class SourceMeasurementTask(Task):
             prefix = aperture_column(radius)
             if n:
                 flux, error, flag = sep.sum_circle(
-                    data, x_win, y_win, radius, var=variance, mask=unusable, subpix=self.config.apertureSubpixels
+                    data,
+                    x_win,
+                    y_win,
+                    radius,
+                    var=variance,
+                    mask=unusable,
+                    subpix=self.config.apertureSubpixels,
                 )
             else:
                 flux = error = np.zeros(0)
@@ -272,7 +282,9 @@ class SourceMeasurementTask(Task):
             row, column = int(round(y[i])), int(round(x[i]))
             ys = slice(max(row - half, 0), min(row + half + 1, height))
             xs = slice(max(column - half, 0), min(column + half + 1, width))
-            stamp = galsim.Image(np.ascontiguousarray(data[ys, xs], dtype=np.float64), xmin=xs.start, ymin=ys.start)
+            stamp = galsim.Image(
+                np.ascontiguousarray(data[ys, xs], dtype=np.float64), xmin=xs.start, ymin=ys.start
+            )
             badpix = galsim.Image(unusable[ys, xs].astype(np.int32), xmin=xs.start, ymin=ys.start)
             try:
                 result = galsim.hsm.FindAdaptiveMom(

@@ -181,7 +181,7 @@ class PhotometryTask(Task):
         )
         if fit.zero_point is not None:
             self.log.info(
-                "%s: fitted zero point %.4f +/- %.4f from %d stars (scatter %.3f mag), header %s; %s applied.",
+                "%s: fitted zero point %.4f +/- %.4f from %d stars (scatter %.3f mag), header %s; %s used.",
                 name,
                 fit.zero_point,
                 fit.error,

@@ -423,7 +423,7 @@ class PiffPsfDeterminerTask(Task):
         locus_fwhm = FWHM_PER_SIGMA * selection.locus_size
         if abs(fwhm / locus_fwhm - 1.0) > self.config.maxSizeMismatch:
             self.log.warning(
-                "%s: Piff model FWHM %.2f px differs from its stars' %.2f px by more than %.0f%%; keeping the "
+                "%s: Piff model FWHM %.2f px differs from its stars' %.2f px by over %.0f%%; keeping the "
                 "header PSF.",
                 name,
                 fwhm,

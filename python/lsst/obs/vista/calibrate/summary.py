@@ -99,7 +99,9 @@ def make_summary_stats(
         x=np.array([bbox.x.start, bbox.x.stop - 1, bbox.x.stop - 1, bbox.x.start], dtype=float),
         y=np.array([bbox.y.start, bbox.y.start, bbox.y.stop - 1, bbox.y.stop - 1], dtype=float),
     )
-    step = sky_projection.pixel_to_sky(x=np.array([x_centre, x_centre + 1.0]), y=np.array([y_centre, y_centre]))
+    step = sky_projection.pixel_to_sky(
+        x=np.array([x_centre, x_centre + 1.0]), y=np.array([y_centre, y_centre])
+    )
     pixel_scale = float(step[0].separation(step[1]).to_value(u.arcsec))
     return ObservationSummaryStats(
         psfSigma=sigma,

@@ -35,8 +35,8 @@ from ..refcat import load_reference_stars
 from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
 from .astrometry import AstrometryTask
 from .background import MeshBackgroundTask
-from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extendedness, usable_for_calibration
 from .casu_comparison import CasuCatalogComparisonTask
+from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extendedness, usable_for_calibration
 from .detection import SourceDetectionTask
 from .measurement import SourceMeasurementTask, aperture_column
 from .noise_correlation import correlation_error_factor, measure_noise_correlation
@@ -55,9 +55,7 @@ _UNUSABLE_PLANES = ("NO_DATA", "SATURATED", "BAD", "COSMIC_RAY")
 """Mask planes whose pixels enter neither the background nor the PSF fit."""
 
 
-class CalibrateImageConnections(
-    PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
-):
+class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
     """Inputs and outputs of `CalibrateImageTask`, per visit and detector."""
 
     exposures = cT.Input(
@@ -221,15 +219,17 @@ class CalibrateImageTask(PipelineTask):
             )
         exposure = butlerQC.get(exposure_refs[0])
         name = _describe_data_id(exposure_refs[0].dataId)
-        shards = {
-            int(ref.dataId["htm7"]): butlerQC.get(ref).get() for ref in inputRefs.astrometry_ref_cat
-        }
+        shards = {int(ref.dataId["htm7"]): butlerQC.get(ref).get() for ref in inputRefs.astrometry_ref_cat}
         casu_catalog = None
         if self.config.doCompareCasuCatalog and inputRefs.casu_catalog:
             casu_catalog = butlerQC.get(inputRefs.casu_catalog[0])
         reference_name = inputRefs.astrometry_ref_cat[0].datasetType.name if shards else None
         result = self.run(
-            exposure, reference_shards=shards, reference_name=reference_name, casu_catalog=casu_catalog, name=name
+            exposure,
+            reference_shards=shards,
+            reference_name=reference_name,
+            casu_catalog=casu_catalog,
+            name=name,
         )
         butlerQC.put(result, outputRefs)
 
@@ -336,8 +336,13 @@ class CalibrateImageTask(PipelineTask):
             )
             astrometry = None
             photometry = self.photometry.run(
-                sources, None, np.zeros(0, int), np.zeros(0, int), band=exposure.band,
-                header_zero_point=header_zero_point, name=name,
+                sources,
+                None,
+                np.zeros(0, int),
+                np.zeros(0, int),
+                band=exposure.band,
+                header_zero_point=header_zero_point,
+                name=name,
             )
             metadata.update(ASTROM_MODEL="header", ASTROM_NMATCH=0)
         else:
@@ -468,9 +473,15 @@ class CalibrateImageTask(PipelineTask):
             return {}
         with np.errstate(invalid="ignore", divide="ignore"):
             residual = np.where(background_pixels, image / np.sqrt(variance), 0.0)
-        correlation = measure_noise_correlation(residual, background_pixels, self.config.noiseCorrelationMaxLag)
+        correlation = measure_noise_correlation(
+            residual, background_pixels, self.config.noiseCorrelationMaxLag
+        )
         x_centre, y_centre = _centre(bbox)
-        factors = {"psf": correlation_error_factor(correlation, psf.compute_kernel_image(x=x_centre, y=y_centre).array)}
+        factors = {
+            "psf": correlation_error_factor(
+                correlation, psf.compute_kernel_image(x=x_centre, y=y_centre).array
+            )
+        }
         for radius in self.config.measurement.apertureRadii:
             half = int(math.ceil(radius))
             offsets = np.arange(-half, half + 1)
@@ -501,9 +512,7 @@ class CalibrateImageTask(PipelineTask):
         stars = load_reference_stars(shards, epoch=epoch, name=reference_name or "reference catalogue")
         if len(stars) == 0:
             return stars
-        pixels = exposure.sky_projection.sky_to_pixel(
-            _sky_coord(stars["coord_ra"], stars["coord_dec"])
-        )
+        pixels = exposure.sky_projection.sky_to_pixel(_sky_coord(stars["coord_ra"], stars["coord_dec"]))
         margin = self.config.referenceMargin
         bbox = exposure.bbox
         inside = (

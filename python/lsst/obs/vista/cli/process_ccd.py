@@ -156,21 +156,40 @@ def build_pipetask_command(
     "ids",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Data ID to process, e.g. --id instrument=DECam --id visit=802955^803277 (repeatable; ^ joins values).",
+    help="Data ID to process, e.g. --id instrument=DECam --id visit=802955^803277 (repeatable; ^ joins).",
 )
 @click.option(
-    "-C", "--config-file", "config_files", multiple=True, metavar="[LABEL:]FILE",
+    "-C",
+    "--config-file",
+    "config_files",
+    multiple=True,
+    metavar="[LABEL:]FILE",
     help="pex_config override file; without LABEL it applies to calibrateImage.",
 )
 @click.option(
-    "-c", "--config", "config_overrides", multiple=True, metavar="[LABEL:]KEY=VALUE",
+    "-c",
+    "--config",
+    "config_overrides",
+    multiple=True,
+    metavar="[LABEL:]KEY=VALUE",
     help="One config override; without LABEL it applies to calibrateImage.",
 )
-@click.option("-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of processes pipetask runs the quanta in.")
+@click.option(
+    "-j",
+    "--processes",
+    "jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of processes pipetask runs the quanta in.",
+)
 @click.option("-o", "--output", default=None, help="Output collection (default u/$USER/processCcd).")
-@click.option("--input", "inputs", multiple=True,
-              help="Input collections (default <instrument>/defaults and refcats/gaia_dr3 if ingested).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    help="Input collections (default <instrument>/defaults and refcats/gaia_dr3 if ingested).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the pipetask command and stop.")
 def process_ccd(
     repo: str,
