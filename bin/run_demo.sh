@@ -9,7 +9,7 @@
 #
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
-# pixels, default 1024), DEMO_DETECTORS (default 1,2,3,4), DEMO_STACKS (default 2).
+# pixels, default 2048), DEMO_DETECTORS (default 1,2,3,4).
 # Every step is safe to repeat: ingest skips what is there and each processCcd
 # run writes a new run in the same output chain.
 set -euo pipefail
@@ -17,9 +17,8 @@ demo=${1:-demo}
 repo=$demo/repo
 data=$demo/data
 jobs=${DEMO_JOBS:-2}
-size=${DEMO_SIZE:-1024}
+size=${DEMO_SIZE:-2048}
 detectors=${DEMO_DETECTORS:-1,2,3,4}
-stacks=${DEMO_STACKS:-2}
 
 step() { printf '\n==> %s\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
@@ -32,12 +31,16 @@ else
     run butler create --seed-config config/butler/seed.yaml "$repo"
 fi
 
-step "Make $stacks synthetic VIRCAM pawprint stacks of one field (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
+step "Make two synthetic VIRCAM pawprint stacks, half a detector apart (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
 if ls "$data"/vircam/*_st.fit >/dev/null 2>&1; then
     echo "$data/vircam already holds stacks; reusing them."
 else
-    run python -m lsst.obs.vista.sim "$data/vircam" --stacks "$stacks" --size "$size" \
+    # Stacks 0 and 2 of a tile's offset pattern overlap by half a detector: the
+    # same stars at two epochs, for the repeatability figure.
+    run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --size "$size" \
         --detectors "$detectors" --seed 7 --psf-variation 0.1 --refcat "$data/gaia_synthetic.fits"
+    run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --first-index 2 --size "$size" \
+        --detectors "$detectors" --seed 7 --psf-variation 0.1
 fi
 
 step "Ingest the CASU stacks, confidence maps and catalogues, and the synthetic Gaia-like catalogue"

@@ -37,8 +37,7 @@ class AstrometryConfig(pexConfig.Config):
     )
     minSignalToNoise = pexConfig.Field[float](
         doc=(
-            "Smallest PSF-flux S/N of a detection used for matching: fainter centroids add noise, not "
-            "signal."
+            "Smallest PSF-flux S/N of a detection used for matching: fainter centroids add noise, not signal."
         ),
         default=10.0,
         check=lambda value: value > 0,
