@@ -20,7 +20,8 @@ jobs=${DEMO_JOBS:-2}
 size=${DEMO_SIZE:-2048}
 detectors=${DEMO_DETECTORS:-1,2,3,4}
 
-step() { printf '\n==> %s\n' "$*"; }
+start=$SECONDS
+step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - start))" "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
 step "Create an embedded (SQLite) butler repository in $repo"
@@ -69,4 +70,5 @@ step "Export one exposure in the afw Exposure FITS layout (for users of the full
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \
     --where "instrument='VIRCAM' AND detector=1" --overwrite
 
-printf '\nOpen %s/report/index.html\n' "$demo"
+printf '\nDone in %ds.  Open %s/report/index.html (numbers in %s/report/summary.json)\n' \
+    "$((SECONDS - start))" "$demo" "$demo"
