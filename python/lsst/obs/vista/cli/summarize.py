@@ -13,6 +13,8 @@ from lsst.daf.butler import Butler
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 from lsst.daf.butler.cli.utils import ButlerCommand
 
+from ..psf_shape import psf_fwhm
+
 _PLANES = ("NO_DATA", "BAD", "SATURATED")
 
 
@@ -86,7 +88,7 @@ def summary_rows(
             ]
             data_id = " ".join(f"{key}={value}" for key, value in ref.dataId.required.items())
             zero_point = metadata.get("ZERO_POINT_AB")
-            fwhm = getattr(image.psf, "sigma", None)
+            fwhm = psf_fwhm(image.psf, x=float(image.bbox.x.center), y=float(image.bbox.y.center))
             rows.append(
                 (
                     data_id,
@@ -95,7 +97,7 @@ def summary_rows(
                     str(metadata.get("NOISE_RATIO_NPIX", "-")),
                     _fmt(metadata.get("VARIANCE_RESCALE"), 3),
                     _fmt(zero_point, 3),
-                    _fmt(None if fwhm is None else 2.3548 * fwhm, 2),
+                    _fmt(fwhm, 2),
                     *fractions,
                 )
             )

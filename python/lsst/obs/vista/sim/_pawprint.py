@@ -13,6 +13,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
+from ..psf_shape import FWHM_PER_SIGMA
 from ._catalog import TrueSources, catalog_hdu, stack_catalog_header
 from ._config import SimulationConfig
 from ._files import FitsFile, scaled_image_hdu
@@ -21,7 +22,7 @@ from ._headers import SIMULATE_CARD, confidence_header, extension_header, primar
 from ._plan import StackPlan
 from ._psf import exposure_psf_variance
 from ._random import Stream, generator
-from ._render import FWHM_PER_SIGMA, Scene, render
+from ._render import Scene, render
 from ._sky import SkyCatalog, sky_catalog
 from ._sources import source_truth_hdu, zero_points
 from ._stack import ExposureMaker, StackAccumulator, StackPixels, input_confidence

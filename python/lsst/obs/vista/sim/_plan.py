@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..psf_shape import FWHM_PER_SIGMA
 from ._config import SimulationConfig
 from ._geometry import Jitter, detector_crpix, jitter, pointing
 from ._psf import detector_mean_psf_variance
 from ._random import Stream, generator
-from ._render import FWHM_PER_SIGMA
 from ._schedule import Visit, visit
 from ._stack import DetectorNoise
 

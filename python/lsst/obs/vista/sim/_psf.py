@@ -46,9 +46,9 @@ __all__ = ("detector_mean_psf_variance", "exposure_psf_variance", "stack_psf_fwh
 
 import numpy as np
 
+from ..psf_shape import FWHM_PER_SIGMA
 from ._config import SimulationConfig
 from ._geometry import jitter
-from ._render import FWHM_PER_SIGMA
 
 
 def _centre_psf_variance(config: SimulationConfig) -> float:

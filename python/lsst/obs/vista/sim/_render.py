@@ -11,7 +11,7 @@ flux and has its second moments to better than 1e-5.  Values below
 
 from __future__ import annotations
 
-__all__ = ("FWHM_PER_SIGMA", "THRESHOLD", "Scene", "exponential_mixture", "render")
+__all__ = ("THRESHOLD", "Scene", "exponential_mixture", "render")
 
 import dataclasses
 import math
@@ -23,8 +23,6 @@ from scipy.optimize import nnls
 THRESHOLD = 1e-3
 """Pixel value (ADU per DIT) below which a Gaussian component is cut off."""
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-"""FWHM of a Gaussian in units of its sigma."""
 
 _MAX_HALF_WIDTH = 80
 _BATCH_PIXELS = 1 << 21

@@ -33,6 +33,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.interpolate import RectBivariateSpline
 
+from ..psf_shape import FWHM_PER_SIGMA
 from ._catalog import TrueSources, catalog_hdu, tile_catalog_header
 from ._config import SimulationConfig
 from ._files import FitsFile, scaled_image_hdu
@@ -40,7 +41,6 @@ from ._geometry import header_wcs, sky_frame
 from ._headers import SIMULATE_CARD, confidence_header, tile_image_header
 from ._pawprint import SimulatedStack
 from ._psf import detector_mean_psf_variance
-from ._render import FWHM_PER_SIGMA
 from ._schedule import OFFSETS_PER_TILE
 from ._sky import sky_catalog
 from ._stack import DetectorNoise
