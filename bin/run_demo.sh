@@ -9,7 +9,7 @@
 #
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
-# pixels, default 2048), DEMO_DETECTORS (default 1,2,3,4).
+# pixels, default 2048), DEMO_DETECTORS (default 1,2,3).
 # Every step is safe to repeat: ingest skips what is there and each processCcd
 # run writes a new run in the same output chain.
 set -euo pipefail
@@ -18,7 +18,7 @@ repo=$demo/repo
 data=$demo/data
 jobs=${DEMO_JOBS:-2}
 size=${DEMO_SIZE:-2048}
-detectors=${DEMO_DETECTORS:-1,2,3,4}
+detectors=${DEMO_DETECTORS:-1,2,3}
 
 start=$SECONDS
 step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - start))" "$*"; }

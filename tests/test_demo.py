@@ -1,0 +1,79 @@
+"""The worked example (bin/run_demo.sh, what `make demo` runs) with small
+settings: every step runs, and its report holds real numbers."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    demo = tmp_path_factory.mktemp("demo") / "demo"
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DEMO_SIZE": "512",
+        "DEMO_DETECTORS": "1",
+        "DEMO_JOBS": "1",
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "bin" / "run_demo.sh"), str(demo)],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return demo, result.stdout
+
+
+def test_every_step_ran(demo):
+    _, stdout = demo
+    assert stdout.count("==> [") == 9
+    assert "$ pipetask run" in stdout  # processCcd.py prints what it runs
+    assert "Open " in stdout.splitlines()[-1]
+
+
+def test_report_holds_real_numbers(demo):
+    directory, _ = demo
+    summary = json.loads((directory / "report" / "summary.json").read_text())
+    rows = {(row["instrument"], row["visit"], row["detector"]): row for row in summary["rows"]}
+    assert sum(key[0] == "VIRCAM" for key in rows) == 2 and sum(key[0] == "DECam" for key in rows) == 8
+    for key, row in rows.items():
+        for name in ("noise_ratio", "psf_fwhm", "header_fwhm", "sky_level", "sky_noise"):
+            assert row[name] is not None and math.isfinite(row[name]), (key, name)
+        assert row["n_sources"] > 0
+        assert abs(row["psf_fwhm"] / row["header_fwhm"] - 1) < 0.15, key
+    for key, row in rows.items():
+        if key[0] == "VIRCAM":
+            assert math.isfinite(row["zero_point"]) and row["astrometric_rms_mas"] < 100
+    assert abs(summary["normalised_residuals"]["VIRCAM"]["robust_std"] - 1) < 0.1
+    assert summary["repeatability"]["VIRCAM"]["n"] > 10
+    html = (directory / "report" / "index.html").read_text()
+    for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png"):
+        assert figure in html and (directory / "report" / figure).stat().st_size > 1000
+
+
+def test_rerun_is_safe(demo):
+    directory, _ = demo
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DEMO_SIZE": "512",
+        "DEMO_DETECTORS": "1",
+        "DEMO_JOBS": "1",
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "bin" / "run_demo.sh"), str(directory)],
+        cwd=ROOT, env=environment, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "already exists; reusing it" in result.stdout
