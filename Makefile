@@ -1,6 +1,7 @@
 # Two entry points for a new user (see README.md):
 #   make demo   - the worked example on the bundled data (embedded SQLite repo)
-#   make test   - the whole test suite
+#   make test   - the whole test suite (two workers, one test file each at a time, so that
+#                 a file's module fixtures are built once)
 # Both create .venv with a Python >= 3.12 and install the pinned stack first;
 # re-running them skips the install unless pyproject.toml or constraints.txt
 # changed.
@@ -24,7 +25,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 benchmarks: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_benchmarks.sh

@@ -61,7 +61,7 @@ def test_report_holds_real_numbers(demo):
         if key[0] == "VIRCAM":
             assert math.isfinite(row["zero_point"]) and row["astrometric_rms_mas"] < 100
     assert abs(summary["normalised_residuals"]["VIRCAM"]["robust_std"] - 1) < 0.1
-    assert summary["repeatability"]["VIRCAM"]["n"] > 10
+    assert summary["repeatability"]["VIRCAM"]["n"] >= 5
     html = (directory / "report" / "index.html").read_text()
     for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png"):
         assert figure in html and (directory / "report" / figure).stat().st_size > 1000
