@@ -13,6 +13,7 @@ import galsim
 import numpy as np
 import sep
 from astropy.table import Table
+from scipy.interpolate import RegularGridInterpolator
 
 import lsst.pex.config as pexConfig
 from lsst.images import Box, Mask
@@ -214,8 +215,6 @@ class SourceMeasurementTask(Task):
         moments = np.array([[psf_moments(psf, x=x, y=y)[:2] for x in grid_x] for y in grid_y])
         if n == 0:
             return np.zeros(0), np.zeros(0)
-        from scipy.interpolate import RegularGridInterpolator
-
         points = np.column_stack([np.asarray(detections["y"], float), np.asarray(detections["x"], float)])
         points[:, 0] = np.clip(points[:, 0], grid_y[0], grid_y[-1])
         points[:, 1] = np.clip(points[:, 1], grid_x[0], grid_x[-1])
