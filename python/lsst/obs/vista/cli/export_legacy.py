@@ -10,9 +10,11 @@ from typing import Any
 
 import click
 
-from lsst.daf.butler import Butler, DatasetRef
+from lsst.daf.butler import DatasetRef
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 from lsst.daf.butler.cli.utils import ButlerCommand
+
+from .repository import open_repository
 
 
 @click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerCommand)
@@ -92,7 +94,7 @@ def write_legacy_files(
     from ..isr.legacy_export import write_legacy_exposure
 
     paths: list[Path] = []
-    with Butler.from_config(repo) as butler:
+    with open_repository(repo) as butler:
         refs = butler.query_datasets(
             dataset_type, collections=list(collections), where=where, order_by=[], explain=False
         )

@@ -8,11 +8,11 @@ __all__ = ("INGEST_INSTRUMENTS", "ingest_products", "ingest_reference_catalog")
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from lsst.daf.butler import Butler
 from lsst.utils.logging import getLogger
 
 from ..ingest import ProductIngester, policy_for_instrument
 from ..refcat import ingest_refcat
+from .repository import open_repository
 
 INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
 """Instruments with a dataset policy, in the order ``ingestImages.py`` tries
@@ -53,7 +53,7 @@ def ingest_products(
     locations = list(locations)
     assignments = {instruments[0]: locations} if len(instruments) == 1 else _assign(locations, instruments)
     ok = not assignments.pop(_UNMATCHED, [])
-    with Butler.from_config(repo, writeable=True) as butler:
+    with open_repository(repo, writeable=True) as butler:
         for instrument, paths in assignments.items():
             report = ProductIngester(
                 butler, instrument=instrument, transfer=transfer, processes=processes
@@ -79,7 +79,7 @@ def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool
     ok : `bool`
         `True` if the rows were ingested or were all present already.
     """
-    with Butler.from_config(repo, writeable=True) as butler:
+    with open_repository(repo, writeable=True) as butler:
         return ingest_refcat(butler, name, files).ok
 
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import click
 
-from lsst.daf.butler import Butler
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 from lsst.daf.butler.cli.utils import ButlerCommand
 
 from ..psf_shape import psf_fwhm
+from .repository import open_repository
 
 _PLANES = ("NO_DATA", "BAD", "SATURATED")
 
@@ -76,7 +76,7 @@ def summary_rows(
         One row of formatted cells per dataset, in data ID order.
     """
     rows = []
-    with Butler.from_config(repo, collections=list(collections)) as butler:
+    with open_repository(repo, collections=collections) as butler:
         refs = butler.query_datasets(dataset_type, where=where, explain=False)
         for ref in sorted(refs, key=lambda ref: ref.dataId):
             image = butler.get(ref)

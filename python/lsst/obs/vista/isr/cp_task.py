@@ -73,6 +73,8 @@ class DecamCpIsrTask(AssemblyPipelineTask):
     ConfigClass: ClassVar[type[pexConfig.Config]] = DecamCpIsrConfig
     config: DecamCpIsrConfig
     reduced_image_connection = "image"
+    noise_map_connection = "weight"
+    optional_input_substitutes = {"quality": "masks from the pixel values only, without CP quality codes"}
     archive_name_cards = ("DTNSANAM", "FILENAME")
 
     def run(

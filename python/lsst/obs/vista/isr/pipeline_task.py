@@ -1,14 +1,18 @@
 """What the ``isr`` PipelineTasks of every instrument share: the output
-connection and the quantum wrapper around `ExposureAssemblyTask`."""
+connection and the quantum wrapper around `ExposureAssemblyTask`, which
+makes a missing input file an error (required input) or a warning recorded
+in the output (optional input), never a silently missing or different
+output."""
 
 from __future__ import annotations
 
-__all__ = ("AssembledExposureConnections", "AssemblyPipelineTask")
+__all__ = ("AssembledExposureConnections", "AssemblyPipelineTask", "MissingInputError")
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import DataCoordinate, DatasetRef
 from lsst.pipe.base import (
     InputQuantizedConnection,
     OutputQuantizedConnection,
@@ -22,6 +26,16 @@ from .assembly import ExposureAssemblyTask
 _QUANTUM_DIMENSIONS = ("instrument", "exposure", "detector")
 
 
+class MissingInputError(FileNotFoundError):
+    """Raised when the file of a required input is missing from the
+    datastore, so that its quantum fails instead of being skipped."""
+
+
+def _data_id_text(data_id: DataCoordinate) -> str:
+    """Return ``key=value,...`` for the required dimensions of a data ID."""
+    return ",".join(f"{key}={value}" for key, value in data_id.required.items())
+
+
 class AssembledExposureConnections(PipelineTaskConnections, dimensions=_QUANTUM_DIMENSIONS):
     """The output of an ``isr`` step, per exposure and detector; instrument
     connections add their inputs."""
@@ -33,16 +47,59 @@ class AssembledExposureConnections(PipelineTaskConnections, dimensions=_QUANTUM_
         dimensions=_QUANTUM_DIMENSIONS,
     )
 
+    def adjustQuantum(
+        self,
+        inputs: dict[str, tuple[cT.BaseInput, Any]],
+        outputs: dict[str, tuple[cT.Output, Any]],
+        label: str,
+        data_id: DataCoordinate,
+    ) -> tuple[Mapping[str, tuple[cT.BaseInput, Any]], Mapping[str, tuple[cT.Output, Any]]]:
+        # Docstring inherited.
+        #
+        # The regular inputs of an isr quantum are ingested products, so the
+        # graph has a quantum only where they are registered.  One going
+        # missing at execution means the executor found no file for it in
+        # the datastore; pipe_base would then skip the quantum as having no
+        # work, and the run would end successfully without this output.
+        for connection_name in self.inputs:
+            connection, refs = inputs[connection_name]
+            if len(refs) < connection.minimum:
+                raise MissingInputError(
+                    f"{label}: {connection.name}@{_data_id_text(data_id)} is registered but its file is "
+                    "missing from the datastore; re-ingest it or remove the dataset "
+                    "(`butler prune-datasets`) to run without this exposure and detector."
+                )
+        return super().adjustQuantum(inputs, outputs, label, data_id)
+
 
 class AssemblyPipelineTask(ExposureAssemblyTask, PipelineTask):
     """Base of the instruments' ``isr`` tasks.
 
-    Subclasses name the connection of the reduced image and the header cards
-    that hold its archive file name, and implement ``run(**inputs, name=)``.
+    Subclasses name the connection of the reduced image, the connection of
+    its noise map, what replaces each other optional input when it is
+    missing, and the header cards that hold the archive file name, and
+    implement ``run(**inputs, name=)``.
+
+    Notes
+    -----
+    In `runQuantum`, a required input whose file is missing raises
+    `MissingInputError` naming the dataset and the file.  An optional input
+    that is not in the input collections, or whose file is missing, is
+    logged as a warning naming what is used instead, and recorded in the
+    output's metadata as ``MISSING_<DATASET TYPE>`` (e.g.
+    ``MISSING_CASU_CONFIDENCE``): why it is missing and what replaced it.
     """
 
     reduced_image_connection: ClassVar[str]
     """Connection (and `run` argument) of the reduced image."""
+
+    noise_map_connection: ClassVar[str]
+    """Connection (and `run` argument) of the noise map the variance model
+    may read."""
+
+    optional_input_substitutes: ClassVar[Mapping[str, str]]
+    """What is used instead of each optional input other than the noise
+    map, by connection name."""
 
     archive_name_cards: ClassVar[tuple[str, ...]]
     """Cards holding the product's archive file name, most specific first."""
@@ -68,6 +125,29 @@ class AssemblyPipelineTask(ExposureAssemblyTask, PipelineTask):
         archive_name = next(present, self.reduced_image_connection)
         return f"{archive_name}[{metadata.get('EXTNAME', '')}]"
 
+    def substitute(self, connection_name: str) -> str:
+        """Say what is used instead of a missing optional input.
+
+        Parameters
+        ----------
+        connection_name : `str`
+            Name of the optional input connection.
+
+        Returns
+        -------
+        substitute : `str`
+            E.g. ``variance from BackgroundVarianceTask instead of
+            ConfidenceMapVarianceTask``.
+        """
+        if connection_name == self.noise_map_connection:
+            if not self.variance.needs_noise_map:
+                return f"nothing: {type(self.variance).__name__} does not read it"
+            return (
+                f"variance from {type(self.fallbackVariance).__name__} instead of "
+                f"{type(self.variance).__name__}"
+            )
+        return self.optional_input_substitutes[connection_name]
+
     def runQuantum(
         self,
         butlerQC: QuantumContext,
@@ -75,11 +155,34 @@ class AssemblyPipelineTask(ExposureAssemblyTask, PipelineTask):
         outputRefs: OutputQuantizedConnection,
     ) -> None:
         # Docstring inherited.
-        inputs = butlerQC.get(inputRefs)
         data_id = butlerQC.quantum.dataId
         assert data_id is not None, "Quanta of this task always have data IDs."
-        connection = self.reduced_image_connection
-        data_id_text = ",".join(f"{key}={value}" for key, value in data_id.required.items())
-        dataset_type = getattr(inputRefs, connection).datasetType.name
-        name = f"{dataset_type}@{data_id_text} ({self.source_name(inputs[connection].metadata)})"
-        butlerQC.put(self.run(**inputs, name=name), outputRefs)
+        connections = self.config.connections.ConnectionsClass(config=self.config)
+        ref: DatasetRef = getattr(inputRefs, self.reduced_image_connection)
+        try:
+            reduced = butlerQC.get(ref)
+        except FileNotFoundError as err:
+            raise MissingInputError(
+                f"{ref.datasetType.name}@{_data_id_text(data_id)}: its file {err.filename or err} is "
+                "missing from the datastore."
+            ) from err
+        name = f"{ref.datasetType.name}@{_data_id_text(data_id)} ({self.source_name(reduced.metadata)})"
+        inputs: dict[str, Any] = {self.reduced_image_connection: reduced}
+        missing: dict[str, str] = {}
+        for connection_name in sorted(connections.prerequisiteInputs):
+            dataset_type = getattr(connections, connection_name).name
+            optional_ref: DatasetRef | None = getattr(inputRefs, connection_name, None)
+            if optional_ref is None:
+                missing[dataset_type] = "none in the input collections (or its file is missing)"
+            else:
+                try:
+                    inputs[connection_name] = butlerQC.get(optional_ref)
+                except FileNotFoundError as err:
+                    missing[dataset_type] = f"its file {err.filename or err} is missing from the datastore"
+            if dataset_type in missing:
+                missing[dataset_type] += f"; used instead: {self.substitute(connection_name)}"
+                self.log.warning("%s: no %s: %s.", name, dataset_type, missing[dataset_type])
+        result = self.run(**inputs, name=name)
+        for dataset_type, text in missing.items():
+            result.outputExposure.metadata[f"MISSING_{dataset_type.upper()}"] = text
+        butlerQC.put(result, outputRefs)

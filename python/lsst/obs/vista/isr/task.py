@@ -87,6 +87,8 @@ class VistaIsrTask(AssemblyPipelineTask):
     ConfigClass: ClassVar[type[pexConfig.Config]] = VistaIsrConfig
     config: VistaIsrConfig
     reduced_image_connection = "stack"
+    noise_map_connection = "confidence"
+    optional_input_substitutes = {"catalog": "the noise check excludes only the sources it detects itself"}
     archive_name_cards = ("ARCFILE", "ORIGFILE")
 
     def run(
