@@ -363,7 +363,8 @@ def test_stack_without_confidence_map_is_ingested_with_one_warning(tmp_path, pro
     assert report.ok
     (line,) = [line for line in log.splitlines() if line.startswith("WARNING")]
     assert line.endswith(
-        f"{stack}: no casu_confidence (looked for {products[2].stem}_conf.fit, {products[2].stem}_conf.fits, "
+        f"{stack}: no casu_confidence (CIR_CPM = '{products[2].stem}_conf.fit[1]' names no file; "
+        f"looked for {products[2].stem}_conf.fit, {products[2].stem}_conf.fits, "
         f"{products[2].stem}_conf.fit.fz, {products[2].stem}_conf.fits.fz); ingested without it"
     )
     added = new_in(before, repo_state(root))
@@ -429,7 +430,7 @@ def _unknown_filter(path: Path) -> None:
 
 
 BAD_STACKS = {
-    "unknown filter": (_unknown_filter, "unknown physical filter 'VIRCAM-Q'"),
+    "unknown filter": (_unknown_filter, "primary HDU has ESO INS FILT1 NAME = 'Q', not a filter of the camera"),
     "truncated": (_truncate, "truncated: HDU"),
     "not FITS": (_not_fits, "not a FITS file"),
     "wrong instrument": (_wrong_instrument, "wrong instrument: 'DECam', not VIRCAM"),
@@ -477,7 +478,7 @@ def test_same_exposure_twice_in_a_batch_is_reported(tmp_path, products, caplog):
     assert set(report.failed) == {second / getattr(products[0], kind).name for kind in KINDS}
 
 
-def test_confidence_map_named_by_two_stacks_goes_with_the_first(tmp_path, products, caplog):
+def test_confidence_map_of_another_stack_stays_with_it(tmp_path, products, caplog):
     root = create_repo(tmp_path / "repo")
     batch = stage(tmp_path / "batch", products, [2])
     stage(batch, products, [3], kinds=("stack", "catalog"))
@@ -489,7 +490,12 @@ def test_confidence_map_named_by_two_stacks_goes_with_the_first(tmp_path, produc
     assert report.ok
     (line,) = [line for line in log.splitlines() if line.startswith("WARNING")]
     stack = batch / products[3].stack.name
-    assert line.endswith(f"{stack}: its casu_confidence {taken} already belongs to {products[2].stack.name}")
+    stem = products[3].stem
+    looked_for = f"{taken}, {stem}_conf.fit, {stem}_conf.fits, {stem}_conf.fit.fz, {stem}_conf.fits.fz"
+    assert line.endswith(
+        f"{stack}: no casu_confidence (CIR_CPM = '{taken}[1]' names the casu_confidence of "
+        f"{products[2].stack.name}; looked for {looked_for}); ingested without it"
+    )
     with Butler.from_config(str(root), collections=CHAIN) as butler:
         confidence = butler.query_datasets("casu_confidence")
     assert {ref.dataId["exposure"] for ref in confidence} == {exposure_id(products[2])}
@@ -735,5 +741,6 @@ def test_policy_rejects_a_pattern_claimed_twice(tmp_path):
     text = (REPO_ROOT / "policy" / "vircam" / "datasets.yaml").read_text()
     broken = tmp_path / "datasets.yaml"
     broken.write_text(text.replace('"*_st_cat.fits", "*_st_cat.fit"', '"*_st_cat.fits", "*_st.fit"'))
+    shutil.copy(REPO_ROOT / "policy" / "vircam" / "camera.yaml", tmp_path / "camera.yaml")
     with pytest.raises(ValueError, match=r"Pattern '\*_st.fit' claimed by both casu_stack and casu_catalog"):
         IngestPolicy.from_yaml(broken)

@@ -226,7 +226,7 @@ class ProductIngester:
         if cause is not None:
             report.fail(main_path, cause)
         companions: list[ProductFile] = []
-        warnings: list[str] = []
+        warnings: list[str] = list(unit.warnings)
         for product_name, companion in unit.companions.items():
             owner = claimed.setdefault(companion.path, main_path)
             if owner != main_path:
@@ -242,10 +242,9 @@ class ProductIngester:
         if cause is not None:
             return None
         assert isinstance(main, ProductFile)
-        for product_name, tried in unit.missing.items():
+        for product_name, looked_for in unit.missing.items():
             if self.policy.products[product_name].warn_if_missing:
-                names = ", ".join(p.name for p in tried)
-                warnings.append(f"no {product_name} (looked for {names}); ingested without it")
+                warnings.append(f"no {product_name} ({looked_for}); ingested without it")
         return _Unit(main, companions, warnings)
 
     def _orphan_cause(self, candidate: Candidate) -> str:

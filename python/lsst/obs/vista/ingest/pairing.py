@@ -12,7 +12,7 @@ with the same pixel shape and the same identifying cards (DECam's EXPNUM).
 
 from __future__ import annotations
 
-__all__ = ("check_companion", "companion_paths", "describe_dataset")
+__all__ = ("check_companion", "companion_paths", "describe_dataset", "named_owner", "references")
 
 from pathlib import Path
 
@@ -61,6 +61,61 @@ def companion_paths(
                     candidates.append(main_path.parent / name)
     candidates.extend(main_path.parent / name for name in companion.file_names(stem))
     return list(dict.fromkeys(candidates))
+
+
+def references(companion: ProductPolicy, main: ProductFile | None) -> list[str]:
+    """Return the distinct values of the companion's reference card in the
+    main file, in HDU order.
+
+    Parameters
+    ----------
+    companion : `ProductPolicy`
+        The companion product.
+    main : `ProductFile` or `None`
+        Summary of the main file.
+
+    Returns
+    -------
+    values : `list` [`str`]
+        E.g. ``['v20120924_00100_st_conf.fit[1]', ...]``; empty if the
+        product has no reference card or the main file could not be read.
+    """
+    if main is None or not companion.reference_card:
+        return []
+    values = (hdu.references.get(companion.reference_card) for hdu in main.datasets.values())
+    return list(dict.fromkeys(value for value in values if value))
+
+
+def named_owner(policy: IngestPolicy, companion: ProductPolicy, path: Path, main_path: Path) -> Path | None:
+    """Return the main file a companion's name says it belongs to, if that
+    is another file and it exists.
+
+    Parameters
+    ----------
+    policy : `IngestPolicy`
+        The dataset policy.
+    companion : `ProductPolicy`
+        The companion product.
+    path : `pathlib.Path`
+        The companion file.
+    main_path : `pathlib.Path`
+        The main file that looks for it.
+
+    Returns
+    -------
+    owner : `pathlib.Path` or `None`
+        The other main file (same directory, the companion's stem), or
+        `None` if the companion's name fits ``main_path`` or no other main
+        file of its name exists.
+    """
+    stem = companion.stem_of(path.name)
+    main = policy.products[companion.companion_of] if companion.companion_of else None
+    if stem is None or main is None:
+        return None
+    names = main.file_names(stem)
+    if main_path.name in names and main_path.parent == path.parent:
+        return None
+    return next((path.parent / name for name in names if (path.parent / name).is_file()), None)
 
 
 def describe_dataset(product: ProductPolicy, key: int | None) -> str:

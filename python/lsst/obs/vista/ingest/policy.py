@@ -9,7 +9,7 @@ module reads and checks that file; it knows nothing about CASU.
 
 from __future__ import annotations
 
-__all__ = ("HduLayout", "IngestPolicy", "ProductPolicy", "policy_for_instrument")
+__all__ = ("CardCheck", "HduLayout", "IngestPolicy", "ProductPolicy", "policy_for_instrument")
 
 import dataclasses
 import functools
@@ -52,8 +52,9 @@ class HduLayout:
     CCDNUM), checked on ingest."""
 
     detector_names: Mapping[int, str] = dataclasses.field(default_factory=dict)
-    """Detector names by ID, from the camera description, for templates
-    with ``{detector_name}``."""
+    """Detector names by ID, from the camera description: the detectors a
+    dataset may belong to, and the names templates with ``{detector_name}``
+    are filled with."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "table"):
@@ -127,6 +128,48 @@ class HduLayout:
         return re.compile(re.escape(prefix) + (r"(.+)" if self.uses_names else r"(\d+)") + re.escape(suffix))
 
 
+_CARD_TYPES = ("number", "integer", "string", "date", "filter")
+
+
+@dataclasses.dataclass(frozen=True)
+class CardCheck:
+    """What a card must hold for a file to be ingested.
+
+    The card is looked up as the header translation and the task reading
+    the dataset see it: in the dataset's HDU, then in the primary HDU.
+    """
+
+    keyword: str
+    """Keyword, without ``HIERARCH`` for long keywords."""
+
+    type: str
+    """``number`` (a finite integer or real), ``integer``, ``string``, ``date`` (an ISO
+    date and time as FITS writes them) or ``filter`` (a ``header_name`` of
+    a filter of the camera description)."""
+
+    required: bool = False
+    """Whether a file without the card is rejected; otherwise only a card
+    that is present is checked."""
+
+    above: float | None = None
+    """Exclusive lower bound of a number (``0`` for an exposure time)."""
+
+    parser: str | None = None
+    """Fully-qualified function that takes the value and raises
+    `ValueError` if the value cannot be used (DECam's PLVER parser)."""
+
+    filters: tuple[str, ...] = ()
+    """The header names of the camera's filters, for ``filter`` cards."""
+
+    def __post_init__(self) -> None:
+        if self.type not in _CARD_TYPES:
+            raise ValueError(f"card {self.keyword}: type must be one of {', '.join(_CARD_TYPES)}")
+        if self.above is not None and self.type not in ("number", "integer"):
+            raise ValueError(f"card {self.keyword}: only numbers have a lower bound")
+        if self.type == "filter" and not self.filters:
+            raise ValueError(f"card {self.keyword}: a filter card needs the camera's filters")
+
+
 @dataclasses.dataclass(frozen=True)
 class ProductPolicy:
     """One product (file type) and the dataset type it is ingested as."""
@@ -168,6 +211,10 @@ class ProductPolicy:
 
     warn_if_missing: bool = False
     """Whether a main product without this companion gets a warning."""
+
+    cards: tuple[CardCheck, ...] = ()
+    """Cards every dataset's header must hold valid values of, checked on
+    ingest so that a file the tasks cannot use is rejected there."""
 
     @property
     def per_detector(self) -> bool:
@@ -281,17 +328,16 @@ class IngestPolicy:
 
         Notes
         -----
-        EXTNAME templates with ``{detector_name}`` take the names from the
-        camera description next to the policy (``camera.yaml``).
+        The detectors and filters come from the camera description next to
+        the policy (``camera.yaml``).
         """
         path = Path(path)
         with open(path) as stream:
             data: dict[str, Any] = yaml.safe_load(stream)
-        detector_names = _read_detector_names(path.parent / "camera.yaml")
+        camera = _read_camera(path.parent / "camera.yaml")
         try:
             products = {
-                name: _read_product(name, fields, detector_names)
-                for name, fields in data.pop("products").items()
+                name: _read_product(name, fields, camera) for name, fields in data.pop("products").items()
             }
             policy = cls(products=products, **data)
         except (KeyError, TypeError) as err:
@@ -380,33 +426,53 @@ def _length(stem: tuple[str, ...]) -> int:
     return sum(len(part) for part in stem)
 
 
-def _read_product(name: str, fields: Mapping[str, Any], detector_names: Mapping[int, str]) -> ProductPolicy:
+@dataclasses.dataclass(frozen=True)
+class _Camera:
+    """What the policy takes from a camera description."""
+
+    detector_names: dict[int, str]
+    filters: tuple[str, ...]
+    """Header names of the filters."""
+
+
+def _read_product(name: str, fields: Mapping[str, Any], camera: _Camera) -> ProductPolicy:
     fields = dict(fields)
     patterns = tuple(fields.pop("patterns"))
     for pattern in patterns:
         if "*" not in pattern or any(c in pattern for c in "?[]") or "**" in pattern:
             raise ValueError(f"{name}: pattern {pattern!r} is not literal text with single '*' wildcards")
     hdu = dict(fields.pop("hdu"))
-    if "{detector_name}" in hdu.get("extname", ""):
-        hdu["detector_names"] = detector_names
+    hdu["detector_names"] = camera.detector_names
+    cards = tuple(
+        CardCheck(
+            keyword=keyword, **check, **({"filters": camera.filters} if check.get("type") == "filter" else {})
+        )
+        for keyword, check in fields.pop("cards", {}).items()
+    )
     return ProductPolicy(
         name=name,
         dimensions=tuple(fields.pop("dimensions")),
         patterns=patterns,
         hdu=HduLayout(**hdu),
         match_cards=tuple(fields.pop("match_cards", ())),
+        cards=cards,
         **fields,
     )
 
 
-def _read_detector_names(path: Path) -> dict[int, str]:
-    """Return the detector names of a camera description (without the cost
-    of building the camera)."""
+def _read_camera(path: Path) -> _Camera:
+    """Return the detectors and filters of a camera description (without
+    the cost of building the camera)."""
     if not path.is_file():
-        return {}
+        return _Camera({}, ())
     with open(path) as stream:
-        detectors = yaml.safe_load(stream).get("detectors", {})
-    return {int(detector): str(fields["name"]) for detector, fields in detectors.items()}
+        description = yaml.safe_load(stream)
+    return _Camera(
+        detector_names={
+            int(d): str(fields["name"]) for d, fields in description.get("detectors", {}).items()
+        },
+        filters=tuple(str(f["header_name"]) for f in description.get("filters", [])),
+    )
 
 
 @functools.cache

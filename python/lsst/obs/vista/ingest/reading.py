@@ -22,6 +22,7 @@ from .fits_scan import HduHeader, MergedHeader, scan_hdus
 from .policy import ProductPolicy, policy_for_instrument
 from .records import TRANSLATED_PROPERTIES, ExposureRecords
 from .regions import detector_region, union_region
+from .validation import check_cards
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +88,7 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
     try:
         hdus = scan_hdus(path)
         datasets = _find_datasets(product, hdus)
+        check_cards(product, hdus[0], datasets)
         reference_cards = [c.reference_card for c in policy.companions_of(product) if c.reference_card]
         companions = policy.companions_of(product) if product.companion_of is None else [product]
         match_cards = {card for companion in companions for card in companion.match_cards}
@@ -137,11 +139,19 @@ def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | 
             raise ValueError(f"extension {hdu.extname} is not a 2-d {layout.kind} HDU")
         if detector in datasets:
             raise ValueError(f"extension {hdu.extname} appears twice")
-        if layout.detector_card is not None and hdu.get(layout.detector_card) != detector:
+        if layout.detector_names and detector not in layout.detector_names:
             raise ValueError(
-                f"extension {hdu.extname} has {layout.detector_card} = {hdu.get(layout.detector_card)!r}, "
-                f"not {detector}"
+                f"extension {hdu.extname} is detector {detector}, which the camera description does not "
+                f"have (detectors {min(layout.detector_names)}-{max(layout.detector_names)})"
             )
+        if layout.detector_card is not None:
+            number = hdu.get(layout.detector_card)
+            if number is None:
+                raise ValueError(f"extension {hdu.extname} has no {layout.detector_card} card")
+            if isinstance(number, bool) or number != detector:
+                raise ValueError(
+                    f"extension {hdu.extname} has {layout.detector_card} = {number!r}, not {detector}"
+                )
         datasets[detector] = hdu
     if not datasets:
         raise ValueError(f"missing extensions: no {layout.kind} HDU named {layout.extname}")
