@@ -5,6 +5,7 @@ with the Legacy Surveys' Gaia chunks, checked against what legacyzpts
 measured on the same CCDs."""
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -272,3 +273,48 @@ def test_reference_shard_with_other_columns(post_isr):
         CalibrateImageTask(config=CalibrateImageConfig()).run(
             post_isr, reference_shards={trixel: table}, reference_name="gaia_dr2", name="bad shard"
         )
+
+
+# Files gone from the datastore after ingest or isr (a copy of the repository).
+
+
+@pytest.fixture
+def damaged_repo(repo, tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(repo["path"], copy, symlinks=True)
+    return copy
+
+
+def _calibrate_vircam(repo_path: Path, output: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(BIN / "pipetask"), "run", "-b", str(repo_path), "-i", "u/test/vircam,refcats/gaia_dr3",
+            "-o", output, "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'ProcessCcd.yaml'}#calibrateImage",
+            "--register-dataset-types",
+        ],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_missing_optional_casu_catalog_is_a_warning_recorded_in_metadata(damaged_repo):
+    with Butler.from_config(str(damaged_repo)) as butler:
+        ref = butler.query_datasets("casu_catalog", collections="VIRCAM/defaults")[0]
+        Path(butler.getURI(ref).ospath).unlink()
+    result = _calibrate_vircam(damaged_repo, "u/test/nocat")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "WARNING" in result.stderr and "no casu_catalog" in result.stderr
+    with Butler.from_config(str(damaged_repo)) as butler:
+        calibrated = butler.get(
+            butler.query_datasets("preliminary_visit_image", collections="u/test/nocat")[0]
+        )
+    assert "no comparison" in calibrated.metadata["MISSING_CASU_CATALOG"]
+    assert "CASU_NMATCH" not in calibrated.metadata
+
+
+def test_missing_post_isr_image_fails_the_quantum(damaged_repo):
+    with Butler.from_config(str(damaged_repo)) as butler:
+        ref = butler.query_datasets("post_isr_image", collections="u/test/vircam")[0]
+        Path(butler.getURI(ref).ospath).unlink()
+    result = _calibrate_vircam(damaged_repo, "u/test/noexp")
+    assert result.returncode != 0
+    assert "post_isr_image@" in result.stderr and "its file is missing from the datastore" in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 __all__ = ("CalibrateImageConfig", "CalibrateImageConnections", "CalibrateImageTask")
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import astropy.units as u
@@ -17,6 +18,7 @@ from astropy.time import Time
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import DataCoordinate
 from lsst.images import BackgroundMap, Box, Image, VisitImage
 from lsst.pipe.base import (
     InputQuantizedConnection,
@@ -30,6 +32,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.assembly import photometric_scaling_from_zero_point
+from ..isr.pipeline_task import MissingInputError, data_id_text
 from ..psf_shape import psf_moments
 from ..refcat import load_reference_stars
 from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
@@ -108,6 +111,26 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         super().__init__(config=config)
         if not config.doCompareCasuCatalog:
             del self.casu_catalog
+
+    def adjustQuantum(
+        self,
+        inputs: dict[str, tuple[cT.BaseInput, Any]],
+        outputs: dict[str, tuple[cT.Output, Any]],
+        label: str,
+        data_id: DataCoordinate,
+    ) -> tuple[Mapping[str, tuple[cT.BaseInput, Any]], Mapping[str, tuple[cT.Output, Any]]]:
+        # Docstring inherited.
+        #
+        # The exposure is in the graph because it was registered: if it is
+        # gone at execution its file is missing, and pipe_base would skip the
+        # quantum as having no work (no outputs, and a successful run).
+        connection, refs = inputs["exposures"]
+        if len(refs) < connection.minimum:
+            raise MissingInputError(
+                f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is missing "
+                "from the datastore; run isr again for it or remove the dataset."
+            )
+        return super().adjustQuantum(inputs, outputs, label, data_id)
 
 
 class CalibrateImageConfig(PipelineTaskConfig, pipelineConnections=CalibrateImageConnections):
@@ -218,11 +241,30 @@ class CalibrateImageTask(PipelineTask):
                 f"{len(exposure_refs)}."
             )
         exposure = butlerQC.get(exposure_refs[0])
-        name = _describe_data_id(exposure_refs[0].dataId)
-        shards = {int(ref.dataId["htm7"]): butlerQC.get(ref).get() for ref in inputRefs.astrometry_ref_cat}
+        name = data_id_text(exposure_refs[0].dataId)
+        missing: dict[str, str] = {}
+        shards: dict[int, Table] = {}
+        for ref in inputRefs.astrometry_ref_cat:
+            try:
+                shards[int(ref.dataId["htm7"])] = butlerQC.get(ref).get()
+            except FileNotFoundError as err:
+                missing[f"{ref.datasetType.name}@htm7={ref.dataId['htm7']}"] = (
+                    f"its file {err.filename or err} is missing from the datastore; "
+                    "used instead: the other shards"
+                )
         casu_catalog = None
-        if self.config.doCompareCasuCatalog and inputRefs.casu_catalog:
-            casu_catalog = butlerQC.get(inputRefs.casu_catalog[0])
+        if self.config.doCompareCasuCatalog:
+            if not inputRefs.casu_catalog:
+                missing["casu_catalog"] = (
+                    "none in the input collections (or its file is missing); no comparison"
+                )
+            else:
+                try:
+                    casu_catalog = butlerQC.get(inputRefs.casu_catalog[0])
+                except FileNotFoundError as err:
+                    missing["casu_catalog"] = f"its file {err.filename or err} is missing; no comparison"
+        for what, text in missing.items():
+            self.log.warning("%s: no %s: %s.", name, what, text)
         reference_name = inputRefs.astrometry_ref_cat[0].datasetType.name if shards else None
         result = self.run(
             exposure,
@@ -231,6 +273,8 @@ class CalibrateImageTask(PipelineTask):
             casu_catalog=casu_catalog,
             name=name,
         )
+        for what, text in missing.items():
+            result.exposure.metadata[f"MISSING_{what.split('@')[0].upper()}"] = text
         butlerQC.put(result, outputRefs)
 
     def run(
@@ -532,10 +576,6 @@ def _sky_coord(ra: Any, dec: Any) -> SkyCoord:
 def _centre(bbox: Box) -> tuple[float, float]:
     """Return the (x, y) of the centre of a bounding box."""
     return 0.5 * (bbox.x.start + bbox.x.stop - 1), 0.5 * (bbox.y.start + bbox.y.stop - 1)
-
-
-def _describe_data_id(data_id: Any) -> str:
-    return ",".join(f"{key}={value}" for key, value in data_id.required.items())
 
 
 def _pixel_scale(exposure: VisitImage) -> float:

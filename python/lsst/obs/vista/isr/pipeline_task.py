@@ -6,7 +6,7 @@ output."""
 
 from __future__ import annotations
 
-__all__ = ("AssembledExposureConnections", "AssemblyPipelineTask", "MissingInputError")
+__all__ = ("AssembledExposureConnections", "AssemblyPipelineTask", "MissingInputError", "data_id_text")
 
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -31,7 +31,7 @@ class MissingInputError(FileNotFoundError):
     datastore, so that its quantum fails instead of being skipped."""
 
 
-def _data_id_text(data_id: DataCoordinate) -> str:
+def data_id_text(data_id: DataCoordinate) -> str:
     """Return ``key=value,...`` for the required dimensions of a data ID."""
     return ",".join(f"{key}={value}" for key, value in data_id.required.items())
 
@@ -65,7 +65,7 @@ class AssembledExposureConnections(PipelineTaskConnections, dimensions=_QUANTUM_
             connection, refs = inputs[connection_name]
             if len(refs) < connection.minimum:
                 raise MissingInputError(
-                    f"{label}: {connection.name}@{_data_id_text(data_id)} is registered but its file is "
+                    f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is "
                     "missing from the datastore; re-ingest it or remove the dataset "
                     "(`butler prune-datasets`) to run without this exposure and detector."
                 )
@@ -163,10 +163,10 @@ class AssemblyPipelineTask(ExposureAssemblyTask, PipelineTask):
             reduced = butlerQC.get(ref)
         except FileNotFoundError as err:
             raise MissingInputError(
-                f"{ref.datasetType.name}@{_data_id_text(data_id)}: its file {err.filename or err} is "
+                f"{ref.datasetType.name}@{data_id_text(data_id)}: its file {err.filename or err} is "
                 "missing from the datastore."
             ) from err
-        name = f"{ref.datasetType.name}@{_data_id_text(data_id)} ({self.source_name(reduced.metadata)})"
+        name = f"{ref.datasetType.name}@{data_id_text(data_id)} ({self.source_name(reduced.metadata)})"
         inputs: dict[str, Any] = {self.reduced_image_connection: reduced}
         missing: dict[str, str] = {}
         for connection_name in sorted(connections.prerequisiteInputs):
