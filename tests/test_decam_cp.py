@@ -463,7 +463,11 @@ def test_another_file_with_ingested_data_ids_is_an_error_not_a_skip(tmp_path, ca
     report, log = ingest_here(root, second, caplog=caplog)
     exposure = data_id_of(IMAGES[1])["exposure"]
     earlier = first / IMAGES[1].name
-    assert report.failed[image] == f"cp_image of exposure {exposure} was ingested from {earlier}"
-    assert len(report.failed) == 3, "the trio's other members go with their image"
+    sizes = f"{earlier.stat().st_size} bytes, this file {image.stat().st_size}"
+    assert report.failed[image] == (
+        f"cp_image of exposure {exposure} was ingested from {earlier}, whose content differs ({sizes}); "
+        "--replace replaces what was ingested"
+    )
+    assert list(report.failed) == [image] and len(report.skipped) == 2, "the weight and mask are unchanged"
     again, log = ingest_here(root, first, caplog=caplog)
     assert again.ok and len(again.skipped) == 3

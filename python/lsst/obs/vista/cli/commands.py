@@ -3,7 +3,7 @@ ingest-refcat`` subcommands."""
 
 from __future__ import annotations
 
-__all__ = ("ingest_casu", "ingest_instcal", "ingest_refcat")
+__all__ = ("TRANSFER_HELP", "ingest_casu", "ingest_instcal", "ingest_refcat", "replace_option")
 
 from collections.abc import Callable
 
@@ -12,16 +12,35 @@ import click
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 from lsst.daf.butler.cli.utils import ButlerCommand
 
+TRANSFER_HELP = (
+    "How the files reach the datastore.  'copy' (the default): a copy inside the repository, so the "
+    "files can then be edited, moved or deleted without changing the datasets.  'move': copied, and "
+    "each file deleted once its datasets are committed.  The other modes make a dataset the file "
+    "itself, so that editing the file in place changes the dataset, and moving or deleting it breaks "
+    "the dataset: 'direct' refers to the file where it is; 'symlink' and 'relsymlink' put an absolute "
+    "or relative symbolic link to it in the repository; 'hardlink' a second name of the same file (on "
+    "the repository's file system only); 'link' a hard link where possible, else a symbolic link; "
+    "'auto' keeps files already inside the repository in place and links the others as 'link' does."
+)
+"""Help of the ``--transfer`` option of the ingest commands."""
+
+replace_option = click.option(
+    "--replace",
+    is_flag=True,
+    help="A file whose data IDs were ingested from a file of other content (a reprocessed product, "
+    "compared by size and checksum) replaces those datasets and its exposure's dimension records; "
+    "without this such a file is refused.",
+)
+"""The ``--replace`` flag of the ingest commands."""
+
 
 def _ingest_options(command: Callable) -> Callable:
     for option in reversed(
         (
             repo_argument(required=True),
             click.argument("locations", nargs=-1, required=True, metavar="PATH..."),
-            transfer_option(
-                help="How the files reach the datastore: 'direct' leaves them where they are; 'auto' "
-                "(the default) keeps files already inside the repository in place and copies the others."
-            ),
+            transfer_option(default="copy", help=TRANSFER_HELP),
+            replace_option,
             processes_option(help="Number of processes reading headers (the registry is written by one)."),
         )
     ):
@@ -30,13 +49,18 @@ def _ingest_options(command: Callable) -> Callable:
 
 
 def _run(
-    instruments: tuple[str, ...], repo: str, locations: tuple[str, ...], transfer: str, processes: int
+    instruments: tuple[str, ...],
+    repo: str,
+    locations: tuple[str, ...],
+    transfer: str,
+    replace: bool,
+    processes: int,
 ) -> None:
     # Imported when the command runs, not each time ``butler`` loads its
     # plugins to list the commands.
     from .script import ingest_products
 
-    if not ingest_products(repo, locations, transfer, processes, instruments):
+    if not ingest_products(repo, locations, transfer, processes, instruments, replace=replace):
         raise click.exceptions.Exit(1)
 
 
@@ -44,7 +68,7 @@ def _run(
     short_help="Ingest CASU VISTA stacks, confidence maps, catalogues and tiles.", cls=ButlerCommand
 )
 @_ingest_options
-def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, processes: int) -> None:
+def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int) -> None:
     """Ingest CASU-reduced VIRCAM products into REPO.
 
     PATH may be files or directories (searched recursively).  Pawprint
@@ -56,10 +80,12 @@ def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, processes:
     and casu_tile, casu_tile_confidence and casu_tile_catalog (per exposure).
 
     Each file is ingested completely or not at all; files already ingested
-    are skipped, and a file that cannot be ingested is reported on one line
-    while the others go on.  The exit status is 1 if any file failed.
+    with the same content are skipped, and a file that cannot be ingested is
+    reported on one line while the others go on.  The exit status is 1 if
+    any file failed.  Concurrent ingests into one repository take turns, and
+    an ingest that was killed is cleaned up after by the next one.
     """
-    _run(("VIRCAM",), repo, locations, transfer, processes)
+    _run(("VIRCAM",), repo, locations, transfer, replace, processes)
 
 
 @click.command(
@@ -67,7 +93,9 @@ def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, processes:
     cls=ButlerCommand,
 )
 @_ingest_options
-def ingest_instcal(repo: str, locations: tuple[str, ...], transfer: str, processes: int) -> None:
+def ingest_instcal(
+    repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int
+) -> None:
     """Ingest NOIRLab DECam Community Pipeline instcal products into REPO.
 
     PATH may be files or directories (searched recursively), uncompressed or
@@ -81,10 +109,12 @@ def ingest_instcal(repo: str, locations: tuple[str, ...], transfer: str, process
     as dataset types cp_image, cp_weight and cp_mask (per exposure and CCD).
 
     Each file is ingested completely or not at all; files already ingested
-    are skipped, and a file that cannot be ingested is reported on one line
-    while the others go on.  The exit status is 1 if any file failed.
+    with the same content are skipped, and a file that cannot be ingested is
+    reported on one line while the others go on.  The exit status is 1 if
+    any file failed.  Concurrent ingests into one repository take turns, and
+    an ingest that was killed is cleaned up after by the next one.
     """
-    _run(("DECam",), repo, locations, transfer, processes)
+    _run(("DECam",), repo, locations, transfer, replace, processes)
 
 
 @click.command(

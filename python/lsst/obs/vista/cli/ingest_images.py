@@ -10,13 +10,15 @@ import click
 from lsst.daf.butler.cli.cliLog import CliLog
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 
+from .commands import TRANSFER_HELP, replace_option
 from .script import INGEST_INSTRUMENTS
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @repo_argument(required=True)
 @click.argument("locations", nargs=-1, required=True, metavar="PATH...")
-@transfer_option(help="How the files reach the datastore; 'direct' leaves them where they are.")
+@transfer_option(default="copy", help=TRANSFER_HELP)
+@replace_option
 @processes_option(help="Number of processes reading headers.")
 @click.option(
     "--instrument",
@@ -27,20 +29,27 @@ from .script import INGEST_INSTRUMENTS
     "whose file names it matches.",
 )
 def ingest_images(
-    repo: str, locations: tuple[str, ...], transfer: str, processes: int, instruments: tuple[str, ...]
+    repo: str,
+    locations: tuple[str, ...],
+    transfer: str,
+    replace: bool,
+    processes: int,
+    instruments: tuple[str, ...],
 ) -> None:
     """Ingest reduced products into REPO: CASU VIRCAM stacks, confidence
     maps, catalogues and tiles (as 'butler ingest-casu' does) and DECam CP
     instcal trios (as 'butler ingest-instcal' does).
 
     PATH may be files or directories (searched recursively).  Each file is
-    ingested completely or not at all; files already ingested are skipped,
-    and a file that cannot be ingested is reported on one line while the
-    others go on.  The exit status is 1 if any file failed.
+    ingested completely or not at all; files already ingested with the same
+    content are skipped, and a file that cannot be ingested is reported on
+    one line while the others go on.  The exit status is 1 if any file
+    failed.
     """
     from .script import ingest_products
 
-    if not ingest_products(repo, locations, transfer, processes, instruments or INGEST_INSTRUMENTS):
+    chosen = instruments or INGEST_INSTRUMENTS
+    if not ingest_products(repo, locations, transfer, processes, chosen, replace=replace):
         raise click.exceptions.Exit(1)
 
 

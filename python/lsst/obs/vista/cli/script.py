@@ -24,7 +24,13 @@ _UNMATCHED = ""
 
 
 def ingest_products(
-    repo: str, locations: Iterable[str], transfer: str, processes: int, instruments: Sequence[str]
+    repo: str,
+    locations: Iterable[str],
+    transfer: str,
+    processes: int,
+    instruments: Sequence[str],
+    *,
+    replace: bool = False,
 ) -> bool:
     """Ingest reduced products into a butler repository.
 
@@ -44,6 +50,9 @@ def ingest_products(
         that instrument's product or an error; with several, each file goes
         to the instrument whose file names it matches, directories to every
         instrument that finds products in them.
+    replace : `bool`, optional
+        Whether files with other content than the one their data IDs were
+        ingested from replace those datasets (`ProductIngester`).
 
     Returns
     -------
@@ -56,7 +65,7 @@ def ingest_products(
     with open_repository(repo, writeable=True) as butler:
         for instrument, paths in assignments.items():
             report = ProductIngester(
-                butler, instrument=instrument, transfer=transfer, processes=processes
+                butler, instrument=instrument, transfer=transfer, replace=replace, processes=processes
             ).run(paths)
             ok &= report.ok
     return ok

@@ -26,8 +26,16 @@ Atomicity
     they have no exposure to belong to.
 Re-running
     Dataset IDs are derived from data ID, dataset type and run, and a file
-    whose datasets are all in the run already is skipped and counted, so
-    ingesting the same files again changes nothing.
+    whose datasets are all in the run already, with the same content, is
+    skipped and counted, so ingesting the same files again changes nothing.
+    A file with other content for data IDs already ingested (a reprocessed
+    stack) is refused, or replaces the datasets if asked to.
+Interruption
+    Writes hold the repository's write lock (`WriteGuard`), so concurrent
+    ingests into one repository take turns, and the files a killed ingest
+    left in the datastore are removed by the next one.  ``move`` copies the
+    files and deletes the originals only once their datasets are committed,
+    so that no kill can leave a file's only copy unreferenced.
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ from lsst.daf.butler import (
 from lsst.utils import doImportType
 from lsst.utils.logging import PeriodicLogger, getLogger
 
+from .content import content_difference
 from .discovery import Discovery, discover
+from .guard import WriteGuard
 from .pairing import describe_dataset
 from .policy import IngestPolicy, ProductPolicy, policy_for_instrument
 from .reading import ProductFile, ReadFailure
@@ -91,6 +101,20 @@ class _Unit:
         return [self.main, *self.companions]
 
 
+class _Plan:
+    """What a chunk writes for one unit: its new files, and the datasets
+    those replace."""
+
+    def __init__(
+        self, unit: _Unit, files: list[ProductFile], replaced: list[DatasetRef], causes: dict[Path, str]
+    ) -> None:
+        self.unit = unit
+        self.files = files
+        self.replaced = replaced
+        self.causes = causes
+        """Why each file that replaces datasets does so."""
+
+
 class ProductIngester:
     """Ingest reduced products (files and directory trees) into a butler.
 
@@ -101,7 +125,16 @@ class ProductIngester:
     instrument : `str`, optional
         Butler name of the instrument whose dataset policy applies.
     transfer : `str`, optional
-        Transfer mode for the files (see `lsst.daf.butler.Butler.ingest`).
+        Transfer mode for the files (see `lsst.daf.butler.Butler.ingest`):
+        ``copy`` (the default) keeps the repository independent of the
+        files; ``move`` copies them and deletes each original once its
+        datasets are committed; ``direct``, ``symlink``, ``relsymlink``,
+        ``hardlink``, ``link`` and ``auto`` (a link) make the datasets the
+        files themselves, so that editing a file changes its datasets.
+    replace : `bool`, optional
+        Whether a file with other content than the one its data IDs were
+        ingested from replaces those datasets (and its exposure's dimension
+        records); by default it is refused.
     processes : `int`, optional
         Number of processes that read headers; the registry is only ever
         written by this process.
@@ -116,7 +149,8 @@ class ProductIngester:
         butler: Butler,
         *,
         instrument: str = "VIRCAM",
-        transfer: str | None = "auto",
+        transfer: str = "copy",
+        replace: bool = False,
         processes: int = 1,
         chunk_size: int = 50,
         progress_interval: float = 10.0,
@@ -124,12 +158,14 @@ class ProductIngester:
         self.butler = butler
         self.policy: IngestPolicy = policy_for_instrument(instrument)
         self.transfer = transfer
+        self.replace = replace
         self.processes = processes
         self.chunk_size = chunk_size
         self.progress_interval = progress_interval
         self._prepared = False
         self._detectors: frozenset[int] = frozenset()
         self._filters: frozenset[str] = frozenset()
+        self._guard = WriteGuard(butler, self.policy.run)
 
     def run(self, paths: Iterable[str | Path]) -> IngestReport:
         """Ingest the product files among ``paths``.
@@ -278,31 +314,38 @@ class ProductIngester:
     def _write(self, units: list[_Unit], report: IngestReport) -> None:
         """Write a chunk of units: what is new, in one transaction, or unit
         by unit if that fails."""
-        if not self._prepared:
-            self._prepare_repository()
-        units = [unit for unit in units if self._check_against_registry(unit, report)]
-        existing = self._existing_datasets(units)
-        plans: list[tuple[_Unit, list[ProductFile]]] = []
-        for unit in units:
-            new_files = self._new_files(unit, existing, report)
-            if new_files:
-                plans.append((unit, new_files))
-        try:
-            with self.butler.transaction():
-                self._write_plans(plans)
-        except Exception as err:
-            _LOG.verbose("Writing %d units together failed (%s); writing them one by one.", len(plans), err)
-            for plan in plans:
-                try:
-                    with self.butler.transaction():
-                        self._write_plans([plan])
-                except Exception as unit_err:
-                    for file in plan[1]:
-                        report.fail(file.path, f"could not be written: {_one_line(unit_err)}")
-                else:
-                    self._record_success([plan], report)
-        else:
-            self._record_success(plans, report)
+        with self._guard.writing():
+            if not self._prepared:
+                self._prepare_repository()
+            units = [unit for unit in units if self._check_against_registry(unit, report)]
+            existing = self._existing_datasets(units)
+            plans = [plan for unit in units if (plan := self._plan(unit, existing, report)) is not None]
+            replaced = [ref for plan in plans for ref in plan.replaced]
+            if replaced:
+                # Removed first, and committed: the new files take the same
+                # dataset IDs and datastore paths.  An interruption before
+                # the new datasets are committed leaves them absent, which a
+                # re-run completes.
+                self.butler.pruneDatasets(replaced, disassociate=True, unstore=True, purge=True)
+            try:
+                with self.butler.transaction():
+                    self._write_plans(plans)
+            except Exception as err:
+                _LOG.verbose(
+                    "Writing %d units together failed (%s); writing them one by one.", len(plans), err
+                )
+                for plan in plans:
+                    try:
+                        with self.butler.transaction():
+                            self._write_plans([plan])
+                    except Exception as unit_err:
+                        for file in plan.files:
+                            report.fail(file.path, f"could not be written: {_one_line(unit_err)}")
+                    else:
+                        self._record_success(plan, report)
+            else:
+                for plan in plans:
+                    self._record_success(plan, report)
 
     def _check_against_registry(self, unit: _Unit, report: IngestReport) -> bool:
         """Check the detectors and filter of a unit against the registry."""
@@ -341,69 +384,91 @@ class ProductIngester:
                 )
         return existing
 
-    def _new_files(
+    def _plan(
         self, unit: _Unit, existing: dict[tuple[str, int, int | None], DatasetRef], report: IngestReport
-    ) -> list[ProductFile]:
-        """Return the files of a unit that are not in the run yet; record
-        the others as skipped (the same file again) or failed (another file
-        with the same data IDs, or only some of its datasets there)."""
+    ) -> _Plan | None:
+        """Return what to write of a unit, or `None` if nothing; record its
+        files that are in the run already as skipped (the same content) or
+        failed (other content, or only some of their datasets there, unless
+        replacing).  A refused main file takes its new companions with it."""
         exposure = unit.records.exposure_id
-        new_files = []
+        files: list[ProductFile] = []
+        replaced: list[DatasetRef] = []
+        causes: dict[Path, str] = {}
+        main_refused = False
         for file in unit.files:
-            present = [key for key in file.datasets if (file.product, exposure, key) in existing]
-            if not present:
-                new_files.append(file)
-            elif len(present) == len(file.datasets) and (
-                other := self._other_file(file, existing[file.product, exposure, present[0]])
-            ):
-                report.fail(file.path, f"{file.product} of exposure {exposure} was ingested from {other}")
-                if file is unit.main:
-                    for companion in unit.companions:
-                        report.fail(companion.path, failed_main_cause(unit.main.product))
-                    return []
-            elif len(present) == len(file.datasets):
+            present = [
+                ref
+                for key in file.datasets
+                if (ref := existing.get((file.product, exposure, key))) is not None
+            ]
+            cause = self._conflict(file, present, exposure) if present else None
+            if present and cause is None:
                 report.skipped.append(file.path)
+                if self.transfer == "move" and not self._is_stored_file(file, present[0]):
+                    # The rest of a move whose datasets were committed.
+                    file.path.unlink()
+            elif main_refused:
+                report.fail(file.path, failed_main_cause(unit.main.product))
+            elif cause is None:
+                files.append(file)
+            elif self.replace:
+                files.append(file)
+                replaced.extend(present)
+                causes[file.path] = cause
             else:
-                product = self.policy.products[file.product]
-                names = ", ".join(describe_dataset(product, key) for key in present)
-                cause = f"{file.product} of {names} for exposure {exposure} are already in {self.policy.run}"
-                report.fail(file.path, cause)
-                if file is unit.main:
-                    for companion in unit.companions:
-                        report.fail(companion.path, failed_main_cause(unit.main.product))
-                    return []
-        return new_files
+                report.fail(file.path, f"{cause}; --replace replaces what was ingested")
+                main_refused = file is unit.main
+        return None if main_refused or not files else _Plan(unit, files, replaced, causes)
 
-    def _other_file(self, file: ProductFile, ref: DatasetRef) -> str | None:
-        """Return the file a dataset was ingested from if it is not ``file``
-        (another path and another size), else `None`."""
+    def _conflict(self, file: ProductFile, present: list[DatasetRef], exposure: int) -> str | None:
+        """Return why a file whose datasets are (some of them) in the run
+        already cannot be skipped, or `None` if it holds what the run has."""
+        product = self.policy.products[file.product]
+        if len(present) < len(file.datasets):
+            names = ", ".join(describe_dataset(product, ref.dataId.get("detector")) for ref in present)
+            return f"{file.product} of {names} for exposure {exposure} are already in {self.policy.run}"
+        stored = self.butler.getURI(present[0])
+        difference = content_difference(file.path, stored)
+        if difference is None:
+            return None
+        other = stored.ospath if stored.isLocal else str(stored)
+        return f"{file.product} of exposure {exposure} was ingested from {other}, {difference}"
+
+    def _is_stored_file(self, file: ProductFile, ref: DatasetRef) -> bool:
+        """Return whether a file is the datastore's file of a dataset (was
+        ingested in place or linked), not a copy."""
         stored = self.butler.getURI(ref)
-        if stored.isLocal and Path(stored.ospath).resolve() == file.path.resolve():
-            return None
-        if stored.size() == file.path.stat().st_size:
-            # A copy (transfer other than direct) of the same file.
-            return None
-        return str(stored.ospath if stored.isLocal else stored)
+        return stored.isLocal and Path(stored.ospath).exists() and Path(stored.ospath).samefile(file.path)
 
-    def _write_plans(self, plans: list[tuple[_Unit, list[ProductFile]]]) -> None:
+    def _write_plans(self, plans: list[_Plan]) -> None:
         """Insert the dimension records and datasets of ``plans`` (inside the
         caller's transaction)."""
         registry = self.butler.registry
-        rows: dict[str, list[dict[str, Any]]] = {element: [] for element in _DIMENSION_ELEMENTS}
-        for unit, _ in plans:
-            for element, element_rows in unit.records.element_rows().items():
-                rows[element].extend(element_rows)
-        for element in _DIMENSION_ELEMENTS:
-            if rows[element]:
-                # Records already present (a companion added to an exposure
-                # ingested earlier, a day or group shared with earlier
-                # exposures) are left as they are.
-                registry.insertDimensionData(element, *rows[element], skip_existing=True)
+        for replace in (False, True):
+            rows: dict[str, list[dict[str, Any]]] = {element: [] for element in _DIMENSION_ELEMENTS}
+            for plan in plans:
+                if bool(plan.replaced) == replace:
+                    for element, element_rows in plan.unit.records.element_rows().items():
+                        rows[element].extend(element_rows)
+            for element in _DIMENSION_ELEMENTS:
+                if not rows[element]:
+                    continue
+                if replace:
+                    # A reprocessed file's exposure may differ in its
+                    # records (time, pointing, regions).
+                    registry.insertDimensionData(element, *rows[element], replace=True)
+                else:
+                    # Records already present (a companion added to an
+                    # exposure ingested earlier, a day or group shared with
+                    # earlier exposures) are left as they are.
+                    registry.insertDimensionData(element, *rows[element], skip_existing=True)
         datasets = [
-            self._file_dataset(file, unit.records.exposure_id) for unit, files in plans for file in files
+            self._file_dataset(file, plan.unit.records.exposure_id) for plan in plans for file in plan.files
         ]
         if datasets:
-            self.butler.ingest(*datasets, transfer=self.transfer)
+            # A move is a copy until the datasets are committed.
+            self.butler.ingest(*datasets, transfer="copy" if self.transfer == "move" else self.transfer)
 
     def _file_dataset(self, file: ProductFile, exposure: int) -> FileDataset:
         product: ProductPolicy = self.policy.products[file.product]
@@ -424,15 +489,19 @@ class ProductIngester:
             )
         return FileDataset(path=file.path, refs=refs, formatter=product.formatter)
 
-    def _record_success(self, plans: list[tuple[_Unit, list[ProductFile]]], report: IngestReport) -> None:
-        for unit, files in plans:
-            if unit.main in files:
-                for warning in unit.warnings:
-                    report.warn(unit.main.path, warning)
-            for file in files:
-                report.ingested.append(file.path)
-                report.n_datasets += len(file.datasets)
-            report.exposures.add(unit.records.exposure_id)
+    def _record_success(self, plan: _Plan, report: IngestReport) -> None:
+        unit = plan.unit
+        if unit.main in plan.files:
+            for warning in unit.warnings:
+                report.warn(unit.main.path, warning)
+        for file in plan.files:
+            if file.path in plan.causes:
+                report.replace(file.path, plan.causes[file.path])
+            report.ingested.append(file.path)
+            report.n_datasets += len(file.datasets)
+            if self.transfer == "move":
+                file.path.unlink()
+        report.exposures.add(unit.records.exposure_id)
 
 
 def _start_method() -> str:

@@ -27,6 +27,10 @@ class IngestReport:
     failed: dict[Path, str] = dataclasses.field(default_factory=dict)
     """Files not ingested, with the cause."""
 
+    replaced: list[Path] = dataclasses.field(default_factory=list)
+    """Files ingested in place of other content for the same datasets (also
+    in ``ingested``)."""
+
     warnings: dict[Path, list[str]] = dataclasses.field(default_factory=dict)
     n_datasets: int = 0
     exposures: set[int] = dataclasses.field(default_factory=set)
@@ -49,6 +53,19 @@ class IngestReport:
         """
         self.failed[path] = cause
         _LOG.error("%s: %s", path, cause)
+
+    def replace(self, path: Path, reason: str) -> None:
+        """Record and log a file that replaces datasets ingested before.
+
+        Parameters
+        ----------
+        path : `pathlib.Path`
+            The file.
+        reason : `str`
+            What it replaces, in one line.
+        """
+        self.replaced.append(path)
+        _LOG.info("%s: replaced: %s", path, reason)
 
     def warn(self, path: Path, message: str) -> None:
         """Record and log a warning about a file.
@@ -77,6 +94,8 @@ class IngestReport:
                 f"ingested {_count(len(self.ingested), 'file')} "
                 f"({_count(self.n_datasets, 'dataset')} of {_count(len(self.exposures), 'exposure')})"
             )
+        if self.replaced:
+            parts.append(f"replaced the datasets of {_count(len(self.replaced), 'file')}")
         if self.skipped:
             parts.append(f"skipped {_count(len(self.skipped), 'file')} already ingested")
         if self.failed:
