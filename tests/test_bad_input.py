@@ -22,6 +22,8 @@ import hashlib
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -118,8 +120,17 @@ def set_cards(path: Path, hdus: list[int] | None, **cards) -> None:
                     header[("HIERARCH " if len(keyword) > 8 or " " in keyword else "") + keyword] = value
 
 
-def failed_with_companions(files: dict[str, Path], cause: str, main: str = "stack", product="casu_stack"):
+def failed_with_companions(
+    files: dict[str, Path],
+    cause: str,
+    main: str = "stack",
+    product="casu_stack",
+    companions_skipped: bool = False,
+):
     failed = {files[main]: cause}
+    if companions_skipped:
+        # Companions identical to what is stored are skipped, not failed.
+        return failed
     failed.update(
         {
             path: f"not ingested: the {product} it belongs to failed"
@@ -304,6 +315,43 @@ def _(batch, inputs):
     exposure = exposure_of(inputs.stacks[1])
     cause = f"exposure {exposure} is already defined by {first['stack']} in this batch"
     return [batch], Expected(failed_with_companions(second, cause), added=VIRCAM_ALL)
+
+
+@row("earlier batch, same file again")
+def _(batch, inputs):
+    # The template holds stack 0: offering it again is a no-op, not an error.
+    stage_stack(batch, inputs.stacks[0])
+    return [batch], Expected(status=0)
+
+
+@row("earlier batch, same size, different content")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[0])
+    with fits.open(files["stack"]) as hdus:
+        data_start = hdus.fileinfo(1)["datLoc"]
+    with open(files["stack"], "r+b") as stream:  # a reprocessing: same size, other pixels
+        stream.seek(data_start + 4000)
+        stream.write(b"\x00\x00\x01\x07")
+    exposure = exposure_of(inputs.stacks[0])
+    cause = (
+        f"casu_stack of exposure {exposure} was ingested from <stored casu_stack>, whose content differs "
+        "(same size, different blake2b checksum); --replace replaces what was ingested"
+    )
+    return [batch], Expected(failed_with_companions(files, cause, companions_skipped=True))
+
+
+@row("earlier batch, another file for the same data IDs")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[0])
+    with fits.open(files["stack"], mode="append") as hdus:
+        hdus.append(fits.ImageHDU(name="EXTRA"))
+    exposure = exposure_of(inputs.stacks[0])
+    stored = inputs.stacks[0].stack.stat().st_size
+    cause = (
+        f"casu_stack of exposure {exposure} was ingested from <stored casu_stack>, whose content differs "
+        f"({stored} bytes, this file {files['stack'].stat().st_size}); --replace replaces what was ingested"
+    )
+    return [batch], Expected(failed_with_companions(files, cause, companions_skipped=True))
 
 
 @row("missing mask", "DECam")
@@ -503,7 +551,7 @@ def _(batch, inputs):
 @row("empty directory")
 def _(batch, inputs):
     batch.mkdir()
-    return [batch], Expected(status=0, other_warnings={f"No product files in {batch}."})
+    return [batch], Expected({batch: "no VIRCAM product files (searched recursively)"})
 
 
 @row("non-existent path")
@@ -612,6 +660,19 @@ def snapshot(root: Path) -> tuple[dict[str, set], dict[str, str], set[str]]:
     return rows, files, referenced
 
 
+def stored_paths(root: Path, cause: str) -> str:
+    """Put the datastore file of each ``<stored DATASET_TYPE>`` in a cause."""
+    if "<stored " not in cause:
+        return cause
+    with Butler.from_config(str(root)) as butler:
+        for dataset_type in ("casu_stack", "cp_image"):
+            placeholder = f"<stored {dataset_type}>"
+            if placeholder in cause:
+                ref = butler.query_datasets(dataset_type, collections=butler.collections.query("*/raw/*"))[0]
+                cause = cause.replace(placeholder, butler.getURI(ref).ospath)
+    return cause
+
+
 @pytest.mark.parametrize("case", list(ROWS))
 def test_bad_input(case, inputs, templates, tmp_path):
     instrument, build = ROWS[case]
@@ -625,7 +686,7 @@ def test_bad_input(case, inputs, templates, tmp_path):
     assert all("\n" not in line for line in lines), "every message is one line"
     failed = {r.getMessage() for r in records if r.levelno >= logging.ERROR}
     warned = {r.getMessage() for r in records if r.levelno == logging.WARNING}
-    assert failed == {f"{path}: {cause}" for path, cause in expected.failed.items()}
+    assert failed == {f"{path}: {stored_paths(root, cause)}" for path, cause in expected.failed.items()}
     assert warned == {f"{path}: {cause}" for path, cause in expected.warned.items()} | expected.other_warnings
     assert status == expected.status
     after_rows, after_files, referenced = snapshot(root)
@@ -643,3 +704,56 @@ def test_bad_input(case, inputs, templates, tmp_path):
     assert set(after_files) - {"butler.yaml"} == referenced
     if not expected.added:
         assert after_files == before_files
+
+
+# ------------------------------------------------- repositories (subprocesses)
+
+BUTLER = Path(sys.executable).with_name("butler")
+
+
+def _read_only_prefix() -> list[str]:
+    """What makes a subprocess respect file modes (root ignores them unless
+    it gives up the capabilities that let it)."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
+    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
+
+
+@pytest.mark.parametrize("case", ["non-existent repository", "read-only repository"])
+def test_bad_repository(case, inputs, templates, tmp_path):
+    """The two rows whose bad input is the repository: one line on stderr,
+    exit status 1, and nothing created or changed."""
+    batch = stage_stack(tmp_path / "batch", inputs.stacks[1])["stack"].parent
+    if case == "non-existent repository":
+        root, prefix = tmp_path / "nowhere", []
+        expected = f"Error: {root}: no butler repository there (no butler.yaml)."
+    else:
+        root, prefix = tmp_path / "repo", _read_only_prefix()
+        shutil.copytree(templates["VIRCAM"], root)
+        expected = (
+            f"Error: {root}: the repository is read-only for this user "
+            "(attempt to write a readonly database)."
+        )
+    before = snapshot(root) if root.exists() else None
+    registry = (root / "gen3.sqlite3").read_bytes() if root.exists() else None
+    paths = [root, *root.rglob("*")] if root.exists() else []
+    for path in paths:
+        path.chmod(path.stat().st_mode & ~0o222)
+    try:
+        result = subprocess.run(
+            [*prefix, str(BUTLER), "ingest-casu", str(root), str(batch), "--transfer", "copy"],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        for path in paths:
+            path.chmod(path.stat().st_mode | 0o200)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [expected]
+    if before is None:
+        assert not root.exists()
+    else:
+        assert snapshot(root) == before and (root / "gen3.sqlite3").read_bytes() == registry

@@ -191,7 +191,9 @@ class ProductIngester:
             _LOG.info("Ignoring %d files whose names match no product of the policy.", discovery.ignored)
         n_main = len(discovery.main)
         if not (discovery.main or discovery.companions or discovery.rejected):
-            _LOG.warning("No product files in %s.", ", ".join(map(str, paths)))
+            # Most often the wrong directory: an error, so that scripts notice.
+            for path in paths:
+                report.fail(path, f"no {self.policy.instrument} product files (searched recursively)")
         _LOG.info(
             "Found %d %s files and %d companion files.",
             n_main,
