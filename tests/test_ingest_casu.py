@@ -430,7 +430,10 @@ def _unknown_filter(path: Path) -> None:
 
 
 BAD_STACKS = {
-    "unknown filter": (_unknown_filter, "primary HDU has ESO INS FILT1 NAME = 'Q', not a filter of the camera"),
+    "unknown filter": (
+        _unknown_filter,
+        "primary HDU has ESO INS FILT1 NAME = 'Q', not a filter of the camera",
+    ),
     "truncated": (_truncate, "truncated: HDU"),
     "not FITS": (_not_fits, "not a FITS file"),
     "wrong instrument": (_wrong_instrument, "wrong instrument: 'DECam', not VIRCAM"),
