@@ -64,25 +64,26 @@ def where_from_ids(ids: Sequence[str]) -> tuple[str, str | None]:
     return " AND ".join(clauses), instrument
 
 
-def _repo_instruments(repo: str) -> list[str]:
-    from lsst.daf.butler import Butler
+def _inspect_repository(repo: str, collections: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Return the instruments of a repository and which of ``collections`` it has.
 
-    with Butler.from_config(repo) as butler:
-        return sorted(record.name for record in butler.query_dimension_records("instrument"))
-
-
-def _existing_collections(repo: str, names: Sequence[str]) -> list[str]:
+    The repository is opened writeable: a writer killed inside a transaction
+    leaves SQLite's hot journal, which only a writeable connection rolls
+    back, and the first connections ``pipetask run`` opens are read-only
+    (they would fail with "attempt to write a readonly database").
+    """
     from lsst.daf.butler import Butler, MissingCollectionError
 
-    found = []
-    with Butler.from_config(repo) as butler:
-        for name in names:
+    with Butler.from_config(repo, writeable=True) as butler:
+        instruments = sorted(record.name for record in butler.query_dimension_records("instrument"))
+        found = []
+        for name in collections:
             try:
                 butler.collections.get_info(name)
             except MissingCollectionError:
                 continue
             found.append(name)
-    return found
+    return instruments, found
 
 
 def build_pipetask_command(
@@ -208,8 +209,8 @@ def process_ccd(
     equivalent 'pipetask run' command, and runs it.
     """
     where, instrument = where_from_ids(ids)
+    known, refcats = _inspect_repository(repo, ["refcats/gaia_dr3"])
     if instrument is None:
-        known = _repo_instruments(repo)
         if len(known) != 1:
             raise click.UsageError(
                 f"{repo} holds instruments {', '.join(known) or 'none'}: say which with --id instrument=NAME."
@@ -222,7 +223,7 @@ def process_ccd(
             param_hint="--id instrument",
         )
     if not inputs:
-        inputs = (f"{instrument}/defaults", *_existing_collections(repo, ["refcats/gaia_dr3"]))
+        inputs = (f"{instrument}/defaults", *refcats)
     if output is None:
         output = f"u/{os.environ.get('USER') or getpass.getuser()}/processCcd"
     command = build_pipetask_command(
