@@ -312,16 +312,24 @@ class CalibrateImageTask(PipelineTask):
         lsst.pipe.base.NoWorkFound
             Raised if every pixel is NO_DATA or nothing is detected.
         """
+        characterized = self._characterize(exposure, name=name)
+        calibration = self._calibrate(
+            exposure, characterized.sources, reference_shards, reference_name, casu_catalog, name=name
+        )
+        return self._make_outputs(exposure, characterized, calibration)
+
+    def _characterize(self, exposure: VisitImage, *, name: str) -> Struct:
+        """Subtract the background, detect, fit the PSF and measure; the
+        steps that need no reference catalogue."""
         bbox = exposure.bbox
         mask = exposure.mask
-        planes = set(mask.schema.names)
         no_data = mask.get("NO_DATA")
         if no_data.all():
             self.log.warning("%s: every pixel is NO_DATA; nothing to calibrate.", name)
             raise NoWorkFound(f"{name}: every pixel is NO_DATA.")
         unusable = np.zeros(no_data.shape, dtype=bool)
         for plane in _UNUSABLE_PLANES:
-            if plane in planes:
+            if plane in mask.schema.names:
                 unusable |= mask.get(plane)
         variance = np.asarray(exposure.variance.array, dtype=np.float32)
         raw = np.asarray(exposure.image.array, dtype=np.float32)
@@ -344,7 +352,6 @@ class CalibrateImageTask(PipelineTask):
         # S/N is a fraction of it for the stars that matter.
         first["instFlux"] = first["psfInstFlux"]
         first["instFluxErr"] = first["psfInstFluxErr"]
-        reference_prefix = aperture_column(self.config.apertureCorrection.referenceRadius)
         psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name)
         sources = self.measurement.run(image, variance, mask, bbox, detection.sources, psf_result.psf).sources
         detected = detection.segmentation > 0
@@ -359,12 +366,37 @@ class CalibrateImageTask(PipelineTask):
         apcorr = self.apertureCorrection.run(sources, psf_result.candidate, bbox, name=name)
         classify_extendedness(
             sources,
-            reference_prefix=reference_prefix,
+            reference_prefix=aperture_column(self.config.apertureCorrection.referenceRadius),
             flux_ratio=self.config.extendednessFluxRatio,
             size_ratio=self.config.extendednessSizeRatio,
         )
-        sources["usable"] = usable_for_calibration(sources) & (sources["extendedness"] == 0)
+        sky = self._sky_noise(image, variance, background_pixels, unusable, _residual_noise_ratio(exposure))
+        return Struct(
+            image=image,
+            variance=variance,
+            no_data=no_data,
+            detected=detected,
+            background=background,
+            psf=psf_result,
+            sources=sources,
+            apcorr=apcorr,
+            sky=sky,
+            metadata={**psf_result.metadata, **apcorr.metadata, **noise_factors},
+        )
 
+    def _calibrate(
+        self,
+        exposure: VisitImage,
+        sources: Table,
+        reference_shards: dict[int, Table] | None,
+        reference_name: str | None,
+        casu_catalog: Table | None,
+        *,
+        name: str,
+    ) -> Struct:
+        """Fit the WCS and zero point to the reference stars (if any) and
+        add calibrated columns to ``sources``."""
+        sources["usable"] = usable_for_calibration(sources) & (sources["extendedness"] == 0)
         sky_projection = exposure.sky_projection
         pixel_scale = _pixel_scale(exposure)
         reference = self._load_reference(exposure, reference_shards, reference_name, pixel_scale, name=name)
@@ -372,21 +404,13 @@ class CalibrateImageTask(PipelineTask):
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
         sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
         metadata: dict[str, Any] = {}
+        astrometry = None
+        matches = (np.zeros(0, int), np.zeros(0, int))
         if reference is None:
             self.log.info(
                 "%s: no reference catalogue; skipped astrometric and photometric fitting, keeping the header "
                 "WCS and zero point.",
                 name,
-            )
-            astrometry = None
-            photometry = self.photometry.run(
-                sources,
-                None,
-                np.zeros(0, int),
-                np.zeros(0, int),
-                band=exposure.band,
-                header_zero_point=header_zero_point,
-                name=name,
             )
             metadata.update(ASTROM_MODEL="header", ASTROM_NMATCH=0)
         else:
@@ -394,16 +418,11 @@ class CalibrateImageTask(PipelineTask):
             sky_projection = astrometry.sky_projection
             sources["calib_astrometry_used"][astrometry.source_index] = True
             metadata.update(astrometry.metadata)
-            photometry = self.photometry.run(
-                sources,
-                reference,
-                astrometry.source_index,
-                astrometry.reference_index,
-                band=exposure.band,
-                header_zero_point=header_zero_point,
-                name=name,
-            )
-            sources["calib_photometry_used"][photometry.source_index] = True
+            matches = (astrometry.source_index, astrometry.reference_index)
+        photometry = self.photometry.run(
+            sources, reference, *matches, band=exposure.band, header_zero_point=header_zero_point, name=name
+        )
+        sources["calib_photometry_used"][photometry.source_index] = True
         metadata.update(photometry.metadata)
 
         add_sky_coordinates(sources, sky_projection)
@@ -411,45 +430,58 @@ class CalibrateImageTask(PipelineTask):
         add_calibrated_fluxes(sources, photometry.zero_point, prefixes)
         sources["id"] = np.arange(1, len(sources) + 1, dtype=np.int64)
         del sources["usable"]
-
         if casu_catalog is not None:
             metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
-
-        sky = self._sky_noise(image, variance, background_pixels, unusable, _residual_noise_ratio(exposure))
-        usable_pixels = ~no_data
-        stats = make_summary_stats(
-            psf=psf_result.psf,
+        return Struct(
             sky_projection=sky_projection,
+            astrometry=astrometry,
+            photometry=photometry,
+            reference=reference,
+            pixel_scale=pixel_scale,
+            metadata=metadata,
+        )
+
+    def _make_outputs(self, exposure: VisitImage, characterized: Struct, calibration: Struct) -> Struct:
+        """Return the outputs: the calibrated exposure with its summary
+        statistics, its background and the star catalogue."""
+        bbox = exposure.bbox
+        sources, sky, photometry = characterized.sources, characterized.sky, calibration.photometry
+        astrometry, usable_pixels = calibration.astrometry, ~characterized.no_data
+        stats = make_summary_stats(
+            psf=characterized.psf.psf,
+            sky_projection=calibration.sky_projection,
             bbox=bbox,
             exposure_time=float(exposure.obs_info.exposure_time.to_value(u.s)),
             zero_point=photometry.zero_point,
-            sky_level=float(np.median(background.image[usable_pixels])),
+            sky_level=float(np.median(characterized.background.image[usable_pixels])),
             sky_noise=sky.noise,
-            mean_variance=float(np.mean(variance[usable_pixels])),
+            mean_variance=float(np.mean(characterized.variance[usable_pixels])),
             astrometric_offset_mas=math.nan if astrometry is None else astrometry.offset_mas,
             astrometric_rms_mas=math.nan if astrometry is None else astrometry.rms_mas,
-            n_psf_stars=psf_result.n_used,
-            reference_density=_density(reference, stats_area_deg2=_area_deg2(bbox, pixel_scale)),
+            n_psf_stars=characterized.psf.n_used,
+            reference_density=_density(
+                calibration.reference, stats_area_deg2=_area_deg2(bbox, calibration.pixel_scale)
+            ),
         )
-        metadata.update(psf_result.metadata)
-        metadata.update(apcorr.metadata)
-        metadata.update(noise_factors)
-        metadata.update(
-            NSOURCES=len(sources),
-            NSTARS=int(np.sum(sources["extendedness"] == 0)),
-            SKY_NOISE=sky.noise,
-            SKY_NOISE_SOURCE=sky.source,
-            SKY_NOISE_DIRECT=sky.direct,
-        )
-        sources.meta.update({key: value for key, value in metadata.items() if value is not None})
+        metadata = {
+            **calibration.metadata,
+            **characterized.metadata,
+            "NSOURCES": len(sources),
+            "NSTARS": int(np.sum(sources["extendedness"] == 0)),
+            "SKY_NOISE": sky.noise,
+            "SKY_NOISE_SOURCE": sky.source,
+            "SKY_NOISE_DIRECT": sky.direct,
+        }
+        metadata = {key: value for key, value in metadata.items() if value is not None}
+        sources.meta.update(metadata)
 
-        output_mask = mask.copy()
-        if "DETECTED" in planes:
-            output_mask.set("DETECTED", detected)
+        output_mask = exposure.mask.copy()
+        if "DETECTED" in output_mask.schema.names:
+            output_mask.set("DETECTED", characterized.detected)
         backgrounds = BackgroundMap()
         backgrounds.add(
             _BACKGROUND_NAME,
-            background.field,
+            characterized.background.field,
             "sep mesh background (sources masked iteratively), Akima spline through the mesh",
             is_subtracted=True,
         )
@@ -459,18 +491,20 @@ class CalibrateImageTask(PipelineTask):
             else photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
         )
         calibrated = VisitImage(
-            Image(image, bbox=bbox, unit=exposure.unit, sky_projection=sky_projection),
+            Image(
+                characterized.image, bbox=bbox, unit=exposure.unit, sky_projection=calibration.sky_projection
+            ),
             mask=output_mask,
             variance=exposure.variance,
-            psf=psf_result.psf,
+            psf=characterized.psf.psf,
             obs_info=exposure.obs_info,
             detector=exposure.detector,
             photometric_scaling=scaling,
-            aperture_corrections={PSF_FLUX_ALGORITHM: apcorr.field},
+            aperture_corrections={PSF_FLUX_ALGORITHM: characterized.apcorr.field},
             backgrounds=backgrounds,
             summary_stats=stats,
             band=exposure.band,
-            metadata={**dict(exposure.metadata), **{k: v for k, v in metadata.items() if v is not None}},
+            metadata={**dict(exposure.metadata), **metadata},
         )
         return Struct(exposure=calibrated, background=backgrounds, stars=sources)
 
