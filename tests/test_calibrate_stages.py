@@ -14,22 +14,22 @@ from lsst.obs.vista.calibrate import (
     MeshBackgroundTask,
     aperture_column,
     correlation_error_factor,
+    find_quantization_step,
     match_to_reference,
     measure_noise_correlation,
-    quantization_step,
     reference_magnitudes,
 )
 from lsst.obs.vista.cli.process_ccd import build_pipetask_command, where_from_ids
 
 
-def test_quantization_step_finds_bscale_steps_only():
+def test_find_quantization_step_finds_bscale_steps_only():
     rng = np.random.default_rng(1)
     noise = rng.normal(600.0, 3.3, 200_000)
-    assert quantization_step((np.round(noise / 0.33333333) * 0.33333333).astype(np.float32)) == pytest.approx(
-        0.33333, rel=1e-3
-    )
-    assert quantization_step(np.round(noise).astype(np.float32)) == 1.0
-    assert quantization_step(noise.astype(np.float32)) == 0.0
+    assert find_quantization_step(
+        (np.round(noise / 0.33333333) * 0.33333333).astype(np.float32)
+    ) == pytest.approx(0.33333, rel=1e-3)
+    assert find_quantization_step(np.round(noise).astype(np.float32)) == 1.0
+    assert find_quantization_step(noise.astype(np.float32)) == 0.0
 
 
 def test_noise_correlation_of_white_and_smoothed_noise():

@@ -130,13 +130,6 @@ def test_small_keeps_the_noise_ratio(read_back):
     assert ratios["small"] == pytest.approx(ratios["lossless"], rel=TOLERANCE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the background task dequantises CASU's integer x BSCALE pixels only when it detects the grid, "
-        "which RICE's dithered re-quantisation hides: the sky comes out ~0.02 sigma high (README)"
-    ),
-)
 def test_small_keeps_the_psf_fluxes_of_bright_stars(read_back):
     """calibrateImage on each read-back exposure: the PSF fluxes of the
     bright (S/N > 50) sources usable for calibration (no rejecting flag), matched within 0.5 pixel, agree

@@ -3,7 +3,7 @@ masked iteratively, kept as an lsst-images `SplineField`."""
 
 from __future__ import annotations
 
-__all__ = ("MeshBackgroundConfig", "MeshBackgroundTask", "quantization_step", "spline_nodes")
+__all__ = ("MeshBackgroundConfig", "MeshBackgroundTask", "find_quantization_step", "spline_nodes")
 
 import math
 from typing import ClassVar
@@ -86,7 +86,7 @@ _QUANTIZATION_SAMPLE = 100_000
 """Pixels (a regular subsample) the quantisation step is looked for in."""
 
 
-def quantization_step(values: np.ndarray) -> float:
+def find_quantization_step(values: np.ndarray) -> float:
     """Return the quantisation step of pixel values, if they are quantised.
 
     Parameters
@@ -167,7 +167,14 @@ class MeshBackgroundTask(Task):
     _DefaultName: ClassVar[str] = "background"
 
     def run(
-        self, image: np.ndarray, variance: np.ndarray, bad: np.ndarray, bbox: Box, unit: u.UnitBase
+        self,
+        image: np.ndarray,
+        variance: np.ndarray,
+        bad: np.ndarray,
+        bbox: Box,
+        unit: u.UnitBase,
+        *,
+        quantization_step: float | None = None,
     ) -> Struct:
         """Estimate the background of an image.
 
@@ -184,6 +191,11 @@ class MeshBackgroundTask(Task):
             Bounding box of the image (the field's bounds).
         unit : `astropy.units.UnitBase`
             Unit of the image (the field's unit).
+        quantization_step : `float`, optional
+            Step of the pixel values as delivered (isr's
+            ``QUANTIZATION_STEP``), if known: found from the pixels
+            otherwise, which fails once a lossy write recipe has re-quantised
+            them (their distribution still clusters on the old grid).
 
         Returns
         -------
@@ -194,7 +206,9 @@ class MeshBackgroundTask(Task):
             ``quantization_step``: the step removed by dithering (0 if none).
         """
         data = np.ascontiguousarray(np.where(bad, np.float32(0), image), dtype=np.float32)
-        step = quantization_step(image[~bad]) if self.config.doDequantize else 0.0
+        step = 0.0
+        if self.config.doDequantize:
+            step = quantization_step if quantization_step else find_quantization_step(image[~bad])
         if step > 0:
             rng = np.random.default_rng(_DITHER_SEED)
             data += rng.uniform(-0.5 * step, 0.5 * step, data.shape).astype(np.float32)

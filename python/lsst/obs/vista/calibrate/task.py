@@ -334,7 +334,14 @@ class CalibrateImageTask(PipelineTask):
         variance = np.asarray(exposure.variance.array, dtype=np.float32)
         raw = np.asarray(exposure.image.array, dtype=np.float32)
 
-        background = self.background.run(raw, variance, unusable, bbox, exposure.unit)
+        background = self.background.run(
+            raw,
+            variance,
+            unusable,
+            bbox,
+            exposure.unit,
+            quantization_step=exposure.metadata.get("QUANTIZATION_STEP"),
+        )
         image = raw - background.image
         image[no_data] = np.nan
 

@@ -135,8 +135,9 @@ class ExposureAssemblyTask(Task):
 
     The output metadata always holds the noise check's ``NOISE_RATIO``
     (`None` if it could not be measured), ``NOISE_RATIO_NPIX``,
-    ``VARIANCE_RESCALE`` (1 unless rescaled), ``NO_DATA_VARIANCE``, the
-    variance model's own entries and the description's.
+    ``VARIANCE_RESCALE`` (1 unless rescaled), ``NO_DATA_VARIANCE``,
+    ``QUANTIZATION_STEP`` (the BSCALE of integer pixels as delivered, or
+    `None`), the variance model's own entries and the description's.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = ExposureAssemblyConfig
@@ -253,6 +254,7 @@ class ExposureAssemblyTask(Task):
             "NOISE_RATIO_NPIX": check.n_pixels,
             "VARIANCE_RESCALE": float(check.rescale),
             "NO_DATA_VARIANCE": self.config.noDataVariance,
+            "QUANTIZATION_STEP": _quantization_step(image.metadata),
         }
         exposure = VisitImage(
             Image(array, bbox=image.bbox, unit=image.unit, sky_projection=description.sky_projection),
@@ -287,6 +289,16 @@ class ExposureAssemblyTask(Task):
                 "%s: %s does not read the noise map; it is ignored.", name, type(self.variance).__name__
             )
         return self.variance
+
+
+def _quantization_step(metadata: Any) -> float | None:
+    """Return the step of pixel values stored as integers times BSCALE
+    (CASU stacks), or `None` for floating-point pixels; the step survives a
+    lossy re-compression of the exposure only in this record."""
+    bitpix = metadata.get("BITPIX")
+    if not isinstance(bitpix, int) or bitpix <= 0:
+        return None
+    return float(metadata.get("BSCALE", 1.0))
 
 
 def nanojansky_per_unit(zero_point_ab: float) -> float:
