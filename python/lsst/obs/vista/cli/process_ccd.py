@@ -1,5 +1,11 @@
 """``processCcd.py``: the Gen2 command's name and options, running the
-instrument's ``ProcessCcd`` pipeline with ``pipetask run``."""
+instrument's ``ProcessCcd`` pipeline with ``pipetask run``.
+
+With ``-j N`` (N > 1) the data IDs are split into N balanced groups run by N
+concurrent ``pipetask run -j 1`` commands, each writing its own RUN
+collection, chained into the output collection once all have succeeded
+(`lsst.obs.vista.cli.sharded_run`): pipetask's own ``-j`` starts a process
+per quantum, which costs more than it saves on single-detector quanta."""
 
 from __future__ import annotations
 
@@ -11,11 +17,20 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 from .._resources import PIPELINES_DIR
+from .sharded_run import (
+    GroupFailedError,
+    chain_definition,
+    query_data_ids,
+    run_concurrently,
+    split_balanced,
+    where_for_group,
+)
 
 _INSTRUMENT_DIRECTORIES = {"VIRCAM": "VIRCAM", "DECam": "DECam"}
 """Butler instrument name -> folder of its pipelines under pipelines/."""
@@ -97,6 +112,7 @@ def build_pipetask_command(
     config_files: Sequence[str] = (),
     config_overrides: Sequence[str] = (),
     pipeline: Path | None = None,
+    output_run: str | None = None,
 ) -> list[str]:
     """Return the ``pipetask run`` command of the instrument's ProcessCcd pipeline.
 
@@ -111,7 +127,8 @@ def build_pipetask_command(
     inputs : `~collections.abc.Sequence` [`str`]
         Input collections.
     output : `str`
-        Output chained collection.
+        Output chained collection; with ``output_run``, the RUN collection
+        is written without touching this chain (the caller chains it).
     jobs : `int`
         Processes.
     config_files, config_overrides : `~collections.abc.Sequence` [`str`]
@@ -119,13 +136,15 @@ def build_pipetask_command(
         apply to ``calibrateImage``.
     pipeline : `pathlib.Path`, optional
         Pipeline file; ``pipelines/<instrument>/ProcessCcd.yaml`` by default.
+    output_run : `str`, optional
+        RUN collection to write instead of ``<output>/<timestamp>``.
 
     Returns
     -------
     command : `list` [`str`]
     """
     if pipeline is None:
-        pipeline = PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
+        pipeline = _pipeline(instrument)
     command = [
         "pipetask",
         "run",
@@ -133,8 +152,7 @@ def build_pipetask_command(
         repo,
         "-i",
         ",".join(inputs),
-        "-o",
-        output,
+        *(["--output-run", output_run] if output_run else ["-o", output]),
         "-p",
         str(pipeline),
         "--register-dataset-types",
@@ -148,6 +166,72 @@ def build_pipetask_command(
             labelled = ":" in value.split("=", 1)[0]
             command += [option, value if labelled else f"{_DEFAULT_LABEL}:{value}"]
     return command
+
+
+def _pipeline(instrument: str) -> Path:
+    return PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
+
+
+def _pipetask_argv(command: list[str]) -> list[str]:
+    executable = Path(sys.executable).with_name("pipetask")
+    return [str(executable) if executable.exists() else "pipetask", *command[1:]]
+
+
+def _run_sharded(
+    repo: str,
+    *,
+    instrument: str,
+    where: str,
+    inputs: Sequence[str],
+    output: str,
+    jobs: int,
+    dry_run: bool,
+    **options: Sequence[str],
+) -> int:
+    """Print and (unless ``dry_run``) run the pipeline as ``jobs`` concurrent
+    single-process groups; return the exit status."""
+    groups = split_balanced(query_data_ids(repo, _pipeline(instrument), inputs, where), jobs)
+    if not groups:
+        raise click.UsageError(f"no data IDs to process in {repo} for {where!r}")
+    _, existing = _inspect_repository(repo, [output])
+    searched = [output] if existing else list(inputs)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
+    commands = [
+        build_pipetask_command(
+            repo, instrument=instrument, where=where_for_group(instrument, group), inputs=searched,
+            output=output, jobs=1, output_run=run, **options,
+        )
+        for group, run in zip(groups, runs, strict=True)
+    ]  # fmt: skip
+    children = chain_definition(repo, output, runs, inputs)
+    for command in commands:
+        click.echo("$ " + shlex.join(command) + " &")
+    click.echo("$ wait")
+    click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
+    if dry_run:
+        return 0
+    try:
+        run_concurrently([(f"part{k}", _pipetask_argv(command)) for k, command in enumerate(commands)])
+    except GroupFailedError as error:
+        for name, status in error.failed:
+            group = groups[int(name.removeprefix("part"))]
+            click.echo(
+                f"processCcd.py: group {name} ({len(group)} data IDs, run {output}/{stamp}/{name}) failed "
+                f"with exit status {status}; the other groups' outputs are kept in their runs and "
+                f"{output} was not changed.",
+                err=True,
+            )
+        return 1
+    from lsst.daf.butler import Butler, CollectionType
+
+    with Butler.from_config(repo, writeable=True) as butler:
+        butler.collections.register(output, CollectionType.CHAINED)
+        butler.collections.redefine_chain(output, children)
+    click.echo(
+        f"processCcd.py: {sum(map(len, groups))} data IDs in {len(groups)} groups, chained as {output}"
+    )
+    return 0
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,7 +266,7 @@ def build_pipetask_command(
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Number of processes pipetask runs the quanta in.",
+    help="Number of processes; above 1, concurrent pipetask runs on balanced groups of data IDs.",
 )
 @click.option("-o", "--output", default=None, help="Output collection (default u/$USER/processCcd).")
 @click.option(
@@ -191,7 +275,7 @@ def build_pipetask_command(
     multiple=True,
     help="Input collections (default <instrument>/defaults and refcats/gaia_dr3 if ingested).",
 )
-@click.option("--dry-run", is_flag=True, help="Print the pipetask command and stop.")
+@click.option("--dry-run", is_flag=True, help="Print the commands and stop.")
 def process_ccd(
     repo: str,
     ids: tuple[str, ...],
@@ -206,7 +290,10 @@ def process_ccd(
 
     The Gen2 processCcd.py, on the Gen3 middleware: it picks the
     instrument's pipelines/<instrument>/ProcessCcd.yaml, prints the
-    equivalent 'pipetask run' command, and runs it.
+    equivalent 'pipetask run' command, and runs it.  With -j N above 1 it
+    prints and runs N concurrent 'pipetask run -j 1' commands, one per
+    balanced group of data IDs, each into its own RUN collection, and the
+    'butler collection-chain' that makes OUTPUT search them all.
     """
     where, instrument = where_from_ids(ids)
     known, refcats = _inspect_repository(repo, ["refcats/gaia_dr3"])
@@ -226,6 +313,13 @@ def process_ccd(
         inputs = (f"{instrument}/defaults", *refcats)
     if output is None:
         output = f"u/{os.environ.get('USER') or getpass.getuser()}/processCcd"
+    if jobs > 1:
+        raise click.exceptions.Exit(
+            _run_sharded(
+                repo, instrument=instrument, where=where, inputs=inputs, output=output, jobs=jobs,
+                dry_run=dry_run, config_files=config_files, config_overrides=config_overrides,
+            )
+        )  # fmt: skip
     command = build_pipetask_command(
         repo,
         instrument=instrument,
@@ -239,9 +333,7 @@ def process_ccd(
     click.echo("$ " + shlex.join(command))
     if dry_run:
         return
-    executable = Path(sys.executable).with_name("pipetask")
-    command[0] = str(executable) if executable.exists() else "pipetask"
-    raise click.exceptions.Exit(subprocess.call(command))
+    raise click.exceptions.Exit(subprocess.call(_pipetask_argv(command)))
 
 
 def main() -> None:
