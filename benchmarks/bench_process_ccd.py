@@ -1,5 +1,6 @@
 """Benchmark of ``processCcd.py -j N``: serial, pipetask's own ``-j N``, and the
-sharded run (N concurrent ``pipetask run -j 1`` on balanced groups of data IDs).
+sharded run (N concurrent single-process quantum-backed runs on balanced groups
+of data IDs).
 
 On full-size (2048 x 2048) synthetic VIRCAM detectors (``lsst.obs.vista.sim``,
 seed 3, with its Gaia-like reference catalogue) in a fresh SQLite repository

@@ -61,8 +61,8 @@ def test_split_balanced_and_where():
 def test_prints_the_commands_first(repo):
     stdout = repo["sharded"].stdout
     lines = stdout.splitlines()
-    assert lines[0].startswith("$ pipetask run -b ") and lines[0].endswith(" &")
-    assert lines[1].startswith("$ pipetask run -b ") and "--output-run u/test/j2/" in lines[1]
+    assert lines[0].startswith("$ (pipetask qgraph -b ") and lines[0].endswith(") &")
+    assert "butler transfer-from-graph" in lines[1] and "--output-run u/test/j2/" in lines[1]
     assert lines[2] == "$ wait" and lines[3].startswith("$ butler collection-chain ")
     assert "[part0] " in repo["sharded"].stderr and "[part1] " in repo["sharded"].stderr
 

@@ -1,9 +1,9 @@
 """``processCcd.py``: the Gen2 command's name and options, running the
 instrument's ``ProcessCcd`` pipeline with ``pipetask run``.
 
-With ``-j N`` (N > 1) the data IDs are split into N balanced groups run by N
-concurrent ``pipetask run -j 1`` commands, each writing its own RUN
-collection, chained into the output collection once all have succeeded
+With ``-j N`` (N > 1) the data IDs are split into N balanced groups run
+concurrently, each by one single-process quantum-backed run writing its own
+RUN collection, chained into the output collection once all have succeeded
 (`lsst.obs.vista.cli.sharded_run`): pipetask's own ``-j`` starts a process
 per quantum, which costs more than it saves on single-detector quanta."""
 
@@ -16,6 +16,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,9 +173,23 @@ def _pipeline(instrument: str) -> Path:
     return PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
 
 
-def _pipetask_argv(command: list[str]) -> list[str]:
-    executable = Path(sys.executable).with_name("pipetask")
-    return [str(executable) if executable.exists() else "pipetask", *command[1:]]
+def _executable(command: list[str]) -> list[str]:
+    executable = Path(sys.executable).with_name(command[0])
+    return [str(executable) if executable.exists() else command[0], *command[1:]]
+
+
+def _qbb_steps(repo: str, run_command: list[str], graph: str) -> list[list[str]]:
+    """Return the quantum-backed commands doing what ``run_command`` (a
+    ``pipetask run -j 1 --output-run RUN``) does, through ``graph``."""
+    options = list(run_command[2:])
+    options.remove("--register-dataset-types")
+    del options[options.index("-j") : options.index("-j") + 2]
+    return [
+        ["pipetask", "qgraph", *options, "--qgraph-datastore-records", "-q", graph],
+        ["pipetask", "pre-exec-init-qbb", repo, graph],
+        ["pipetask", "run-qbb", repo, graph, "-j", "1"],
+        ["butler", "transfer-from-graph", graph, repo, "--register-dataset-types"],
+    ]
 
 
 def _run_sharded(
@@ -197,7 +212,7 @@ def _run_sharded(
     searched = [output] if existing else list(inputs)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
-    commands = [
+    runs_commands = [
         build_pipetask_command(
             repo, instrument=instrument, where=where_for_group(instrument, group), inputs=searched,
             output=output, jobs=1, output_run=run, **options,
@@ -205,24 +220,32 @@ def _run_sharded(
         for group, run in zip(groups, runs, strict=True)
     ]  # fmt: skip
     children = chain_definition(repo, output, runs, inputs)
-    for command in commands:
-        click.echo("$ " + shlex.join(command) + " &")
-    click.echo("$ wait")
-    click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
-    if dry_run:
-        return 0
-    try:
-        run_concurrently([(f"part{k}", _pipetask_argv(command)) for k, command in enumerate(commands)])
-    except GroupFailedError as error:
-        for name, status in error.failed:
-            group = groups[int(name.removeprefix("part"))]
-            click.echo(
-                f"processCcd.py: group {name} ({len(group)} data IDs, run {output}/{stamp}/{name}) failed "
-                f"with exit status {status}; the other groups' outputs are kept in their runs and "
-                f"{output} was not changed.",
-                err=True,
+    with tempfile.TemporaryDirectory(prefix="processCcd-") as graphs:
+        steps = [_qbb_steps(repo, command, f"{graphs}/part{k}.qg") for k, command in enumerate(runs_commands)]
+        for group_steps in steps:
+            click.echo("$ (" + " && ".join(shlex.join(step) for step in group_steps[:-1]) + "; "
+                       + shlex.join(group_steps[-1]) + ") &")  # fmt: skip
+        click.echo("$ wait")
+        click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
+        if dry_run:
+            return 0
+        try:
+            run_concurrently(
+                [
+                    (f"part{k}", [_executable(step) for step in group_steps])
+                    for k, group_steps in enumerate(steps)
+                ]
             )
-        return 1
+        except GroupFailedError as error:
+            for name, status in error.failed:
+                group = groups[int(name.removeprefix("part"))]
+                click.echo(
+                    f"processCcd.py: group {name} ({len(group)} data IDs, run {runs[int(name[4:])]}) "
+                    f"failed with exit status {status}; the outputs written are kept in the groups' runs and "
+                    f"{output} was not changed.",
+                    err=True,
+                )
+            return 1
     from lsst.daf.butler import Butler, CollectionType
 
     with Butler.from_config(repo, writeable=True) as butler:
@@ -266,7 +289,7 @@ def _run_sharded(
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Number of processes; above 1, concurrent pipetask runs on balanced groups of data IDs.",
+    help="Number of processes; above 1, concurrent single-process runs on balanced groups of data IDs.",
 )
 @click.option("-o", "--output", default=None, help="Output collection (default u/$USER/processCcd).")
 @click.option(
@@ -291,7 +314,8 @@ def process_ccd(
     The Gen2 processCcd.py, on the Gen3 middleware: it picks the
     instrument's pipelines/<instrument>/ProcessCcd.yaml, prints the
     equivalent 'pipetask run' command, and runs it.  With -j N above 1 it
-    prints and runs N concurrent 'pipetask run -j 1' commands, one per
+    prints and runs N concurrent single-process runs (pipetask qgraph,
+    pre-exec-init-qbb, run-qbb, butler transfer-from-graph), one per
     balanced group of data IDs, each into its own RUN collection, and the
     'butler collection-chain' that makes OUTPUT search them all.
     """
@@ -333,7 +357,7 @@ def process_ccd(
     click.echo("$ " + shlex.join(command))
     if dry_run:
         return
-    raise click.exceptions.Exit(subprocess.call(_pipetask_argv(command)))
+    raise click.exceptions.Exit(subprocess.call(_executable(command)))
 
 
 def main() -> None:
