@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("background_noise", "make_summary_stats")
+__all__ = ("background_noise", "make_summary_stats", "pixel_scale_at_centre")
 
 import math
 
@@ -44,6 +44,26 @@ def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
     step = max(1, values.size // _MAX_NOISE_SAMPLE)
     _, _, std = sigma_clipped_stats(values[::step], sigma=3.0, maxiters=5)
     return float(std)
+
+
+def pixel_scale_at_centre(sky_projection: SkyProjection, bbox: Box) -> float:
+    """Return the pixel scale (arcsec per pixel) at the centre of a box.
+
+    Parameters
+    ----------
+    sky_projection : `lsst.images.SkyProjection`
+        The WCS.
+    bbox : `lsst.images.Box`
+        The box.
+
+    Returns
+    -------
+    scale : `float`
+        Mean of the separations to the next pixel along x and along y.
+    """
+    x, y = bbox.x.center, bbox.y.center
+    sky = sky_projection.pixel_to_sky(x=np.array([x, x + 1.0, x]), y=np.array([y, y, y + 1.0]))
+    return float(0.5 * (sky[0].separation(sky[1]) + sky[0].separation(sky[2])).to_value(u.arcsec))
 
 
 def make_summary_stats(
@@ -90,8 +110,7 @@ def make_summary_stats(
     -------
     stats : `lsst.images.ObservationSummaryStats`
     """
-    x_centre = 0.5 * (bbox.x.start + bbox.x.stop - 1)
-    y_centre = 0.5 * (bbox.y.start + bbox.y.stop - 1)
+    x_centre, y_centre = bbox.x.center, bbox.y.center
     ixx, iyy, ixy = psf_moments(psf, x=x_centre, y=y_centre)
     sigma = (ixx * iyy - ixy * ixy) ** 0.25
     centre = sky_projection.pixel_to_sky(x=x_centre, y=y_centre)
@@ -99,10 +118,6 @@ def make_summary_stats(
         x=np.array([bbox.x.start, bbox.x.stop - 1, bbox.x.stop - 1, bbox.x.start], dtype=float),
         y=np.array([bbox.y.start, bbox.y.start, bbox.y.stop - 1, bbox.y.stop - 1], dtype=float),
     )
-    step = sky_projection.pixel_to_sky(
-        x=np.array([x_centre, x_centre + 1.0]), y=np.array([y_centre, y_centre])
-    )
-    pixel_scale = float(step[0].separation(step[1]).to_value(u.arcsec))
     return ObservationSummaryStats(
         psfSigma=sigma,
         psfArea=4.0 * math.pi * sigma * sigma,
@@ -111,7 +126,7 @@ def make_summary_stats(
         psfIxy=ixy,
         ra=float(centre.ra.deg),
         dec=float(centre.dec.deg),
-        pixelScale=pixel_scale,
+        pixelScale=pixel_scale_at_centre(sky_projection, bbox),
         expTime=exposure_time,
         zeroPoint=math.nan if zero_point is None else zero_point,
         skyBg=sky_level,

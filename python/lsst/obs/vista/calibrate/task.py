@@ -45,7 +45,7 @@ from .measurement import SourceMeasurementTask, aperture_column
 from .noise_correlation import correlation_error_factor, measure_noise_correlation
 from .photometry import PhotometryTask
 from .psf import PiffPsfDeterminerTask
-from .summary import background_noise, make_summary_stats
+from .summary import background_noise, make_summary_stats, pixel_scale_at_centre
 
 _BACKGROUND_NAME = "mesh"
 """Name of the subtracted background in the output's `BackgroundMap`."""
@@ -346,7 +346,7 @@ class CalibrateImageTask(PipelineTask):
         image[no_data] = np.nan
 
         header_psf = exposure.psf
-        x_centre, y_centre = _centre(bbox)
+        x_centre, y_centre = bbox.x.center, bbox.y.center
         ixx, iyy, _ = psf_moments(header_psf, x=x_centre, y=y_centre)
         detection = self.detection.run(image, variance, no_data, bbox, math.sqrt(0.5 * (ixx + iyy)))
         if len(detection.sources) == 0:
@@ -405,7 +405,7 @@ class CalibrateImageTask(PipelineTask):
         add calibrated columns to ``sources``."""
         sources["usable"] = usable_for_calibration(sources) & (sources["extendedness"] == 0)
         sky_projection = exposure.sky_projection
-        pixel_scale = _pixel_scale(exposure)
+        pixel_scale = pixel_scale_at_centre(exposure.sky_projection, exposure.bbox)
         reference = self._load_reference(exposure, reference_shards, reference_name, pixel_scale, name=name)
         header_zero_point = _header_zero_point(exposure)
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
@@ -561,7 +561,7 @@ class CalibrateImageTask(PipelineTask):
         correlation = measure_noise_correlation(
             residual, background_pixels, self.config.noiseCorrelationMaxLag
         )
-        x_centre, y_centre = _centre(bbox)
+        x_centre, y_centre = bbox.x.center, bbox.y.center
         factors = {
             "psf": correlation_error_factor(
                 correlation, psf.compute_kernel_image(x=x_centre, y=y_centre).array
@@ -614,18 +614,6 @@ def _sky_coord(ra: Any, dec: Any) -> SkyCoord:
     return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg))
 
 
-def _centre(bbox: Box) -> tuple[float, float]:
-    """Return the (x, y) of the centre of a bounding box."""
-    return 0.5 * (bbox.x.start + bbox.x.stop - 1), 0.5 * (bbox.y.start + bbox.y.stop - 1)
-
-
-def _pixel_scale(exposure: VisitImage) -> float:
-    """Return the pixel scale (arcsec) at the centre of the exposure."""
-    x, y = _centre(exposure.bbox)
-    sky = exposure.sky_projection.pixel_to_sky(x=np.array([x, x + 1.0, x]), y=np.array([y, y, y + 1.0]))
-    return float(0.5 * (sky[0].separation(sky[1]) + sky[0].separation(sky[2])).to_value(u.arcsec))
-
-
 def _residual_noise_ratio(exposure: VisitImage) -> float | None:
     """Return the ratio of the measured background noise to the variance
     plane as isr left it: ``NOISE_RATIO`` over the rescale isr applied."""
@@ -640,7 +628,7 @@ def _header_zero_point(exposure: VisitImage) -> float | None:
     scaling = exposure.photometric_scaling
     if scaling is None:
         return None
-    x, y = _centre(exposure.bbox)
+    x, y = exposure.bbox.x.center, exposure.bbox.y.center
     value = scaling(x=x, y=y)
     return float((value * u.nJy).to_value(u.ABmag))
 
