@@ -32,7 +32,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.assembly import photometric_scaling_from_zero_point
-from ..isr.pipeline_task import MissingInputError, data_id_text
+from ..isr.pipeline_task import data_id_text, require_registered_inputs
 from ..psf_shape import psf_moments
 from ..refcat import load_reference_stars
 from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
@@ -120,16 +120,9 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         data_id: DataCoordinate,
     ) -> tuple[Mapping[str, tuple[cT.BaseInput, Any]], Mapping[str, tuple[cT.Output, Any]]]:
         # Docstring inherited.
-        #
-        # The exposure is in the graph because it was registered: if it is
-        # gone at execution its file is missing, and pipe_base would skip the
-        # quantum as having no work (no outputs, and a successful run).
-        connection, refs = inputs["exposures"]
-        if len(refs) < connection.minimum:
-            raise MissingInputError(
-                f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is missing "
-                "from the datastore; run isr again for it or remove the dataset."
-            )
+        require_registered_inputs(
+            self.inputs, inputs, label, data_id, remedy="run isr again for it or remove the dataset"
+        )
         return super().adjustQuantum(inputs, outputs, label, data_id)
 
 

@@ -6,9 +6,15 @@ output."""
 
 from __future__ import annotations
 
-__all__ = ("AssembledExposureConnections", "AssemblyPipelineTask", "MissingInputError", "data_id_text")
+__all__ = (
+    "AssembledExposureConnections",
+    "AssemblyPipelineTask",
+    "MissingInputError",
+    "data_id_text",
+    "require_registered_inputs",
+)
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import lsst.pipe.base.connectionTypes as cT
@@ -29,6 +35,46 @@ _QUANTUM_DIMENSIONS = ("instrument", "exposure", "detector")
 class MissingInputError(FileNotFoundError):
     """Raised when the file of a required input is missing from the
     datastore, so that its quantum fails instead of being skipped."""
+
+
+def require_registered_inputs(
+    names: Iterable[str],
+    inputs: Mapping[str, tuple[cT.BaseInput, Any]],
+    label: str,
+    data_id: DataCoordinate,
+    *,
+    remedy: str,
+) -> None:
+    """Fail a quantum whose registered regular input lost its file.
+
+    Parameters
+    ----------
+    names : iterable [`str`]
+        Connection names of the regular inputs to check.
+    inputs : `~collections.abc.Mapping`
+        ``adjustQuantum``'s inputs.
+    label : `str`
+        Task label.
+    data_id : `lsst.daf.butler.DataCoordinate`
+        Data ID of the quantum.
+    remedy : `str`
+        What the user can do, ending the message.
+
+    Raises
+    ------
+    MissingInputError
+        Raised if a connection has fewer datasets than its minimum: the
+        graph holds the quantum because they were registered, so the
+        executor found no file for them, and pipe_base would otherwise skip
+        the quantum as having no work and end the run successfully.
+    """
+    for connection_name in names:
+        connection, refs = inputs[connection_name]
+        if len(refs) < connection.minimum:
+            raise MissingInputError(
+                f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is missing "
+                f"from the datastore; {remedy}."
+            )
 
 
 def data_id_text(data_id: DataCoordinate) -> str:
@@ -57,18 +103,15 @@ class AssembledExposureConnections(PipelineTaskConnections, dimensions=_QUANTUM_
         # Docstring inherited.
         #
         # The regular inputs of an isr quantum are ingested products, so the
-        # graph has a quantum only where they are registered.  One going
-        # missing at execution means the executor found no file for it in
-        # the datastore; pipe_base would then skip the quantum as having no
-        # work, and the run would end successfully without this output.
-        for connection_name in self.inputs:
-            connection, refs = inputs[connection_name]
-            if len(refs) < connection.minimum:
-                raise MissingInputError(
-                    f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is "
-                    "missing from the datastore; re-ingest it or remove the dataset "
-                    "(`butler prune-datasets`) to run without this exposure and detector."
-                )
+        # graph has a quantum only where they are registered.
+        require_registered_inputs(
+            self.inputs,
+            inputs,
+            label,
+            data_id,
+            remedy="re-ingest it or remove the dataset (`butler prune-datasets`) to run without this "
+            "exposure and detector",
+        )
         return super().adjustQuantum(inputs, outputs, label, data_id)
 
 
