@@ -3,7 +3,7 @@
 #   make test   - the whole test suite (two workers, one test file each at a time, so that
 #                 a file's module fixtures are built once)
 # Both create .venv with a Python >= 3.12 and install the pinned stack first;
-# re-running them skips the install unless pyproject.toml or constraints.txt
+# re-running them skips the install unless pyproject.toml, constraints.txt or this file
 # changed.
 SHELL := /bin/bash
 VENV := .venv
@@ -16,9 +16,9 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || { py=$$(bin/find_python.sh) && echo "Creating $(VENV) with $$py" && "$$py" -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,scale]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
