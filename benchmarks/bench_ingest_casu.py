@@ -51,6 +51,7 @@ from lsst.daf.butler import Butler
 from lsst.obs.vista.casu_headers import read_header_dump
 from lsst.obs.vista.sim import SimulationConfig, stack_headers
 from lsst.obs.vista.translators import VircamTranslator
+from results import Row, record
 
 BIN = Path(sys.executable).parent
 OUTPUT = Path(__file__).resolve().parent / "output"
@@ -160,6 +161,17 @@ def main() -> int:
     print(f"{'ingest-casu / ingest-files, CPU time':58s} {casu.cpu / baseline.cpu:5.2f}")
     growth = casu_large.ingest / casu.ingest
     print(f"{f'{n_large} / {n_small} stacks, ingest only (start-up excluded)':58s} {growth:5.2f}")
+    record(
+        "bench_ingest_casu",
+        [
+            Row(f"ingest-casu / ingest-files, {n_small} stacks", casu.wall, baseline.wall, "s", "<= 2.0",
+                casu.peak_rss_mb),
+            Row(f"ingest-casu {n_large} / {n_small} stacks", casu_large.wall, casu.wall, "s", "<= 4.4",
+                casu_large.peak_rss_mb),
+            Row(f"ingest-casu peak RSS, {n_large} / {n_small} stacks", casu_large.peak_rss_mb,
+                casu.peak_rss_mb, "MiB", "<= 1.1"),
+        ],
+    )  # fmt: skip
     return 0 if all(value <= target for _, value, target in results) else 1
 
 
@@ -254,7 +266,7 @@ def run(arguments: list[object]) -> Run:
     return Run(
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,
+        peak_rss_mb=usage.ru_maxrss / 1024,  # ru_maxrss is in KiB: this is MiB
         ingest=float(match.group(1)) if match else 0.0,
     )
 

@@ -10,13 +10,15 @@ Per detector of a full-size synthetic CASU stack (2048 pixels + jitter):
   edge calibration;
 - peak memory allocated during ``run`` (tracemalloc sees numpy's
   allocations), as a ratio to the size of the output planes (target <= 4);
-- for information, the full path a quantum takes outside the middleware:
-  read the inputs, ``run``, and write the `VisitImage` with lsst-images (its
-  default lossless compression).
+- end to end, for each write recipe (config/butler/seed*.yaml): read the
+  inputs, ``run``, and ``Butler.put`` the `VisitImage` into a repository
+  created from the recipe's seed (the path a quantum takes outside the
+  middleware), as a ratio to the floor (target with ``fast``: <= 4).
 
 Then the middleware: ``pipetask run`` of ProcessCcd.yaml#isr over the
-detectors of one stack (16 by default) in a fresh repository, against the
-same number of in-process read + ``run`` + write, as a ratio.
+detectors of one stack (16 by default) in each recipe's repository, per
+detector, against the floor.  The rows go to
+benchmarks/output/bench_isr.rows.json for ``make benchmarks``' table.
 
 Usage: ``python benchmarks/bench_isr.py [--detectors N] [--repeat R]``.
 """
@@ -31,20 +33,28 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from lsst.daf.butler import Butler, Config, DataCoordinate, DatasetType
 from lsst.images import Image
 
 from lsst.obs.vista import Vircam, VistaIsrTask
+from lsst.obs.vista.cli.script import ingest_products
 from lsst.obs.vista.formatters import read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
+from results import Row, record
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+SEEDS = {"lossless": "seed.yaml", "fast": "seed-fast.yaml", "small": "seed-small.yaml"}
+END_TO_END_TARGETS = {"fast": "<= 4"}
+"""The issue's target: with the fast recipe, a detector's read + assembly +
+write within 4x of the astropy floor."""
 
 
 def read_inputs(stack: Path, confidence: Path, extname: str) -> tuple[Image, Image]:
@@ -139,12 +149,25 @@ def main() -> None:
         tracemalloc.stop()
         planes = exposure.image.array.nbytes + exposure.mask.array.nbytes + exposure.variance.array.nbytes
 
-        def full_path() -> None:
-            path = work / "visit_image.fits"
-            path.unlink(missing_ok=True)
-            task.run(*read_inputs(files.stack, files.confidence, extname)).outputExposure.write(str(path))
+        # The path a quantum takes outside the middleware, with each write recipe:
+        # read the inputs, run, and Butler.put the VisitImage into a repository
+        # created from the recipe's seed.
+        repos = {recipe: make_repo(work / recipe, seed, files) for recipe, seed in SEEDS.items()}
+        puts = iter(range(10**6))
 
-        full_time = statistics.median(timed({"full": full_path}, min(args.repeat, 5))["full"])
+        def end_to_end(butler: Butler, data_id: DataCoordinate) -> None:
+            exposure = task.run(*read_inputs(files.stack, files.confidence, extname)).outputExposure
+            run = f"bench/{next(puts)}"
+            butler.collections.register(run)
+            butler.put(exposure, "post_isr_image", data_id, run=run)
+
+        recipe_times = timed(
+            {
+                "floor": lambda: floor(files.stack, files.confidence, extname, work / "floor.fits"),
+                **{recipe: partial(end_to_end, *repo) for recipe, repo in repos.items()},
+            },
+            min(args.repeat, 5),
+        )
         ny, nx = image.array.shape
         print(f"\nper detector ({nx} x {ny} pixels; times and ratios are medians over {args.repeat} rounds):")
         print(f"  floor (astropy read 2 HDUs + write 3 planes): {floor_time * 1e3:7.1f} ms")
@@ -160,63 +183,67 @@ def main() -> None:
             f"  peak memory during run: {peak / 2**20:.1f} MiB; output planes {planes / 2**20:.1f} MiB;"
             f" ratio {peak / planes:.2f} (target <= 4)"
         )
-        print(
-            f"  read + run + VisitImage.write (compressed):   {full_time * 1e3:7.1f} ms"
-            f"   ratio {full_time / floor_time:.2f} (information)"
-        )
+        rows = [
+            Row("isr run / astropy floor, per full-size detector", run_time, floor_time, "s", "<= 1.3",
+                peak / 2**20),
+            Row("isr peak memory (traced) / output planes", peak / 2**20, planes / 2**20, "MiB", "<= 4"),
+        ]  # fmt: skip
+        for recipe in SEEDS:
+            ratio = median_ratio(recipe_times[recipe], recipe_times["floor"])
+            seconds = statistics.median(recipe_times[recipe])
+            target = END_TO_END_TARGETS.get(recipe)
+            print(
+                f"  read + run + Butler.put, {recipe:<9s}:          {seconds * 1e3:7.1f} ms"
+                f"   ratio {ratio:.2f}" + (f" (target {target})" if target else "")
+            )
+            rows.append(
+                Row(f"end-to-end isr ({recipe}) / astropy floor, per detector", seconds,
+                    statistics.median(recipe_times["floor"]), "s", target)
+            )  # fmt: skip
 
-        repo = work / "repo"
-        subprocess.run([BIN / "butler", "create", repo], check=True, capture_output=True)
-        subprocess.run(
-            [BIN / "butler", "register-instrument", repo, "lsst.obs.vista.Vircam"],
-            check=True,
-            capture_output=True,
-        )
-        subprocess.run([BIN / "butler", "ingest-casu", repo, work / "data"], check=True, capture_output=True)
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                BIN / "pipetask",
-                "run",
-                "-b",
-                repo,
-                "-i",
-                "VIRCAM/defaults",
-                "-o",
-                "bench/isr",
-                "--register-dataset-types",
-                "-p",
-                f"{ROOT / 'pipelines' / 'VIRCAM' / 'ProcessCcd.yaml'}#isr",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        pipetask_time = time.perf_counter() - start
+        pipetask_times = {}
+        for recipe in repos:
+            root = work / recipe
+            start = time.perf_counter()
+            subprocess.run(
+                [
+                    BIN / "pipetask", "run", "-b", root, "-i", "VIRCAM/defaults", "-o", "bench/isr",
+                    "--register-dataset-types", "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'ProcessCcd.yaml'}#isr",
+                ],
+                check=True,
+                capture_output=True,
+            )  # fmt: skip
+            pipetask_times[recipe] = time.perf_counter() - start
+        print(f"\n{len(detectors)} detectors, pipetask run -j 1 (graph, I/O, provenance, one process):")
+        for recipe, seconds in pipetask_times.items():
+            per_detector = seconds / len(detectors)
+            print(
+                f"  {recipe:<9s} {seconds:6.1f} s, {per_detector:5.2f} s per detector"
+                f"   ratio to the floor {per_detector / floor_time:.1f}"
+            )
+            rows.append(
+                Row(f"pipetask isr ({recipe}, {len(detectors)} detectors) / floor, per detector",
+                    per_detector, floor_time, "s")
+            )  # fmt: skip
+        record("bench_isr", rows)
 
-        def in_process() -> None:
-            for detector in detectors:
-                path = work / f"in_process_{detector}.fits"
-                path.unlink(missing_ok=True)
-                inputs = read_inputs(files.stack, files.confidence, f"DET1.CHIP{detector}")
-                task.run(*inputs).outputExposure.write(str(path))
 
-        start = time.perf_counter()
-        in_process()
-        in_process_time = time.perf_counter() - start
-        start = time.perf_counter()
-        for detector in detectors:
-            task.run(*read_inputs(files.stack, files.confidence, f"DET1.CHIP{detector}"))
-        run_only_time = time.perf_counter() - start
-        print(f"\n{len(detectors)} detectors:")
-        print(f"  pipetask run (graph, I/O, provenance, one process): {pipetask_time:6.1f} s")
-        print(
-            f"  {len(detectors)} x (read + run + write) in process:        {in_process_time:6.1f} s"
-            f"   middleware overhead ratio {pipetask_time / in_process_time:.2f}"
-        )
-        print(
-            f"  {len(detectors)} x (read + run):                           {run_only_time:6.1f} s"
-            f"   pipetask / (read + run) {pipetask_time / run_only_time:.2f}"
-        )
+def make_repo(root: Path, seed: str, files) -> tuple[Butler, DataCoordinate]:
+    """A repository created from ``seed`` with the stack ingested; return a
+    writeable butler and the data ID of its first detector."""
+    Butler.makeRepo(str(root), config=Config(str(ROOT / "config" / "butler" / seed)))
+    with Butler.from_config(str(root), writeable=True) as butler:
+        Vircam().register(butler.registry)
+    ingest_products(str(root), [str(files.stack), str(files.confidence)], "symlink", 1, ["VIRCAM"])
+    butler = Butler.from_config(str(root), writeable=True)
+    butler.registry.registerDatasetType(
+        DatasetType("post_isr_image", ("instrument", "exposure", "detector"), "VisitImage",
+                    universe=butler.dimensions)
+    )  # fmt: skip
+    stack = butler.query_datasets(
+        "casu_stack", collections="VIRCAM/defaults", where="instrument = 'VIRCAM' AND detector = 1"
+    )[0]
+    return butler, stack.dataId
 
 
 if __name__ == "__main__":

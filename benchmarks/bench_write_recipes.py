@@ -9,6 +9,9 @@ time, the file size, and what the recipe loses: the standard deviation of
 the pixel differences to the lossless file, in units of the image's sky
 noise.
 
+The rows go to benchmarks/output/bench_write_recipes.rows.json for
+``make benchmarks``' table.
+
 Usage: ``python benchmarks/bench_write_recipes.py [--repeat R]``.
 """
 
@@ -30,6 +33,7 @@ from lsst.obs.vista.cli.script import ingest_products
 from lsst.obs.vista.formatters import read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
+from results import Row, record
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = {"lossless": "seed.yaml", "fast": "seed-fast.yaml", "small": "seed-small.yaml"}
@@ -55,6 +59,7 @@ def main() -> None:
         )
         sky_noise = float(np.sqrt(np.median(exposure.variance.array)))
         pixels: dict[str, np.ndarray] = {}
+        measured: dict[str, tuple[float, float]] = {}
         print(f"{'recipe':<9} {'put (s)':>8} {'size (MB)':>10} {'added noise / sky noise':>24}")
         for recipe, seed in SEEDS.items():
             root = work / recipe
@@ -81,9 +86,14 @@ def main() -> None:
             path = Path(butler.getURI(ref).ospath)
             pixels[recipe] = VisitImage.read(str(path)).image.array
             lost = float(np.std(pixels[recipe] - pixels["lossless"])) / sky_noise
-            print(
-                f"{recipe:<9} {statistics.median(times):8.2f} {path.stat().st_size / 1e6:10.1f} {lost:24.4f}"
-            )
+            measured[recipe] = (statistics.median(times), path.stat().st_size / 1e6)
+            print(f"{recipe:<9} {measured[recipe][0]:8.2f} {measured[recipe][1]:10.1f} {lost:24.4f}")
+        lossless_time, lossless_size = measured.pop("lossless")
+        rows = []
+        for recipe, (seconds, size) in measured.items():
+            rows.append(Row(f"Butler.put of a full-size detector, {recipe} / lossless", seconds, lossless_time))
+            rows.append(Row(f"file size, {recipe} / lossless", size, lossless_size, "MB"))
+        record("bench_write_recipes", rows)
 
 
 if __name__ == "__main__":
