@@ -1,6 +1,6 @@
 """Locations of the package's data directories.
 
-``policy/``, ``config/`` and ``pipelines/`` sit at the top of the source tree, as in every
+``policy/``, ``config/``, ``pipelines/`` and ``bps/`` sit at the top of the source tree, as in every
 LSST obs package, and are linked into the Python package so that the same
 paths work from a source checkout (eups/scons, editable install) and from an
 installed wheel.
@@ -8,7 +8,7 @@ installed wheel.
 
 from __future__ import annotations
 
-__all__ = ("CONFIG_DIR", "PACKAGE_DIR", "PIPELINES_DIR", "POLICY_DIR")
+__all__ = ("BPS_DIR", "CONFIG_DIR", "PACKAGE_DIR", "PIPELINES_DIR", "POLICY_DIR")
 
 from pathlib import Path
 
@@ -23,3 +23,6 @@ CONFIG_DIR = PACKAGE_DIR / "config"
 
 PIPELINES_DIR = PACKAGE_DIR / "pipelines"
 """Pipeline YAML, ``<instrument>/ProcessCcd.yaml``."""
+
+BPS_DIR = PACKAGE_DIR / "bps"
+"""``bps submit`` configurations: ProcessCcd.yaml and its sites."""
