@@ -1,5 +1,7 @@
 """Batch production (bps) support: parsl sites that ctrl_bps_parsl does not
-provide, and the ``bps submit`` command of the ProcessCcd pipeline."""
+provide, the ``bps submit`` command of the ProcessCcd pipeline, and whether
+this Python reads bps' quantum graphs safely."""
 
 from .command import *
+from .python_check import *
 from .sites import *
