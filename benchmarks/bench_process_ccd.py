@@ -20,7 +20,9 @@ taking turns within each round, each into its own output collection; then
 For each: the wall clock, the CPU time of its processes, the CPU time the
 rest of the machine used meanwhile (from /proc/stat, since on a shared
 machine that is what the speed-up lost goes to) and the peak resident memory
-of its process tree.  The table is printed and written to
+of its process tree.  (The CPU time of processes is what their parents
+collected when they ended: parsl's workers end without that, so bps' jobs
+count under the others' CPU time.)  The table is printed and written to
 benchmarks/output/bench_process_ccd.json, the rows of ``make benchmarks``'
 table to bench_process_ccd.rows.json.  The default takes about 15 minutes
 and 9 GB of temporary disk (the simulator's truth files).
