@@ -44,8 +44,9 @@ for candidate in "${candidates[@]}"; do
     [ -n "$fallback" ] || fallback=$path
 done
 if [ -n "$fallback" ]; then
-    echo "find_python.sh: $(resolve "$fallback") has CPython gh-127847 (bps jobs on larger graphs fail); everything else works" >&2
-    resolve "$fallback"
+    interpreter=$(resolve "$fallback")
+    echo "find_python.sh: $interpreter has CPython gh-127847 (bps jobs on larger graphs fail); everything else works" >&2
+    echo "$interpreter"
     exit 0
 fi
 echo "find_python.sh: no Python >= 3.12 found (tried: ${candidates[*]}); install one or set PYTHON=" >&2
