@@ -169,7 +169,7 @@ def test_export_legacy_command(repo, tmp_path):
         assert legacy.mask.compare(original.mask) == {}
         with fits.open(path) as hdus:
             # Pixel values are ADU per DIT; the total integration is kept beside it.
-            assert hdus[0].header["EXPTIME"] == original.obs_info.ext_flux_exposure_time
+            assert hdus[0].header["EXPTIME"] == original.metadata["FLUX_EXPOSURE_TIME"]
             assert hdus[0].header["EXPTOTAL"] == original.obs_info.exposure_time.to_value("s")
     again = CliRunner().invoke(export_legacy, [*arguments, "--where", where])
     assert again.exit_code == 1

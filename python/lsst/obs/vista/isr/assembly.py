@@ -9,6 +9,7 @@ __all__ = (
     "ExposureDescription",
     "nanojansky_per_unit",
     "photometric_scaling_from_zero_point",
+    "standard_observation_info",
 )
 
 import dataclasses
@@ -17,7 +18,7 @@ from typing import Any, ClassVar
 
 import astropy.units as u
 import numpy as np
-from astro_metadata_translator import ObservationInfo
+from astro_metadata_translator import PROPERTIES, ObservationInfo
 
 import lsst.pex.config as pexConfig
 from lsst.images import Box, Image, Mask, SkyProjection, VisitImage
@@ -53,6 +54,8 @@ class ExposureDescription:
     name: str
     """What to call the image in log messages (file name or data ID)."""
     obs_info: ObservationInfo
+    """As the instrument's translator made it; the exposure gets its standard
+    properties only (`standard_observation_info`)."""
     detector: Detector
     """Detector whose bounding box is the image's."""
     band: str
@@ -65,7 +68,9 @@ class ExposureDescription:
     saturation_level: float | None
     """Level (image units) at and above which pixels are saturated."""
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Scalars recorded in the output's metadata (provenance of the above)."""
+    """Scalars recorded in the output's metadata (provenance of the above,
+    and what the instrument's translator says beyond the standard
+    observation info)."""
 
 
 class ExposureAssemblyConfig(pexConfig.Config):
@@ -123,8 +128,9 @@ class ExposureAssemblyTask(Task):
     -----
     The output holds the image as delivered (float32, background not
     subtracted, non-finite values turned to NaN), its mask and variance, and
-    the description's WCS, Gaussian PSF, zero point, observation info and
-    detector.  Invariants:
+    the description's WCS, Gaussian PSF, zero point, observation info
+    (standard properties only, so that any process reads the exposure back:
+    see `standard_observation_info`) and detector.  Invariants:
 
     - NO_DATA: non-finite pixels, configured magic values, zero relative
       weight, decoded quality-mask NO_DATA, and pixels where the variance
@@ -265,7 +271,7 @@ class ExposureAssemblyTask(Task):
                 bounds=image.bbox,
                 stamp_size=self.config.psfStampSize,
             ),
-            obs_info=description.obs_info,
+            obs_info=standard_observation_info(description.obs_info),
             detector=description.detector,
             photometric_scaling=description.photometric_scaling,
             band=description.band,
@@ -299,6 +305,32 @@ def _quantization_step(metadata: Any) -> float | None:
     if not isinstance(bitpix, int) or bitpix <= 0:
         return None
     return float(metadata.get("BSCALE", 1.0))
+
+
+def standard_observation_info(obs_info: ObservationInfo) -> ObservationInfo:
+    """Return the standard properties of an observation info, without the
+    extension properties of the translator that made it.
+
+    Parameters
+    ----------
+    obs_info : `~astro_metadata_translator.ObservationInfo`
+        Observation info, possibly with extension properties (``ext_*``).
+
+    Returns
+    -------
+    standard : `~astro_metadata_translator.ObservationInfo`
+        The same standard property values, no extension properties and no
+        translator name.
+
+    Notes
+    -----
+    An exposure stores its observation info, and astro_metadata_translator
+    reads extension properties back only where the translator defining them
+    is registered (imported): a ``Butler.get`` in a process that has not
+    imported this package would fail on them.  Instrument-specific values go
+    in the exposure's metadata instead (`ExposureDescription.metadata`).
+    """
+    return ObservationInfo.makeObservationInfo(**{name: getattr(obs_info, name) for name in PROPERTIES})
 
 
 def nanojansky_per_unit(zero_point_ab: float) -> float:

@@ -96,7 +96,14 @@ def describe_casu_image(
     -----
     - Observation info: `lsst.obs.vista.VircamTranslator`; detector from the
       camera with the image's bounding box; band from the camera's filter
-      table.
+      table.  The translator's extension properties, which the exposure's
+      (standard) observation info does not keep, are in the metadata:
+      ``CASU_PRODUCT`` (``ext_product``: ``exposure``, ``pawprint_stack``
+      or ``tile``), ``CASU_NCOMBINE`` (``ext_ncombine``: number of
+      exposures or pawprints combined) and ``FLUX_EXPOSURE_TIME``
+      (``ext_flux_exposure_time``: the time in seconds that pixel values are
+      normalised to, CASU's EXPTIME, one DIT; the observation info's
+      ``exposure_time`` is the total integration combined).
     - PSF: Gaussian of FWHM SEEING (CASU's average stellar FWHM, pixels).
     - Saturation: the detector's single-read saturation (raw ADU) times
       GAINCOR.  CASU divides the sum of NDIT reads by NDIT, so a pixel
@@ -126,7 +133,13 @@ def describe_casu_image(
     if "SEEING" not in metadata:
         raise KeyError(f"{name}: no SEEING card, so no PSF estimate.")
     gaincor = float(metadata.get("GAINCOR", 1.0))
-    extra: dict[str, Any] = {"GAINCOR": gaincor, "SEEING": float(metadata["SEEING"])}
+    extra: dict[str, Any] = {
+        "CASU_PRODUCT": obs_info.ext_product,
+        "CASU_NCOMBINE": obs_info.ext_ncombine,
+        "FLUX_EXPOSURE_TIME": obs_info.ext_flux_exposure_time,
+        "GAINCOR": gaincor,
+        "SEEING": float(metadata["SEEING"]),
+    }
 
     scaling = None
     if "MAGZPT" in metadata:

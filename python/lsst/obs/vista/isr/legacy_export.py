@@ -122,8 +122,8 @@ def _primary_header(exposure: VisitImage) -> fits.Header:
     if obs_info.datetime_begin is not None:
         header["DATE-OBS"] = obs_info.datetime_begin.isot
     # afw reads EXPTIME as the time the pixel values are counts in: for a CASU
-    # stack that is one DIT (ext_flux_exposure_time), not the total integration.
-    flux_time = getattr(obs_info, "ext_flux_exposure_time", None)
+    # stack that is one DIT (FLUX_EXPOSURE_TIME), not the total integration.
+    flux_time = exposure.metadata.get("FLUX_EXPOSURE_TIME")
     if obs_info.exposure_time is not None:
         total = float(obs_info.exposure_time.to_value("s"))
         header["EXPTIME"] = (float(flux_time) if flux_time is not None else total, "[s] pixel values per")
