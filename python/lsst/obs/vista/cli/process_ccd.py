@@ -24,6 +24,7 @@ from pathlib import Path
 import click
 
 from .._resources import PIPELINES_DIR
+from .repository_config import ensure_background_map_formatter
 from .sharded_run import (
     GroupFailedError,
     chain_definition,
@@ -319,6 +320,7 @@ def process_ccd(
     balanced group of data IDs, each into its own RUN collection, and the
     'butler collection-chain' that makes OUTPUT search them all.
     """
+    ensure_background_map_formatter(repo, report=lambda line: click.echo(line, err=True))
     where, instrument = where_from_ids(ids)
     known, refcats = _inspect_repository(repo, ["refcats/gaia_dr3"])
     if instrument is None:

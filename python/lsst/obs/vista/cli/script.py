@@ -13,6 +13,7 @@ from lsst.utils.logging import getLogger
 from ..ingest import ProductIngester, policy_for_instrument
 from ..refcat import ingest_refcat
 from .repository import open_repository
+from .repository_config import ensure_background_map_formatter
 
 INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
 """Instruments with a dataset policy, in the order ``ingestImages.py`` tries
@@ -58,7 +59,14 @@ def ingest_products(
     -------
     ok : `bool`
         `True` if every file was ingested or was already present.
+
+    Notes
+    -----
+    The repository's configuration is first given what the pipelines need
+    (`ensure_background_map_formatter`), so that a repository made by a
+    plain ``butler create`` runs them.
     """
+    ensure_background_map_formatter(repo)
     locations = list(locations)
     assignments = {instruments[0]: locations} if len(instruments) == 1 else _assign(locations, instruments)
     ok = not assignments.pop(_UNMATCHED, [])
