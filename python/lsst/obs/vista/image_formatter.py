@@ -1,4 +1,5 @@
-"""The butler formatter of this package's `lsst.images` outputs."""
+"""The butler formatter that applies this package's write recipes to
+`lsst.images` exposures."""
 
 from __future__ import annotations
 
@@ -12,20 +13,8 @@ from lsst.images.formatters import GenericFormatter
 
 
 class VisitImageFormatter(GenericFormatter):
-    """`lsst.images.formatters.GenericFormatter` for exposures whose
-    observation info comes from this package's header translators, with
-    write recipes that may leave planes uncompressed.
-
-    A VIRCAM exposure's `~astro_metadata_translator.ObservationInfo` holds
-    extension properties (``ext_product``, ...) whose definitions only the
-    ``VIRCAM`` translator has, and astro_metadata_translator registers a
-    translator when its module is imported: its ``astro_metadata_translators``
-    entry points are loaded by the ``astrometadata`` command only.  The
-    datastore imports a dataset's formatter by the name it recorded at
-    write time, and importing this module imports `lsst.obs.vista`, which
-    registers the translators; so a plain ``Butler(repo).get(...)`` reads the
-    exposure in any Python process.  ``config/butler/seed.yaml`` selects this
-    formatter for the `~lsst.images.VisitImage` datasets of every instrument.
+    """`lsst.images.formatters.GenericFormatter` with write recipes that may
+    leave planes uncompressed.
 
     Write recipes (the datastore's ``formatters.write_recipes`` entry for
     this class, chosen by the ``recipe`` write parameter) map a plane name
@@ -34,6 +23,15 @@ class VisitImageFormatter(GenericFormatter):
     plane given as ``null`` is written as a plain, uncompressed image HDU,
     the fastest to write and to read.  Planes a recipe does not name get
     lsst-images' default (lossless ``GZIP_2``).
+
+    ``config/butler/seed*.yaml`` select this formatter for the
+    `~lsst.images.VisitImage` datasets of every instrument.  The datastore
+    records the formatter of each file and imports it to read the file back,
+    so reading one written by this class needs this package installed; the
+    exposures themselves (standard observation info, see
+    `lsst.obs.vista.isr.standard_observation_info`) need nothing else.  A
+    repository created without a seed writes them with the base class and
+    lsst-images' default compression, which is the ``lossless`` recipe.
     """
 
     @classmethod
