@@ -229,26 +229,39 @@ def test_exposures_are_written_with_the_seeds_lossless_compression(repos: dict) 
                     assert compression == dict.fromkeys(("IMAGE", "MASK", "VARIANCE"), "GZIP_2"), (name, ref)
 
 
-def test_a_read_only_configuration_is_one_line_before_any_work(inputs: list[Path], tmp_path: Path) -> None:
+def test_a_configuration_that_cannot_change_is_one_line_before_any_work(
+    inputs: list[Path], tmp_path: Path
+) -> None:
+    """butler.yaml read-only (both commands), then its folder read-only."""
     repo = tmp_path / "repo"
     Butler.makeRepo(str(repo))
     config = repo / "butler.yaml"
     before = {path: path.read_bytes() for path in repo.rglob("*")}
-    config.chmod(0o444)
-    expected = (
-        f"Error: {config} names no formatter for the BackgroundMap storage class (calibrateImage's "
-        "preliminary_visit_image_background) and cannot be changed (it is not writable): add "
-        f"'datastore: formatters: BackgroundMap: {FORMATTER}' to it, or create the repository with "
-        f"butler create --seed-config {CONFIG_DIR / 'butler' / 'seed.yaml'}."
-    )
+
+    def expected(reason: str) -> list[str]:
+        return [
+            f"Error: {config} names no formatter for the BackgroundMap storage class (calibrateImage's "
+            f"preliminary_visit_image_background) and cannot be changed ({reason}): add the entry "
+            f"'BackgroundMap: {FORMATTER}' under its 'datastore:' 'formatters:' keys, or create the "
+            f"repository with butler create --seed-config {CONFIG_DIR / 'butler' / 'seed.yaml'}."
+        ]
+
     prefix = _read_only_prefix()
+    config.chmod(0o444)
     for command in (
         [BIN / "ingestImages.py", repo, *inputs],
         [BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM"],
     ):
         result = _run(*prefix, *command, returncode=1)
-        assert result.stderr.splitlines() == [expected], command
-        assert {path: path.read_bytes() for path in repo.rglob("*")} == before
+        assert result.stderr.splitlines() == expected("it is not writable"), command
+    config.chmod(0o644)
+    repo.chmod(0o555)
+    try:
+        result = _run(*prefix, BIN / "ingestImages.py", repo, *inputs, returncode=1)
+    finally:
+        repo.chmod(0o755)
+    assert result.stderr.splitlines() == expected("its folder is not writable: Permission denied")
+    assert {path: path.read_bytes() for path in repo.rglob("*")} == before
     with Butler.from_config(str(repo)) as butler:
         assert butler.query_dimension_records("instrument", explain=False) == []
         assert butler.collections.query("*") == []

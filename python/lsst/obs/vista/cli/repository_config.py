@@ -18,6 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -62,8 +63,9 @@ def ensure_background_map_formatter(repo: str, *, report: Callable[[str], object
     defaults); a repository whose configuration names a formatter already
     (one created with the package's seed) is left untouched.  The entry
     ``datastore: formatters: BackgroundMap:`` is added to the file, whose
-    other entries are kept, through a temporary file renamed over it, so
-    that no reader ever sees a half-written file.  A missing repository is
+    other entries are kept (written as `lsst.daf.butler.Config` writes them,
+    which is how ``butler create`` wrote them), through a temporary file
+    renamed over it, so that no reader ever sees a half-written file.  A missing repository is
     left for the command's own opening of the butler to report.
     """
     try:
@@ -99,12 +101,12 @@ def ensure_background_map_formatter(repo: str, *, report: Callable[[str], object
     )
 
 
-def _cannot_change(path: str, reason: str) -> None:
+def _cannot_change(path: str, reason: str) -> NoReturn:
     """Raise the one line saying what the configuration at ``path`` lacks
     and how to give it that."""
     raise click.ClickException(
         f"{path} names no formatter for the BackgroundMap storage class (calibrateImage's "
-        f"preliminary_visit_image_background) and cannot be changed ({reason}): add "
-        f"'datastore: formatters: BackgroundMap: {BACKGROUND_FORMATTER}' to it, or create the "
-        f"repository with butler create --seed-config {CONFIG_DIR / 'butler' / 'seed.yaml'}."
+        f"preliminary_visit_image_background) and cannot be changed ({reason}): add the entry "
+        f"'BackgroundMap: {BACKGROUND_FORMATTER}' under its 'datastore:' 'formatters:' keys, or create "
+        f"the repository with butler create --seed-config {CONFIG_DIR / 'butler' / 'seed.yaml'}."
     )
