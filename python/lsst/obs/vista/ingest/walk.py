@@ -121,6 +121,9 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> FoundFiles:
         else:
             _, what = _not_regular(entry.st_mode)
             walker.found.rejected[root] = f"{what}, not a regular file or directory; not opened"
+    for path in walker.found.rejected:
+        # Given itself and also found in a given directory: named once.
+        walker.found.skipped.pop(path, None)
     return walker.found
 
 
@@ -177,6 +180,8 @@ class _Walker:
                 self.add_file(path, root, target)
             else:
                 kind, what = _not_regular(target.st_mode)
+                if path.is_symlink():
+                    what = f"a symbolic link to {what} ({os.readlink(path)})"
                 self.found.skipped[path] = SkippedPath(kind, f"{what}, not a regular file; skipped unopened")
 
 
