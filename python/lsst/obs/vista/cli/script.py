@@ -95,39 +95,43 @@ def _assign(found: FoundFiles, instruments: Sequence[str]) -> dict[str, FoundFil
     """Split the files found by the instrument whose products they are.
 
     Each file goes to the first instrument whose file names it matches.
-    What no instrument's ingest would report otherwise goes to the first
-    instrument's: the given paths that are not there or not files, the
-    entries passed over, and the files of no instrument found in
-    directories (counted as ignored).  A file given explicitly that matches
-    no instrument, and a given directory without products of any, are
-    reported here and make the `_UNMATCHED` entry of the result.
+    What belongs to no instrument goes to the first one that has files (or
+    the first one), whose ingest reports it: the given paths that are not
+    there or not files, the entries passed over, and the files of no
+    instrument found in directories (counted as ignored).  A file given
+    explicitly that matches no instrument, and a given directory without
+    products of any, are reported here and make the `_UNMATCHED` entry of
+    the result.
     """
     policies = {instrument: policy_for_instrument(instrument) for instrument in instruments}
-    first = instruments[0]
-    assignments: dict[str, FoundFiles] = {
-        first: FoundFiles(rejected=dict(found.rejected), skipped=dict(found.skipped))
-    }
+    assignments: dict[str, FoundFiles] = {}
+    unowned = []
     unmatched = []
     for file in found.files:
         owner = next((i for i, policy in policies.items() if policy.classify(file.path.name)), None)
-        if owner is None and file.explicit:
-            _LOG.error("%s: file name matches no product of %s", file.path, " or ".join(instruments))
-            unmatched.append(file.path)
+        if owner is None:
+            if file.explicit:
+                _LOG.error("%s: file name matches no product of %s", file.path, " or ".join(instruments))
+                unmatched.append(file.path)
+            else:
+                unowned.append(file)
             continue
-        part = assignments.setdefault(owner or first, FoundFiles())
+        part = assignments.setdefault(owner, FoundFiles())
         part.files.append(file)
-        if owner is not None and file.root not in part.given:
+        if file.root not in part.given:
             part.given.append(file.root)
     with_products = {root for part in assignments.values() for root in part.given}
     for root in found.given:
         if root not in with_products and root not in found.rejected and root not in unmatched:
             _LOG.error("%s: no %s product files (searched recursively)", root, " or ".join(instruments))
             unmatched.append(root)
-    assignments = {
-        instrument: part
-        for instrument, part in assignments.items()
-        if part.files or part.rejected or part.skipped
-    }
+    if unowned or found.rejected or found.skipped:
+        reporter = assignments.setdefault(
+            next((i for i in instruments if i in assignments), instruments[0]), FoundFiles()
+        )
+        reporter.files.extend(unowned)
+        reporter.rejected.update(found.rejected)
+        reporter.skipped.update(found.skipped)
     if unmatched:
         assignments[_UNMATCHED] = FoundFiles(given=unmatched)
     return assignments
