@@ -132,6 +132,10 @@ def _assign(found: FoundFiles, instruments: Sequence[str]) -> dict[str, FoundFil
         reporter.files.extend(unowned)
         reporter.rejected.update(found.rejected)
         reporter.skipped.update(found.skipped)
+    # Ingested in the instruments' order, whatever the walk met first.
+    assignments = {
+        instrument: assignments[instrument] for instrument in instruments if instrument in assignments
+    }
     if unmatched:
         assignments[_UNMATCHED] = FoundFiles(given=unmatched)
     return assignments
