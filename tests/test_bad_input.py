@@ -7,6 +7,10 @@ tests/data), damages it, runs the real command (in this process, through the
 ``butler`` command-line entry point, on a copy of a small SQLite repository)
 and checks:
 
+Rows whose bad input could make a broken ingest wait for ever (a FIFO, a
+symbolic-link loop) run the command in a subprocess with a time limit
+instead, so that such a regression fails rather than hangs.
+
 - the exit status;
 - the exact line logged for every file that failed or was warned about, and
   that no traceback was logged;
@@ -21,7 +25,9 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import warnings
@@ -64,6 +70,10 @@ class Expected:
     other_warnings: set[str] = dataclasses.field(default_factory=set)
     """Warnings about no file in particular."""
 
+    summary: str | None = None
+    """The closing line of the ingest, without its duration, if the row
+    checks it."""
+
 
 @dataclasses.dataclass
 class Inputs:
@@ -73,12 +83,15 @@ class Inputs:
 
 
 Row = Callable[[Path, Inputs], tuple[list[Path], Expected]]
-ROWS: dict[str, tuple[str, Row]] = {}
+ROWS: dict[str, tuple[str, Row, bool]] = {}
 
 
-def row(name: str, instrument: str = "VIRCAM") -> Callable[[Row], Row]:
+def row(name: str, instrument: str = "VIRCAM", *, could_hang: bool = False) -> Callable[[Row], Row]:
+    """Register a row; ``could_hang`` runs its command in a subprocess with
+    a time limit."""
+
     def register(function: Row) -> Row:
-        ROWS[name] = (instrument, function)
+        ROWS[name] = (instrument, function, could_hang)
         return function
 
     return register
@@ -120,6 +133,17 @@ def set_cards(path: Path, hdus: list[int] | None, **cards) -> None:
                     header[("HIERARCH " if len(keyword) > 8 or " " in keyword else "") + keyword] = value
 
 
+def write_raw_card(path: Path, index: int, keyword: str, value: str) -> None:
+    """Overwrite a card's value in place with text astropy would not write
+    (``NaN``)."""
+    with fits.open(path) as hdus:
+        start, end = hdus.fileinfo(index)["hdrLoc"], hdus.fileinfo(index)["datLoc"]
+    data = bytearray(path.read_bytes())
+    position = next(p for p in range(start, end, 80) if data[p : p + 8] == keyword.ljust(8).encode("ascii"))
+    data[position : position + 80] = f"{keyword:<8}= {value:>20}".ljust(80).encode("ascii")
+    path.write_bytes(bytes(data))
+
+
 def failed_with_companions(
     files: dict[str, Path],
     cause: str,
@@ -154,6 +178,7 @@ def truncate_in_hdu(path: Path, index: int, keep: int = 100) -> str:
     return f"truncated: HDU {index} needs {start + size} bytes, the file has {start + keep}"
 
 
+CD_MATRIX = ("CD1_1", "CD1_2", "CD2_1", "CD2_2")
 VIRCAM_ALL = {"casu_stack": 2, "casu_confidence": 2, "casu_catalog": 2}
 VIRCAM_NO_CONF = {"casu_stack": 2, "casu_catalog": 2}
 DECAM_ALL = {"cp_image": 1, "cp_weight": 1, "cp_mask": 1}
@@ -449,6 +474,56 @@ def _(batch, inputs):
     return [batch], Expected(failed_with_companions(files, cause))
 
 
+@row("CRVAL2 = 95 (a declination beyond the pole)")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[1])
+    set_cards(files["stack"], [2], CRVAL2=95.0)
+    cause = "extension DET1.CHIP2 has CRVAL2 = 95.0, not a latitude in [-90, 90] (CTYPE2 = 'DEC--ZPN')"
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("DECam CRVAL2 = -95", "DECam")
+def _(batch, inputs):
+    files = stage_trio(batch)
+    set_cards(files["ooi"], [1], CRVAL2=-95.0)
+    cause = "extension N2 has CRVAL2 = -95.0, not a latitude in [-90, 90] (CTYPE2 = 'DEC--TPV')"
+    return [batch], Expected(failed_with_companions(files, cause, "ooi", "cp_image"))
+
+
+@row("all-zero CD matrix")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[1])
+    with fits.open(files["stack"], mode="update") as hdus:
+        hdus[1].header.update({name: 0.0 for name in CD_MATRIX})
+    cause = (
+        "extension DET1.CHIP1 has CD1_1 = 0.0, CD1_2 = 0.0, CD2_1 = 0.0, CD2_2 = 0.0: "
+        "a singular CD matrix, which maps the pixels to no area of sky"
+    )
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("zero CDELT1 (PC x CDELT, no CD matrix)")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[1])
+    with fits.open(files["stack"], mode="update") as hdus:
+        for name in CD_MATRIX:
+            del hdus[2].header[name]
+        hdus[2].header.update(CDELT1=0.0, CDELT2=1e-4)
+    cause = (
+        "extension DET1.CHIP2 has CDELT1 = 0.0, CDELT2 = 0.0001: "
+        "a singular PC x CDELT matrix, which maps the pixels to no area of sky"
+    )
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("NaN in a WCS card the policy does not list")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[1])
+    write_raw_card(files["stack"], 2, "PV2_3", "NaN")
+    cause = "extension DET1.CHIP2 has PV2_3 = nan, not a finite number"
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
 @row("missing CHIP NO")
 def _(batch, inputs):
     files = stage_stack(batch, inputs.stacks[1])
@@ -569,6 +644,126 @@ def _(batch, inputs):
     return [batch], Expected(added=VIRCAM_ALL, status=0)
 
 
+# ------------------------------------------------ what is not a regular file
+
+SKIPPED = "not a regular file; skipped unopened"
+
+
+def ingested(files: int, datasets: int, exposures: int = 1) -> str:
+    return (
+        f"Ingested {files} files ({datasets} datasets of {exposures} exposure{'s' if exposures > 1 else ''})"
+    )
+
+
+@row("FIFO named like the stack's confidence map", could_hang=True)
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.stacks[1], kinds=("stack", "catalog"))
+    fifo = batch / inputs.stacks[1].confidence.name
+    os.mkfifo(fifo)
+    stem = inputs.stacks[1].stem
+    missing = (
+        f"no casu_confidence (CIR_CPM = '{fifo.name}[1]' names no file; "
+        f"looked for {LOOKED_FOR.format(stem=stem)}); ingested without it"
+    )
+    return [batch], Expected(
+        warned={fifo: f"a FIFO (named pipe), {SKIPPED}", files["stack"]: missing},
+        added=VIRCAM_NO_CONF,
+        status=0,
+        summary=f"{ingested(2, 4)}; skipped 1 path: 1 FIFO",
+    )
+
+
+@row("FIFO named like a mask", "DECam", could_hang=True)
+def _(batch, inputs):
+    files = stage_trio(batch, roles=("ooi", "oow"))
+    fifo = batch / DECAM_TRIO.name.replace("_ooi_", "_ood_")
+    os.mkfifo(fifo)
+    looked_for = ", ".join(
+        fifo.name.replace(".fits", suffix) for suffix in (".fits", ".fits.fz", ".fit", ".fit.fz")
+    )
+    return [batch], Expected(
+        warned={
+            fifo: f"a FIFO (named pipe), {SKIPPED}",
+            files["ooi"]: f"no cp_mask (looked for {looked_for}); ingested without it",
+        },
+        added={"cp_image": 1, "cp_weight": 1},
+        status=0,
+        summary=f"{ingested(2, 2)}; skipped 1 path: 1 FIFO",
+    )
+
+
+@row("FIFO given explicitly", could_hang=True)
+def _(batch, inputs):
+    batch.mkdir()
+    fifo = batch / "v20991231_00001_st.fit"
+    os.mkfifo(fifo)
+    cause = "a FIFO (named pipe), not a regular file or directory; not opened"
+    return [fifo], Expected({fifo: cause}, summary="1 file failed")
+
+
+@row("socket and character device named like stacks")
+def _(batch, inputs):
+    stage_stack(batch, inputs.stacks[1])
+    sock = batch / "v20991231_00001_st.fit"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(sock))
+    device = batch / "v20991231_00002_st.fit"
+    device.symlink_to(os.devnull)
+    return [batch], Expected(
+        warned={
+            sock: f"a socket, {SKIPPED}",
+            device: f"a symbolic link to a character device ({os.devnull}), {SKIPPED}",
+        },
+        added=VIRCAM_ALL,
+        status=0,
+        summary=f"{ingested(3, 6)}; skipped 2 paths: 1 character device, 1 socket",
+    )
+
+
+@row("symlinked subfolder")
+def _(batch, inputs):
+    elsewhere = batch.parent / "elsewhere"
+    stage_stack(elsewhere / "night1", inputs.stacks[1])
+    stage_stack(batch / "night2", inputs.stacks[2])
+    (batch / "night1").symlink_to(elsewhere / "night1")
+    added = {name: 2 * count for name, count in VIRCAM_ALL.items()}
+    return [batch], Expected(added=added, status=0, summary=ingested(6, 12, 2))
+
+
+@row("symlinked files and a folder reached twice")
+def _(batch, inputs):
+    batch.mkdir()
+    for kind in ("stack", "confidence", "catalog"):
+        (batch / getattr(inputs.stacks[1], kind).name).symlink_to(getattr(inputs.stacks[1], kind))
+    alias = batch.parent / "alias"
+    alias.symlink_to(batch)
+    return [alias, batch], Expected(added=VIRCAM_ALL, status=0, summary=ingested(3, 6))
+
+
+@row("FIFO named like a stack, and symlink loops", could_hang=True)
+def _(batch, inputs):
+    stage_stack(batch / "night", inputs.stacks[1])
+    fifo = batch / "night" / "v20991231_00003_st.fit"
+    os.mkfifo(fifo)
+    loop = batch / "night" / "up"
+    loop.symlink_to(batch)
+    circular = batch / "v20991231_00001_st.fit"
+    circular.symlink_to(circular.name)
+    broken = batch / "v20991231_00002_st.fit"
+    broken.symlink_to(batch / "gone_st.fit")
+    return [batch], Expected(
+        warned={
+            fifo: f"a FIFO (named pipe), {SKIPPED}",
+            loop: f"symlink loop: leads back to {batch}; not followed again",
+            circular: "symlink loop: the link never reaches a file or directory",
+            broken: f"broken symlink to {batch / 'gone_st.fit'}",
+        },
+        added=VIRCAM_ALL,
+        status=0,
+        summary=f"{ingested(3, 6)}; skipped 4 paths: 1 FIFO, 1 broken symlink, 2 symlink loops",
+    )
+
+
 def exposure_of(stack: SimulatedStack) -> int:
     from astro_metadata_translator import ObservationInfo
 
@@ -635,6 +830,40 @@ def run_command(instrument: str, root: Path, paths: list[Path]) -> tuple[int, li
     return result.exit_code, [r for r in handler.records if r.levelno >= logging.INFO]
 
 
+HANG_LIMIT = 120.0
+"""Seconds a subprocess row may take (a few normally) before it counts as
+hung."""
+
+_LOG_LINE = re.compile(r"(?P<name>\S+) (?P<level>INFO|WARNING|ERROR|CRITICAL): (?P<message>.*)")
+
+
+def run_isolated(instrument: str, root: Path, paths: list[Path]) -> tuple[int, list[logging.LogRecord]]:
+    """Run the command of `run_command` in a subprocess that is killed (and
+    the row failed) if it takes longer than `HANG_LIMIT`; return its exit
+    status and its log lines as records.  A line of stderr that is not a
+    log line (a traceback) is returned as a record with ``exc_info`` set."""
+    args = [COMMANDS[instrument], str(root), *map(str, paths), "--transfer", "copy"]
+    result = subprocess.run(
+        [str(BUTLER), *args], capture_output=True, text=True, timeout=HANG_LIMIT, stdin=subprocess.DEVNULL
+    )
+    return result.returncode, log_records(result.stderr)
+
+
+def log_records(stderr: str) -> list[logging.LogRecord]:
+    """The log lines a command-line run printed, as records."""
+    records = []
+    for line in stderr.splitlines():
+        match = _LOG_LINE.fullmatch(line)
+        if match is None:
+            records.append(logging.makeLogRecord({"msg": line, "levelno": logging.ERROR, "exc_info": True}))
+        else:
+            level = logging.getLevelName(match["level"])
+            records.append(
+                logging.makeLogRecord({"name": match["name"], "msg": match["message"], "levelno": level})
+            )
+    return records
+
+
 def snapshot(root: Path) -> tuple[dict[str, set], dict[str, str], set[str]]:
     """Registry rows (data IDs of the ingest's dimension records and every
     dataset), checksums of every file of the repository but the registry
@@ -675,13 +904,20 @@ def stored_paths(root: Path, cause: str) -> str:
 
 @pytest.mark.parametrize("case", list(ROWS))
 def test_bad_input(case, inputs, templates, tmp_path):
-    instrument, build = ROWS[case]
+    instrument, build, could_hang = ROWS[case]
     root = tmp_path / "repo"
     shutil.copytree(templates[instrument], root)
     before_rows, before_files, _ = snapshot(root)
     paths, expected = build(tmp_path / "batch", inputs)
-    status, records = run_command(instrument, root, paths)
+    status, records = (run_isolated if could_hang else run_command)(instrument, root, paths)
     lines = [r.getMessage() for r in records]
+    if expected.summary is not None:
+        closing = [
+            re.sub(r" \(\d+\.\d s\)\.$", "", line)
+            for r in records
+            if r.name == "lsst.obs.vista.ingest" and (line := r.getMessage()).endswith(" s).")
+        ]
+        assert closing == [expected.summary]
     assert not [r for r in records if r.exc_info], "no traceback"
     assert all("\n" not in line for line in lines), "every message is one line"
     failed = {r.getMessage() for r in records if r.levelno >= logging.ERROR}
@@ -757,3 +993,46 @@ def test_bad_repository(case, inputs, templates, tmp_path):
         assert not root.exists()
     else:
         assert snapshot(root) == before and (root / "gen3.sqlite3").read_bytes() == registry
+
+
+def test_ingest_images_passes_over_a_fifo_and_follows_a_symlinked_folder(inputs, templates, tmp_path):
+    """``ingestImages.py`` (both instruments): a FIFO named like a confidence
+    map and a symbolic-link loop are named once each and counted, the
+    DECam trio in a symlinked folder is ingested, and the command returns
+    within the time limit instead of waiting on the FIFO."""
+    root = tmp_path / "repo"
+    shutil.copytree(templates["VIRCAM"], root)
+    before_rows, _, _ = snapshot(root)
+    batch = tmp_path / "batch"
+    files = stage_stack(batch / "vircam", inputs.stacks[1], kinds=("stack", "catalog"))
+    fifo = batch / "vircam" / inputs.stacks[1].confidence.name
+    os.mkfifo(fifo)
+    trio = stage_trio(tmp_path / "elsewhere")["ooi"].parent
+    (batch / "decam").symlink_to(trio)
+    loop = batch / "vircam" / "up"
+    loop.symlink_to(batch)
+    result = subprocess.run(
+        [str(BUTLER.with_name("ingestImages.py")), str(root), str(batch), "--transfer", "copy"],
+        capture_output=True,
+        text=True,
+        timeout=HANG_LIMIT,
+        stdin=subprocess.DEVNULL,
+    )
+    records = log_records(result.stderr)
+    assert not [r for r in records if r.exc_info], result.stderr
+    stem = inputs.stacks[1].stem
+    assert {r.getMessage() for r in records if r.levelno == logging.WARNING} == {
+        f"{fifo}: a FIFO (named pipe), {SKIPPED}",
+        f"{loop}: symlink loop: leads back to {batch}; not followed again",
+        f"{files['stack']}: no casu_confidence (CIR_CPM = '{fifo.name}[1]' names no file; "
+        f"looked for {LOOKED_FOR.format(stem=stem)}); ingested without it",
+    }
+    closing = [re.sub(r" \(\d+\.\d s\)\.$", "", r.getMessage()) for r in records if r.msg.endswith(" s).")]
+    assert closing == [
+        f"{ingested(2, 4)}; skipped 2 paths: 1 FIFO, 1 symlink loop",
+        ingested(3, 3),
+    ]
+    assert result.returncode == 0
+    after_rows, _, _ = snapshot(root)
+    added = sorted(name for name, _, _ in after_rows["datasets"] - before_rows["datasets"])
+    assert added == ["casu_catalog"] * 2 + ["casu_stack"] * 2 + ["cp_image", "cp_mask", "cp_weight"]

@@ -4,6 +4,7 @@ tests/data into real SQLite repositories, and `load_reference_stars`."""
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -205,6 +206,16 @@ def test_file_missing_pmra_fails_the_command_with_one_line_and_leaves_the_reposi
             lambda table: table.remove_columns(["pmdec", "phot_g_mean_mag"]),
             "missing columns 'phot_g_mean_mag', 'pmdec'",
         ),
+        (
+            lambda table: table["ra"].__setitem__([0, 5], [400.0, -10.0]),
+            "column 'ra' has 2 values outside [0, 360) deg",
+        ),
+        (lambda table: table["ra"].__setitem__(3, 360.0), "column 'ra' has 1 value outside [0, 360) deg"),
+        (lambda table: table["dec"].__setitem__(7, np.inf), "column 'dec' has 1 value null or not finite"),
+        (
+            lambda table: (table["dec"].__setitem__(0, -90.5), table["ra"].__setitem__(1, np.nan)),
+            "column 'ra' has 1 value null or not finite; column 'dec' has 1 value outside [-90, 90] deg",
+        ),
     ],
 )
 def test_mistyped_column_is_named_on_one_line_and_nothing_is_written(repo, tmp_path, caplog, change, problem):
@@ -213,6 +224,65 @@ def test_mistyped_column_is_named_on_one_line_and_nothing_is_written(repo, tmp_p
     report, log = ingest_here(repo, path, caplog=caplog)
     assert not report.ok and report.failed == {path: f"{path}[HDU 1]: {problem}"}
     assert log == [f"ERROR: {path}[HDU 1]: {problem}", "ERROR: Nothing ingested: 1 of 1 files failed."]
+    assert contents(repo) == before
+
+
+def test_declination_beyond_the_pole_fails_the_command_with_one_line_and_writes_nothing(repo, tmp_path):
+    """dec = 100 used to end in a traceback from the htm7 indexing."""
+    path = bad_copy(tmp_path, lambda table: table["dec"].__setitem__(4, 100.0))
+    before = contents(repo)
+    result = ingest_cli(repo, chunk("gaia-chunk-03458.fits"), path)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if " INFO: " not in line] == [
+        f"lsst.obs.vista.refcat ERROR: {path}[HDU 1]: column 'dec' has 1 value outside [-90, 90] deg",
+        "lsst.obs.vista.refcat ERROR: Nothing ingested: 1 of 2 files failed.",
+    ]
+    assert contents(repo) == before
+
+
+def test_empty_table_alone_is_an_error(repo, tmp_path):
+    path = bad_copy(tmp_path, lambda table: table.remove_rows(slice(None)))
+    before = contents(repo)
+    result = ingest_cli(repo, path)
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if " INFO: " not in line] == [
+        f"lsst.obs.vista.refcat ERROR: {path}: no rows",
+        "lsst.obs.vista.refcat ERROR: Nothing ingested: 1 of 1 files failed.",
+    ]
+    assert contents(repo) == before
+
+
+def test_empty_chunk_next_to_others_is_named_and_the_others_are_ingested(tmp_path, caplog):
+    """A catalogue cut to a region may have empty chunks: the real
+    gaia-chunk-03459.fits of testcase4 has no rows."""
+    root = new_repo(tmp_path / "repo")
+    empty, full = chunk("gaia-chunk-03459.fits"), chunk("gaia-chunk-03458.fits")
+    report, log = ingest_here(root, empty, full, caplog=caplog)
+    assert report.ok and report.n_rows == 1 and report.new == [223716]
+    assert [line for line in log if not line.startswith("INFO: ")] == [
+        f"WARNING: {empty}: no rows; ingesting the rows of the other files"
+    ]
+
+
+def test_fifo_is_refused_unopened(repo, tmp_path):
+    """A FIFO passes the command line's check that the file exists; opening
+    it would wait for a writer for ever."""
+    fifo = tmp_path / "gaia-chunk-99999.fits"
+    os.mkfifo(fifo)
+    before = contents(repo)
+    result = subprocess.run(
+        [BIN / "butler", "ingest-refcat", repo, "gaia_dr3", fifo],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert [line for line in result.stderr.splitlines() if " INFO: " not in line] == [
+        f"lsst.obs.vista.refcat ERROR: {fifo}: a FIFO (named pipe), not a regular file or directory; "
+        "not opened",
+        "lsst.obs.vista.refcat ERROR: Nothing ingested: 1 of 1 files failed.",
+    ]
     assert contents(repo) == before
 
 

@@ -71,7 +71,9 @@ def _run(
 def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int) -> None:
     """Ingest CASU-reduced VIRCAM products into REPO.
 
-    PATH may be files or directories (searched recursively).  Pawprint
+    PATH may be files or directories (searched recursively, following
+    symbolic links; a FIFO, socket or device is named and skipped without
+    being opened, as is a link loop).  Pawprint
     stacks (*_st.fit) and tiles (*_st_tl.fit) define exposures and visits;
     their confidence maps and catalogues are paired with them through the
     CIR_CPM card and file names.  The datasets go to run VIRCAM/raw/casu,
@@ -98,8 +100,10 @@ def ingest_instcal(
 ) -> None:
     """Ingest NOIRLab DECam Community Pipeline instcal products into REPO.
 
-    PATH may be files or directories (searched recursively), uncompressed or
-    fpack-compressed (.fits.fz), full multi-CCD files or single-CCD cutouts.
+    PATH may be files or directories (searched recursively, following
+    symbolic links; a FIFO, socket or device is named and skipped without
+    being opened, as is a link loop), uncompressed or fpack-compressed
+    (.fits.fz), full multi-CCD files or single-CCD cutouts.
     Images (*_ooi_*) define exposures and visits (EXPNUM); their weight
     (*_oow_*) and data-quality mask (*_ood_*) files are paired by name and
     checked to be the same exposure (EXPNUM, DTACQNAM) and CCDs.  A file's
@@ -146,8 +150,11 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     same files again writes nothing.
 
     Every file is checked before anything is written: a file that is not a
-    reference table is reported on one line and nothing is ingested.  All
-    shards are written in one transaction.  The exit status is 1 if a file
+    regular file or not a reference table, has a position out of range (ra
+    in [0, 360), dec in [-90, 90] degrees, finite), or has no rows while no
+    other file has any, is reported on one line and nothing is ingested (an
+    empty file next to files with rows is only named).  All shards are
+    written in one transaction.  The exit status is 1 if a file
     or the repository stopped the ingest.
     """
     # Imported when the command runs, not each time ``butler`` loads its

@@ -40,7 +40,9 @@ def ingest_images(
     maps, catalogues and tiles (as 'butler ingest-casu' does) and DECam CP
     instcal trios (as 'butler ingest-instcal' does).
 
-    PATH may be files or directories (searched recursively).  Each file is
+    PATH may be files or directories (searched recursively, following
+    symbolic links; a FIFO, socket or device is named and skipped without
+    being opened, as is a link loop).  Each file is
     ingested completely or not at all; files already ingested with the same
     content are skipped, and a file that cannot be ingested is reported on
     one line while the others go on.  The exit status is 1 if any file

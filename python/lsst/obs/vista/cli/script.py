@@ -6,11 +6,10 @@ from __future__ import annotations
 __all__ = ("INGEST_INSTRUMENTS", "ingest_products", "ingest_reference_catalog")
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 from lsst.utils.logging import getLogger
 
-from ..ingest import ProductIngester, policy_for_instrument
+from ..ingest import FoundFiles, ProductIngester, find_files, policy_for_instrument
 from ..refcat import ingest_refcat
 from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
@@ -21,7 +20,7 @@ them."""
 
 _LOG = getLogger("lsst.obs.vista.ingest")
 _UNMATCHED = ""
-"""Key of `_assign`'s result for files of no instrument."""
+"""Key of `_assign`'s result for the given paths of no instrument."""
 
 
 def ingest_products(
@@ -40,7 +39,8 @@ def ingest_products(
     repo : `str`
         URI or alias of the repository.
     locations : iterable [`str`]
-        Files and directories (searched recursively).
+        Files and directories (searched recursively, following symbolic
+        links; only regular files are read).
     transfer : `str`
         Transfer mode (``auto``, ``direct``, ``copy``, ``symlink``,
         ``hardlink``, ``move`` ...).
@@ -49,8 +49,7 @@ def ingest_products(
     instruments : `~collections.abc.Sequence` [`str`]
         Instruments whose dataset policies apply.  With one, every file is
         that instrument's product or an error; with several, each file goes
-        to the instrument whose file names it matches, directories to every
-        instrument that finds products in them.
+        to the instrument whose file names it matches.
     replace : `bool`, optional
         Whether files with other content than the one their data IDs were
         ingested from replace those datasets (`ProductIngester`).
@@ -67,14 +66,14 @@ def ingest_products(
     plain ``butler create`` runs them.
     """
     ensure_background_map_formatter(repo)
-    locations = list(locations)
-    assignments = {instruments[0]: locations} if len(instruments) == 1 else _assign(locations, instruments)
-    ok = not assignments.pop(_UNMATCHED, [])
+    found = find_files(locations)
+    assignments = {instruments[0]: found} if len(instruments) == 1 else _assign(found, instruments)
+    ok = not assignments.pop(_UNMATCHED, None)
     with open_repository(repo, writeable=True) as butler:
-        for instrument, paths in assignments.items():
+        for instrument, files in assignments.items():
             report = ProductIngester(
                 butler, instrument=instrument, transfer=transfer, replace=replace, processes=processes
-            ).run(paths)
+            ).run(files)
             ok &= report.ok
     return ok
 
@@ -100,23 +99,51 @@ def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool
         return ingest_refcat(butler, name, files).ok
 
 
-def _assign(locations: list[str], instruments: Sequence[str]) -> dict[str, list[str]]:
-    """Split the given paths by the instrument whose products they hold;
-    files that match no instrument are reported and left out."""
+def _assign(found: FoundFiles, instruments: Sequence[str]) -> dict[str, FoundFiles]:
+    """Split the files found by the instrument whose products they are.
+
+    Each file goes to the first instrument whose file names it matches.
+    What belongs to no instrument goes to the first one that has files (or
+    the first one), whose ingest reports it: the given paths that are not
+    there or not files, the entries passed over, and the files of no
+    instrument found in directories (counted as ignored).  A file given
+    explicitly that matches no instrument, and a given directory without
+    products of any, are reported here and make the `_UNMATCHED` entry of
+    the result.
+    """
     policies = {instrument: policy_for_instrument(instrument) for instrument in instruments}
-    assignments: dict[str, list[str]] = {}
-    for location in locations:
-        path = Path(location)
-        if path.is_dir():
-            for instrument, policy in policies.items():
-                if any(policy.classify(f.name) for f in path.rglob("*") if f.is_file()):
-                    assignments.setdefault(instrument, []).append(location)
+    assignments: dict[str, FoundFiles] = {}
+    unowned = []
+    unmatched = []
+    for file in found.files:
+        owner = next((i for i, policy in policies.items() if policy.classify(file.path.name)), None)
+        if owner is None:
+            if file.explicit:
+                _LOG.error("%s: file name matches no product of %s", file.path, " or ".join(instruments))
+                unmatched.append(file.path)
+            else:
+                unowned.append(file)
             continue
-        owner = next((i for i, policy in policies.items() if policy.classify(path.name)), None)
-        if owner is None and path.exists():
-            _LOG.error("%s: file name matches no product of %s", path.absolute(), " or ".join(instruments))
-            assignments.setdefault(_UNMATCHED, []).append(location)
-        else:
-            # A missing path is reported by the first instrument's ingest.
-            assignments.setdefault(owner or instruments[0], []).append(location)
+        part = assignments.setdefault(owner, FoundFiles())
+        part.files.append(file)
+        if file.root not in part.given:
+            part.given.append(file.root)
+    with_products = {root for part in assignments.values() for root in part.given}
+    for root in found.given:
+        if root not in with_products and root not in found.rejected and root not in unmatched:
+            _LOG.error("%s: no %s product files (searched recursively)", root, " or ".join(instruments))
+            unmatched.append(root)
+    if unowned or found.rejected or found.skipped:
+        reporter = assignments.setdefault(
+            next((i for i in instruments if i in assignments), instruments[0]), FoundFiles()
+        )
+        reporter.files.extend(unowned)
+        reporter.rejected.update(found.rejected)
+        reporter.skipped.update(found.skipped)
+    # Ingested in the instruments' order, whatever the walk met first.
+    assignments = {
+        instrument: assignments[instrument] for instrument in instruments if instrument in assignments
+    }
+    if unmatched:
+        assignments[_UNMATCHED] = FoundFiles(given=unmatched)
     return assignments

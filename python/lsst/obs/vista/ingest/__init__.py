@@ -6,3 +6,4 @@ catalogues, tiles) into a butler repository, driven by the dataset policy
 from .ingester import *
 from .policy import *
 from .report import *
+from .walk import *

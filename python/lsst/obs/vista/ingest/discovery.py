@@ -1,16 +1,16 @@
-"""Turning the paths a user gives into product files, by name only."""
+"""Turning the files found under the paths a user gives into product files,
+by name only."""
 
 from __future__ import annotations
 
 __all__ = ("Discovery", "discover")
 
 import dataclasses
-import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from .policy import IngestPolicy
 from .units import Candidate
+from .walk import FoundFiles, SkippedPath
 
 
 @dataclasses.dataclass
@@ -29,60 +29,44 @@ class Discovery:
     ignored: int = 0
     """Files under the given directories whose names match no product."""
 
+    skipped: dict[Path, SkippedPath] = dataclasses.field(default_factory=dict)
+    """Entries under the given directories that are not regular files (or
+    links that lead to none), passed over unopened."""
 
-def discover(policy: IngestPolicy, paths: Iterable[str | os.PathLike[str]]) -> Discovery:
-    """Find the product files among files and directory trees.
+
+def discover(policy: IngestPolicy, found: FoundFiles) -> Discovery:
+    """Classify found files by name.
 
     Parameters
     ----------
     policy : `IngestPolicy`
         The dataset policy whose file-name patterns apply.
-    paths : iterable [`str` or `os.PathLike`]
-        Files and directories (searched recursively).
+    found : `FoundFiles`
+        The regular files under the given paths (`find_files`).
 
     Returns
     -------
     discovery : `Discovery`
-        The files, classified by name.  A file named twice (or reached
-        through two of the paths) appears once.  Files inside directories
-        that match no product (sidecars, logs) are counted and skipped; a
-        file given explicitly that matches none is rejected.
+        The files, classified by name.  Files inside directories that match
+        no product (sidecars, logs) are counted and skipped; a file given
+        explicitly that matches none is rejected, as is a given path that
+        is no regular file or directory.
     """
-    discovery = Discovery()
-    seen: set[Path] = set()
+    discovery = Discovery(rejected=dict(found.rejected), skipped=dict(found.skipped))
     patterns = ", ".join(p for product in policy.products.values() for p in product.patterns)
-    for given in paths:
-        path = Path(given).absolute()
-        if path.is_dir():
-            files: Iterable[tuple[Path, bool]] = ((f, False) for f in _walk(path))
-        elif path.is_file():
-            files = [(path, True)]
-        else:
-            discovery.rejected[path] = "no such file or directory"
-            continue
-        for file, explicit in files:
-            if file in seen:
-                continue
-            seen.add(file)
-            match = policy.classify(file.name)
-            if match is None:
-                if explicit:
-                    discovery.rejected[file] = f"file name matches none of {patterns}"
-                else:
-                    discovery.ignored += 1
-                continue
-            product, stem = match
-            candidate = Candidate(path=file, product=product.name, stem=stem)
-            if product.companion_of is None:
-                discovery.main.append(candidate)
+    for file in found.files:
+        match = policy.classify(file.path.name)
+        if match is None:
+            if file.explicit:
+                discovery.rejected[file.path] = f"file name matches none of {patterns}"
             else:
-                discovery.companions[file] = candidate
+                discovery.ignored += 1
+            continue
+        product, stem = match
+        candidate = Candidate(path=file.path, product=product.name, stem=stem)
+        if product.companion_of is None:
+            discovery.main.append(candidate)
+        else:
+            discovery.companions[file.path] = candidate
     discovery.main.sort(key=lambda c: c.path)
     return discovery
-
-
-def _walk(directory: Path) -> Iterable[Path]:
-    for root, dirnames, filenames in os.walk(directory):
-        dirnames.sort()
-        for name in sorted(filenames):
-            yield Path(root, name)

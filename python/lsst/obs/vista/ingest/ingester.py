@@ -3,7 +3,9 @@ declares them.
 
 The work is split so that only the parent process touches the registry:
 
-1. `discover` classifies the given files by name.
+1. `find_files` lists the regular files under the given paths (other
+   entries are reported and never opened) and `discover` classifies them
+   by name.
 2. Each main file (stack, tile) is read with its companions by `read_unit`,
    in worker processes when ``processes > 1``; results stream back in order.
 3. The parent checks each unit against the batch (duplicate exposures,
@@ -71,6 +73,7 @@ from .policy import IngestPolicy, ProductPolicy, policy_for_instrument
 from .reading import ProductFile, ReadFailure
 from .report import IngestReport
 from .units import Candidate, UnitRead, failed_main_cause, read_unit
+from .walk import FoundFiles, find_files
 
 _LOG = getLogger("lsst.obs.vista.ingest")
 
@@ -167,13 +170,16 @@ class ProductIngester:
         self._filters: frozenset[str] = frozenset()
         self._guard = WriteGuard(butler, self.policy.run)
 
-    def run(self, paths: Iterable[str | Path]) -> IngestReport:
+    def run(self, paths: Iterable[str | Path] | FoundFiles) -> IngestReport:
         """Ingest the product files among ``paths``.
 
         Parameters
         ----------
-        paths : iterable [`str` or `pathlib.Path`]
-            Files and directories (searched recursively).
+        paths : iterable [`str` or `pathlib.Path`], or `FoundFiles`
+            Files and directories (searched recursively, following symbolic
+            links), or the files `find_files` found under them.  Only
+            regular files are read; other entries are reported and passed
+            over unopened.
 
         Returns
         -------
@@ -182,9 +188,11 @@ class ProductIngester:
             been logged.
         """
         start = time.perf_counter()
-        paths = list(paths)
-        discovery = discover(self.policy, paths)
+        found = paths if isinstance(paths, FoundFiles) else find_files(paths)
+        discovery = discover(self.policy, found)
         report = IngestReport()
+        for path, entry in discovery.skipped.items():
+            report.pass_over(path, entry.kind, entry.message)
         for path, cause in discovery.rejected.items():
             report.fail(path, cause)
         if discovery.ignored:
@@ -192,7 +200,7 @@ class ProductIngester:
         n_main = len(discovery.main)
         if not (discovery.main or discovery.companions or discovery.rejected):
             # Most often the wrong directory: an error, so that scripts notice.
-            for path in paths:
+            for path in found.given:
                 report.fail(path, f"no {self.policy.instrument} product files (searched recursively)")
         _LOG.info(
             "Found %d %s files and %d companion files.",

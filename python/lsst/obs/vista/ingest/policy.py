@@ -216,6 +216,12 @@ class ProductPolicy:
     """Cards every dataset's header must hold valid values of, checked on
     ingest so that a file the tasks cannot use is rejected there."""
 
+    celestial_wcs: bool = False
+    """Whether every dataset's HDU holds a celestial WCS, checked on ingest
+    (finite numbers, a reference latitude within [-90, 90] degrees, a
+    non-singular pixel-to-sky matrix) so that a WCS that cannot describe the
+    sky is rejected there, naming the card."""
+
     @property
     def per_detector(self) -> bool:
         """Whether the file holds one dataset per detector."""

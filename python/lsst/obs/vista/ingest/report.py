@@ -32,6 +32,12 @@ class IngestReport:
     in ``ingested``)."""
 
     warnings: dict[Path, list[str]] = dataclasses.field(default_factory=dict)
+
+    passed_over: dict[Path, str] = dataclasses.field(default_factory=dict)
+    """Entries under the given directories that are not regular files (or
+    links that lead to none), passed over unopened, with their kind
+    (``FIFO``, ``symlink loop`` ...)."""
+
     n_datasets: int = 0
     exposures: set[int] = dataclasses.field(default_factory=set)
     """Exposures whose datasets were ingested."""
@@ -80,13 +86,29 @@ class IngestReport:
         self.warnings.setdefault(path, []).append(message)
         _LOG.warning("%s: %s", path, message)
 
+    def pass_over(self, path: Path, kind: str, message: str) -> None:
+        """Record and log a directory entry passed over without opening it.
+
+        Parameters
+        ----------
+        path : `pathlib.Path`
+            The entry.
+        kind : `str`
+            What it is, as the summary counts it (``FIFO``).
+        message : `str`
+            Why it is passed over, in one line.
+        """
+        self.passed_over[path] = kind
+        _LOG.warning("%s: %s", path, message)
+
     def summary(self) -> str:
         """Return the closing line of the ingest.
 
         Returns
         -------
         line : `str`
-            Counts of ingested, skipped and failed files.
+            Counts of ingested, skipped and failed files, and of the
+            entries passed over by kind.
         """
         parts = []
         if self.ingested or not (self.skipped or self.failed):
@@ -100,8 +122,14 @@ class IngestReport:
             parts.append(f"skipped {_count(len(self.skipped), 'file')} already ingested")
         if self.failed:
             parts.append(f"{_count(len(self.failed), 'file')} failed")
+        if self.passed_over:
+            kinds = sorted(set(self.passed_over.values()))
+            counts = ", ".join(_count(list(self.passed_over.values()).count(kind), kind) for kind in kinds)
+            parts.append(f"skipped {_count(len(self.passed_over), 'path')}: {counts}")
         return "; ".join(parts)
 
 
 def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-1]}ies" if noun.endswith("y") else f"{n} {noun}s"

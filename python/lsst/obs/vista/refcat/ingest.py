@@ -11,7 +11,9 @@ Collections
     overwritten in place.
 Atomicity
     Every file is read and checked before anything is written; a bad file
-    stops the whole ingest, reported on one line.  The new run, its shards
+    (not a regular file, not a reference table, a position out of range, or
+    no rows when no other file has any) stops the whole ingest, reported on
+    one line.  The new run, its shards
     and the chain are then written in one transaction: all of it reaches
     the repository or none of it.
 Re-running
@@ -41,6 +43,7 @@ from lsst.daf.butler import (
 )
 from lsst.utils.logging import PeriodicLogger, getLogger
 
+from ..ingest.walk import find_files
 from .pixelization import REFCAT_DIMENSION
 from .schema import RefcatSchemaError, standardize_columns
 from .sharding import merge_shard, read_reference_file, shard_rows
@@ -173,19 +176,40 @@ def _read_files(
     paths: list[Path], report: RefcatIngestReport, progress_interval: float
 ) -> dict[int, Table] | None:
     """Read and check every file and split their rows into shards; `None`
-    if any file failed."""
+    if any file failed.
+
+    A file without rows fails when no other file has any (an ingest that
+    would write nothing is most often a wrong file); next to files with
+    rows it is only named, as a chunk of a catalogue cut to a region may
+    be empty.
+    """
     progress = PeriodicLogger(_LOG, interval=progress_interval)
+    # Only regular files are opened: a FIFO would wait for a writer.
+    found = find_files(paths)
     tables = []
-    for n_read, path in enumerate(paths, start=1):
+    empty = []
+    for n_read, path in enumerate(found.given, start=1):
         try:
+            if path in found.rejected:
+                raise RefcatSchemaError(f"{path}: {found.rejected[path]}")
+            if path.is_dir():
+                raise RefcatSchemaError(f"{path}: a directory, not a file")
             table = read_reference_file(path)
         except RefcatSchemaError as error:
             report.failed[path] = str(error)
             _LOG.error("%s", error)
             continue
+        if len(table) == 0:
+            empty.append(path)
         tables.append(table)
         report.n_rows += len(table)
         progress.log("Read %d/%d files (%d rows).", n_read, len(paths), report.n_rows)
+    for path in empty:
+        if report.n_rows == 0:
+            report.failed[path] = f"{path}: no rows"
+            _LOG.error("%s: no rows", path)
+        elif not report.failed:
+            _LOG.warning("%s: no rows; ingesting the rows of the other files", path)
     if report.failed:
         _LOG.error("Nothing ingested: %d of %d files failed.", len(report.failed), len(paths))
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("GAIA_COLUMNS", "ColumnSpec", "RefcatSchemaError", "standardize_columns")
+__all__ = ("GAIA_COLUMNS", "ColumnSpec", "RefcatSchemaError", "ValueRange", "standardize_columns")
 
 import dataclasses
 import warnings
@@ -34,15 +34,52 @@ class ColumnSpec:
     missing from a file are stored fully masked, so every shard has the same
     columns."""
 
+    valid: ValueRange | None = None
+    """Values the column may hold (in ``unit``); a table with any other
+    value is rejected."""
 
-def _spec(dtype: type, unit: str | None, required: bool = True) -> ColumnSpec:
-    return ColumnSpec(np.dtype(dtype), None if unit is None else u.Unit(unit), required)
+
+@dataclasses.dataclass(frozen=True)
+class ValueRange:
+    """An interval of valid values, closed below."""
+
+    low: float
+    high: float
+    high_included: bool
+    """Whether ``high`` itself is valid (a latitude of 90 degrees is; a
+    right ascension of 360 is written 0)."""
+
+    def count_outside(self, values: np.ndarray) -> int:
+        """Return how many values lie outside the interval.
+
+        Parameters
+        ----------
+        values : `numpy.ndarray`
+            Finite values.
+
+        Returns
+        -------
+        count : `int`
+            Number of values below ``low`` or above (or at, if excluded)
+            ``high``.
+        """
+        above = values > self.high if self.high_included else values >= self.high
+        return int(np.count_nonzero((values < self.low) | above))
+
+    def __str__(self) -> str:
+        return f"[{self.low:g}, {self.high:g}{']' if self.high_included else ')'}"
+
+
+def _spec(
+    dtype: type, unit: str | None, required: bool = True, valid: ValueRange | None = None
+) -> ColumnSpec:
+    return ColumnSpec(np.dtype(dtype), None if unit is None else u.Unit(unit), required, valid)
 
 
 GAIA_COLUMNS: Mapping[str, ColumnSpec] = {
     "source_id": _spec(np.int64, None),
-    "ra": _spec(np.float64, "deg"),
-    "dec": _spec(np.float64, "deg"),
+    "ra": _spec(np.float64, "deg", valid=ValueRange(0.0, 360.0, high_included=False)),
+    "dec": _spec(np.float64, "deg", valid=ValueRange(-90.0, 90.0, high_included=True)),
     "ra_error": _spec(np.float32, "mas"),
     "dec_error": _spec(np.float32, "mas"),
     "phot_g_mean_mag": _spec(np.float32, "mag"),
@@ -130,9 +167,11 @@ def standardize_columns(table: Table, where: str, *, units_given: bool = False) 
     ------
     RefcatSchemaError
         Raised if a required column is missing, a column has the wrong
-        type or a unit not convertible to the Gaia one, or a row has no
-        ``source_id``, position or epoch; one line naming ``where`` and
-        every such column.
+        type or a unit not convertible to the Gaia one, a row has no
+        ``source_id``, finite position or epoch, or a position is out of
+        range (``ra`` in [0, 360), ``dec`` in [-90, 90] degrees); one line
+        naming ``where`` and every such column with its count of bad
+        rows.
     """
     problems = []
     missing = [name for name, spec in GAIA_COLUMNS.items() if spec.required and name not in table.colnames]
@@ -151,12 +190,20 @@ def standardize_columns(table: Table, where: str, *, units_given: bool = False) 
         if problem:
             problems.append(f"column {name!r} {problem}")
             continue
-        columns[name] = _convert(column, spec, name)
-        if name in _NOT_NULL and (n_null := np.count_nonzero(columns[name].mask)):
-            problems.append(f"column {name!r} has {n_null} null value{'s' if n_null > 1 else ''}")
+        columns[name] = converted = _convert(column, spec, name)
+        if name in _NOT_NULL and (n_null := np.count_nonzero(converted.mask)):
+            problems.append(f"column {name!r} has {_values(n_null)} null or not finite")
+        if spec.valid is not None:
+            n_outside = spec.valid.count_outside(np.ma.getdata(converted)[~converted.mask])
+            if n_outside:
+                problems.append(f"column {name!r} has {_values(n_outside)} outside {spec.valid} {spec.unit}")
     if problems:
         raise RefcatSchemaError(f"{where}: {'; '.join(problems)}")
     return Table(columns)
+
+
+def _values(n: int) -> str:
+    return f"{n} value{'s' if n > 1 else ''}"
 
 
 def _type_problem(column: Column, spec: ColumnSpec) -> str | None:
