@@ -50,9 +50,10 @@ from lsst.obs.vista.calibrate import (
 )
 from lsst.obs.vista.calibrate.aperture_correction import PSF_FLUX_ALGORITHM
 from lsst.obs.vista.formatters import read_image_hdu
+from lsst.obs.vista.ingest import ProductIngester
 from lsst.obs.vista.isr import DecamCpIsrConfig, DecamCpIsrTask
 from lsst.obs.vista.psf_shape import psf_moments
-from lsst.obs.vista.refcat import shard_rows
+from lsst.obs.vista.refcat import ingest_refcat, shard_rows
 from lsst.obs.vista.refcat.schema import standardize_columns
 
 ROOT = Path(__file__).parent.parent
@@ -600,9 +601,10 @@ def test_processccd_with_reference_stars_around_the_detector(base, tmp_path):
     assert 0 < near.sum() < len(rows)
     rows[~near].write(refcat)
     repo = tmp_path / "repo"
-    _run(BIN / "butler", "create", "--seed-config", ROOT / "config" / "butler" / "seed.yaml", repo)
-    _run(BIN / "butler", "ingest-instcal", repo, batch, "--transfer", "direct")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr2", refcat)
+    Butler.makeRepo(str(repo), config=str(ROOT / "config" / "butler" / "seed.yaml"))
+    with Butler.from_config(str(repo), writeable=True) as butler:
+        assert ProductIngester(butler, instrument="DECam", transfer="direct").run([batch]).ok
+        assert ingest_refcat(butler, "gaia_dr2", [refcat]).ok
     run = _run(
         BIN / "processCcd.py", repo, "--id", "instrument=DECam", "-o", "u/test/around",
         "--input", "DECam/defaults", "--input", "refcats/gaia_dr2",
