@@ -353,7 +353,9 @@ def check_outputs(result, lines: list[str], exposure: VisitImage, scenario: Scen
     model = result.background.subtracted.field.render(exposure.bbox).array
     assert np.isfinite(model[data]).all()
     restored = result.exposure.image.array + model
-    np.testing.assert_allclose(restored[data], exposure.image.array[data], rtol=1e-5, atol=1e-3)
+    # The subtraction is in float32: good to its precision at the larger of image and background.
+    scale = np.maximum(np.abs(model), np.abs(exposure.image.array))[data].astype(np.float32)
+    assert (np.abs(restored[data] - exposure.image.array[data]) <= 4 * np.spacing(scale) + 1e-3).all()
     assert ("SKIPPED_BACKGROUND" in skipped) == (
         scenario.masking == "all_saturated" or not _has_mesh(exposure)
     )
