@@ -32,12 +32,14 @@ from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+import pyarrow.parquet
 import pytest
 from astropy.coordinates import SkyCoord
 from astropy.table import Table, vstack
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from lsst.daf.butler import Butler
+from lsst.daf.butler.formatters.parquet import arrow_to_astropy, astropy_to_arrow
 from lsst.images import Box, Image, VisitImage
 from lsst.pipe.base import NoWorkFound
 
@@ -572,20 +574,32 @@ def test_all_no_data_is_no_work(base, task):
     assert lines == [f"{NAME}: every pixel is NO_DATA; nothing to calibrate."]
 
 
-def test_outputs_of_a_degenerate_input_round_trip(base, task, tmp_path):
-    """No zero point, no sky noise, no astrometric match: NaN statistics and
-    the SKIPPED_ keys survive a write."""
-    scenario = Scenario(
-        shape=(20, 20), stars=BRIGHT[1:2], noise_ratio=False, zero_point=False, reference="off_detector"
-    )
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        Scenario(
+            shape=(20, 20), stars=BRIGHT[1:2], noise_ratio=False, zero_point=False, reference="off_detector"
+        ),
+        Scenario(shape=(20, 20)),
+    ],
+    ids=["no zero point, sky noise or match", "no sources"],
+)
+def test_outputs_of_a_degenerate_input_round_trip(base, task, tmp_path, scenario):
+    """NaN statistics, an empty catalogue and the SKIPPED_ keys survive a
+    write: the image as lsst-images writes it, the catalogue as Parquet
+    through daf_butler's conversion (ArrowAstropy)."""
     result, _, _ = calibrate(task, base, scenario)
+    skipped = {k: v for k, v in result.exposure.metadata.items() if k.startswith(SKIPPED_PREFIX)}
     path = tmp_path / "calibrated.fits"
     result.exposure.write(str(path))
     read = VisitImage.read(str(path))
-    assert {k: v for k, v in read.metadata.items() if k.startswith(SKIPPED_PREFIX)} == {
-        k: v for k, v in result.exposure.metadata.items() if k.startswith(SKIPPED_PREFIX)
-    }
-    assert math.isnan(read.summary_stats.zeroPoint) and math.isnan(read.summary_stats.skyNoise)
+    assert {k: v for k, v in read.metadata.items() if k.startswith(SKIPPED_PREFIX)} == skipped
+    assert math.isnan(read.summary_stats.zeroPoint) == math.isnan(result.exposure.summary_stats.zeroPoint)
+    assert math.isnan(read.summary_stats.skyNoise) == math.isnan(result.exposure.summary_stats.skyNoise)
+    pyarrow.parquet.write_table(astropy_to_arrow(result.stars), tmp_path / "stars.parq")
+    stars = arrow_to_astropy(pyarrow.parquet.read_table(tmp_path / "stars.parq"))
+    assert stars.colnames == result.stars.colnames and len(stars) == len(result.stars)
+    assert {k: stars.meta[k] for k in skipped} == skipped
 
 
 # The reported case end to end: a real CP cutout whose reference shards hold stars around the
