@@ -9,7 +9,7 @@ own pixels or a synthetic star field; reference catalogues are Gaia-like
 tables sharded by ``shard_rows``.  Hypothesis draws the combinations; a
 table of named cases pins the exact key and log line of each degenerate
 input, among them the reported crash (reference shards around the
-detector, no star on it), also run through ``processCCD.py`` on a real
+detector, no star on it), also run through ``processCcd.py`` on a real
 repository.
 
 The number of generated examples is bounded for CI; set
@@ -119,6 +119,7 @@ class Scenario:
     masking: str = "none"  # none, all_no_data, all_saturated, stars_saturated, mostly_no_data
     zero_point: bool = True
     noise_ratio: bool = True
+    quantized: bool = False  # integer pixels with isr's QUANTIZATION_STEP (as CASU stacks)
     reference: str = "none"  # none, off_detector, on_stars, one_star, random
     casu: str = "none"  # none, empty, on_stars
 
@@ -171,11 +172,15 @@ def make_exposure(base: VisitImage, scenario: Scenario) -> VisitImage:
             saturated[max(row - 1, 0) : row + 2, max(column - 1, 0) : column + 2] = True
         mask.set("SATURATED", saturated)
     mask.set("NO_DATA", no_data)
+    if scenario.quantized:
+        image = np.round(image)
     image[no_data] = np.nan
     variance[no_data] = NO_DATA_VARIANCE
     metadata = dict(base.metadata)
     if not scenario.noise_ratio:
         del metadata["NOISE_RATIO"]
+    if scenario.quantized:
+        metadata["QUANTIZATION_STEP"] = 1.0
     return VisitImage(
         Image(image, bbox=box, unit=base.unit, sky_projection=base.sky_projection),
         mask=mask,
@@ -415,6 +420,7 @@ def scenarios(draw) -> Scenario:
         ),
         zero_point=draw(st.booleans()),
         noise_ratio=draw(st.booleans()),
+        quantized=draw(st.booleans()),
         reference=draw(st.sampled_from(["none", "off_detector", "on_stars", "one_star", "random"])),
         casu=draw(st.sampled_from(["none", "empty", "on_stars"])),
     )
