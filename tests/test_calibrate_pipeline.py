@@ -214,7 +214,8 @@ def test_decam_without_reference_stars_keeps_the_header(butler, repo):
             break
     else:
         pytest.fail("no output for the fpack CCD")
-    assert "skipped astrometric and photometric fitting" in repo["decam_log"]
+    assert "no reference catalogue; keeping the header WCS." in repo["decam_log"]
+    assert "no reference catalogue; keeping the header zero point." in repo["decam_log"]
 
 
 def test_rubin_pipelines_parse_and_read_post_isr_image():
@@ -236,7 +237,8 @@ def test_where_from_ids():
     )
 
 
-# Bad inputs: one clear line, and no outputs (pipe_base writes nothing for NoWorkFound).
+# Bad and degenerate inputs: one clear line; no outputs only where every pixel is NO_DATA
+# (pipe_base writes nothing for NoWorkFound).
 
 
 @pytest.fixture(scope="module")
@@ -257,12 +259,16 @@ def test_all_no_data_has_no_outputs(post_isr, caplog):
     ]
 
 
-def test_no_detections_has_no_outputs(post_isr):
+def test_no_detections_keep_the_background_and_the_header_calibration(post_isr, caplog):
     exposure = post_isr.copy()
     exposure.image.array[...] = np.random.default_rng(1).normal(0, 1, exposure.image.array.shape)
     exposure.variance.array[...] = 1.0
-    with pytest.raises(NoWorkFound, match="no sources detected"):
-        CalibrateImageTask(config=CalibrateImageConfig()).run(exposure, name="empty")
+    result = CalibrateImageTask(config=CalibrateImageConfig()).run(exposure, name="empty")
+    assert len(result.stars) == 0 and result.exposure.metadata["NSOURCES"] == 0
+    text = "no sources detected; the star catalogue is empty"
+    assert result.exposure.metadata["SKIPPED_MEASUREMENT"] == text
+    assert result.exposure.metadata["PSF_MODEL"] == "header"
+    assert f"empty: {text}." in [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_reference_shard_with_other_columns(post_isr):

@@ -15,5 +15,6 @@ from .measurement import *
 from .noise_correlation import *
 from .photometry import *
 from .psf import *
+from .skipped import *
 from .summary import *
 from .task import *

@@ -16,6 +16,7 @@ from lsst.images.fields import ChebyshevField
 from lsst.pipe.base import Struct, Task
 
 from .measurement import aperture_column
+from .skipped import say_skipped
 
 PSF_FLUX_ALGORITHM = "base_PsfFlux_instFlux"
 """Name of the PSF flux in an aperture-correction map, as Rubin's tasks name it."""
@@ -60,6 +61,8 @@ class ApertureCorrectionTask(Task):
     enough stars) fitted to the sigma-clipped ratios, weighted by their
     inverse errors (the brightest stars measure it best), stored in the
     exposure's aperture-correction map under ``base_PsfFlux_instFlux``.
+    With fewer than ``minStars`` stars it is 1, said in one log line and
+    ``SKIPPED_APCORR``.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = ApertureCorrectionConfig
@@ -103,12 +106,13 @@ class ApertureCorrectionTask(Task):
         if usable.sum():
             kept[usable] = ~sigma_clip(ratio[usable], sigma=self.config.clipSigma, masked=True).mask
         n_stars = int(kept.sum())
+        skipped = {}
         if n_stars < self.config.minStars:
-            self.log.info(
-                "%s: %d stars for the aperture correction (< %d); it is 1.",
+            skipped = say_skipped(
+                self.log,
                 name,
-                n_stars,
-                self.config.minStars,
+                "APCORR",
+                f"{n_stars} stars for the aperture correction (< {self.config.minStars}); it is 1",
             )
             field = ChebyshevField(bbox, np.array([[1.0]]))
             measured = False
@@ -131,5 +135,10 @@ class ApertureCorrectionTask(Task):
             field=field,
             n_stars=n_stars,
             measured=measured,
-            metadata={"APCORR_NSTARS": n_stars, "APCORR_MEDIAN": median, "APCORR_MEASURED": measured},
+            metadata={
+                "APCORR_NSTARS": n_stars,
+                "APCORR_MEDIAN": median,
+                "APCORR_MEASURED": measured,
+                **skipped,
+            },
         )

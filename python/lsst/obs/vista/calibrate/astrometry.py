@@ -5,6 +5,7 @@ from __future__ import annotations
 
 __all__ = ("AstrometryConfig", "AstrometryTask", "match_to_reference")
 
+import math
 from typing import ClassVar
 
 import astropy.units as u
@@ -17,6 +18,8 @@ from scipy.spatial import cKDTree
 import lsst.pex.config as pexConfig
 from lsst.images import SkyProjection, Transform
 from lsst.pipe.base import Struct, Task
+
+from .skipped import say_skipped
 
 
 class AstrometryConfig(pexConfig.Config):
@@ -127,8 +130,10 @@ class AstrometryTask(Task):
     header WCS, so that the header's distortion model (ZPN for CASU, TPV
     for the CP) is kept: a shift when at least ``minMatchesShift`` stars
     match, a full affine map from ``minMatchesAffine``, fitted by weighted
-    least squares with sigma clipping; with fewer matches the header WCS is
-    kept.  Offsets and scatter are reported in milliarcseconds.
+    least squares with sigma clipping; with fewer matches, no reference
+    stars on the detector or no reference catalogue the header WCS is kept,
+    said in one log line and ``SKIPPED_ASTROMETRY``.  Offsets and scatter
+    are reported in milliarcseconds.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = AstrometryConfig
@@ -138,7 +143,7 @@ class AstrometryTask(Task):
     def run(
         self,
         sources: Table,
-        reference: Table,
+        reference: Table | None,
         sky_projection: SkyProjection,
         pixel_scale: float,
         *,
@@ -151,9 +156,10 @@ class AstrometryTask(Task):
         sources : `astropy.table.Table`
             Measured sources: ``x``, ``y``, ``xErr``, ``yErr``,
             ``psfInstFlux``, ``psfInstFluxErr`` and ``usable`` (bool).
-        reference : `astropy.table.Table`
-            Reference stars at the exposure's epoch: ``coord_ra``,
-            ``coord_dec`` (deg), ``id``.
+        reference : `astropy.table.Table` or `None`
+            Reference stars on the detector at the exposure's epoch:
+            ``coord_ra``, ``coord_dec`` (deg), ``id``; `None` without a
+            reference catalogue.
         sky_projection : `lsst.images.SkyProjection`
             The header WCS.
         pixel_scale : `float`
@@ -171,6 +177,13 @@ class AstrometryTask(Task):
             WCS), ``rms_mas`` (rms separation under the final WCS),
             ``n_matches`` and ``metadata``.
         """
+        if reference is None or len(reference) == 0:
+            what = "no reference catalogue" if reference is None else "no reference stars on the detector"
+            none = np.zeros(0, dtype=int)
+            return self._result(
+                sky_projection, False, "header", none, none, math.nan, math.nan,
+                say_skipped(self.log, name, "ASTROMETRY", f"{what}; keeping the header WCS"),
+            )  # fmt: skip
         snr = np.asarray(sources["psfInstFlux"]) / np.asarray(sources["psfInstFluxErr"])
         usable = np.asarray(sources["usable"], dtype=bool) & (snr >= self.config.minSignalToNoise)
         candidates = np.flatnonzero(usable)
@@ -196,14 +209,16 @@ class AstrometryTask(Task):
         )
         offset_mas = float(np.mean(header_offset) * to_mas) if n_matches else float("nan")
         if n_matches < self.config.minMatchesShift:
-            self.log.info(
-                "%s: %d reference matches (< %d); keeping the header WCS.",
+            skipped = say_skipped(
+                self.log,
                 name,
-                n_matches,
-                self.config.minMatchesShift,
+                "ASTROMETRY",
+                f"{n_matches} reference matches (< {self.config.minMatchesShift}); keeping the header WCS",
             )
             rms = float(np.sqrt(np.mean(header_offset**2)) * to_mas) if n_matches else float("nan")
-            return self._result(sky_projection, False, "header", source_index, ref_index, offset_mas, rms)
+            return self._result(
+                sky_projection, False, "header", source_index, ref_index, offset_mas, rms, skipped
+            )
 
         model = "affine" if n_matches >= self.config.minMatchesAffine else "shift"
         keep = np.ones(n_matches, dtype=bool)
@@ -254,6 +269,7 @@ class AstrometryTask(Task):
         reference_index: np.ndarray,
         offset_mas: float,
         rms_mas: float,
+        skipped: dict[str, str] | None = None,
     ) -> Struct:
         return Struct(
             sky_projection=sky_projection,
@@ -269,6 +285,7 @@ class AstrometryTask(Task):
                 "ASTROM_NMATCH": len(source_index),
                 "ASTROM_OFFSET_MAS": offset_mas,
                 "ASTROM_RMS_MAS": rms_mas,
+                **(skipped or {}),
             },
         )
 

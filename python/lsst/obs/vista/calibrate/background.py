@@ -12,11 +12,14 @@ import astropy.units as u
 import numpy as np
 import scipy.ndimage
 import sep
+from astropy.stats import sigma_clipped_stats
 
 import lsst.pex.config as pexConfig
 from lsst.images import Box
 from lsst.images.fields import SplineField
 from lsst.pipe.base import Struct, Task
+
+from .skipped import say_skipped
 
 
 class MeshBackgroundConfig(pexConfig.Config):
@@ -160,6 +163,10 @@ class MeshBackgroundTask(Task):
     centres (and image edges) and kept as a `SplineField`, which is exactly
     what is rendered and subtracted, so the stored model reproduces the
     subtracted background.
+
+    Where no cell is at most half unmasked (sep would return 0), the
+    background is a constant, the clipped median of the usable pixels, or 0
+    without any; one log line and ``SKIPPED_BACKGROUND`` say so.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = MeshBackgroundConfig
@@ -175,6 +182,7 @@ class MeshBackgroundTask(Task):
         unit: u.UnitBase,
         *,
         quantization_step: float | None = None,
+        name: str = "image",
     ) -> Struct:
         """Estimate the background of an image.
 
@@ -196,6 +204,8 @@ class MeshBackgroundTask(Task):
             ``QUANTIZATION_STEP``), if known: found from the pixels
             otherwise, which fails once a lossy write recipe has re-quantised
             them (their distribution still clusters on the old grid).
+        name : `str`, optional
+            What to call the image in log messages.
 
         Returns
         -------
@@ -203,7 +213,8 @@ class MeshBackgroundTask(Task):
             ``field``: `lsst.images.fields.SplineField`; ``image``: the
             rendered background (float32); ``sources``: `numpy.ndarray`
             [`bool`], the grown source pixels masked in the last pass;
-            ``quantization_step``: the step removed by dithering (0 if none).
+            ``quantization_step``: the step removed by dithering (0 if none);
+            ``metadata``: ``SKIPPED_BACKGROUND`` where no mesh was fitted.
         """
         data = np.ascontiguousarray(np.where(bad, np.float32(0), image), dtype=np.float32)
         step = 0.0
@@ -215,24 +226,54 @@ class MeshBackgroundTask(Task):
         sigma = np.sqrt(variance, dtype=np.float32)
         sources = np.zeros(bad.shape, dtype=bool)
         usable = np.count_nonzero(~bad)
+        if not self._has_free_cell(bad):
+            return self._constant(data, bad, bbox, unit, step, name)
         estimate = self._estimate(data, bad)
         for _ in range(self.config.iterations - 1):
             found = self._source_pixels(data - estimate.back(), sigma, bad)
             if np.count_nonzero(~(bad | found)) < self.config.minFreeFraction * usable:
-                self._keep_unmasked(found, bad, usable)
+                self._keep_unmasked(found, bad, usable, name)
                 break
             if not self._has_free_cell(bad | found):
-                self._keep_unmasked(found, bad, usable)
+                self._keep_unmasked(found, bad, usable, name)
                 break
             estimate, sources = self._estimate(data, bad | found), found
-        field = self._field(estimate, bbox, unit)
+        field = self._field(estimate.back(), bbox, unit)
         rendered = field.render(bbox, dtype=np.float32).array
-        return Struct(field=field, image=rendered, sources=sources, quantization_step=step)
+        return Struct(field=field, image=rendered, sources=sources, quantization_step=step, metadata={})
 
-    def _keep_unmasked(self, found: np.ndarray, bad: np.ndarray, usable: int) -> None:
+    def _constant(
+        self, data: np.ndarray, bad: np.ndarray, bbox: Box, unit: u.UnitBase, step: float, name: str
+    ) -> Struct:
+        """Return a constant background, for an image with no cell at most
+        half unmasked."""
+        usable = np.count_nonzero(~bad)
+        size = min(self.config.meshSize, *data.shape)
+        if usable:
+            _, level, _ = sigma_clipped_stats(data[~bad], sigma=3.0, maxiters=5)
+            text = (
+                f"every {size}-pixel background cell is more than half masked; subtracting the clipped "
+                f"median of the {usable} usable pixels"
+            )
+        else:
+            level = 0.0
+            text = "no usable pixel (all NO_DATA, SATURATED, BAD or COSMIC_RAY); no background subtracted"
+        skipped = say_skipped(self.log, name, "BACKGROUND", text)
+        field = self._field(np.full(data.shape, level, dtype=np.float64), bbox, unit)
+        rendered = field.render(bbox, dtype=np.float32).array
+        return Struct(
+            field=field,
+            image=rendered,
+            sources=np.zeros(bad.shape, dtype=bool),
+            quantization_step=step,
+            metadata=skipped,
+        )
+
+    def _keep_unmasked(self, found: np.ndarray, bad: np.ndarray, usable: int, name: str) -> None:
         self.log.info(
-            "Sources cover %.0f%% of the usable pixels, too many to mask; keeping the previous background "
-            "estimate.",
+            "%s: sources cover %.0f%% of the usable pixels, too many to mask; keeping the previous "
+            "background estimate.",
+            name,
             100.0 * np.count_nonzero(found & ~bad) / max(usable, 1),
         )
 
@@ -271,9 +312,8 @@ class MeshBackgroundTask(Task):
             detected = scipy.ndimage.binary_dilation(detected, structure, iterations=self.config.maskGrow)
         return detected
 
-    def _field(self, estimate: sep.Background, bbox: Box, unit: u.UnitBase) -> SplineField:
-        """Sample the background estimate at the spline nodes."""
-        back = estimate.back()
+    def _field(self, back: np.ndarray, bbox: Box, unit: u.UnitBase) -> SplineField:
+        """Sample the rendered background estimate at the spline nodes."""
         height, width = back.shape
         y_nodes = spline_nodes(height, self.config.meshSize)
         x_nodes = spline_nodes(width, self.config.meshSize)

@@ -14,6 +14,8 @@ from scipy.spatial import cKDTree
 import lsst.pex.config as pexConfig
 from lsst.pipe.base import Struct, Task
 
+from .skipped import say_skipped
+
 
 class CasuCatalogComparisonConfig(pexConfig.Config):
     """Configuration for `CasuCatalogComparisonTask`."""
@@ -42,7 +44,8 @@ class CasuCatalogComparisonTask(Task):
     -----
     CASU's ``X_coordinate``/``Y_coordinate`` are 1-based FITS pixels of the
     stack, whose first pixel is the exposure's (0, 0).  Fluxes are compared
-    for sources CASU classifies as stellar (``Classification == -1``).
+    for sources CASU classifies as stellar (``Classification == -1``); where
+    none is matched, one log line and ``SKIPPED_CASU_COMPARISON`` say so.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CasuCatalogComparisonConfig
@@ -69,11 +72,11 @@ class CasuCatalogComparisonTask(Task):
         result : `lsst.pipe.base.Struct`
             ``metadata``: ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
             separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
-            ``CASU_NFLUX``.
+            ``CASU_NFLUX``; ``SKIPPED_CASU_COMPARISON`` without a flux ratio.
         """
         casu_x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
         casu_y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
-        metadata: dict[str, float | int | None] = {
+        metadata: dict[str, float | int | str | None] = {
             "CASU_NMATCH": 0,
             "CASU_OFFSET_MAS": None,
             "CASU_FLUX_RATIO": None,
@@ -96,12 +99,20 @@ class CasuCatalogComparisonTask(Task):
                 metadata["CASU_NFLUX"] = int(good.sum())
                 if good.any():
                     metadata["CASU_FLUX_RATIO"] = float(np.median(ours[good] / casu[good]))
-        self.log.info(
-            "%s: %d of %d sources match the CASU catalogue (%d entries); median flux ratio %s.",
-            name,
-            metadata["CASU_NMATCH"],
-            len(sources),
-            len(casu_x),
-            "n/a" if metadata["CASU_FLUX_RATIO"] is None else f"{metadata['CASU_FLUX_RATIO']:.4f}",
+        matches = (
+            f"{metadata['CASU_NMATCH']} of {len(sources)} sources match the CASU catalogue "
+            f"({len(casu_x)} entries)"
         )
+        if metadata["CASU_FLUX_RATIO"] is None:
+            metadata.update(
+                say_skipped(
+                    self.log,
+                    name,
+                    "CASU_COMPARISON",
+                    f"{matches}, none of them stellar with S/N >= {self.config.minSignalToNoise:g}; "
+                    "no flux comparison",
+                )
+            )
+        else:
+            self.log.info("%s: %s; median flux ratio %.4f.", name, matches, metadata["CASU_FLUX_RATIO"])
         return Struct(metadata=metadata)

@@ -210,9 +210,14 @@ class SourceMeasurementTask(Task):
         """Return the PSF's second moments at each detection, interpolated
         from a 3x3 grid of kernel images (the PSF varies slowly)."""
         n = len(detections)
-        grid_x = np.linspace(bbox.x.start, bbox.x.stop - 1, 3)
-        grid_y = np.linspace(bbox.y.start, bbox.y.stop - 1, 3)
+        grid_x = np.unique(np.linspace(bbox.x.start, bbox.x.stop - 1, 3))
+        grid_y = np.unique(np.linspace(bbox.y.start, bbox.y.stop - 1, 3))
         moments = np.array([[psf_moments(psf, x=x, y=y)[:2] for x in grid_x] for y in grid_y])
+        # The interpolator needs two nodes per axis; across a box one pixel wide the PSF is constant.
+        if len(grid_y) == 1:
+            grid_y, moments = np.append(grid_y, grid_y + 1), np.concatenate([moments, moments], axis=0)
+        if len(grid_x) == 1:
+            grid_x, moments = np.append(grid_x, grid_x + 1), np.concatenate([moments, moments], axis=1)
         if n == 0:
             return np.zeros(0), np.zeros(0)
         points = np.column_stack([np.asarray(detections["y"], float), np.asarray(detections["x"], float)])

@@ -15,6 +15,8 @@ from astropy.table import Table
 import lsst.pex.config as pexConfig
 from lsst.pipe.base import Struct, Task
 
+from .skipped import say_skipped
+
 
 class ColorTermConfig(pexConfig.Config):
     """A reference catalogue's prediction of one band's AB magnitude:
@@ -122,7 +124,9 @@ class PhotometryTask(Task):
     point is the sigma-clipped median of ``mag_ref + 2.5 log10(instFlux)``
     over them, its error the clipped standard deviation over sqrt(N).  It
     is always reported; it is applied from ``minStarsToApply`` stars, or
-    from ``minMatches`` when the header has no zero point.
+    from ``minMatches`` when the header has no zero point.  Where no zero
+    point is fitted, one log line and ``SKIPPED_PHOTOMETRY`` say why and
+    whether the header's is kept or, without one, calibrated fluxes are NaN.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = PhotometryConfig
@@ -167,13 +171,29 @@ class PhotometryTask(Task):
             ``n_stars``, ``source_index`` (stars used), ``source``
             (``"fit"`` or ``"header"``) and ``metadata``.
         """
-        fit = self._fit(sources, reference, source_index, reference_index, band=band, name=name)
+        fit = self._fit(sources, reference, source_index, reference_index, band=band)
         use_fit = (
             fit.zero_point is not None
             and self.config.doApplyFit
             and (fit.n_stars >= self.config.minStarsToApply or header_zero_point is None)
         )
         zero_point = fit.zero_point if use_fit else header_zero_point
+        skipped = {}
+        if fit.zero_point is None:
+            kept = (
+                "keeping the header zero point"
+                if header_zero_point is not None
+                else "no zero point in the header either: calibrated fluxes are NaN"
+            )
+            skipped = say_skipped(self.log, name, "PHOTOMETRY", f"{fit.reason}; {kept}")
+        elif zero_point is None:
+            skipped = say_skipped(
+                self.log,
+                name,
+                "PHOTOMETRY",
+                "the fitted zero point is not applied (doApplyFit is False) and the header has none: "
+                "calibrated fluxes are NaN",
+            )
         offset = (
             fit.zero_point - header_zero_point
             if fit.zero_point is not None and header_zero_point is not None
@@ -209,6 +229,7 @@ class PhotometryTask(Task):
                 "PHOTOCAL_OFFSET": offset,
                 "PHOTOCAL_SCATTER": fit.scatter,
                 "PHOTOCAL_NSTARS": fit.n_stars,
+                **skipped,
             },
         )
 
@@ -220,15 +241,25 @@ class PhotometryTask(Task):
         reference_index: np.ndarray,
         *,
         band: str,
-        name: str,
     ) -> Struct:
-        nothing = Struct(zero_point=None, error=None, scatter=None, n_stars=0, used=np.zeros(0, dtype=int))
+        """Return the fitted zero point, or `None` and the ``reason`` why
+        none was fitted."""
+
+        def nothing(reason: str) -> Struct:
+            return Struct(
+                zero_point=None,
+                error=None,
+                scatter=None,
+                n_stars=0,
+                used=np.zeros(0, dtype=int),
+                reason=reason,
+            )
+
         if reference is None:
-            return nothing
+            return nothing("no reference catalogue")
         term = self.config.colorTerms.get(band)
         if term is None:
-            self.log.info("%s: no colour term for band %r; keeping the header zero point.", name, band)
-            return nothing
+            return nothing(f"no colour term for band {band!r}")
         ref_mag = reference_magnitudes(reference[reference_index], term)
         flux = np.asarray(sources["psfInstFlux"], dtype=float)[source_index]
         error = np.asarray(sources["psfInstFluxErr"], dtype=float)[source_index]
@@ -238,13 +269,9 @@ class PhotometryTask(Task):
             & (flux > self.config.minSignalToNoise * error)
         )
         if usable.sum() < self.config.minMatches:
-            self.log.info(
-                "%s: %d usable photometric reference stars (< %d); keeping the header zero point.",
-                name,
-                int(usable.sum()),
-                self.config.minMatches,
+            return nothing(
+                f"{int(usable.sum())} usable photometric reference stars (< {self.config.minMatches})"
             )
-            return nothing
         estimates = ref_mag[usable] + 2.5 * np.log10(flux[usable])
         mean, median, std = sigma_clipped_stats(estimates, sigma=self.config.clipSigma, maxiters=5)
         kept = np.abs(estimates - median) <= self.config.clipSigma * max(std, 1e-6)
@@ -255,4 +282,5 @@ class PhotometryTask(Task):
             scatter=float(std),
             n_stars=n_stars,
             used=source_index[usable][kept],
+            reason=None,
         )

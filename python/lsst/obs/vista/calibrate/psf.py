@@ -27,6 +27,7 @@ from lsst.images.psfs import PiffWrapper, PointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
 from ..psf_shape import FWHM_PER_SIGMA, psf_fwhm
+from .skipped import say_skipped
 
 
 class PsfStarSelectorConfig(pexConfig.Config):
@@ -289,9 +290,10 @@ class PiffPsfDeterminerTask(Task):
     `lsst.images.psfs.PiffWrapper` evaluates them.  The model is a PixelGrid
     whose samples vary as a polynomial in x, y.
 
-    The header PSF (``fallback``) is kept, with one log line, when fewer
-    than ``minStars`` candidates have complete stamps, or when Piff fails
-    or returns a model with no finite positive size.
+    The header PSF (``fallback``) is kept, with one log line and
+    ``SKIPPED_PSF`` in the metadata, when fewer than ``minStars``
+    candidates have complete stamps, or when Piff fails or returns a model
+    with no finite positive size or one whose size is off its stars'.
 
     Piff's own log goes to the ``piff`` child of this task's log, only when
     that is enabled for DEBUG (it writes a few lines per iteration).
@@ -347,7 +349,8 @@ class PiffPsfDeterminerTask(Task):
             ``n_used``; ``fwhm``, the model's `psf_fwhm` at the bbox centre
             (pixels); ``reason`` (why the fallback was kept, else `None`);
             ``metadata`` (``PSF_MODEL`` 'piff' or 'header', ``PSF_NSTARS``,
-            ``PSF_NRESERVED``, ``PSF_NCANDIDATES``, ``PSF_FWHM``).
+            ``PSF_NRESERVED``, ``PSF_NCANDIDATES``, ``PSF_FWHM``, and
+            ``SKIPPED_PSF`` with the fallback).
         """
         n = len(sources)
         selection = self.starSelector.run(sources)
@@ -367,7 +370,8 @@ class PiffPsfDeterminerTask(Task):
         reserved[chosen[:n_reserve]] = True
         used = np.zeros(n, dtype=bool)
 
-        def keep_header(reason: str) -> Struct:
+        def keep_header(reason: str, level: int = logging.INFO) -> Struct:
+            skipped = say_skipped(self.log, name, "PSF", f"{reason}; keeping the header PSF", level=level)
             none = np.zeros(n, dtype=bool)
             return Struct(
                 psf=fallback,
@@ -378,14 +382,11 @@ class PiffPsfDeterminerTask(Task):
                 n_used=0,
                 fwhm=header_fwhm,
                 reason=reason,
-                metadata=self._metadata("header", 0, none, candidate, header_fwhm),
+                metadata={**self._metadata("header", 0, none, candidate, header_fwhm), **skipped},
             )
 
         n_fit = len(chosen) - n_reserve
         if n_fit < self.config.minStars:
-            self.log.info(
-                "%s: %d PSF stars (< minStars=%d); keeping the header PSF.", name, n_fit, self.config.minStars
-            )
             return keep_header(f"{n_fit} PSF stars (< minStars={self.config.minStars})")
 
         stars = [
@@ -415,22 +416,16 @@ class PiffPsfDeterminerTask(Task):
         except (RuntimeError, ValueError, np.linalg.LinAlgError) as error:
             # Piff raises these (GalSim's errors are RuntimeErrors) when stars
             # cannot be fitted or the system is singular.
-            self.log.warning("%s: Piff fit failed (%s); keeping the header PSF.", name, error)
-            return keep_header(f"Piff fit failed: {error}")
+            return keep_header(f"Piff fit failed ({error})", logging.WARNING)
         if not (math.isfinite(fwhm) and fwhm > 0):
-            self.log.warning("%s: Piff model has no finite size; keeping the header PSF.", name)
-            return keep_header("Piff model has no finite size")
+            return keep_header("Piff model has no finite size", logging.WARNING)
         locus_fwhm = FWHM_PER_SIGMA * selection.locus_size
         if abs(fwhm / locus_fwhm - 1.0) > self.config.maxSizeMismatch:
-            self.log.warning(
-                "%s: Piff model FWHM %.2f px differs from its stars' %.2f px by over %.0f%%; keeping the "
-                "header PSF.",
-                name,
-                fwhm,
-                locus_fwhm,
-                100 * self.config.maxSizeMismatch,
+            return keep_header(
+                f"Piff model FWHM {fwhm:.2f} px differs from its stars' {locus_fwhm:.2f} px by over "
+                f"{100 * self.config.maxSizeMismatch:.0f}%",
+                logging.WARNING,
             )
-            return keep_header(f"Piff model FWHM {fwhm:.2f} px, stars {locus_fwhm:.2f} px")
 
         for index, star in zip(chosen, piff_psf.stars, strict=True):
             used[index] = not star.is_reserve and not star.is_flagged

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("background_noise", "make_summary_stats", "pixel_scale_at_centre")
+__all__ = ("MIN_NOISE_PIXELS", "background_noise", "make_summary_stats", "pixel_scale_at_centre")
 
 import math
 
@@ -18,9 +18,10 @@ from ..psf_shape import psf_moments
 _MAX_NOISE_SAMPLE = 200_000
 """Background pixels (a regular subsample) the sky noise is measured on."""
 
-_MIN_NOISE_PIXELS = 1000
-"""Fewest background pixels for a measured sky noise (a ~3% estimate); fewer
-are the wings of the sources that cover the image."""
+MIN_NOISE_PIXELS = 1000
+"""Fewest background pixels for a measured sky noise (a ~3% estimate) or
+noise correlation (each lag's to ~0.03); fewer are the wings of the sources
+that cover the image, or a cutout too small to say."""
 
 
 def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
@@ -39,7 +40,7 @@ def background_noise(image: np.ndarray, background_pixels: np.ndarray) -> float:
         3-sigma clipped standard deviation (NaN with fewer than 1000 pixels).
     """
     values = image[background_pixels]
-    if values.size < _MIN_NOISE_PIXELS:
+    if values.size < MIN_NOISE_PIXELS:
         return math.nan
     step = max(1, values.size // _MAX_NOISE_SAMPLE)
     _, _, std = sigma_clipped_stats(values[::step], sigma=3.0, maxiters=5)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ("CalibrateImageConfig", "CalibrateImageConnections", "CalibrateImageTask")
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -45,7 +46,8 @@ from .measurement import SourceMeasurementTask, aperture_column
 from .noise_correlation import correlation_error_factor, measure_noise_correlation
 from .photometry import PhotometryTask
 from .psf import PiffPsfDeterminerTask
-from .summary import background_noise, make_summary_stats, pixel_scale_at_centre
+from .skipped import say_skipped
+from .summary import MIN_NOISE_PIXELS, background_noise, make_summary_stats, pixel_scale_at_centre
 
 _BACKGROUND_NAME = "mesh"
 """Name of the subtracted background in the output's `BackgroundMap`."""
@@ -196,10 +198,14 @@ class CalibrateImageTask(PipelineTask):
     6. ``photometry``: the header zero point, or one fitted to reference
        stars with colour terms; calibrated fluxes in nJy.
 
-    Without reference shards the step runs, says it skipped astrometric and
-    photometric fitting, and keeps the header calibration.  An exposure
-    whose pixels are all NO_DATA, or with no detections, has no outputs
-    (`NoWorkFound`, one warning line).
+    Every step takes empty, one-row and all-masked inputs: where it cannot
+    do its work (no sources, too few PSF stars, no reference catalogue or
+    none of its stars on the detector, no zero point, no sky pixels) it
+    says so in one log line and a ``SKIPPED_<STEP>`` key of the outputs'
+    metadata, with the same text, and the outputs carry what it had
+    instead (the header PSF, WCS or zero point, an empty catalogue, NaN
+    statistics).  Only an exposure whose pixels are all NO_DATA has no
+    outputs (`NoWorkFound`, one warning line).
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CalibrateImageConfig
@@ -303,7 +309,7 @@ class CalibrateImageTask(PipelineTask):
         Raises
         ------
         lsst.pipe.base.NoWorkFound
-            Raised if every pixel is NO_DATA or nothing is detected.
+            Raised if every pixel is NO_DATA.
         """
         characterized = self._characterize(exposure, name=name)
         calibration = self._calibrate(
@@ -334,6 +340,7 @@ class CalibrateImageTask(PipelineTask):
             bbox,
             exposure.unit,
             quantization_step=exposure.metadata.get("QUANTIZATION_STEP"),
+            name=name,
         )
         image = raw - background.image
         image[no_data] = np.nan
@@ -342,9 +349,15 @@ class CalibrateImageTask(PipelineTask):
         x_centre, y_centre = bbox.x.center, bbox.y.center
         ixx, iyy, _ = psf_moments(header_psf, x=x_centre, y=y_centre)
         detection = self.detection.run(image, variance, no_data, bbox, math.sqrt(0.5 * (ixx + iyy)))
+        skipped = {}
         if len(detection.sources) == 0:
-            self.log.warning("%s: no sources detected; nothing to calibrate.", name)
-            raise NoWorkFound(f"{name}: no sources detected.")
+            skipped = say_skipped(
+                self.log,
+                name,
+                "MEASUREMENT",
+                "no sources detected; the star catalogue is empty",
+                level=logging.WARNING,
+            )
 
         first = self.measurement.run(image, variance, mask, bbox, detection.sources, header_psf).sources
         first["flag"] = ~usable_for_calibration(first)
@@ -357,7 +370,7 @@ class CalibrateImageTask(PipelineTask):
         detected = detection.segmentation > 0
         background_pixels = ~(unusable | detected)
         noise_factors = self._correct_for_noise_correlation(
-            sources, image, variance, background_pixels, psf_result.psf, bbox
+            sources, image, variance, background_pixels, psf_result.psf, bbox, name=name
         )
         sources["calib_psf_candidate"] = psf_result.candidate
         sources["calib_psf_used"] = psf_result.used
@@ -370,7 +383,9 @@ class CalibrateImageTask(PipelineTask):
             flux_ratio=self.config.extendednessFluxRatio,
             size_ratio=self.config.extendednessSizeRatio,
         )
-        sky = self._sky_noise(image, variance, background_pixels, unusable, _residual_noise_ratio(exposure))
+        sky = self._sky_noise(
+            image, variance, background_pixels, unusable, _residual_noise_ratio(exposure), name=name
+        )
         return Struct(
             image=image,
             variance=variance,
@@ -381,7 +396,14 @@ class CalibrateImageTask(PipelineTask):
             sources=sources,
             apcorr=apcorr,
             sky=sky,
-            metadata={**psf_result.metadata, **apcorr.metadata, **noise_factors},
+            metadata={
+                **background.metadata,
+                **skipped,
+                **psf_result.metadata,
+                **apcorr.metadata,
+                **noise_factors,
+                **sky.metadata,
+            },
         )
 
     def _calibrate(
@@ -403,24 +425,18 @@ class CalibrateImageTask(PipelineTask):
         header_zero_point = _header_zero_point(exposure)
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
         sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
-        metadata: dict[str, Any] = {}
-        astrometry = None
-        matches = (np.zeros(0, int), np.zeros(0, int))
-        if reference is None:
-            self.log.info(
-                "%s: no reference catalogue; skipped astrometric and photometric fitting, keeping the header "
-                "WCS and zero point.",
-                name,
-            )
-            metadata.update(ASTROM_MODEL="header", ASTROM_NMATCH=0)
-        else:
-            astrometry = self.astrometry.run(sources, reference, sky_projection, pixel_scale, name=name)
-            sky_projection = astrometry.sky_projection
-            sources["calib_astrometry_used"][astrometry.source_index] = True
-            metadata.update(astrometry.metadata)
-            matches = (astrometry.source_index, astrometry.reference_index)
+        astrometry = self.astrometry.run(sources, reference, sky_projection, pixel_scale, name=name)
+        sky_projection = astrometry.sky_projection
+        sources["calib_astrometry_used"][astrometry.source_index] = True
+        metadata: dict[str, Any] = dict(astrometry.metadata)
         photometry = self.photometry.run(
-            sources, reference, *matches, band=exposure.band, header_zero_point=header_zero_point, name=name
+            sources,
+            reference,
+            astrometry.source_index,
+            astrometry.reference_index,
+            band=exposure.band,
+            header_zero_point=header_zero_point,
+            name=name,
         )
         sources["calib_photometry_used"][photometry.source_index] = True
         metadata.update(photometry.metadata)
@@ -456,8 +472,8 @@ class CalibrateImageTask(PipelineTask):
             sky_level=float(np.median(characterized.background.image[usable_pixels])),
             sky_noise=sky.noise,
             mean_variance=float(np.mean(characterized.variance[usable_pixels])),
-            astrometric_offset_mas=math.nan if astrometry is None else astrometry.offset_mas,
-            astrometric_rms_mas=math.nan if astrometry is None else astrometry.rms_mas,
+            astrometric_offset_mas=astrometry.offset_mas,
+            astrometric_rms_mas=astrometry.rms_mas,
             n_psf_stars=characterized.psf.n_used,
             reference_density=_density(
                 calibration.reference, stats_area_deg2=_area_deg2(bbox, calibration.pixel_scale)
@@ -508,13 +524,15 @@ class CalibrateImageTask(PipelineTask):
         )
         return Struct(exposure=calibrated, background=backgrounds, stars=sources)
 
-    @staticmethod
     def _sky_noise(
+        self,
         image: np.ndarray,
         variance: np.ndarray,
         background_pixels: np.ndarray,
         unusable: np.ndarray,
         noise_ratio: float | None,
+        *,
+        name: str,
     ) -> Struct:
         """Return the sky noise (image units) and how it was obtained.
 
@@ -523,17 +541,32 @@ class CalibrateImageTask(PipelineTask):
         source wings, so it holds on cutouts that bright sources fill), else
         the clipped rms
         of the undetected pixels; ``direct`` is that rms in either case
-        (NaN with fewer than 1000 such pixels).
+        (NaN with fewer than `MIN_NOISE_PIXELS` such pixels).  Without
+        either (no ratio from isr and too few sky pixels, or no usable pixel
+        at all) the noise is NaN and ``metadata`` holds
+        ``SKIPPED_SKY_NOISE``.
         """
         direct = background_noise(image, background_pixels)
-        if noise_ratio is None:
-            return Struct(noise=direct, source="measured", direct=direct)
-        sky_pixels = background_pixels if np.count_nonzero(background_pixels) >= 1000 else ~unusable
+        n_sky = int(np.count_nonzero(background_pixels))
+        if noise_ratio is None or not (~unusable).any():
+            if math.isfinite(direct):
+                return Struct(noise=direct, source="measured", direct=direct, metadata={})
+            why = (
+                f"{n_sky} sky pixels (< {MIN_NOISE_PIXELS}) and no NOISE_RATIO from isr"
+                if noise_ratio is None
+                else "no usable pixel (all NO_DATA, SATURATED, BAD or COSMIC_RAY)"
+            )
+            skipped = say_skipped(self.log, name, "SKY_NOISE", f"{why}; the sky noise is NaN")
+            return Struct(noise=math.nan, source="none", direct=direct, metadata=skipped)
+        sky_pixels = background_pixels if n_sky >= MIN_NOISE_PIXELS else ~unusable
         # Where sources fill the image, the low end of the variance plane is the sky's.
         percentile = 50.0 if sky_pixels is background_pixels else _SKY_VARIANCE_PERCENTILE
         sky_variance = float(np.percentile(variance[sky_pixels], percentile))
         return Struct(
-            noise=float(noise_ratio) * math.sqrt(sky_variance), source="variance x NOISE_RATIO", direct=direct
+            noise=float(noise_ratio) * math.sqrt(sky_variance),
+            source="variance x NOISE_RATIO",
+            direct=direct,
+            metadata={},
         )
 
     def _correct_for_noise_correlation(
@@ -544,11 +577,23 @@ class CalibrateImageTask(PipelineTask):
         background_pixels: np.ndarray,
         psf: Any,
         bbox: Box,
-    ) -> dict[str, float]:
+        *,
+        name: str,
+    ) -> dict[str, float | str]:
         """Scale the error columns for correlated noise; return the factors
-        (``NOISE_CORR_PSF``, ``NOISE_CORR_<aperture>``) for the metadata."""
+        (``NOISE_CORR_PSF``, ``NOISE_CORR_<aperture>``) for the metadata, or
+        ``SKIPPED_NOISE_CORR`` with fewer than `MIN_NOISE_PIXELS` sky
+        pixels to measure the correlation on."""
         if not self.config.doCorrelatedNoise:
             return {}
+        n_sky = int(np.count_nonzero(background_pixels))
+        if n_sky < MIN_NOISE_PIXELS:
+            return say_skipped(
+                self.log,
+                name,
+                "NOISE_CORR",
+                f"{n_sky} sky pixels (< {MIN_NOISE_PIXELS}); errors are not scaled for correlated noise",
+            )
         with np.errstate(invalid="ignore", divide="ignore"):
             residual = np.where(background_pixels, image / np.sqrt(variance), 0.0)
         correlation = measure_noise_correlation(
@@ -591,14 +636,16 @@ class CalibrateImageTask(PipelineTask):
         if len(stars) == 0:
             return stars
         pixels = exposure.sky_projection.sky_to_pixel(_sky_coord(stars["coord_ra"], stars["coord_dec"]))
+        x, y = np.atleast_1d(pixels.x), np.atleast_1d(pixels.y)
         margin = self.config.referenceMargin
         bbox = exposure.bbox
-        inside = (
-            (pixels.x >= bbox.x.start - margin)
-            & (pixels.x <= bbox.x.stop - 1 + margin)
-            & (pixels.y >= bbox.y.start - margin)
-            & (pixels.y <= bbox.y.stop - 1 + margin)
-        )
+        with np.errstate(invalid="ignore"):
+            inside = (
+                (x >= bbox.x.start - margin)
+                & (x <= bbox.x.stop - 1 + margin)
+                & (y >= bbox.y.start - margin)
+                & (y <= bbox.y.stop - 1 + margin)
+            )
         self.log.info("%s: %d reference stars on the detector.", name, int(np.sum(inside)))
         return stars[inside]
 
