@@ -220,6 +220,9 @@ def _run_group(
 ) -> None:
     last = len(steps) - 1
     for k, argv in enumerate(steps):
+        if k == 0 and forwarder.received is not None:
+            # Stopped before the group started: there is nothing to register.
+            return
         if (status[0] != 0 or forwarder.received is not None) and k < last:
             continue
         result = _run_step(argv, prefix, lock, forwarder, env, forward=k < last)
