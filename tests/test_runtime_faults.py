@@ -475,7 +475,10 @@ def test_a_quantum_failing_half_way_is_undone_and_the_same_command_resumes(
     assert lines[-1].startswith(
         "processCcd.py: 4 quanta failed: calibrateImage@instrument=VIRCAM,detector=1,visit="
     )
+    # The exception pipetask reports wraps the cause, which the line adds.
     assert lines[-1].count(" (RuntimeError: Failed to serialize dataset preliminary_visit_image@") == 4
+    cause = f"; caused by PermissionError: [Errno 13] Permission denied: '{repo / 'full'}/u')"
+    assert lines[-1].count(cause) == 4
     # What pipetask had registered of the failed quanta (their backgrounds,
     # logs) is gone, with the files.
     assert not list((repo / output).rglob("preliminary_visit_image_background_*"))

@@ -187,33 +187,34 @@ def _executable(command: list[str]) -> list[str]:
     return [str(executable) if executable.exists() else command[0], *command[1:]]
 
 
-def _qbb_steps(repo: str, run_command: list[str], graph: str, summary: str) -> list[list[str]]:
+def _qbb_steps(repo: str, run_command: list[str], graph: str, summary: str, log: str) -> list[list[str]]:
     """Return the quantum-backed commands doing what ``run_command`` (a
     ``pipetask run -j 1 --output-run RUN``) does, through ``graph``, with
-    the execution report written to ``summary``."""
+    the execution report written to ``summary`` and the log to ``log``
+    (JSON) besides the standard error."""
     options = list(run_command[2:])
     options.remove("--register-dataset-types")
     del options[options.index("-j") : options.index("-j") + 2]
     return [
         ["pipetask", "qgraph", *options, "--qgraph-datastore-records", "-q", graph],
         ["pipetask", "pre-exec-init-qbb", repo, graph],
-        ["pipetask", "run-qbb", repo, graph, "-j", "1", "--summary", summary],
+        ["pipetask", "--log-file", log, "run-qbb", repo, graph, "-j", "1", "--summary", summary],
         ["butler", "transfer-from-graph", graph, repo, "--register-dataset-types"],
     ]
 
 
 def _run_serial(
     repo: str, command: list[str], scratch: Path, forwarder: SignalForwarder, dry_run: bool
-) -> tuple[int, list[Path]]:
+) -> tuple[int, list[tuple[Path, Path]]]:
     """Print and (unless ``dry_run``) run one ``pipetask run``; return its
-    exit status and execution report file."""
-    summary = scratch / "summary.json"
-    command = [*command, "--summary", str(summary)]
+    exit status and its execution report and log files."""
+    summary, log = scratch / "summary.json", scratch / "log.json"
+    command = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
     click.echo("$ " + shlex.join(command))
     if dry_run or forwarder.received is not None:
         return 0, []
     process = forwarder.popen(_executable(command), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
-    return forwarder.wait(process), [summary]
+    return forwarder.wait(process), [(summary, log)]
 
 
 def _run_sharded(
@@ -227,10 +228,10 @@ def _run_sharded(
     forwarder: SignalForwarder,
     dry_run: bool,
     **options: Any,
-) -> tuple[int, list[Path]]:
+) -> tuple[int, list[tuple[Path, Path]]]:
     """Print and (unless ``dry_run``) run the pipeline as concurrent
     single-process groups and chain their runs into ``output``; return the
-    exit status and the execution report files."""
+    exit status and the execution report and log files."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
     runs_commands = [
@@ -241,10 +242,10 @@ def _run_sharded(
         for group, run in zip(groups, runs, strict=True)
     ]  # fmt: skip
     children = chain_definition(repo, output, runs, inputs)
-    summaries = [scratch / f"part{k}.json" for k in range(len(groups))]
+    reports = [(scratch / f"part{k}.json", scratch / f"part{k}-log.json") for k in range(len(groups))]
     steps = [
-        _qbb_steps(repo, command, str(scratch / f"part{k}.qg"), str(summary))
-        for k, (command, summary) in enumerate(zip(runs_commands, summaries, strict=True))
+        _qbb_steps(repo, command, str(scratch / f"part{k}.qg"), str(summary), str(log))
+        for k, (command, (summary, log)) in enumerate(zip(runs_commands, reports, strict=True))
     ]
     for group_steps in steps:
         click.echo("$ (" + " && ".join(shlex.join(step) for step in group_steps[:-1]) + "; "
@@ -289,7 +290,7 @@ def _run_sharded(
         click.echo(
             f"processCcd.py: {sum(map(len, groups))} data IDs in {len(groups)} groups, chained as {output}"
         )
-    return status, summaries
+    return status, reports
 
 
 def _run(
@@ -349,9 +350,9 @@ def _run(
                     repo, instrument=instrument, where=where, inputs=inputs, output=output, jobs=1,
                     skip_existing_in=skip_existing_in, **options,
                 )  # fmt: skip
-                status, summaries = _run_serial(repo, command, scratch, forwarder, dry_run)
+                status, reports = _run_serial(repo, command, scratch, forwarder, dry_run)
             else:
-                status, summaries = _run_sharded(
+                status, reports = _run_sharded(
                     repo, split_balanced(to_do, jobs), instrument=instrument, inputs=inputs, output=output,
                     scratch=scratch, forwarder=forwarder, dry_run=dry_run, skip_existing_in=skip_existing_in,
                     **options,
@@ -361,7 +362,7 @@ def _run(
             with Butler.from_config(repo, writeable=True) as butler:
                 remove_unfinished_outputs(butler, graph, output_runs(butler, output))
                 done = len(finished_data_ids(butler, graph, output, where))
-            failures = read_failures(summaries)
+            failures = read_failures(reports)
     resume = f"re-run this command: {shlex.join(['processCcd.py', *sys.argv[1:]])}"
     progress = f"{done} of {len(data_ids)} data IDs are processed in {output}"
     if forwarder.received is not None:
