@@ -3,9 +3,15 @@ instrument's ``ProcessCcd`` pipeline with ``pipetask run``.
 
 With ``-j N`` (N > 1) the data IDs are split into N balanced groups run
 concurrently, each by one single-process quantum-backed run writing its own
-RUN collection, chained into the output collection once all have succeeded
+RUN collection, chained into the output collection once all have ended
 (`lsst.obs.vista.cli.sharded_run`): pipetask's own ``-j`` starts a process
-per quantum, which costs more than it saves on single-detector quanta."""
+per quantum, which costs more than it saves on single-detector quanta.
+
+Running the same command again resumes a run that stopped for any reason
+(`lsst.obs.vista.cli.run_state`); SIGTERM and SIGINT are passed on to the
+pipetask processes (`lsst.obs.vista.cli.signal_forwarding`); a failed run
+ends with a line naming the failed quanta and why
+(`lsst.obs.vista.cli.quantum_failures`)."""
 
 from __future__ import annotations
 
@@ -445,6 +451,11 @@ def process_ccd(
     pre-exec-init-qbb, run-qbb, butler transfer-from-graph), one per
     balanced group of data IDs, each into its own RUN collection, and the
     'butler collection-chain' that makes OUTPUT search them all.
+
+    Re-running the same command resumes a run that was stopped (SIGTERM,
+    Ctrl-C) or failed: the unfinished quanta's outputs are removed and only
+    the data IDs not yet processed in OUTPUT are run.  Give another --output
+    to process data IDs again.
     """
     where, instrument = where_from_ids(ids)
     known, refcats = _inspect_repository(repo, ["refcats/gaia_dr3"])
