@@ -213,13 +213,14 @@ def _run_serial(
     repo: str, command: list[str], scratch: Path, forwarder: SignalForwarder, dry_run: bool
 ) -> tuple[int, list[tuple[Path, Path]]]:
     """Print and (unless ``dry_run``) run one ``pipetask run``; return its
-    exit status and its execution report and log files."""
-    summary, log = scratch / "summary.json", scratch / "log.json"
-    command = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
+    exit status and its execution report and log files (written to
+    ``scratch``, so left out of the command printed)."""
     click.echo("$ " + shlex.join(command))
     if dry_run or forwarder.received is not None:
         return 0, []
-    process = forwarder.popen(_executable(command), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
+    summary, log = scratch / "summary.json", scratch / "log.json"
+    reporting = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
+    process = forwarder.popen(_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
     return forwarder.wait(process), [(summary, log)]
 
 
