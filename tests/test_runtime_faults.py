@@ -29,6 +29,7 @@ from lsst.daf.butler import Butler, Config, MissingCollectionError, MissingDatas
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.cli import export_legacy, ingest_casu, ingest_refcat, summarize_isr
 from lsst.obs.vista.cli.script import ingest_products
+from lsst.obs.vista.cli.signal_forwarding import SignalForwarder
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
 pytestmark = pytest.mark.slow
@@ -519,3 +520,42 @@ def test_a_deleted_input_ends_with_a_line_naming_the_data_ids_and_the_cause(
         "re-run this command: " + shlex.join(["processCcd.py", *command[1:]])
     )
     assert_resumable_state(repo, output, tmp_path / "tmp")
+
+
+_WAIT_FOR_SIGINT = """\
+import signal, subprocess, sys
+name, log = sys.argv[1], sys.argv[2]
+def stop(signum, frame):
+    with open(log, "a") as out:
+        out.write(name + "\\n")
+    sys.exit(0)
+signal.signal(signal.SIGINT, stop)
+child = None
+if name == "command":
+    worker = [sys.executable, "-c", sys.argv[3], "worker", log]
+    child = subprocess.Popen(worker, stdout=subprocess.PIPE, text=True)
+    child.stdout.readline()
+print("ready", flush=True)
+signal.pause()
+"""
+
+
+def test_sigint_reaches_every_process_of_a_command_and_not_the_runner(tmp_path: Path) -> None:
+    # A command that starts a worker, as pipetask run -j N does: both get
+    # the SIGINT the runner receives, and the runner goes on.
+    log = tmp_path / "stopped"
+    with SignalForwarder() as forwarder:
+        process = forwarder.popen(
+            [sys.executable, "-c", _WAIT_FOR_SIGINT, "command", str(log), _WAIT_FOR_SIGINT],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        os.kill(os.getpid(), signal.SIGINT)
+        assert forwarder.wait(process) == 0
+    assert forwarder.received == signal.SIGINT and forwarder.name == "SIGINT"
+    deadline = time.monotonic() + TIMEOUT
+    while len(log.read_text().split()) < 2 and time.monotonic() < deadline:
+        # The worker, an orphan once the command has gone, writes in its own time.
+        time.sleep(0.01)
+    assert sorted(log.read_text().split()) == ["command", "worker"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
