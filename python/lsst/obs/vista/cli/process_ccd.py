@@ -235,10 +235,10 @@ def _run_sharded(
     forwarder: SignalForwarder,
     dry_run: bool,
     **options: Any,
-) -> tuple[int, list[tuple[Path, Path]]]:
+) -> tuple[int, list[tuple[Path, Path]], list[str]]:
     """Print and (unless ``dry_run``) run the pipeline as concurrent
     single-process groups and chain their runs into ``output``; return the
-    exit status and the execution report and log files."""
+    exit status, the execution report and log files, and the groups' runs."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
     runs_commands = [
@@ -260,7 +260,7 @@ def _run_sharded(
     click.echo("$ wait")
     click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
     if dry_run:
-        return 0, []
+        return 0, [], runs
     status = 0
     try:
         run_concurrently(
@@ -297,7 +297,7 @@ def _run_sharded(
         click.echo(
             f"processCcd.py: {sum(map(len, groups))} data IDs in {len(groups)} groups, chained as {output}"
         )
-    return status, reports
+    return status, reports, runs
 
 
 def _run(
@@ -358,8 +358,9 @@ def _run(
                     skip_existing_in=skip_existing_in, **options,
                 )  # fmt: skip
                 status, reports = _run_serial(repo, command, scratch, forwarder, dry_run)
+                runs: list[str] = []
             else:
-                status, reports = _run_sharded(
+                status, reports, runs = _run_sharded(
                     repo, split_balanced(to_do, jobs), instrument=instrument, inputs=inputs, output=output,
                     scratch=scratch, forwarder=forwarder, dry_run=dry_run, skip_existing_in=skip_existing_in,
                     **options,
@@ -367,7 +368,12 @@ def _run(
             if dry_run:
                 return 0
             with Butler.from_config(repo, writeable=True) as butler:
-                remove_unfinished_outputs(butler, graph, output_runs(butler, output))
+                # A group whose registration did not happen left only files,
+                # in the directory of a run that is not in the chain.
+                chained = output_runs(butler, output)
+                remove_unfinished_outputs(
+                    butler, graph, [*chained, *(run for run in runs if run not in chained)]
+                )
                 done = len(finished_data_ids(butler, graph, output, where))
             failures = read_failures(reports)
     resume = f"re-run this command: {shlex.join(['processCcd.py', *sys.argv[1:]])}"
