@@ -1,13 +1,14 @@
 """processCcd.py -j 2: concurrent single-process pipetask runs on balanced groups
 of data IDs, chained into one output collection, give exactly what -j 1 gives;
-a failing group is named and leaves the output chain alone."""
+a failing group is named, the others' outputs are chained, and the last line
+names the failed quanta and their causes."""
 
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from lsst.daf.butler import Butler, MissingCollectionError
+from lsst.daf.butler import Butler
 
 import lsst.obs.vista  # noqa: F401  (registers the VIRCAM translator for reading)
 from lsst.obs.vista.cli.sharded_run import split_balanced, where_for_group
@@ -91,18 +92,35 @@ def test_one_chain_with_the_same_datasets_as_serial(repo):
                         assert planes[0].tobytes() == planes[1].tobytes(), (name, plane)
 
 
-def test_a_failing_group_is_named_and_the_chain_left_alone(repo):
+def test_a_failing_group_is_named_and_its_failed_quanta_end_the_output(repo):
     with Butler.from_config(str(repo["path"])) as butler:
         last = butler.query_datasets(
             "casu_stack", collections="VIRCAM/defaults", order_by=["exposure", "detector"]
         )[-1]
-        Path(butler.getURI(last).ospath).unlink()
+        path = Path(butler.getURI(last).ospath)
+    path.unlink()
     result = _run(BIN / "processCcd.py", repo["path"], "-o", "u/test/fail", "-j", "2", check=False)
-    assert result.returncode != 0
-    assert "group part1 (2 data IDs, run u/test/fail/" in result.stderr and "failed" in result.stderr
+    assert result.returncode == 1
+    assert "processCcd.py: group part1 (2 data IDs, run u/test/fail/" in result.stderr
     assert "group part0" not in result.stderr
+    *_, resume, failed = result.stderr.splitlines()
+    assert resume == (
+        "processCcd.py: 2 of 4 data IDs are processed in u/test/fail; to resume once the cause is dealt "
+        f"with, re-run this command: processCcd.py {repo['path']} -o u/test/fail -j 2"
+    )
+    exposure = last.dataId["exposure"]
+    causes = [
+        f"isr@instrument=VIRCAM,detector={detector},exposure={exposure} (MissingInputError: "
+        f"casu_stack@instrument=VIRCAM,detector={detector},exposure={exposure}: its file {path} is missing "
+        "from the datastore.)"
+        for detector in (1, 2)
+    ]
+    assert failed == f"processCcd.py: 2 quanta failed: {'; '.join(causes)}"
+    # The group that succeeded is chained; the chain has no output of a
+    # failed quantum.
     with Butler.from_config(str(repo["path"])) as butler:
-        with pytest.raises(MissingCollectionError):
-            butler.collections.get_info("u/test/fail")
-        kept = butler.query_datasets("single_visit_star", collections="u/test/fail/*/part0", find_first=False)
-        assert len(kept) == 2
+        (run, *_) = butler.collections.get_info("u/test/fail").children
+        assert run.endswith("/part0")
+        for name in OUTPUTS:
+            refs = butler.query_datasets(name, collections="u/test/fail", find_first=False)
+            assert {ref.run for ref in refs} == {run} and len(refs) == 2, name

@@ -3,9 +3,15 @@ instrument's ``ProcessCcd`` pipeline with ``pipetask run``.
 
 With ``-j N`` (N > 1) the data IDs are split into N balanced groups run
 concurrently, each by one single-process quantum-backed run writing its own
-RUN collection, chained into the output collection once all have succeeded
+RUN collection, chained into the output collection once all have ended
 (`lsst.obs.vista.cli.sharded_run`): pipetask's own ``-j`` starts a process
-per quantum, which costs more than it saves on single-detector quanta."""
+per quantum, which costs more than it saves on single-detector quanta.
+
+Running the same command again resumes a run that stopped for any reason
+(`lsst.obs.vista.cli.run_state`); SIGTERM and SIGINT are passed on to the
+pipetask processes (`lsst.obs.vista.cli.signal_forwarding`); a failed run
+ends with a line naming the failed quanta and why
+(`lsst.obs.vista.cli.quantum_failures`)."""
 
 from __future__ import annotations
 
@@ -14,18 +20,21 @@ __all__ = ("build_pipetask_command", "main", "where_from_ids")
 import getpass
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .._resources import PIPELINES_DIR
+from .quantum_failures import failure_line, read_failures
 from .repository_config import ensure_background_map_formatter
+from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 from .sharded_run import (
+    DataId,
     GroupFailedError,
     chain_definition,
     query_data_ids,
@@ -33,6 +42,7 @@ from .sharded_run import (
     split_balanced,
     where_for_group,
 )
+from .signal_forwarding import SignalForwarder
 
 _INSTRUMENT_DIRECTORIES = {"VIRCAM": "VIRCAM", "DECam": "DECam"}
 """Butler instrument name -> folder of its pipelines under pipelines/."""
@@ -115,6 +125,7 @@ def build_pipetask_command(
     config_overrides: Sequence[str] = (),
     pipeline: Path | None = None,
     output_run: str | None = None,
+    skip_existing_in: str | None = None,
 ) -> list[str]:
     """Return the ``pipetask run`` command of the instrument's ProcessCcd pipeline.
 
@@ -140,6 +151,8 @@ def build_pipetask_command(
         Pipeline file; ``pipelines/<instrument>/ProcessCcd.yaml`` by default.
     output_run : `str`, optional
         RUN collection to write instead of ``<output>/<timestamp>``.
+    skip_existing_in : `str`, optional
+        Collection whose finished quanta are not run again.
 
     Returns
     -------
@@ -163,6 +176,8 @@ def build_pipetask_command(
     ]
     if where:
         command += ["-d", where]
+    if skip_existing_in:
+        command += ["--skip-existing-in", skip_existing_in]
     for option, values in (("-C", config_files), ("-c", config_overrides)):
         for value in values:
             labelled = ":" in value.split("=", 1)[0]
@@ -179,21 +194,114 @@ def _executable(command: list[str]) -> list[str]:
     return [str(executable) if executable.exists() else command[0], *command[1:]]
 
 
-def _qbb_steps(repo: str, run_command: list[str], graph: str) -> list[list[str]]:
+def _qbb_steps(repo: str, run_command: list[str], graph: str, summary: str, log: str) -> list[list[str]]:
     """Return the quantum-backed commands doing what ``run_command`` (a
-    ``pipetask run -j 1 --output-run RUN``) does, through ``graph``."""
+    ``pipetask run -j 1 --output-run RUN``) does, through ``graph``, with
+    the execution report written to ``summary`` and the log to ``log``
+    (JSON) besides the standard error."""
     options = list(run_command[2:])
     options.remove("--register-dataset-types")
     del options[options.index("-j") : options.index("-j") + 2]
     return [
         ["pipetask", "qgraph", *options, "--qgraph-datastore-records", "-q", graph],
         ["pipetask", "pre-exec-init-qbb", repo, graph],
-        ["pipetask", "run-qbb", repo, graph, "-j", "1"],
+        ["pipetask", "--log-file", log, "run-qbb", repo, graph, "-j", "1", "--summary", summary],
         ["butler", "transfer-from-graph", graph, repo, "--register-dataset-types"],
     ]
 
 
+def _run_serial(
+    repo: str, command: list[str], scratch: Path, forwarder: SignalForwarder, dry_run: bool
+) -> tuple[int, list[tuple[Path, Path]]]:
+    """Print and (unless ``dry_run``) run one ``pipetask run``; return its
+    exit status and its execution report and log files (written to
+    ``scratch``, so left out of the command printed)."""
+    click.echo("$ " + shlex.join(command))
+    if dry_run or forwarder.received is not None:
+        return 0, []
+    summary, log = scratch / "summary.json", scratch / "log.json"
+    reporting = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
+    process = forwarder.popen(_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
+    return forwarder.wait(process), [(summary, log)]
+
+
 def _run_sharded(
+    repo: str,
+    groups: Sequence[Sequence[DataId]],
+    *,
+    instrument: str,
+    inputs: Sequence[str],
+    output: str,
+    scratch: Path,
+    forwarder: SignalForwarder,
+    dry_run: bool,
+    **options: Any,
+) -> tuple[int, list[tuple[Path, Path]], list[str]]:
+    """Print and (unless ``dry_run``) run the pipeline as concurrent
+    single-process groups and chain their runs into ``output``; return the
+    exit status, the execution report and log files, and the groups' runs."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
+    runs_commands = [
+        build_pipetask_command(
+            repo, instrument=instrument, where=where_for_group(instrument, group), inputs=inputs,
+            output=output, jobs=1, output_run=run, **options,
+        )
+        for group, run in zip(groups, runs, strict=True)
+    ]  # fmt: skip
+    children = chain_definition(repo, output, runs, inputs)
+    reports = [(scratch / f"part{k}.json", scratch / f"part{k}-log.json") for k in range(len(groups))]
+    steps = [
+        _qbb_steps(repo, command, str(scratch / f"part{k}.qg"), str(summary), str(log))
+        for k, (command, (summary, log)) in enumerate(zip(runs_commands, reports, strict=True))
+    ]
+    for group_steps in steps:
+        click.echo("$ (" + " && ".join(shlex.join(step) for step in group_steps[:-1]) + "; "
+                   + shlex.join(group_steps[-1]) + ") &")  # fmt: skip
+    click.echo("$ wait")
+    click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
+    if dry_run:
+        return 0, [], runs
+    status = 0
+    try:
+        run_concurrently(
+            [
+                (f"part{k}", [_executable(step) for step in group_steps])
+                for k, group_steps in enumerate(steps)
+            ],
+            forwarder,
+            {"TMPDIR": str(scratch / "tmp")},
+        )
+    except GroupFailedError as error:
+        status = 1
+        if forwarder.received is None:
+            for name, exit_status in error.failed:
+                k = int(name.removeprefix("part"))
+                click.echo(
+                    f"processCcd.py: group {name} ({len(groups[k])} data IDs, run {runs[k]}) failed with "
+                    f"exit status {exit_status}.",
+                    err=True,
+                )
+    from lsst.daf.butler import Butler, CollectionType
+
+    # The runs of the groups that registered anything are chained, failed
+    # or not: they hold finished quanta only once the unfinished ones'
+    # outputs are removed, and a re-run goes on from them.
+    with Butler.from_config(repo, writeable=True) as butler:
+        present = set(butler.collections.query(f"{output}/{stamp}/*", CollectionType.RUN))
+        if present:
+            butler.collections.register(output, CollectionType.CHAINED)
+            butler.collections.redefine_chain(
+                output, [child for child in children if child not in runs or child in present]
+            )
+    if status == 0 and forwarder.received is None:
+        click.echo(
+            f"processCcd.py: {sum(map(len, groups))} data IDs in {len(groups)} groups, chained as {output}"
+        )
+    return status, reports, runs
+
+
+def _run(
     repo: str,
     *,
     instrument: str,
@@ -204,57 +312,89 @@ def _run_sharded(
     dry_run: bool,
     **options: Sequence[str],
 ) -> int:
-    """Print and (unless ``dry_run``) run the pipeline as ``jobs`` concurrent
-    single-process groups; return the exit status."""
-    groups = split_balanced(query_data_ids(repo, _pipeline(instrument), inputs, where), jobs)
-    if not groups:
-        raise click.UsageError(f"no data IDs to process in {repo} for {where!r}")
-    _, existing = _inspect_repository(repo, [output])
-    searched = [output] if existing else list(inputs)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    runs = [f"{output}/{stamp}/part{k}" for k in range(len(groups))]
-    runs_commands = [
-        build_pipetask_command(
-            repo, instrument=instrument, where=where_for_group(instrument, group), inputs=searched,
-            output=output, jobs=1, output_run=run, **options,
-        )
-        for group, run in zip(groups, runs, strict=True)
-    ]  # fmt: skip
-    children = chain_definition(repo, output, runs, inputs)
-    with tempfile.TemporaryDirectory(prefix="processCcd-") as graphs:
-        steps = [_qbb_steps(repo, command, f"{graphs}/part{k}.qg") for k, command in enumerate(runs_commands)]
-        for group_steps in steps:
-            click.echo("$ (" + " && ".join(shlex.join(step) for step in group_steps[:-1]) + "; "
-                       + shlex.join(group_steps[-1]) + ") &")  # fmt: skip
-        click.echo("$ wait")
-        click.echo("$ " + shlex.join(["butler", "collection-chain", repo, output, *children]))
-        if dry_run:
-            return 0
-        try:
-            run_concurrently(
-                [
-                    (f"part{k}", [_executable(step) for step in group_steps])
-                    for k, group_steps in enumerate(steps)
-                ]
-            )
-        except GroupFailedError as error:
-            for name, status in error.failed:
-                group = groups[int(name.removeprefix("part"))]
-                click.echo(
-                    f"processCcd.py: group {name} ({len(group)} data IDs, run {runs[int(name[4:])]}) "
-                    f"failed with exit status {status}; the outputs written are kept in the groups' runs and "
-                    f"{output} was not changed.",
-                    err=True,
-                )
-            return 1
-    from lsst.daf.butler import Butler, CollectionType
+    """Run (or resume) the pipeline on the data IDs not yet processed in
+    ``output``; return the exit status.
 
-    with Butler.from_config(repo, writeable=True) as butler:
-        butler.collections.register(output, CollectionType.CHAINED)
-        butler.collections.redefine_chain(output, children)
-    click.echo(
-        f"processCcd.py: {sum(map(len, groups))} data IDs in {len(groups)} groups, chained as {output}"
-    )
+    A SIGTERM or SIGINT is forwarded to the commands running; once they have
+    stopped, what they registered is kept, the outputs of the quanta they
+    did not finish are removed, and the exit status is 128 + the signal's
+    number.  Whatever stopped the run, the same command resumes it.
+    """
+    from lsst.daf.butler import Butler
+    from lsst.pipe.base import Pipeline
+
+    pipeline = _pipeline(instrument)
+    with SignalForwarder() as forwarder:
+        with Butler.from_config(repo, writeable=not dry_run) as butler:
+            graph = Pipeline.from_uri(str(pipeline)).to_graph()
+            graph.resolve(butler.registry)
+            if not dry_run:
+                # What a killed run or a failed quantum left, registered or
+                # not, would be in the way of a re-run or listed twice.
+                remove_unfinished_outputs(butler, graph, output_runs(butler, output))
+            finished = finished_data_ids(butler, graph, output, where)
+        data_ids = query_data_ids(repo, pipeline, inputs, where)
+        if not data_ids:
+            raise click.UsageError(f"no data IDs to process in {repo} for {where!r}")
+        to_do = [data_id for data_id in data_ids if data_id not in finished]
+        if not to_do:
+            click.echo(
+                f"processCcd.py: all {len(data_ids)} data IDs are processed in {output}; nothing to do "
+                "(give another --output to process them again)."
+            )
+            return 0
+        _, existing = _inspect_repository(repo, [output])
+        if existing:
+            # Resuming: the finished quanta's outputs are inputs, and those
+            # quanta are not run again.
+            inputs, skip_existing_in = [output], output
+        else:
+            skip_existing_in = None
+        with tempfile.TemporaryDirectory(prefix="processCcd-") as directory:
+            scratch = Path(directory)
+            (scratch / "tmp").mkdir()
+            if jobs == 1:
+                command = build_pipetask_command(
+                    repo, instrument=instrument, where=where, inputs=inputs, output=output, jobs=1,
+                    skip_existing_in=skip_existing_in, **options,
+                )  # fmt: skip
+                status, reports = _run_serial(repo, command, scratch, forwarder, dry_run)
+                runs: list[str] = []
+            else:
+                status, reports, runs = _run_sharded(
+                    repo, split_balanced(to_do, jobs), instrument=instrument, inputs=inputs, output=output,
+                    scratch=scratch, forwarder=forwarder, dry_run=dry_run, skip_existing_in=skip_existing_in,
+                    **options,
+                )  # fmt: skip
+            if dry_run:
+                return 0
+            with Butler.from_config(repo, writeable=True) as butler:
+                # A group whose registration did not happen left only files,
+                # in the directory of a run that is not in the chain.
+                chained = output_runs(butler, output)
+                remove_unfinished_outputs(
+                    butler, graph, [*chained, *(run for run in runs if run not in chained)]
+                )
+                done = len(finished_data_ids(butler, graph, output, where))
+            failures = read_failures(reports)
+    resume = f"re-run this command: {shlex.join(['processCcd.py', *sys.argv[1:]])}"
+    progress = f"{done} of {len(data_ids)} data IDs are processed in {output}"
+    if forwarder.received is not None:
+        click.echo(
+            f"processCcd.py: stopped by {forwarder.name}; {progress} and the unfinished quanta's outputs "
+            f"are removed; to resume, {resume}",
+            err=True,
+        )
+        return 128 + forwarder.received
+    if status != 0:
+        click.echo(f"processCcd.py: {progress}; to resume once the cause is dealt with, {resume}", err=True)
+        cause = (
+            failure_line(failures)
+            if failures
+            else f"pipetask exited with status {status} (see the log above)"
+        )
+        click.echo(f"processCcd.py: {cause}", err=True)
+        return status
     return 0
 
 
@@ -319,6 +459,11 @@ def process_ccd(
     pre-exec-init-qbb, run-qbb, butler transfer-from-graph), one per
     balanced group of data IDs, each into its own RUN collection, and the
     'butler collection-chain' that makes OUTPUT search them all.
+
+    Re-running the same command resumes a run that was stopped (SIGTERM,
+    Ctrl-C) or failed: the unfinished quanta's outputs are removed and only
+    the data IDs not yet processed in OUTPUT are run.  Give another --output
+    to process data IDs again.
     """
     ensure_background_map_formatter(repo, report=lambda line: click.echo(line, err=True))
     where, instrument = where_from_ids(ids)
@@ -339,27 +484,12 @@ def process_ccd(
         inputs = (f"{instrument}/defaults", *refcats)
     if output is None:
         output = f"u/{os.environ.get('USER') or getpass.getuser()}/processCcd"
-    if jobs > 1:
-        raise click.exceptions.Exit(
-            _run_sharded(
-                repo, instrument=instrument, where=where, inputs=inputs, output=output, jobs=jobs,
-                dry_run=dry_run, config_files=config_files, config_overrides=config_overrides,
-            )
-        )  # fmt: skip
-    command = build_pipetask_command(
-        repo,
-        instrument=instrument,
-        where=where,
-        inputs=inputs,
-        output=output,
-        jobs=jobs,
-        config_files=config_files,
-        config_overrides=config_overrides,
-    )
-    click.echo("$ " + shlex.join(command))
-    if dry_run:
-        return
-    raise click.exceptions.Exit(subprocess.call(_executable(command)))
+    raise click.exceptions.Exit(
+        _run(
+            repo, instrument=instrument, where=where, inputs=inputs, output=output, jobs=jobs,
+            dry_run=dry_run, config_files=config_files, config_overrides=config_overrides,
+        )
+    )  # fmt: skip
 
 
 def main() -> None:

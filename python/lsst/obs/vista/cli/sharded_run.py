@@ -15,6 +15,7 @@ only files and the registry is updated once per group at the end.
 from __future__ import annotations
 
 __all__ = (
+    "DataId",
     "GroupFailedError",
     "chain_definition",
     "query_data_ids",
@@ -23,15 +24,18 @@ __all__ = (
     "where_for_group",
 )
 
+import os
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import TextIO
 
 from lsst.utils.threads import set_thread_envvars
+
+from .signal_forwarding import SignalForwarder
 
 DataId = tuple[int, int]
 """``(exposure, detector)`` of one isr quantum."""
@@ -183,36 +187,63 @@ def _forward(stream: TextIO, prefix: str, sink: TextIO, lock: threading.Lock) ->
             sink.flush()
 
 
-def _run_step(argv: list[str], prefix: str, lock: threading.Lock) -> int:
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+def _run_step(
+    argv: list[str],
+    prefix: str,
+    lock: threading.Lock,
+    forwarder: SignalForwarder,
+    env: Mapping[str, str],
+    forward: bool,
+) -> int:
+    process = forwarder.popen(
+        argv, forward=forward, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
     threads = [
         threading.Thread(target=_forward, args=(process.stdout, prefix, sys.stdout, lock)),
         threading.Thread(target=_forward, args=(process.stderr, prefix, sys.stderr, lock)),
     ]
     for thread in threads:
         thread.start()
-    status = process.wait()
+    status = forwarder.wait(process)
     for thread in threads:
         thread.join()
     return status
 
 
-def _run_group(steps: Sequence[list[str]], prefix: str, lock: threading.Lock, status: list[int]) -> None:
+def _run_group(
+    steps: Sequence[list[str]],
+    prefix: str,
+    lock: threading.Lock,
+    forwarder: SignalForwarder,
+    env: Mapping[str, str],
+    status: list[int],
+) -> None:
+    last = len(steps) - 1
     for k, argv in enumerate(steps):
-        if status[0] != 0 and k < len(steps) - 1:
+        if k == 0 and forwarder.received is not None:
+            # Stopped before the group started: there is nothing to register.
+            return
+        if (status[0] != 0 or forwarder.received is not None) and k < last:
             continue
-        if (result := _run_step(argv, prefix, lock)) != 0 and status[0] == 0:
+        result = _run_step(argv, prefix, lock, forwarder, env, forward=k < last)
+        if result != 0 and status[0] == 0:
             status[0] = result
             if k == 0:
                 return
 
 
-def run_concurrently(groups: Sequence[tuple[str, Sequence[list[str]]]]) -> None:
+def run_concurrently(
+    groups: Sequence[tuple[str, Sequence[list[str]]]],
+    forwarder: SignalForwarder,
+    environment: Mapping[str, str] | None = None,
+) -> None:
     """Run named groups of commands concurrently, streaming their output line by line.
 
     A group's commands run in turn.  If one fails the group has failed and
     its remaining commands are skipped, except the last, which runs whenever
-    the first succeeded (it keeps what the others produced).  Each line of
+    the first succeeded (it keeps what the others produced).  A SIGTERM or
+    SIGINT received is forwarded to the running commands but the last ones
+    and, as a failure does, skips the remaining commands but the last.  Each line of
     a command's standard output and error is written to this process's
     standard output and error, prefixed with ``[NAME] ``.  The commands run
     with implicit threading (OpenBLAS, OpenMP, ...) limited to one thread,
@@ -223,18 +254,24 @@ def run_concurrently(groups: Sequence[tuple[str, Sequence[list[str]]]]) -> None:
     ----------
     groups : `~collections.abc.Sequence` [`tuple` [`str`, `~collections.abc.Sequence` [`list` [`str`]]]]
         ``(name, [argv, ...])`` of each group.
+    forwarder : `~lsst.obs.vista.cli.signal_forwarding.SignalForwarder`
+        Starts the commands; active while this runs.
+    environment : `~collections.abc.Mapping` [`str`, `str`], optional
+        Variables set for the commands besides this process's own.
 
     Raises
     ------
     GroupFailedError
-        Raised, after all groups have finished, if any failed.
+        Raised, after all groups have finished, if any failed (or was
+        stopped by a signal).
     """
     set_thread_envvars(1)
+    env = {**os.environ, **(environment or {})}
     lock = threading.Lock()
     running = []
     for name, steps in groups:
         status = [0]
-        thread = threading.Thread(target=_run_group, args=(steps, f"[{name}] ", lock, status))
+        thread = threading.Thread(target=_run_group, args=(steps, f"[{name}] ", lock, forwarder, env, status))
         thread.start()
         running.append((name, thread, status))
     failed = []
