@@ -41,6 +41,7 @@ from lsst.daf.butler import Butler, CollectionType
 from lsst.daf.butler.cli.butler import cli
 from lsst.daf.butler.cli.utils import LogCliRunner
 
+from file_modes import without_root_override
 from lsst.obs.vista.sim import SimulatedStack, SimulationConfig, write_pawprint_stack
 
 DECAM_DATA = Path(__file__).parent / "data" / "decam_cp"
@@ -947,17 +948,6 @@ def test_bad_input(case, inputs, templates, tmp_path):
 BUTLER = Path(sys.executable).with_name("butler")
 
 
-def _read_only_prefix() -> list[str]:
-    """What makes a subprocess respect file modes (root ignores them unless
-    it gives up the capabilities that let it)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
-
-
 @pytest.mark.parametrize("case", ["non-existent repository", "read-only repository"])
 def test_bad_repository(case, inputs, templates, tmp_path):
     """The two rows whose bad input is the repository: one line on stderr,
@@ -967,7 +957,7 @@ def test_bad_repository(case, inputs, templates, tmp_path):
         root, prefix = tmp_path / "nowhere", []
         expected = f"Error: {root}: no butler repository there (no butler.yaml)."
     else:
-        root, prefix = tmp_path / "repo", _read_only_prefix()
+        root, prefix = tmp_path / "repo", without_root_override()
         shutil.copytree(templates["VIRCAM"], root)
         expected = (
             f"Error: {root}: the repository is read-only for this user "

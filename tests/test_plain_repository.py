@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +20,7 @@ import yaml
 from astropy.io import fits
 from lsst.daf.butler import Butler, Config
 
+from file_modes import without_root_override
 from lsst.obs.vista._resources import CONFIG_DIR
 from lsst.obs.vista.cli.script import ingest_products
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -93,17 +92,6 @@ def _run(*command: str | Path, returncode: int = 0) -> subprocess.CompletedProce
 
 def _added_line(repo: Path) -> str:
     return f"{repo / 'butler.yaml'}: added datastore.formatters.BackgroundMap: {FORMATTER}"
-
-
-def _read_only_prefix() -> list[str]:
-    """What makes a subprocess respect file modes (root ignores them unless
-    it gives up the capabilities that let it)."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
 
 
 @pytest.fixture(scope="module")
@@ -246,7 +234,7 @@ def test_a_configuration_that_cannot_change_is_one_line_before_any_work(
             f"repository with butler create --seed-config {CONFIG_DIR / 'butler' / 'seed.yaml'}."
         ]
 
-    prefix = _read_only_prefix()
+    prefix = without_root_override()
     config.chmod(0o444)
     for command in (
         [BIN / "ingestImages.py", repo, *inputs],

@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 from lsst.daf.butler import Butler, Config, MissingCollectionError, MissingDatasetTypeError
 
+from file_modes import without_root_override
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.cli import export_legacy, ingest_casu, ingest_refcat, summarize_isr
 from lsst.obs.vista.cli.script import ingest_products
@@ -434,17 +435,6 @@ def test_sigterm_stops_the_workers_and_the_same_command_resumes(
     assert status == 0, "\n".join(lines[-30:])
     assert_resumable_state(processed, output, tmp_path / "tmp")
     assert_same_as_uninterrupted(processed, output)
-
-
-def without_root_override() -> list[str]:
-    """Command prefix under which file modes apply: root ignores them unless
-    it gives up the capabilities that let it."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if setpriv is None:
-        pytest.skip("running as root without setpriv to drop CAP_DAC_OVERRIDE")
-    return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner"]
 
 
 def test_a_quantum_failing_half_way_is_undone_and_the_same_command_resumes(
