@@ -29,6 +29,7 @@ from lsst.daf.butler import Butler, Config, MissingCollectionError, MissingDatas
 from file_modes import without_root_override
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.cli import export_legacy, ingest_casu, ingest_refcat, summarize_isr
+from lsst.obs.vista.cli.process_ccd import process_ccd as process_ccd_command
 from lsst.obs.vista.cli.script import ingest_products
 from lsst.obs.vista.cli.signal_forwarding import SignalForwarder
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -217,6 +218,7 @@ def test_commands_on_a_missing_repository_say_so_in_one_line(tmp_path: Path) -> 
     assert one_line_error(summarize_isr, [missing, "--collections", "x"]) == expected
     assert one_line_error(export_legacy, [missing, str(tmp_path / "out"), "--collections", "x"]) == expected
     assert one_line_error(ingest_refcat, [missing, "gaia_dr3", str(SEED)]) == expected
+    assert one_line_error(process_ccd_command, [missing, "--id", "instrument=VIRCAM"]) == expected
     assert not (tmp_path / "nowhere").exists() and not (tmp_path / "out").exists()
 
 

@@ -31,6 +31,7 @@ import click
 
 from .._resources import PIPELINES_DIR
 from .quantum_failures import failure_line, read_failures
+from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
 from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 from .sharded_run import (
@@ -99,9 +100,9 @@ def _inspect_repository(repo: str, collections: Sequence[str]) -> tuple[list[str
     back, and the first connections ``pipetask run`` opens are read-only
     (they would fail with "attempt to write a readonly database").
     """
-    from lsst.daf.butler import Butler, MissingCollectionError
+    from lsst.daf.butler import MissingCollectionError
 
-    with Butler.from_config(repo, writeable=True) as butler:
+    with open_repository(repo, writeable=True) as butler:
         instruments = sorted(record.name for record in butler.query_dimension_records("instrument"))
         found = []
         for name in collections:
