@@ -10,8 +10,9 @@
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
 # pixels, default 2048), DEMO_DETECTORS (default 1,2,3).
-# Every step is safe to repeat: ingest skips what is there and each processCcd
-# run writes a new run in the same output chain.
+# Every step is safe to repeat: ingest skips what is there and a processCcd.py
+# run into an output chain that holds its results finds nothing to do (or
+# resumes, after a stop).
 set -euo pipefail
 demo=${1:-demo}
 repo=$demo/repo
@@ -28,8 +29,9 @@ step "Create an embedded (SQLite) butler repository in $repo"
 if [ -f "$repo/butler.yaml" ]; then
     echo "$repo already exists; reusing it."
 else
-    # The seed configuration gives the datastore a formatter for BackgroundMap.
-    run butler create --seed-config config/butler/seed.yaml "$repo"
+    # A plain repository, as Rubin users make them: the first ingest adds the one
+    # entry the pipelines need to its butler.yaml (a formatter for BackgroundMap).
+    run butler create "$repo"
 fi
 
 step "Make two synthetic VIRCAM pawprint stacks, half a detector apart (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
