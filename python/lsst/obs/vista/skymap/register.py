@@ -1,0 +1,215 @@
+"""Registration of a skymap in a butler repository: its ``skymap``,
+``tract`` and ``patch`` dimension records and its ``skyMap`` dataset.
+
+The ``skyMap`` dataset (dimension ``skymap``, storage class ``Config``, in
+run ``skymaps``) is the `RegisterSkyMapConfig` itself: daf_butler writes and
+reads it with pipe_base's pex_config formatter, which needs no formatter of
+this package, and `load_skymap` rebuilds the geometry from it.  The
+records and the dataset are written in one transaction, so a skymap is
+registered completely or not at all.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "SKYMAP_DATASET_TYPE",
+    "SKYMAP_RUN",
+    "SKYMAP_STORAGE_CLASS",
+    "SkyMapRegistrationError",
+    "load_register_config",
+    "load_skymap",
+    "register_skymap",
+)
+
+import time
+from pathlib import Path
+
+from lsst.daf.butler import Butler, DatasetType, MissingDatasetTypeError
+from lsst.utils.logging import PeriodicLogger, getLogger
+
+from .config import RegisterSkyMapConfig, apply_override
+from .geometry import SkyMap, make_skymap
+
+_LOG = getLogger("lsst.obs.vista.skymap")
+
+SKYMAP_RUN = "skymaps"
+"""Run collection of the ``skyMap`` datasets (Rubin's)."""
+
+SKYMAP_DATASET_TYPE = "skyMap"
+"""Dataset type of a skymap's definition, which tasks read as an input."""
+
+SKYMAP_STORAGE_CLASS = "Config"
+"""Storage class of the ``skyMap`` dataset: a pex_config `RegisterSkyMapConfig`."""
+
+_BATCH = 20000
+"""Patch records inserted per call (bounds the memory of a full-sky skymap)."""
+
+
+class SkyMapRegistrationError(RuntimeError):
+    """A skymap cannot be registered; the message is one line."""
+
+
+def load_register_config(path: str | Path, overrides: dict[str, str] | None = None) -> RegisterSkyMapConfig:
+    """Load a ``config/skymap/NAME.py`` file and ``-c`` overrides.
+
+    Parameters
+    ----------
+    path : `str` or `pathlib.Path`
+        pex_config override file of a `RegisterSkyMapConfig`.
+    overrides : `dict` [`str`, `str`], optional
+        ``key=value`` overrides applied after the file.
+
+    Returns
+    -------
+    config : `RegisterSkyMapConfig`
+        The validated config.
+
+    Raises
+    ------
+    SkyMapRegistrationError
+        Raised, naming the file or the key, if the file cannot be read or
+        the config is invalid.
+    """
+    path = Path(path)
+    config = RegisterSkyMapConfig()
+    if not path.is_file():
+        raise SkyMapRegistrationError(f"{path}: no such skymap config file")
+    try:
+        config.load(str(path))
+    except Exception as error:
+        raise SkyMapRegistrationError(f"{path}: not a skymap config ({type(error).__name__}: {error})") from error
+    for key, value in (overrides or {}).items():
+        try:
+            apply_override(config, key, value)
+        except Exception as error:
+            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            raise SkyMapRegistrationError(f"-c {key}={value}: {message}") from error
+    try:
+        config.validate()
+    except Exception as error:
+        raise SkyMapRegistrationError(f"{path}: invalid skymap config ({error})") from error
+    return config
+
+
+def load_skymap(butler: Butler, name: str) -> SkyMap:
+    """Return the geometry of a registered skymap from its ``skyMap``
+    dataset.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Butler of the repository.
+    name : `str`
+        Name of the skymap.
+    """
+    config = butler.get(SKYMAP_DATASET_TYPE, skymap=name, collections=SKYMAP_RUN)
+    return make_skymap(config.skyMap.active)
+
+
+def _registered_hash(butler: Butler, name: str) -> bytes | None:
+    records = list(butler.registry.queryDimensionRecords("skymap", dataId={"skymap": name}))
+    return records[0].hash if records else None
+
+
+def _dataset_type(butler: Butler) -> DatasetType:
+    wanted = DatasetType(SKYMAP_DATASET_TYPE, ("skymap",), SKYMAP_STORAGE_CLASS, universe=butler.dimensions)
+    try:
+        existing = butler.get_dataset_type(SKYMAP_DATASET_TYPE)
+    except MissingDatasetTypeError:
+        butler.registry.registerDatasetType(wanted)
+        return wanted
+    if existing != wanted:
+        raise SkyMapRegistrationError(
+            f"dataset type {SKYMAP_DATASET_TYPE!r} exists with dimensions {existing.dimensions} and storage "
+            f"class {existing.storageClass_name}, not (skymap) and {SKYMAP_STORAGE_CLASS}"
+        )
+    return existing
+
+
+def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_interval: float = 10.0) -> bool:
+    """Register a skymap's dimension records and ``skyMap`` dataset.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Writeable butler of the repository.
+    config : `RegisterSkyMapConfig`
+        The skymap's name and geometry.
+    progress_interval : `float`, optional
+        Seconds between progress lines.
+
+    Returns
+    -------
+    written : `bool`
+        `True` if the skymap was registered, `False` if the repository held
+        it already with the same geometry (nothing written).
+
+    Raises
+    ------
+    SkyMapRegistrationError
+        Raised if the name is registered with another geometry, or the
+        repository's ``skyMap`` dataset type is not this package's.
+    """
+    start = time.perf_counter()
+    name = config.name
+    skymap = make_skymap(config.skyMap.active)
+    digest = skymap.hash()
+    registered = _registered_hash(butler, name)
+    if registered is not None:
+        if registered == digest:
+            _LOG.info("Skymap %s is already registered with this geometry (hash %s); nothing to do.", name, digest.hex())
+            return False
+        raise SkyMapRegistrationError(
+            f"skymap {name} is registered with another geometry (hash {registered.hex()}) than this "
+            f"config's (hash {digest.hex()}); not registered"
+        )
+    progress = PeriodicLogger(_LOG, interval=progress_interval)
+    n_patches = 0
+    # The dataset type and the run make tables, which daf_butler does not do
+    # inside a transaction; they hold nothing of the skymap.
+    dataset_type = _dataset_type(butler)
+    butler.registry.registerRun(SKYMAP_RUN)
+    with butler.transaction():
+        tracts = list(skymap)
+        nx_max = max(tract.num_patches[0] for tract in tracts)
+        ny_max = max(tract.num_patches[1] for tract in tracts)
+        butler.registry.insertDimensionData(
+            "skymap",
+            {"name": name, "hash": digest, "tract_max": len(tracts), "patch_nx_max": nx_max, "patch_ny_max": ny_max},
+        )
+        butler.registry.insertDimensionData(
+            "tract", *({"skymap": name, "id": tract.id, "region": tract.region()} for tract in tracts)
+        )
+        batch: list[dict] = []
+        for tract in tracts:
+            for patch, region in zip(tract.patches(), tract.patch_regions(), strict=True):
+                batch.append(
+                    {
+                        "skymap": name,
+                        "tract": tract.id,
+                        "id": patch.id,
+                        "cell_x": patch.index[0],
+                        "cell_y": patch.index[1],
+                        "region": region,
+                    }
+                )
+            if len(batch) >= _BATCH:
+                butler.registry.insertDimensionData("patch", *batch)
+                n_patches += len(batch)
+                batch = []
+                progress.log("Inserted the patches of %d/%d tracts.", tract.id + 1, len(tracts))
+        if batch:
+            butler.registry.insertDimensionData("patch", *batch)
+            n_patches += len(batch)
+        butler.put(config, dataset_type, {"skymap": name}, run=SKYMAP_RUN)
+    _LOG.info(
+        "Registered skymap %s (hash %s): %d tracts, %d patches, dataset %s in run %s (%.1f s).",
+        name,
+        digest.hex(),
+        len(tracts),
+        n_patches,
+        SKYMAP_DATASET_TYPE,
+        SKYMAP_RUN,
+        time.perf_counter() - start,
+    )
+    return True
