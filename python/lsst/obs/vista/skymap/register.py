@@ -49,6 +49,13 @@ class SkyMapRegistrationError(RuntimeError):
     """A skymap cannot be registered; the message is one line."""
 
 
+def _first_line(error: BaseException) -> str:
+    """Return the first line of an error's message (pex_config's go on with
+    where the field is defined)."""
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def load_register_config(path: str | Path, overrides: dict[str, str] | None = None) -> RegisterSkyMapConfig:
     """Load a ``config/skymap/NAME.py`` file and ``-c`` overrides.
 
@@ -77,17 +84,19 @@ def load_register_config(path: str | Path, overrides: dict[str, str] | None = No
     try:
         config.load(str(path))
     except Exception as error:
-        raise SkyMapRegistrationError(f"{path}: not a skymap config ({type(error).__name__}: {error})") from error
+        raise SkyMapRegistrationError(
+            f"{path}: not a skymap config ({type(error).__name__}: {_first_line(error)})"
+        ) from error
     for key, value in (overrides or {}).items():
         try:
             apply_override(config, key, value)
         except Exception as error:
-            message = error.args[0] if isinstance(error, KeyError) and error.args else error
+            message = error.args[0] if isinstance(error, KeyError) and error.args else _first_line(error)
             raise SkyMapRegistrationError(f"-c {key}={value}: {message}") from error
     try:
         config.validate()
     except Exception as error:
-        raise SkyMapRegistrationError(f"{path}: invalid skymap config ({error})") from error
+        raise SkyMapRegistrationError(f"{path}: invalid skymap config ({_first_line(error)})") from error
     return config
 
 
@@ -157,7 +166,11 @@ def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_in
     registered = _registered_hash(butler, name)
     if registered is not None:
         if registered == digest:
-            _LOG.info("Skymap %s is already registered with this geometry (hash %s); nothing to do.", name, digest.hex())
+            _LOG.info(
+                "Skymap %s is already registered with this geometry (hash %s); nothing to do.",
+                name,
+                digest.hex(),
+            )
             return False
         raise SkyMapRegistrationError(
             f"skymap {name} is registered with another geometry (hash {registered.hex()}) than this "
@@ -175,7 +188,13 @@ def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_in
         ny_max = max(tract.num_patches[1] for tract in tracts)
         butler.registry.insertDimensionData(
             "skymap",
-            {"name": name, "hash": digest, "tract_max": len(tracts), "patch_nx_max": nx_max, "patch_ny_max": ny_max},
+            {
+                "name": name,
+                "hash": digest,
+                "tract_max": len(tracts),
+                "patch_nx_max": nx_max,
+                "patch_ny_max": ny_max,
+            },
         )
         butler.registry.insertDimensionData(
             "tract", *({"skymap": name, "id": tract.id, "region": tract.region()} for tract in tracts)
@@ -201,7 +220,18 @@ def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_in
         if batch:
             butler.registry.insertDimensionData("patch", *batch)
             n_patches += len(batch)
-        butler.put(config, dataset_type, {"skymap": name}, run=SKYMAP_RUN)
+        try:
+            butler.put(config, dataset_type, {"skymap": name}, run=SKYMAP_RUN)
+        except Exception as error:
+            # The datastore wraps the cause (a read-only directory, a full
+            # disk) in a message of many lines.
+            cause = error
+            while cause.__cause__ is not None:
+                cause = cause.__cause__
+            raise SkyMapRegistrationError(
+                f"skymap {name}: the {SKYMAP_DATASET_TYPE} dataset could not be written "
+                f"({type(cause).__name__}: {cause}); nothing registered"
+            ) from error
     _LOG.info(
         "Registered skymap %s (hash %s): %d tracts, %d patches, dataset %s in run %s (%.1f s).",
         name,
