@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from lsst.daf.butler import Butler
 from lsst.sphgeom import LonLat, UnitVector3d
 
+from file_modes import without_root_override
 from lsst.obs.vista.skymap import (
     SKYMAP_DATASET_TYPE,
     SKYMAP_RUN,
@@ -30,8 +31,6 @@ from lsst.obs.vista.skymap import (
     make_skymap,
     register_skymap,
 )
-
-from file_modes import without_root_override
 
 ROOT = Path(__file__).parent.parent
 CONFIGS = ROOT / "config" / "skymap"
@@ -335,6 +334,8 @@ def test_registered_records(repo: Path) -> None:
             )
             assert patch.region.contains(UnitVector3d(LonLat.fromDegrees(centre[0][0], centre[1][0])))
         assert load_skymap(butler, "small_rings").hash() == skymap.hash()
+        with pytest.raises(LookupError, match="skymap 'lsst_cells_v1' is not registered"):
+            load_skymap(butler, "lsst_cells_v1")
         refs = butler.query_datasets(SKYMAP_DATASET_TYPE, collections=SKYMAP_RUN)
         assert [ref.dataId["skymap"] for ref in refs] == ["small_rings"]
 

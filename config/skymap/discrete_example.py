@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # One tract on the worked example's synthetic VIRCAM field (the simulator's
 # default tile centre, RA 34.5, Dec -5.0: the VIDEO XMM-LSS field), 1 degree
 # in radius (a VIRCAM tile is 1.5 x 1.2 degrees), on lsst_cells_v1's pixel

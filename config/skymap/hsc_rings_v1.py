@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # HSC SSP's skymap: 120 rings over the whole sky, TAN tracts at 0.168
 # arcsec/pixel overlapping by 1 arcmin, cut into 4000x4000-pixel patches with a
 # 100-pixel border.  Same tract and patch IDs and pixel grids as the Rubin

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # Rubin's skymap: 120 rings over the whole sky, TAN tracts at 0.2 arcsec/pixel
 # overlapping by 1 arcmin, cut into patches of 20x20 cells of 150 pixels (cell
 # border 50 pixels) with one cell of patch border.  Same tract and patch IDs

@@ -1,3 +1,4 @@
+# ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # A test-scale rings skymap: 4 rings (36-degree ring height), 36 arcsec pixels,
 # a 1-degree overlap and 1000-pixel legacy patches: 42 tracts of 4x4 patches,
 # quick to register, with the same rules as the full-sky skymaps.

@@ -26,7 +26,7 @@ from lsst.images import YX, Box, Interval, SkyProjection, TractFrame
 from lsst.images.cells import CellGrid, PatchDefinition
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
-from .config import DiscreteSkyMapConfig, RingsSkyMapConfig
+from .config import DiscreteSkyMapConfig, RegisterSkyMapConfig, RingsSkyMapConfig
 
 _ROTATION_DEG = 0.0
 """Rotation of every tract WCS (none); packed into the hash as the skymap's
@@ -166,9 +166,7 @@ class TractInfo:
         if _angular_distance(self.ra, self.dec, ra, dec) >= 90.0:
             return False
         x, y = self.sky_to_pixel(ra, dec)
-        return bool(
-            -0.5 <= x[0] < self.bbox.x.stop - 0.5 and -0.5 <= y[0] < self.bbox.y.stop - 0.5
-        )
+        return bool(-0.5 <= x[0] < self.bbox.x.stop - 0.5 and -0.5 <= y[0] < self.bbox.y.stop - 0.5)
 
     def patch_index_of_id(self, patch_id: int) -> tuple[int, int]:
         """Return the grid index (x, y) of a sequential patch ID."""
@@ -344,9 +342,7 @@ class RingsSkyMap(SkyMap):
             start = -math.pi / 2 + (ring + 0.5) * self.ring_size
             stop = -math.pi / 2 + (ring + 1.5) * self.ring_size
             nearest_equator = min(abs(start), abs(stop))
-            self.ring_tract_counts.append(
-                int(2 * math.pi * math.cos(nearest_equator) / self.ring_size) + 1
-            )
+            self.ring_tract_counts.append(int(2 * math.pi * math.cos(nearest_equator) / self.ring_size) + 1)
         # ID of each ring's first tract (after the south cap, tract 0).
         self._ring_first_id = np.concatenate([[1], 1 + np.cumsum(self.ring_tract_counts)]).tolist()
 
@@ -424,13 +420,18 @@ class DiscreteSkyMap(SkyMap):
 
     def hash(self) -> bytes:
         sha = _tract_hash("DiscreteSkyMap", self.config)
-        for ra, dec, radius in zip(self.config.raList, self.config.decList, self.config.radiusList):
+        for ra, dec, radius in zip(
+            self.config.raList, self.config.decList, self.config.radiusList, strict=True
+        ):
             sha.update(struct.pack("<ddd", ra, dec, radius))
         return sha.digest()
 
 
-def make_skymap(config: RingsSkyMapConfig | DiscreteSkyMapConfig) -> SkyMap:
-    """Return the skymap a geometry config describes."""
+def make_skymap(config: RegisterSkyMapConfig | RingsSkyMapConfig | DiscreteSkyMapConfig) -> SkyMap:
+    """Return the skymap a config describes: a registered skymap's config
+    (the ``skyMap`` dataset) or a geometry config."""
+    if isinstance(config, RegisterSkyMapConfig):
+        config = config.skyMap.active
     if isinstance(config, RingsSkyMapConfig):
         return RingsSkyMap(config)
     return DiscreteSkyMap(config)

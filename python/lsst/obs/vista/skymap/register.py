@@ -24,7 +24,7 @@ __all__ = (
 import time
 from pathlib import Path
 
-from lsst.daf.butler import Butler, DatasetType, MissingDatasetTypeError
+from lsst.daf.butler import Butler, DatasetType, MissingCollectionError, MissingDatasetTypeError
 from lsst.utils.logging import PeriodicLogger, getLogger
 
 from .config import RegisterSkyMapConfig, apply_override
@@ -110,9 +110,19 @@ def load_skymap(butler: Butler, name: str) -> SkyMap:
         Butler of the repository.
     name : `str`
         Name of the skymap.
+
+    Raises
+    ------
+    LookupError
+        Raised, naming the skymap, if the repository has not registered it.
     """
-    config = butler.get(SKYMAP_DATASET_TYPE, skymap=name, collections=SKYMAP_RUN)
-    return make_skymap(config.skyMap.active)
+    try:
+        config = butler.get(SKYMAP_DATASET_TYPE, skymap=name, collections=SKYMAP_RUN)
+    except (LookupError, MissingDatasetTypeError, MissingCollectionError) as error:
+        raise LookupError(
+            f"skymap {name!r} is not registered (no {SKYMAP_DATASET_TYPE} dataset in run {SKYMAP_RUN})"
+        ) from error
+    return make_skymap(config)
 
 
 def _registered_hash(butler: Butler, name: str) -> bytes | None:
@@ -161,21 +171,56 @@ def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_in
     """
     start = time.perf_counter()
     name = config.name
-    skymap = make_skymap(config.skyMap.active)
+    skymap = make_skymap(config)
     digest = skymap.hash()
-    registered = _registered_hash(butler, name)
-    if registered is not None:
-        if registered == digest:
-            _LOG.info(
-                "Skymap %s is already registered with this geometry (hash %s); nothing to do.",
-                name,
-                digest.hex(),
-            )
+    if _already_registered(butler, name, digest):
+        return False
+    try:
+        n_tracts, n_patches = _write(butler, name, skymap, config, progress_interval)
+    except SkyMapRegistrationError:
+        raise
+    except Exception:
+        # Another registration of the name may have committed between the
+        # check and the write: judge the name as if it had come first.
+        if _already_registered(butler, name, digest):
             return False
+        raise
+    _LOG.info(
+        "Registered skymap %s (hash %s): %d tracts, %d patches, dataset %s in run %s (%.1f s).",
+        name,
+        digest.hex(),
+        n_tracts,
+        n_patches,
+        SKYMAP_DATASET_TYPE,
+        SKYMAP_RUN,
+        time.perf_counter() - start,
+    )
+    return True
+
+
+def _already_registered(butler: Butler, name: str, digest: bytes) -> bool:
+    """Return whether the name is registered with this geometry; raise if it
+    is registered with another."""
+    registered = _registered_hash(butler, name)
+    if registered is None:
+        return False
+    if registered != digest:
         raise SkyMapRegistrationError(
             f"skymap {name} is registered with another geometry (hash {registered.hex()}) than this "
             f"config's (hash {digest.hex()}); not registered"
         )
+    _LOG.info(
+        "Skymap %s is already registered with this geometry (hash %s); nothing to do.", name, digest.hex()
+    )
+    return True
+
+
+def _write(
+    butler: Butler, name: str, skymap: SkyMap, config: RegisterSkyMapConfig, progress_interval: float
+) -> tuple[int, int]:
+    """Write the records and the dataset in one transaction; return the
+    numbers of tracts and patches."""
+    digest = skymap.hash()
     progress = PeriodicLogger(_LOG, interval=progress_interval)
     n_patches = 0
     # The dataset type and the run make tables, which daf_butler does not do
@@ -232,14 +277,4 @@ def register_skymap(butler: Butler, config: RegisterSkyMapConfig, *, progress_in
                 f"skymap {name}: the {SKYMAP_DATASET_TYPE} dataset could not be written "
                 f"({type(cause).__name__}: {cause}); nothing registered"
             ) from error
-    _LOG.info(
-        "Registered skymap %s (hash %s): %d tracts, %d patches, dataset %s in run %s (%.1f s).",
-        name,
-        digest.hex(),
-        len(tracts),
-        n_patches,
-        SKYMAP_DATASET_TYPE,
-        SKYMAP_RUN,
-        time.perf_counter() - start,
-    )
-    return True
+    return len(tracts), n_patches
