@@ -7,6 +7,7 @@ test-scale rings skymap."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import struct
 import subprocess
@@ -380,7 +381,7 @@ def test_bad_config_lines(repo: Path, tmp_path: Path) -> None:
         load_register_config(broken)
 
 
-def test_failed_registration_leaves_nothing(tmp_path: Path) -> None:
+def test_failed_registration_leaves_nothing(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A registration whose dataset cannot be written (a file where the
     datastore puts the run's directory) leaves no skymap, tract or patch
     record, and says why in one line.  (The discrete example: one small
@@ -395,3 +396,5 @@ def test_failed_registration_leaves_nothing(tmp_path: Path) -> None:
     message = str(caught.value)
     assert message.startswith("skymap discrete_example: the skyMap dataset could not be written (")
     assert message.endswith("); nothing registered") and "\n" not in message
+    # The datastore's warning about undoing the failed write would be a second line.
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]

@@ -21,7 +21,10 @@ __all__ = (
     "register_skymap",
 )
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from lsst.daf.butler import Butler, DatasetType, MissingCollectionError, MissingDatasetTypeError
@@ -43,6 +46,30 @@ SKYMAP_STORAGE_CLASS = "Config"
 
 _BATCH = 20000
 """Patch records inserted per call (bounds the memory of a full-sky skymap)."""
+
+
+_DATASTORE_LOGGER = "lsst.daf.butler.datastore._datastore"
+"""Logger of daf_butler's datastore transactions."""
+
+
+class _WithoutUndoOfFailedWrite(logging.Filter):
+    """Drop the datastore's warning that undoing the ``skyMap`` write failed:
+    a write that failed left nothing to undo, and its cause is the one line
+    that `SkyMapRegistrationError` reports."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("caught while unrolling: artifactWrite")
+
+
+@contextmanager
+def _undo_warnings_dropped() -> Iterator[None]:
+    logger = logging.getLogger(_DATASTORE_LOGGER)
+    dropper = _WithoutUndoOfFailedWrite()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
 
 
 class SkyMapRegistrationError(RuntimeError):
@@ -227,7 +254,7 @@ def _write(
     # inside a transaction; they hold nothing of the skymap.
     dataset_type = _dataset_type(butler)
     butler.registry.registerRun(SKYMAP_RUN)
-    with butler.transaction():
+    with _undo_warnings_dropped(), butler.transaction():
         tracts = list(skymap)
         nx_max = max(tract.num_patches[0] for tract in tracts)
         ny_max = max(tract.num_patches[1] for tract in tracts)
