@@ -19,6 +19,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lsst.daf.butler import Butler
+from lsst.images import XY
 from lsst.sphgeom import LonLat, UnitVector3d
 
 from lsst.obs.vista.skymap import (
@@ -209,6 +210,17 @@ def test_tract_wcs_and_box(tract_id: int, name: str) -> None:
         covered[patch.inner_bbox.y.start // inner_y, patch.inner_bbox.x.start // inner_x] += 1
         assert patch.inner_bbox.x.start % inner_x == 0 and patch.inner_bbox.y.start % inner_y == 0
     assert (covered == 1).all()
+
+
+def test_sky_projection_is_the_tract_wcs() -> None:
+    """The lsst.images view of a tract WCS agrees with the astropy one."""
+    tract = LSST[123]
+    projection = tract.sky_projection("lsst_cells_v1")
+    assert projection.pixel_frame.tract == 123 and projection.pixel_frame.bbox == tract.bbox
+    x, y = 1234.0, 25000.0
+    sky = projection.pixel_to_sky(XY(x=x, y=y))
+    ra, dec = tract.wcs.wcs_pix2world([x], [y], 0)
+    assert sky.ra.deg == pytest.approx(ra[0], abs=1e-9) and sky.dec.deg == pytest.approx(dec[0], abs=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(SKYMAPS))

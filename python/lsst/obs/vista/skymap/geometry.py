@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __all__ = ("DiscreteSkyMap", "PatchInfo", "RingsSkyMap", "SkyMap", "TractInfo", "make_skymap")
 
+import abc
 import dataclasses
 import functools
 import hashlib
@@ -273,26 +274,32 @@ def _tract_hash(class_name: str, config: RingsSkyMapConfig | DiscreteSkyMapConfi
     return sha
 
 
-class SkyMap:
+class SkyMap(abc.ABC):
     """Tracts of a skymap, by ID; the geometry shared by its kinds."""
 
-    def __len__(self) -> int:
-        raise NotImplementedError()
+    config: RingsSkyMapConfig | DiscreteSkyMapConfig
+    """The geometry's config."""
 
+    @abc.abstractmethod
+    def __len__(self) -> int:
+        """Return the number of tracts (tract IDs are 0 to len - 1)."""
+
+    @abc.abstractmethod
     def tract_center(self, tract_id: int) -> tuple[float, float]:
         """Return the centre (RA, Dec), degrees, of a tract."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     def _tract_radius(self, tract_id: int) -> float:
-        raise NotImplementedError()
+        """Return the angular distance, degrees, from a tract's centre to the
+        N, E, S and W points its pixel box holds."""
 
+    @abc.abstractmethod
     def find_tract_id(self, ra: float, dec: float) -> int | None:
         """Return the ID of the tract a sky position (degrees) belongs to."""
-        raise NotImplementedError()
 
+    @abc.abstractmethod
     def hash(self) -> bytes:
         """Return the SHA-1 digest of the geometry's parameters."""
-        raise NotImplementedError()
 
     def __iter__(self) -> Iterator[TractInfo]:
         for tract_id in range(len(self)):
@@ -308,11 +315,6 @@ class SkyMap:
         """Return the tract a sky position (degrees) belongs to."""
         tract_id = self.find_tract_id(ra, dec)
         return None if tract_id is None else self[tract_id]
-
-    def patch_max(self) -> tuple[int, int]:
-        """Return the largest patch grid (nx, ny) of any tract."""
-        grids = [tract.num_patches for tract in self]
-        return max(g[0] for g in grids), max(g[1] for g in grids)
 
 
 class RingsSkyMap(SkyMap):
