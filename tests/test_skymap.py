@@ -6,6 +6,7 @@ test-scale rings skymap."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
@@ -260,6 +261,15 @@ def test_hash_follows_the_issue_formula() -> None:
     legacy.update(struct.pack("<id", 120, 0.0))
     assert HSC.hash() == legacy.digest()
     assert skymap_of(CONFIGS / "lsst_cells_v1.py").hash() == LSST.hash()
+
+
+def test_lsst_cells_v1_record_is_rubins() -> None:
+    """The skymap row of lsst_cells_v1 in Rubin's repositories (hash in
+    base64 as the registry stores it, 18938 tracts, 10x10 patches), as a
+    public script copies it into a test repository."""
+    assert base64.b64encode(LSST.hash()).decode() == "4nNuQSRN8Au9uTrsrArkstGd2pE="
+    assert len(LSST) == 18938
+    assert {LSST[i].num_patches for i in (0, 1, 9000, 18937)} == {(10, 10)}
 
 
 @pytest.mark.parametrize(
