@@ -29,12 +29,17 @@ def register_skymap(repo: str, config_file: str, config: dict[str, str]) -> None
     """Register the skymap a config file describes in REPO.
 
     Writes the skymap's dimension records (skymap, with the SHA-1 hash of
-    its geometry; every tract and patch, with their sky regions) and its
-    skyMap dataset (the config, storage class Config), which tasks read as
-    an input, to run skymaps, all in one transaction.  Registering a skymap
+    its geometry; every tract and patch, their regions the sky polygons of
+    the tract's pixel box and of each patch's outer box) and its skyMap
+    dataset (the config, storage class Config), which tasks read as an
+    input, to run skymaps, all in one transaction.  Registering a skymap
     that is registered with the same geometry does nothing; a name
     registered with another geometry is refused.  The exit status is 1 if
     nothing could be registered.
+
+    A full-sky skymap is large: lsst_cells_v1 has 18938 tracts and 1893800
+    patches, which take about 3 CPU-minutes and 1.4 GB in an SQLite
+    registry.
     """
     # Imported when the command runs, not each time ``butler`` loads its
     # plugins to list the commands.
