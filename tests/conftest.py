@@ -1,4 +1,8 @@
-"""Fixtures shared by several test modules.
+"""Fixtures shared by several test modules, and the order of the modules.
+
+The modules with end-to-end (``slow``) tests run first: ``make test`` hands
+whole files to two workers, and a long file started last would leave one
+worker idle while it runs.
 
 The end-to-end modules (processCcd.py -j 2, bps, run-time faults) each need
 the same small VIRCAM repository processed once by ``processCcd.py -j 1``;
@@ -21,6 +25,12 @@ BIN = Path(sys.executable).parent
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 SERIAL_OUTPUT = "u/test/j1"
 """Output collection of the uninterrupted ``processCcd.py -j 1`` run in `processed_vircam`."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a ``slow`` test first, otherwise in collection order."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
 
 
 def _run(*command: str | Path) -> None:
