@@ -1,8 +1,9 @@
 """Fixtures shared by several test modules, and the order of the modules.
 
 The modules with end-to-end (``slow``) tests run first: ``make test`` hands
-whole files to two workers, and a long file started last would leave one
-worker idle while it runs.
+whole files to two workers in collection order (``--no-loadscope-reorder``;
+xdist's own order, most tests first, puts the long end-to-end files with few
+tests last), and a long file started last leaves the other worker idle.
 
 The end-to-end modules (processCcd.py -j 2, bps, run-time faults) each need
 the same small VIRCAM repository processed once by ``processCcd.py -j 1``;
