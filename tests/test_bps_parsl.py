@@ -37,7 +37,8 @@ def repo(processed_vircam):
     (``u/test/j1``, the shared `processed_vircam`) and by bps submit
     (submission directory beside the repository)."""
     root = processed_vircam.parent
-    submitted = _run(*bps_submit_command(str(processed_vircam), "u/test/bps", "instrument='VIRCAM'"), cwd=root)
+    command = bps_submit_command(str(processed_vircam), "u/test/bps", "instrument='VIRCAM'")
+    submitted = _run(*command, cwd=root)
     (submit,) = (root / "submit" / "u" / "test" / "bps").iterdir()
     return {"path": processed_vircam, "submit": submit, "stdout": submitted.stdout}
 

@@ -35,7 +35,9 @@ def _run(*command: str | Path, check: bool = True) -> subprocess.CompletedProces
 def repo(processed_vircam):
     """Two small stacks of two detectors processed with -j 1 (``u/test/j1``,
     the shared `processed_vircam`) and with -j 2."""
-    sharded = _run(BIN / "processCcd.py", processed_vircam, "--id", "instrument=VIRCAM", "-o", "u/test/j2", "-j", "2")
+    sharded = _run(
+        BIN / "processCcd.py", processed_vircam, "--id", "instrument=VIRCAM", "-o", "u/test/j2", "-j", "2"
+    )
     return {"path": processed_vircam, "sharded": sharded}
 
 
