@@ -1,7 +1,9 @@
 # Two entry points for a new user (see README.md):
 #   make demo   - the worked example on the bundled data (embedded SQLite repo)
 #   make test   - the whole test suite (two workers, one test file each at a time, so that
-#                 a file's module fixtures are built once)
+#                 a file's module fixtures are built once; files in collection order, which
+#                 tests/conftest.py makes end-to-end modules first, rather than xdist's
+#                 most-tests-first, which left the long end-to-end files for last)
 # Both create .venv with a Python >= 3.12 and install the pinned stack first;
 # re-running them skips the install unless pyproject.toml, constraints.txt or this file
 # changed.
@@ -25,7 +27,7 @@ demo: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO)
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 benchmarks: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_benchmarks.sh

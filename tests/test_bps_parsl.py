@@ -32,23 +32,15 @@ def _run(*command: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """Two small stacks of two detectors processed by processCcd.py -j 1 and
-    by bps submit (submission directory under the test's directory)."""
-    root = tmp_path_factory.mktemp("bps")
-    repo = root / "repo"
-    sim = root / "vircam"
-    _run(BIN / "butler", "create", "--seed-config", ROOT / "config" / "butler" / "seed.yaml", repo)
-    _run(
-        sys.executable, "-m", "lsst.obs.vista.sim", sim, "--stacks", "2", "--size", "256",
-        "--detectors", "1,2", "--seed", "5", "--refcat", root / "gaia.fits",
-    )  # fmt: skip
-    _run(BIN / "butler", "ingest-casu", repo, sim, "--transfer", "copy")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
-    _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/j1")
-    submitted = _run(*bps_submit_command(str(repo), "u/test/bps", "instrument='VIRCAM'"), cwd=root)
+def repo(processed_vircam):
+    """Two small stacks of two detectors processed by processCcd.py -j 1
+    (``u/test/j1``, the shared `processed_vircam`) and by bps submit
+    (submission directory beside the repository)."""
+    root = processed_vircam.parent
+    command = bps_submit_command(str(processed_vircam), "u/test/bps", "instrument='VIRCAM'")
+    submitted = _run(*command, cwd=root)
     (submit,) = (root / "submit" / "u" / "test" / "bps").iterdir()
-    return {"path": repo, "submit": submit, "stdout": submitted.stdout}
+    return {"path": processed_vircam, "submit": submit, "stdout": submitted.stdout}
 
 
 def test_one_job_per_exposure(repo):

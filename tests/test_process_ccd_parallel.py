@@ -32,21 +32,13 @@ def _run(*command: str | Path, check: bool = True) -> subprocess.CompletedProces
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """Two small stacks of two detectors processed with -j 1 and with -j 2."""
-    root = tmp_path_factory.mktemp("parallel")
-    repo = root / "repo"
-    sim = root / "vircam"
-    _run(BIN / "butler", "create", "--seed-config", ROOT / "config" / "butler" / "seed.yaml", repo)
-    _run(
-        sys.executable, "-m", "lsst.obs.vista.sim", sim, "--stacks", "2", "--size", "256",
-        "--detectors", "1,2", "--seed", "5", "--refcat", root / "gaia.fits",
-    )  # fmt: skip
-    _run(BIN / "butler", "ingest-casu", repo, sim, "--transfer", "copy")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
-    serial = _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/j1")
-    sharded = _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/j2", "-j", "2")
-    return {"path": repo, "serial": serial, "sharded": sharded}
+def repo(processed_vircam):
+    """Two small stacks of two detectors processed with -j 1 (``u/test/j1``,
+    the shared `processed_vircam`) and with -j 2."""
+    sharded = _run(
+        BIN / "processCcd.py", processed_vircam, "--id", "instrument=VIRCAM", "-o", "u/test/j2", "-j", "2"
+    )
+    return {"path": processed_vircam, "sharded": sharded}
 
 
 def test_split_balanced_and_where():

@@ -29,6 +29,7 @@ BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = "u/test/report"
 SIM = ("--size", "512", "--detectors", "1", "--seed", "7")
+pytestmark = pytest.mark.slow
 
 
 def _run(*command: object) -> subprocess.CompletedProcess:

@@ -1,0 +1,82 @@
+"""Fixtures shared by several test modules, and the order of the modules.
+
+The modules with end-to-end (``slow``) tests run first: ``make test`` hands
+whole files to two workers in collection order (``--no-loadscope-reorder``;
+xdist's own order, most tests first, puts the long end-to-end files with few
+tests last), and a long file started last leaves the other worker idle.
+
+The end-to-end modules (processCcd.py -j 2, bps, run-time faults) each need
+the same small VIRCAM repository processed once by ``processCcd.py -j 1``;
+it is built once per test session, shared by the xdist workers, and each
+module works on its own copy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SEED = ROOT / "config" / "butler" / "seed.yaml"
+SERIAL_OUTPUT = "u/test/j1"
+"""Output collection of the uninterrupted ``processCcd.py -j 1`` run in `processed_vircam`."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding a ``slow`` test first, otherwise in collection order."""
+    slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_modules)
+
+
+def _run(*command: str | Path) -> None:
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def _build_processed_vircam(root: Path) -> None:
+    repo = root / "repo"
+    _run(BIN / "butler", "create", "--seed-config", SEED, repo)
+    _run(
+        sys.executable, "-m", "lsst.obs.vista.sim", root / "vircam", "--stacks", "2", "--size", "256",
+        "--detectors", "1,2", "--seed", "5", "--refcat", root / "gaia.fits",
+    )  # fmt: skip
+    _run(BIN / "butler", "ingest-casu", repo, root / "vircam", "--transfer", "copy")
+    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
+    _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", SERIAL_OUTPUT)
+
+
+@pytest.fixture(scope="session")
+def processed_vircam_template(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A seeded repository holding two 256-pixel stacks of two detectors
+    (seed 5, copied in) and their Gaia-like catalogue (``gaia_dr3``),
+    processed by ``processCcd.py -j 1`` into `SERIAL_OUTPUT`.
+
+    Built by the first worker that asks for it (the others wait for it on a
+    lock); do not change it: copy it with `copy_processed_vircam`.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if worker_id != "master":
+        shared = shared.parent  # the directory every xdist worker's base directory is in
+    template = shared / "processed_vircam"
+    with open(shared / "processed_vircam.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (template / "complete").exists():
+            shutil.rmtree(template, ignore_errors=True)  # what a failed build left
+            template.mkdir()
+            _build_processed_vircam(template)
+            (template / "complete").touch()
+    return template / "repo"
+
+
+@pytest.fixture(scope="module")
+def processed_vircam(processed_vircam_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This module's own copy of `processed_vircam_template`."""
+    copy = tmp_path_factory.mktemp("processed") / "repo"
+    shutil.copytree(processed_vircam_template, copy, symlinks=True)
+    return copy
