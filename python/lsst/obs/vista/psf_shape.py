@@ -3,7 +3,7 @@ second moments and FWHM of any lsst-images PSF model."""
 
 from __future__ import annotations
 
-__all__ = ("FWHM_PER_SIGMA", "fwhm_from_moments", "psf_fwhm", "psf_moments")
+__all__ = ("FWHM_PER_SIGMA", "fwhm_from_moments", "kernel_moments", "psf_fwhm", "psf_moments")
 
 import math
 
@@ -51,8 +51,23 @@ def psf_moments(psf: PointSpreadFunction, *, x: float, y: float) -> tuple[float,
         not depend on the stamp the kernel is drawn in (unweighted moments
         of a Moffat profile do).
     """
-    kernel = psf.compute_kernel_image(x=x, y=y)
-    result = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(kernel.array, dtype=np.float64)))
+    return kernel_moments(psf.compute_kernel_image(x=x, y=y).array)
+
+
+def kernel_moments(kernel: np.ndarray) -> tuple[float, float, float]:
+    """Return the adaptive second moments of a PSF kernel image.
+
+    Parameters
+    ----------
+    kernel : `numpy.ndarray`
+        The kernel image.
+
+    Returns
+    -------
+    ixx, iyy, ixy : `float`
+        Second moments (pixels**2), as `psf_moments` defines them.
+    """
+    result = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(kernel, dtype=np.float64)))
     sigma2 = result.moments_sigma**2
     e1, e2 = result.observed_shape.e1, result.observed_shape.e2
     scale = sigma2 / math.sqrt(1.0 - e1 * e1 - e2 * e2)

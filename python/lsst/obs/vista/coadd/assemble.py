@@ -1,0 +1,479 @@
+"""assembleCellCoadd: the cell-based coadd of a patch's direct warps in one
+band (Rubin's ``deep_coadd``).
+
+Each cell is the inverse-variance-weighted mean of the warps that cover it
+fully, with one weight per warp and cell, so that the coadd's PSF is one
+weighted mean of the warps' PSFs over the whole cell.  Where no warp
+covers a cell fully (a cutout smaller than a cell, a field edge), the warps
+that cover part of it are used with the same weights, renormalised per
+pixel, and the cell is listed in the ``PARTIAL_CELLS`` metadata.
+"""
+
+from __future__ import annotations
+
+__all__ = ("AssembleCellCoaddConfig", "AssembleCellCoaddConnections", "AssembleCellCoaddTask")
+
+import dataclasses
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import astropy.units as u
+import numpy as np
+import scipy.ndimage
+from astropy.table import Table, vstack
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base.connectionTypes as cT
+from lsst.images import Box, Image, Interval, Mask, MaskSchema, get_legacy_deep_coadd_mask_planes
+from lsst.images.cells import CellCoadd, CellGridBounds, CellIJ, CellPointSpreadFunction, CoaddProvenance
+from lsst.pipe.base import (
+    InputQuantizedConnection,
+    NoWorkFound,
+    OutputQuantizedConnection,
+    PipelineTask,
+    PipelineTaskConfig,
+    PipelineTaskConnections,
+    QuantumContext,
+    Struct,
+)
+
+from ..isr.pipeline_task import data_id_text
+from .psf import combine_kernels
+
+_log = logging.getLogger(__name__)
+
+
+class AssembleCellCoaddConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
+    warps = cT.Input(
+        doc="Direct warps of the band's visits onto the patch (makeDirectWarp).",
+        name="direct_warp",
+        storageClass="CellCoadd",
+        dimensions=("skymap", "tract", "patch", "instrument", "visit"),
+        multiple=True,
+        deferLoad=True,
+    )
+    noise_warps = cT.Input(
+        doc="Their warped noise realisations.",
+        name="direct_warp_noise0",
+        storageClass="MaskedImageV2",
+        dimensions=("skymap", "tract", "patch", "instrument", "visit"),
+        multiple=True,
+        deferLoad=True,
+    )
+    coadd = cT.Output(
+        doc="The cell-based coadd, with cell PSFs, provenance, mask fractions and a noise realisation.",
+        name="deep_coadd",
+        storageClass="CellCoadd",
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
+    n_image = cT.Output(
+        doc="Number of inputs contributing to each coadd pixel.",
+        name="deep_coadd_n_image",
+        storageClass="ImageV2",
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
+
+
+class AssembleCellCoaddConfig(PipelineTaskConfig, pipelineConnections=AssembleCellCoaddConnections):
+    """Configuration for `AssembleCellCoaddTask`."""
+
+    badMaskPlanes = pexConfig.ListField[str](
+        doc="Warp mask planes whose pixels are left out of the coadd (and counted in its mask fractions).",
+        default=["NO_DATA", "BAD", "SATURATED", "COSMIC_RAY"],
+    )
+    saturatedFraction = pexConfig.Field[float](
+        doc=(
+            "A coadd pixel is SATURATED when more than this fraction of its cell's inputs were saturated "
+            "there (Rubin's rule for its deep coadds)."
+        ),
+        default=0.1,
+        check=lambda value: 0.0 <= value <= 1.0,
+    )
+    doClip = pexConfig.Field[bool](
+        doc="Find and leave out artefacts seen in one input only (transients, satellite trails, cosmic rays).",
+        default=True,
+    )
+    minInputsForClipping = pexConfig.Field[int](
+        doc="Fewest inputs of a cell to look for artefacts in (with two, neither can be told wrong).",
+        default=3,
+        check=lambda value: value >= 3,
+    )
+    clipThreshold = pexConfig.Field[float](
+        doc=(
+            "A PSF-matched input pixel is an artefact when it differs from the inputs' median by more than "
+            "this many of its standard deviations ..."
+        ),
+        default=5.0,
+        check=lambda value: value > 0,
+    )
+    clipFluxFraction = pexConfig.Field[float](
+        doc=(
+            "... and by more than this fraction of the median, so that what is left of PSF differences on "
+            "bright stars after PSF matching is not taken for an artefact."
+        ),
+        default=0.2,
+        check=lambda value: value >= 0,
+    )
+    clipGrowSigma = pexConfig.Field[float](
+        doc="Artefact pixels are grown by this many PSF sigmas, to take their wings too.",
+        default=2.0,
+        check=lambda value: value >= 0,
+    )
+
+
+@dataclasses.dataclass
+class _Input:
+    """One warp's planes over the patch and what the assembly needs of it."""
+
+    warp: CellCoadd
+    noise: np.ndarray
+    usable: np.ndarray
+    """Pixels with data and none of the bad mask planes."""
+
+    has_data: np.ndarray
+    """Pixels that are not NO_DATA."""
+
+    sigma: float
+    """Gaussian sigma (tract pixels) of its PSF, median over cells."""
+
+
+def _slices(box: Box, outer: Box) -> tuple[slice, slice]:
+    """Array slices of ``box`` in arrays covering ``outer``."""
+    return (
+        slice(box.y.start - outer.y.start, box.y.stop - outer.y.start),
+        slice(box.x.start - outer.x.start, box.x.stop - outer.x.start),
+    )
+
+
+class AssembleCellCoaddTask(PipelineTask):
+    """Coadd a patch's direct warps cell by cell.
+
+    Artefacts are found, when a cell has at least ``minInputsForClipping``
+    inputs, by comparing the inputs after matching them to the broadest
+    PSF with a Gaussian: a pixel far from the inputs' median (in noise and
+    in flux) is left out of the coadd, grown by the PSF, and marked
+    CLIPPED, REJECTED and INEXACT_PSF.
+    """
+
+    ConfigClass: ClassVar = AssembleCellCoaddConfig
+    _DefaultName: ClassVar[str] = "assembleCellCoadd"
+    config: AssembleCellCoaddConfig
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        # Docstring inherited.
+        name = data_id_text(butlerQC.quantum.dataId)
+        noise_by_visit = {
+            (h.dataId["instrument"], h.dataId["visit"]): h for h in butlerQC.get(inputRefs.noise_warps)
+        }
+        warps = []
+        noises = []
+        for handle in sorted(butlerQC.get(inputRefs.warps), key=lambda h: (h.dataId["instrument"], h.dataId["visit"])):
+            key = (handle.dataId["instrument"], handle.dataId["visit"])
+            if key not in noise_by_visit:
+                raise FileNotFoundError(f"{name}: direct_warp_noise0 of visit {key[1]} is missing.")
+            warps.append(handle.get())
+            noises.append(noise_by_visit[key].get().image.array)
+        butlerQC.put(self.run(warps, noises, name=name), outputRefs)
+
+    def run(self, warps: Sequence[CellCoadd], noises: Sequence[np.ndarray], *, name: str = "") -> Struct:
+        """Coadd warps of one patch and band.
+
+        Parameters
+        ----------
+        warps : `~collections.abc.Sequence` [`lsst.images.cells.CellCoadd`]
+            The direct warps.
+        noises : `~collections.abc.Sequence` [`numpy.ndarray`]
+            Their warped noise realisations (arrays over the patch).
+        name : `str`, optional
+            The quantum's data ID, for log lines.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``coadd`` (`lsst.images.cells.CellCoadd`) and ``n_image``
+            (`lsst.images.Image`).
+        """
+        if not warps:
+            raise NoWorkFound(f"{name}: no direct_warp covers the patch; no coadd written.")
+        first = warps[0]
+        outer, grid = first.bbox, first.grid
+        inputs = [self._input(warp, noise) for warp, noise in zip(warps, noises)]
+        if self.config.doClip and len(inputs) >= self.config.minInputsForClipping:
+            clipped = self._find_artefacts(inputs)
+        else:
+            clipped = [np.zeros(outer.shape, dtype=bool) for _ in inputs]
+        planes = _CoaddPlanes.empty(outer, [*self.config.badMaskPlanes, "CLIPPED"])
+        kernels = np.full((grid.grid_size.i, grid.grid_size.j) + first.psf.kernel_bbox.shape, np.nan)
+        missing: set[CellIJ] = set()
+        partial: list[str] = []
+        contributions: list[Table] = []
+        for i in range(grid.grid_size.i):
+            for j in range(grid.grid_size.j):
+                cell = CellIJ(i=i, j=j)
+                sl = _slices(grid.bbox_of(cell), outer)
+                full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
+                chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
+                weights = [self._weight(inputs[k], sl) for k in chosen]
+                chosen = [k for k, w in zip(chosen, weights) if w > 0]
+                weights = [w for w in weights if w > 0]
+                if not chosen:
+                    missing.add(cell)
+                    continue
+                if not full:
+                    partial.append(f"{i},{j}")
+                used = self._combine_cell(inputs, clipped, chosen, weights, sl, planes)
+                kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
+                contributions.append(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
+        planes.mask.set("NO_DATA", planes.n_image == 0)
+        if len(missing) == grid.grid_size.i * grid.grid_size.j:
+            raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
+        psf = CellPointSpreadFunction(
+            kernels, CellGridBounds(grid=grid, bbox=grid.bbox, missing=frozenset(missing)), "lanczos3"
+        )
+        provenance = CoaddProvenance(
+            _unique_rows(vstack([item.warp.provenance.inputs for item in inputs])), vstack(contributions)
+        )
+        projection = first.sky_projection
+        coadd = CellCoadd(
+            Image(planes.image, bbox=outer, unit=u.nJy, sky_projection=projection),
+            mask=planes.mask,
+            variance=Image(planes.variance, bbox=outer, unit=u.nJy**2),
+            mask_fractions={p: Image(v, bbox=outer) for p, v in planes.fractions.items()},
+            noise_realizations=[Image(planes.noise, bbox=outer, unit=u.nJy)],
+            band=first.band,
+            psf=psf,
+            patch=first.patch,
+            provenance=provenance,
+        )
+        n_clipped = int(sum(np.count_nonzero(c) for c in clipped))
+        coadd.metadata.update(
+            {
+                "N_INPUTS": len(inputs),
+                "N_CLIPPED_PIXELS": n_clipped,
+                "PARTIAL_CELLS": ";".join(partial),
+                "MISSING_CELLS": len(missing),
+            }
+        )
+        _log.info(
+            "%s: %d input(s); %d cell(s) partly covered, %d empty; %d input pixel(s) clipped as artefacts.",
+            name,
+            len(inputs),
+            len(partial),
+            len(missing),
+            n_clipped,
+        )
+        n_image = Image(planes.n_image, bbox=outer, sky_projection=projection)
+        return Struct(coadd=coadd, n_image=n_image)
+
+    def _input(self, warp: CellCoadd, noise: np.ndarray) -> _Input:
+        """Return what the assembly needs of one warp."""
+        planes = [p for p in self.config.badMaskPlanes if p in warp.mask.schema.names]
+        bad = np.any(warp.mask.array & warp.mask.schema.bitmask(*planes), axis=-1)
+        has_data = ~warp.mask.get("NO_DATA") & np.isfinite(warp.image.array)
+        usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
+        shapes = warp.provenance.contributions
+        good = ~np.asarray(shapes["psf_shape_flag"], dtype=bool)
+        trace = 0.5 * (np.asarray(shapes["psf_shape_xx"])[good] + np.asarray(shapes["psf_shape_yy"])[good])
+        sigma = float(np.sqrt(np.median(trace))) if trace.size else 0.0
+        return _Input(warp, noise, usable, has_data, sigma)
+
+    @staticmethod
+    def _weight(item: _Input, sl: tuple[slice, slice]) -> float:
+        """Inverse of the warp's mean variance over its usable pixels of a cell."""
+        usable = item.usable[sl]
+        if not usable.any():
+            return 0.0
+        return 1.0 / float(np.mean(item.warp.variance.array[sl][usable], dtype=np.float64))
+
+    def _combine_cell(
+        self,
+        inputs: Sequence[_Input],
+        clipped: Sequence[np.ndarray],
+        chosen: Sequence[int],
+        weights: Sequence[float],
+        sl: tuple[slice, slice],
+        planes: _CoaddPlanes,
+    ) -> list[np.ndarray]:
+        """Fill one cell of the coadd planes; return each input's used pixels."""
+        shape = planes.image[sl].shape
+        total_weight = np.zeros(shape)
+        image = np.zeros(shape)
+        variance = np.zeros(shape)
+        noise = np.zeros(shape)
+        n_image = np.zeros(shape, dtype=np.int32)
+        saturated = np.zeros(shape)
+        used_pixels = []
+        for k, weight in zip(chosen, weights):
+            item = inputs[k]
+            used = item.usable[sl] & ~clipped[k][sl]
+            used_pixels.append(used)
+            w = np.where(used, weight, 0.0)
+            total_weight += w
+            image += w * np.where(used, item.warp.image.array[sl], 0.0)
+            variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
+            noise += w * np.where(used, item.noise[sl], 0.0)
+            n_image += used
+            for plane, fraction in planes.fractions.items():
+                if plane == "CLIPPED":
+                    flagged = clipped[k][sl]
+                elif plane in item.warp.mask.schema.names:
+                    flagged = item.warp.mask.get(plane)[sl]
+                else:
+                    continue
+                fraction[sl] += np.where(flagged, weight, 0.0).astype(np.float32)
+            if "SATURATED" in item.warp.mask.schema.names:
+                saturated += item.warp.mask.get("SATURATED")[sl]
+        weight_sum = float(np.sum(weights))
+        for fraction in planes.fractions.values():
+            fraction[sl] /= weight_sum
+        with np.errstate(invalid="ignore", divide="ignore"):
+            planes.image[sl] = image / total_weight
+            planes.variance[sl] = variance / total_weight**2
+            planes.noise[sl] = noise / total_weight
+        planes.n_image[sl] = n_image
+        mask = planes.mask.array[sl]
+        schema = planes.mask.schema
+        no_data = total_weight == 0
+        inexact = (n_image < len(chosen)) & ~no_data
+        mask |= np.where(inexact[..., None], schema.bitmask("REJECTED", "INEXACT_PSF"), 0).astype(mask.dtype)
+        any_clipped = np.any([clipped[k][sl] for k in chosen], axis=0)
+        mask |= np.where(any_clipped[..., None], schema.bitmask("CLIPPED"), 0).astype(mask.dtype)
+        too_saturated = saturated > self.config.saturatedFraction * len(chosen)
+        mask |= np.where(too_saturated[..., None], schema.bitmask("SATURATED", "REJECTED"), 0).astype(mask.dtype)
+        return used_pixels
+
+    @staticmethod
+    def _cell_contributions(
+        inputs: Sequence[_Input],
+        chosen: Sequence[int],
+        weights: Sequence[float],
+        used: Sequence[np.ndarray],
+        cell: CellIJ,
+        sl: tuple[slice, slice],
+    ) -> Table:
+        """Return the provenance rows of one cell: its inputs' rows in their
+        warps, with the coadd's weights and unmasked fractions."""
+        rows = []
+        for k, weight, used_pixels in zip(chosen, weights, used):
+            table = inputs[k].warp.provenance.contributions
+            here = table[(table["cell_i"] == cell.i) & (table["cell_j"] == cell.j)]
+            here["weight"] = weight
+            # The share of the input's data pixels in the cell that reached
+            # the coadd, split over its detectors by their overlap.
+            data_pixels = max(int(np.count_nonzero(inputs[k].has_data[sl])), 1)
+            here["unmasked_fraction"] = here["overlap_fraction"] * np.count_nonzero(used_pixels) / data_pixels
+            rows.append(here)
+        return vstack(rows)
+
+    def _find_artefacts(self, inputs: Sequence[_Input]) -> list[np.ndarray]:
+        """Return, per input, the pixels that are artefacts of that input alone.
+
+        Each input is matched to the broadest PSF with a Gaussian; its noise
+        there is the smoothed variance scaled by how much more its smoothed
+        noise realisation scatters (the warp's pixels are correlated, which
+        the per-pixel variance does not say).  A pixel is an artefact when it
+        differs from the inputs' median by more than ``clipThreshold`` times
+        the noise of the difference and by more than ``clipFluxFraction``
+        of the median.
+        """
+        target = max(item.sigma for item in inputs)
+        matched = []
+        matched_sigma = []
+        for item in inputs:
+            kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
+            values = _smoothed(item.warp.image.array, item.usable, kernel_sigma)
+            noise = _smoothed(item.noise, item.usable, kernel_sigma)
+            variance = _smoothed(item.warp.variance.array, item.usable, kernel_sigma)
+            variance *= _squared_kernel_sum(kernel_sigma)
+            sigma = np.sqrt(variance)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                normalised = (noise / sigma)[item.usable]
+            normalised = normalised[np.isfinite(normalised)]
+            if normalised.size:
+                # Robust scatter: 1.4826 times the median absolute deviation.
+                sigma *= 1.4826 * float(np.median(np.abs(normalised - np.median(normalised))))
+            matched.append(np.where(item.usable, values, np.nan).astype(np.float32))
+            matched_sigma.append(np.where(item.usable, sigma, np.nan).astype(np.float32))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # pixels no input covers
+            median = np.nanmedian(np.asarray(matched), axis=0)
+            n_valid = np.sum(np.isfinite(np.asarray(matched)), axis=0)
+            # The median of n values scatters about (pi / 2 / n)**0.5 times one value.
+            median_sigma = np.sqrt(np.nanmean(np.square(matched_sigma), axis=0) * np.pi / 2 / np.maximum(n_valid, 1))
+        radius = int(np.ceil(self.config.clipGrowSigma * target))
+        structure = _disc(radius)
+        result = []
+        for values, sigma in zip(matched, matched_sigma):
+            difference = np.abs(values - median)
+            with np.errstate(invalid="ignore"):
+                artefact = (difference > self.config.clipThreshold * np.hypot(sigma, median_sigma)) & (
+                    difference > self.config.clipFluxFraction * np.abs(median)
+                )
+            artefact &= np.isfinite(values) & (n_valid >= self.config.minInputsForClipping)
+            if radius > 0 and artefact.any():
+                artefact = scipy.ndimage.binary_dilation(artefact, structure)
+            result.append(artefact)
+        return result
+
+
+def _smoothed(values: np.ndarray, usable: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian-smooth the usable pixels of an image (normalised convolution)."""
+    filled = np.where(usable, values, 0.0)
+    if sigma <= 0.1:
+        return filled
+    weight = scipy.ndimage.gaussian_filter(usable.astype(float), sigma)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return scipy.ndimage.gaussian_filter(filled, sigma) / weight
+
+
+@dataclasses.dataclass
+class _CoaddPlanes:
+    """The coadd's planes while it is assembled."""
+
+    image: np.ndarray
+    variance: np.ndarray
+    noise: np.ndarray
+    n_image: np.ndarray
+    mask: Mask
+    fractions: dict[str, np.ndarray]
+
+    @classmethod
+    def empty(cls, outer: Box, fraction_names: Sequence[str]) -> _CoaddPlanes:
+        schema = MaskSchema(list(get_legacy_deep_coadd_mask_planes().values()))
+        return cls(
+            image=np.full(outer.shape, np.nan, dtype=np.float32),
+            variance=np.full(outer.shape, np.nan, dtype=np.float32),
+            noise=np.full(outer.shape, np.nan, dtype=np.float32),
+            n_image=np.zeros(outer.shape, dtype=np.int32),
+            mask=Mask(schema=schema, bbox=outer),
+            fractions={plane: np.zeros(outer.shape, dtype=np.float32) for plane in fraction_names},
+        )
+
+
+def _squared_kernel_sum(sigma: float) -> float:
+    """Sum of the squared weights of a sampled, normalised Gaussian kernel."""
+    radius = int(np.ceil(4 * sigma))
+    x = np.arange(-radius, radius + 1)
+    profile = np.exp(-0.5 * (x / sigma) ** 2)
+    profile /= profile.sum()
+    return float(np.sum(profile**2) ** 2)
+
+
+def _disc(radius: int) -> np.ndarray:
+    """A disc of pixels of the given radius (a structuring element)."""
+    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return x * x + y * y <= radius * radius
+
+
+def _unique_rows(table: Table) -> Table:
+    """Return the inputs table with each (instrument, visit, detector) once."""
+    keys = [(str(r["instrument"]), int(r["visit"]), int(r["detector"])) for r in table]
+    first = sorted({key: index for index, key in reversed(list(enumerate(keys)))}.values())
+    return table[first]

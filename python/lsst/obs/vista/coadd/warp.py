@@ -1,0 +1,438 @@
+"""makeDirectWarp: a visit's calibrated detector images resampled onto a
+patch of a skymap.
+
+``direct_warp`` (dimensions skymap, tract, patch, instrument, visit) is a
+`lsst.images.cells.CellCoadd` of one visit: the image in nJy on the patch's
+pixel grid, the mask, the per-pixel variance, the visit's PSF carried onto
+the tract grid at every cell centre (`~lsst.images.cells.CellPointSpreadFunction`)
+and which detector covers which cell (`~lsst.images.cells.CoaddProvenance`).
+That type holds everything a warp is, and daf_butler converts it to the afw
+``ExposureF`` of Rubin's ``direct_warp`` on read.  ``direct_warp_noise0``
+(``MaskedImageV2``, as Rubin's ``MaskedImageF``) is a noise realisation of
+the input warped with the same weights: it records the covariance between
+neighbouring warp pixels that the variance plane cannot.
+"""
+
+from __future__ import annotations
+
+__all__ = ("MakeDirectWarpConfig", "MakeDirectWarpConnections", "MakeDirectWarpTask", "WarpedDetector")
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import astropy.units as u
+import numpy as np
+from astropy.table import Table
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base.connectionTypes as cT
+from lsst.images import Box, Image, Mask, MaskedImage, Polygon, VisitImage
+from lsst.images.cells import CellCoadd, CellGridBounds, CellIJ, CellPointSpreadFunction, CoaddProvenance
+from lsst.pipe.base import (
+    InputQuantizedConnection,
+    NoWorkFound,
+    OutputQuantizedConnection,
+    PipelineTask,
+    PipelineTaskConfig,
+    PipelineTaskConnections,
+    QuantumContext,
+    Struct,
+)
+
+from ..calibrate.noise_correlation import measure_noise_correlation
+from ..isr.pipeline_task import data_id_text
+from ..psf_shape import kernel_moments
+from ..skymap import SkyMap, TractInfo, make_skymap
+from .mapping import local_jacobian, map_pixels, overlap_box
+from .noise import colouring_kernel, noise_realization
+from .psf import warp_psf_kernel
+from .resampling import resample_planes
+
+_log = logging.getLogger(__name__)
+
+
+class MakeDirectWarpConnections(
+    PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "instrument", "visit")
+):
+    sky_map = cT.Input(
+        doc="The skymap's definition (butler register-skymap).",
+        name="skyMap",
+        storageClass="Config",
+        dimensions=("skymap",),
+    )
+    visit_images = cT.Input(
+        doc="Calibrated detector images of the visit (calibrateImage).",
+        name="preliminary_visit_image",
+        storageClass="VisitImage",
+        dimensions=("instrument", "visit", "detector"),
+        multiple=True,
+        deferLoad=True,
+    )
+    warp = cT.Output(
+        doc="The visit on the patch grid, in nJy, with its cell PSFs and provenance.",
+        name="direct_warp",
+        storageClass="CellCoadd",
+        dimensions=("skymap", "tract", "patch", "instrument", "visit"),
+    )
+    noise_warp = cT.Output(
+        doc="A noise realisation of the visit, warped with the same weights.",
+        name="direct_warp_noise0",
+        storageClass="MaskedImageV2",
+        dimensions=("skymap", "tract", "patch", "instrument", "visit"),
+    )
+
+
+class MakeDirectWarpConfig(PipelineTaskConfig, pipelineConnections=MakeDirectWarpConnections):
+    """Configuration for `MakeDirectWarpTask`."""
+
+    interpolationLength = pexConfig.Field[int](
+        doc=(
+            "Spacing (pixels) of the points where the exact pixel mapping is computed; it is interpolated "
+            "linearly in between (Rubin's warper uses 10)."
+        ),
+        default=10,
+        check=lambda value: value >= 1,
+    )
+    psfSize = pexConfig.Field[int](
+        doc="Side (tract pixels, odd) of the PSF kernel images stored per cell.",
+        default=41,
+        check=lambda value: value >= 5 and value % 2 == 1,
+    )
+    doCorrelatedNoise = pexConfig.Field[bool](
+        doc=(
+            "Colour the noise realisation with the pixel correlation measured on the input's sky, so that "
+            "the realisation of a resampled stack (a CASU pawprint) is as correlated as its pixels are.  "
+            "Off, the realisation is white, as Rubin's."
+        ),
+        default=True,
+    )
+    noiseCorrelationMaxLag = pexConfig.Field[int](
+        doc="Largest pixel lag per axis at which the input's noise correlation is measured.",
+        default=2,
+        check=lambda value: value >= 1,
+    )
+    minSkyPixels = pexConfig.Field[int](
+        doc="Fewest sky pixels to measure the noise correlation on; below, the realisation is white.",
+        default=2000,
+        check=lambda value: value > 0,
+    )
+    skyMaskPlanes = pexConfig.ListField[str](
+        doc="Input mask planes whose pixels are not sky when the noise correlation is measured.",
+        default=["DETECTED", "BAD", "SATURATED", "NO_DATA", "COSMIC_RAY", "SUSPECT"],
+    )
+    seed = pexConfig.Field[int](
+        doc=(
+            "Base of the noise realisations' random seeds; each detector's seed is derived from it, the "
+            "visit and the detector, so reruns give the same realisation."
+        ),
+        default=0,
+        check=lambda value: value >= 0,
+    )
+
+
+@dataclasses.dataclass
+class WarpedDetector:
+    """One detector of a visit on the patch grid."""
+
+    detector: int
+    """Detector ID."""
+
+    box: Box
+    """Tract pixels the detector's resampled pixels occupy."""
+
+    image: np.ndarray
+    variance: np.ndarray
+    noise: np.ndarray
+    mask: np.ndarray
+    valid: np.ndarray
+    """Planes over `box` (`lsst.obs.vista.coadd.resampling.ResampledPlanes`)."""
+
+    visit_image: VisitImage
+    """The input (for its PSF, WCS and observation)."""
+
+
+class MakeDirectWarpTask(PipelineTask):
+    """Resample a visit's ``preliminary_visit_image`` detectors onto a patch.
+
+    Each detector is calibrated to nJy with its photometric scaling and
+    warped with the Lanczos-3 kernel (`lsst.obs.vista.coadd.resampling`);
+    detectors that miss the patch's outer box are left out, and a visit of
+    which none reaches it raises `NoWorkFound` (no empty warp is written).
+    The PSF of every cell is the PSF of the detector covering the cell
+    centre (or, if none does, the most of the cell), evaluated there and
+    carried onto the tract grid.
+    """
+
+    ConfigClass: ClassVar = MakeDirectWarpConfig
+    _DefaultName: ClassVar[str] = "makeDirectWarp"
+    config: MakeDirectWarpConfig
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        # Docstring inherited.
+        data_id = butlerQC.quantum.dataId
+        skymap = make_skymap(butlerQC.get(inputRefs.sky_map))
+        handles = sorted(butlerQC.get(inputRefs.visit_images), key=lambda h: h.dataId["detector"])
+        result = self.run(
+            {int(h.dataId["detector"]): h for h in handles},
+            skymap=skymap,
+            skymap_name=str(data_id["skymap"]),
+            tract_id=int(data_id["tract"]),
+            patch_id=int(data_id["patch"]),
+            visit=int(data_id["visit"]),
+            name=data_id_text(data_id),
+        )
+        butlerQC.put(result, outputRefs)
+
+    def run(
+        self,
+        visit_images: Mapping[int, Any],
+        *,
+        skymap: SkyMap,
+        skymap_name: str,
+        tract_id: int,
+        patch_id: int,
+        visit: int,
+        name: str = "",
+    ) -> Struct:
+        """Warp a visit's detectors onto a patch.
+
+        Parameters
+        ----------
+        visit_images : `~collections.abc.Mapping` [`int`, `lsst.images.VisitImage` or handle]
+            The visit's calibrated detector images by detector ID (or
+            deferred-load handles to them).
+        skymap : `lsst.obs.vista.skymap.SkyMap`
+            The skymap.
+        skymap_name : `str`
+            Its registered name.
+        tract_id, patch_id : `int`
+            The patch.
+        visit : `int`
+            The visit ID (seeds the noise realisation).
+        name : `str`, optional
+            The quantum's data ID, for log lines.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``warp`` (`lsst.images.cells.CellCoadd`) and ``noise_warp``
+            (`lsst.images.MaskedImage`).
+
+        Raises
+        ------
+        lsst.pipe.base.NoWorkFound
+            Raised if no detector reaches the patch.
+        """
+        tract = skymap[tract_id]
+        patch = tract.patch_definition(patch_id)
+        outer = patch.outer_bbox
+        warped: list[WarpedDetector] = []
+        for detector, item in sorted(visit_images.items()):
+            visit_image = item if isinstance(item, VisitImage) else item.get()
+            piece = self._warp_detector(visit_image, detector, tract, outer, visit, name)
+            if piece is not None:
+                warped.append(piece)
+        if not warped:
+            raise NoWorkFound(f"{name}: no detector of the visit overlaps the patch; no warp written.")
+        return self._assemble(warped, tract, patch, skymap_name, visit, name)
+
+    def _warp_detector(
+        self, visit_image: VisitImage, detector: int, tract: TractInfo, outer: Box, visit: int, name: str
+    ) -> WarpedDetector | None:
+        """Return one detector on the patch grid, or `None` if it misses it."""
+        if visit_image.photometric_scaling is None:
+            _log.warning("%s detector %d: no photometric calibration; left out of the warp.", name, detector)
+            return None
+        box = overlap_box(tract.wcs, visit_image.sky_projection, visit_image.bbox, outer)
+        if box is None:
+            return None
+        mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
+        bbox = visit_image.bbox
+        scaling = visit_image.photometric_scaling.render(bbox).quantity.to_value(
+            u.nJy / visit_image.unit
+        )
+        image = visit_image.image.array * scaling
+        variance = visit_image.variance.array * scaling**2
+        rng = np.random.default_rng([self.config.seed, visit, detector])
+        noise = noise_realization(variance, rng, self._colouring(visit_image))
+        planes = resample_planes(
+            image,
+            variance,
+            noise,
+            visit_image.mask.array,
+            visit_image.mask.schema.bitmask("NO_DATA"),
+            mapping.source_x - bbox.x.start,
+            mapping.source_y - bbox.y.start,
+            mapping.flux_scale,
+        )
+        if not planes.valid.any():
+            return None
+        return WarpedDetector(
+            detector, box, planes.image, planes.variance, planes.noise, planes.mask, planes.valid, visit_image
+        )
+
+    def _colouring(self, visit_image: VisitImage) -> np.ndarray | None:
+        """Return the colouring kernel of the input's noise, or `None` for white."""
+        if not self.config.doCorrelatedNoise:
+            return None
+        planes = [p for p in self.config.skyMaskPlanes if p in visit_image.mask.schema.names]
+        sky = ~np.any(visit_image.mask.array & visit_image.mask.schema.bitmask(*planes), axis=-1)
+        variance = visit_image.variance.array
+        sky &= np.isfinite(visit_image.image.array) & np.isfinite(variance) & (variance > 0)
+        if np.count_nonzero(sky) < self.config.minSkyPixels:
+            return None
+        residual = np.where(sky, visit_image.image.array, 0.0) / np.sqrt(np.where(sky, variance, 1.0))
+        correlation = measure_noise_correlation(residual, sky, self.config.noiseCorrelationMaxLag)
+        return colouring_kernel(correlation)
+
+    def _assemble(
+        self,
+        warped: Sequence[WarpedDetector],
+        tract: TractInfo,
+        patch: Any,
+        skymap_name: str,
+        visit: int,
+        name: str,
+    ) -> Struct:
+        """Combine the detectors into the warp and its noise realisation."""
+        outer = patch.outer_bbox
+        schema = warped[0].visit_image.mask.schema
+        image = np.full(outer.shape, np.nan, dtype=np.float32)
+        variance = np.full(outer.shape, np.nan, dtype=np.float32)
+        noise = np.full(outer.shape, np.nan, dtype=np.float32)
+        mask = Mask(schema=schema, bbox=outer)
+        owner = np.full(outer.shape, -1, dtype=np.int32)
+        for index, piece in enumerate(warped):
+            # Detectors of one visit do not overlap; where their kernels
+            # would both reach, the first one's pixels are kept.
+            sl = (
+                slice(piece.box.y.start - outer.y.start, piece.box.y.stop - outer.y.start),
+                slice(piece.box.x.start - outer.x.start, piece.box.x.stop - outer.x.start),
+            )
+            take = piece.valid & (owner[sl] < 0)
+            owner[sl][take] = index
+            image[sl][take] = piece.image[take]
+            variance[sl][take] = piece.variance[take]
+            noise[sl][take] = piece.noise[take]
+            mask.array[sl][take] = piece.mask[take]
+        mask.set("NO_DATA", owner < 0)
+        psf, provenance = self._cell_psfs_and_provenance(warped, owner, tract, patch, visit)
+        projection = tract.sky_projection(skymap_name)
+        first = warped[0].visit_image
+        warp = CellCoadd(
+            Image(image, bbox=outer, unit=u.nJy, sky_projection=projection),
+            mask=mask,
+            variance=Image(variance, bbox=outer, unit=u.nJy**2),
+            band=first.band,
+            psf=psf,
+            patch=patch,
+            provenance=provenance,
+        )
+        covered = np.count_nonzero(owner >= 0)
+        warp.metadata.update({"N_DETECTORS": len(warped), "COVERED_PIXELS": int(covered)})
+        noise_warp = MaskedImage(
+            Image(noise, bbox=outer, unit=u.nJy, sky_projection=projection),
+            mask=mask.copy(),
+            variance=Image(variance.copy(), bbox=outer, unit=u.nJy**2),
+        )
+        _log.info(
+            "%s: %d detector(s), %.1f%% of the patch covered.",
+            name,
+            len(warped),
+            100.0 * covered / owner.size,
+        )
+        return Struct(warp=warp, noise_warp=noise_warp)
+
+    def _cell_psfs_and_provenance(
+        self, warped: Sequence[WarpedDetector], owner: np.ndarray, tract: TractInfo, patch: Any, visit: int
+    ) -> tuple[CellPointSpreadFunction, CoaddProvenance]:
+        """Return the warp's cell PSFs and which detector covers which cell."""
+        grid = patch.cells
+        size = self.config.psfSize
+        n_i, n_j = grid.grid_size.i, grid.grid_size.j
+        kernels = np.full((n_i, n_j, size, size), np.nan)
+        missing: set[CellIJ] = set()
+        rows: list[dict[str, Any]] = []
+        outer = patch.outer_bbox
+        for i in range(n_i):
+            for j in range(n_j):
+                cell = CellIJ(i=i, j=j)
+                cell_box = grid.bbox_of(cell)
+                sl = (
+                    slice(cell_box.y.start - outer.y.start, cell_box.y.stop - outer.y.start),
+                    slice(cell_box.x.start - outer.x.start, cell_box.x.stop - outer.x.start),
+                )
+                cell_owner = owner[sl]
+                counts = np.bincount(cell_owner[cell_owner >= 0], minlength=len(warped))
+                if not counts.any():
+                    missing.add(cell)
+                    continue
+                centre = cell_owner[cell_owner.shape[0] // 2, cell_owner.shape[1] // 2]
+                chosen = int(centre) if centre >= 0 else int(np.argmax(counts))
+                piece = warped[chosen]
+                # The PSF at the cell centre, or at the centre of the covered
+                # part when the centre is not covered.
+                if centre >= 0:
+                    cx, cy = float(cell_box.x.center), float(cell_box.y.center)
+                else:
+                    ys, xs = np.nonzero(cell_owner == chosen)
+                    cx, cy = float(xs.mean() + cell_box.x.start), float(ys.mean() + cell_box.y.start)
+                source_x, source_y, jacobian = local_jacobian(
+                    tract.wcs, piece.visit_image.sky_projection, cx, cy
+                )
+                kernel = warp_psf_kernel(piece.visit_image.psf, source_x, source_y, jacobian, size)
+                kernels[i, j] = kernel
+                try:
+                    ixx, iyy, ixy = kernel_moments(kernel)
+                    shape_flag = False
+                except Exception:  # galsim's HSM fails on degenerate kernels
+                    ixx = iyy = ixy = np.nan
+                    shape_flag = True
+                for index in np.nonzero(counts)[0]:
+                    piece_at = warped[int(index)]
+                    rows.append(
+                        {
+                            "cell_i": i,
+                            "cell_j": j,
+                            "detector": piece_at.detector,
+                            "overlaps_center": bool(centre == index),
+                            "overlap_fraction": float(counts[index]) / cell_owner.size,
+                            "unmasked_fraction": float(counts[index]) / cell_owner.size,
+                            "weight": 1.0,
+                            "psf_shape_xx": ixx,
+                            "psf_shape_yy": iyy,
+                            "psf_shape_xy": ixy,
+                            "psf_shape_flag": shape_flag,
+                        }
+                    )
+        bounds = CellGridBounds(grid=grid, bbox=grid.bbox, missing=frozenset(missing))
+        psf = CellPointSpreadFunction(kernels, bounds, resampling_kernel="lanczos3")
+        return psf, self._provenance(warped, rows, visit)
+
+    def _provenance(
+        self, warped: Sequence[WarpedDetector], rows: list[dict[str, Any]], visit: int
+    ) -> CoaddProvenance:
+        """Return the provenance tables of a warp."""
+        inputs = CoaddProvenance.make_empty_input_table(len(warped))
+        for row, piece in zip(inputs, warped):
+            obs = piece.visit_image.obs_info
+            row["instrument"] = obs.instrument
+            row["visit"] = visit
+            row["detector"] = piece.detector
+            row["physical_filter"] = obs.physical_filter
+            row["day_obs"] = int(obs.observing_day or 0)
+            row["polygon"] = Polygon.from_box(piece.box)
+        contributions = CoaddProvenance.make_empty_contribution_table(len(rows))
+        for row, values in zip(contributions, rows):
+            for key, value in values.items():
+                row[key] = value
+            row["instrument"] = inputs["instrument"][0]
+            row["visit"] = visit
+        return CoaddProvenance(Table(inputs), Table(contributions))

@@ -1,0 +1,124 @@
+"""DRP.yaml#step3 through a real ``pipetask`` on the shared processed VIRCAM
+repository: a skymap registered with ``butler register-skymap``, direct
+warps of both visits, and a cell-based ``deep_coadd`` per patch and band
+that a process without this package reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BIN, ROOT, SERIAL_OUTPUT
+
+SKYMAP_CONFIG = ROOT / "config" / "skymap" / "discrete_example.py"
+PIPELINE = ROOT / "pipelines" / "VIRCAM" / "DRP.yaml"
+OUTPUT = "u/test/coadd"
+
+
+def run(*command: object) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def coadded(processed_vircam: Path) -> Path:
+    """The processed repository with step3 run into `OUTPUT`."""
+    result = run(BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG)
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run(
+        BIN / "pipetask", "--long-log", "run", "--register-dataset-types", "-b", processed_vircam, "-i", f"{SERIAL_OUTPUT},skymaps",
+        "-o", OUTPUT, "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return processed_vircam
+
+
+def test_warps_and_coadds_written(coadded: Path) -> None:
+    from lsst.daf.butler import Butler
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    warps = butler.query_datasets("direct_warp", explain=False)
+    noise = butler.query_datasets("direct_warp_noise0", explain=False)
+    coadds = butler.query_datasets("deep_coadd", explain=False)
+    n_images = butler.query_datasets("deep_coadd_n_image", explain=False)
+    visits = {ref.dataId["visit"] for ref in warps}
+    assert len(visits) == 2
+    assert {ref.dataId for ref in warps} == {ref.dataId for ref in noise}
+    assert coadds and {ref.dataId for ref in coadds} == {ref.dataId for ref in n_images}
+    patches_with_warps = {(ref.dataId["tract"], ref.dataId["patch"]) for ref in warps}
+    assert {(ref.dataId["tract"], ref.dataId["patch"]) for ref in coadds} == patches_with_warps
+
+
+def test_coadd_readable_without_this_package(coadded: Path) -> None:
+    """A fresh interpreter that imports only daf_butler reads the coadd: its
+    image in nJy, cell PSFs that evaluate, provenance naming both visits."""
+    script = f"""
+import sys
+import numpy as np
+from lsst.daf.butler import Butler
+butler = Butler.from_config({str(coadded)!r}, collections=[{OUTPUT!r}])
+best = None
+for ref in butler.query_datasets("deep_coadd", explain=False):
+    n_image = butler.get("deep_coadd_n_image", ref.dataId)
+    if best is None or n_image.array.max() > best[1].array.max():
+        best = (ref, n_image)
+ref, n_image = best
+coadd = butler.get(ref)
+good = ~coadd.mask.get("NO_DATA")
+assert str(coadd.unit) == "nJy", coadd.unit
+assert n_image.array.max() == 2, n_image.array.max()
+assert np.all(np.isfinite(coadd.image.array[good])) and np.all(coadd.variance.array[good] > 0)
+assert np.all(np.isnan(coadd.image.array[~good]))
+y, x = np.argwhere(n_image.array == 2)[0] + [coadd.bbox.y.start, coadd.bbox.x.start]
+kernel = coadd.psf.compute_kernel_image(x=float(x), y=float(y)).array
+assert abs(kernel.sum() - 1) < 1e-6, kernel.sum()
+assert set(coadd.provenance.inputs["visit"]) and len(set(coadd.provenance.inputs["visit"])) == 2
+assert len(coadd.noise_realizations) == 1
+assert not any(name.startswith("lsst.obs") for name in sys.modules), "imported lsst.obs"
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr[-3000:]
+
+
+def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
+    """A coadd run killed after its warps (here: the coadds and their task
+    metadata removed) resumes with ``--extend-run --skip-existing``: the
+    coadds are made again from the same warps, which are not redone."""
+    from lsst.daf.butler import Butler
+
+    def ids(butler: Butler, dataset_type: str) -> set:
+        return {ref.id for ref in butler.query_datasets(dataset_type, explain=False)}
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT], writeable=True)
+    warps = ids(butler, "direct_warp")
+    n_coadds = len(ids(butler, "deep_coadd"))
+    removed = [
+        ref
+        for name in ("deep_coadd", "deep_coadd_n_image", "assembleCellCoadd_metadata", "assembleCellCoadd_log")
+        for ref in butler.query_datasets(name, explain=False)
+    ]
+    butler.pruneDatasets(removed, disassociate=True, unstore=True, purge=True)
+    result = run(
+        BIN / "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
+        "--extend-run", "--skip-existing", "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    assert ids(butler, "direct_warp") == warps
+    assert len(ids(butler, "deep_coadd")) == n_coadds
+
+
+def test_direct_warp_cells_name_the_visit(coadded: Path) -> None:
+    from lsst.daf.butler import Butler
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    ref = butler.query_datasets("direct_warp", explain=False)[0]
+    warp = butler.get(ref)
+    contributions = warp.provenance.contributions
+    assert set(contributions["visit"]) == {ref.dataId["visit"]}
+    assert np.all(contributions["overlap_fraction"] > 0) and np.all(contributions["overlap_fraction"] <= 1)
+    covered = ~warp.mask.get("NO_DATA")
+    assert covered.any() and np.all(np.isfinite(warp.image.array[covered]))
