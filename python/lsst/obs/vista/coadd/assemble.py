@@ -375,50 +375,46 @@ class AssembleCellCoaddTask(PipelineTask):
     def _find_artefacts(self, inputs: Sequence[_Input]) -> list[np.ndarray]:
         """Return, per input, the pixels that are artefacts of that input alone.
 
-        Each input is matched to the broadest PSF with a Gaussian; its noise
-        there is the smoothed variance scaled by how much more its smoothed
-        noise realisation scatters (the warp's pixels are correlated, which
-        the per-pixel variance does not say).  A pixel is an artefact when it
-        differs from the inputs' median by more than ``clipThreshold`` times
-        the noise of the difference and by more than ``clipFluxFraction``
-        of the median.
+        Each input is matched to the broadest PSF with a Gaussian and
+        compared with the inputs' median.  The difference is filtered with
+        that PSF (a matched filter for point-like and trail-like artefacts)
+        and divided by its own robust scatter (1.4826 times the median
+        absolute deviation: artefacts are too rare to move it, and it takes
+        in the correlation between warp pixels that the variance plane does
+        not).  An artefact is where that exceeds ``clipThreshold`` and the
+        difference exceeds ``clipFluxFraction`` of the median.
         """
         target = max(item.sigma for item in inputs)
         matched = []
-        matched_sigma = []
         for item in inputs:
             kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
             values = _smoothed(item.warp.image.array, item.usable, kernel_sigma)
-            noise = _smoothed(item.noise, item.usable, kernel_sigma)
-            variance = _smoothed(item.warp.variance.array, item.usable, kernel_sigma)
-            variance *= _squared_kernel_sum(kernel_sigma)
-            sigma = np.sqrt(variance)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                normalised = (noise / sigma)[item.usable]
-            normalised = normalised[np.isfinite(normalised)]
-            if normalised.size:
-                # Robust scatter: 1.4826 times the median absolute deviation.
-                sigma *= 1.4826 * float(np.median(np.abs(normalised - np.median(normalised))))
             matched.append(np.where(item.usable, values, np.nan).astype(np.float32))
-            matched_sigma.append(np.where(item.usable, sigma, np.nan).astype(np.float32))
+        stack = np.asarray(matched)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # pixels no input covers
-            median = np.nanmedian(np.asarray(matched), axis=0)
-            n_valid = np.sum(np.isfinite(np.asarray(matched)), axis=0)
-            # The median of n values scatters about (pi / 2 / n)**0.5 times one value.
-            median_sigma = np.sqrt(np.nanmean(np.square(matched_sigma), axis=0) * np.pi / 2 / np.maximum(n_valid, 1))
+            median = np.nanmedian(stack, axis=0)
+        n_valid = np.sum(np.isfinite(stack), axis=0)
+        comparable = n_valid >= self.config.minInputsForClipping
         radius = int(np.ceil(self.config.clipGrowSigma * target))
         structure = _disc(radius)
         result = []
-        for values, sigma in zip(matched, matched_sigma):
-            difference = np.abs(values - median)
-            with np.errstate(invalid="ignore"):
-                artefact = (difference > self.config.clipThreshold * np.hypot(sigma, median_sigma)) & (
-                    difference > self.config.clipFluxFraction * np.abs(median)
-                )
-            artefact &= np.isfinite(values) & (n_valid >= self.config.minInputsForClipping)
+        for values in matched:
+            usable = np.isfinite(values) & comparable
+            difference = np.where(usable, values - median, 0.0)
+            filtered = _smoothed(difference, usable, target) if target > 0 else difference
+            scatter = filtered[usable]
+            artefact = np.zeros(values.shape, dtype=bool)
+            if scatter.size:
+                mad = 1.4826 * float(np.median(np.abs(scatter - np.median(scatter))))
+                with np.errstate(invalid="ignore"):
+                    artefact = (
+                        usable
+                        & (np.abs(filtered) > self.config.clipThreshold * mad)
+                        & (np.abs(difference) > self.config.clipFluxFraction * np.abs(median))
+                    )
             if radius > 0 and artefact.any():
-                artefact = scipy.ndimage.binary_dilation(artefact, structure)
+                artefact = scipy.ndimage.binary_dilation(artefact, structure) & np.isfinite(values)
             result.append(artefact)
         return result
 
@@ -455,15 +451,6 @@ class _CoaddPlanes:
             mask=Mask(schema=schema, bbox=outer),
             fractions={plane: np.zeros(outer.shape, dtype=np.float32) for plane in fraction_names},
         )
-
-
-def _squared_kernel_sum(sigma: float) -> float:
-    """Sum of the squared weights of a sampled, normalised Gaussian kernel."""
-    radius = int(np.ceil(4 * sigma))
-    x = np.arange(-radius, radius + 1)
-    profile = np.exp(-0.5 * (x / sigma) ** 2)
-    profile /= profile.sum()
-    return float(np.sum(profile**2) ** 2)
 
 
 def _disc(radius: int) -> np.ndarray:
