@@ -42,7 +42,7 @@ def coadd_of(base, truth, *, seed: int, with_stars: bool = True, extras=None) ->
             images, skymap=skymap, skymap_name="test", tract_id=0, patch_id=patch.id, visit=visit.visit
         )
         warps.append(result.warp)
-        noises.append(result.noise_warp.image.array)
+        noises.append(result.noise_warp)
     return AssembleCellCoaddTask().run(warps, noises).coadd
 
 

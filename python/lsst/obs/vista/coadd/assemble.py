@@ -26,7 +26,7 @@ from astropy.table import Table, vstack
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
-from lsst.images import Box, Image, Interval, Mask, MaskSchema, get_legacy_deep_coadd_mask_planes
+from lsst.images import Box, Image, Interval, Mask, MaskedImage, MaskSchema, get_legacy_deep_coadd_mask_planes
 from lsst.images.cells import CellCoadd, CellGridBounds, CellIJ, CellPointSpreadFunction, CoaddProvenance
 from lsst.pipe.base import (
     InputQuantizedConnection,
@@ -139,6 +139,51 @@ class _Input:
     """Gaussian sigma (tract pixels) of its PSF, median over cells."""
 
 
+class _Source:
+    """One input warp and its noise realisation, in memory or behind
+    deferred-load butler handles, read a box at a time."""
+
+    def __init__(self, warp: Any, noise: Any) -> None:
+        self._warp = warp
+        self._noise = noise
+        self.provenance: CoaddProvenance = self.component("provenance")
+        self._cell_rows = np.unique(np.asarray(self.provenance.contributions["cell_i"], dtype=int))
+
+    def component(self, name: str) -> Any:
+        """Return a small component of the warp (``psf``, ``provenance``)."""
+        if isinstance(self._warp, CellCoadd):
+            return getattr(self._warp, name)
+        return self._warp.get(component=name)
+
+    def covers(self, rows: range) -> bool:
+        """Return whether the warp has data in any of the given rows of cells."""
+        return bool(np.any((self._cell_rows >= rows.start) & (self._cell_rows < rows.stop)))
+
+    def read(self, box: Box) -> tuple[CellCoadd, np.ndarray]:
+        """Return the warp and its noise realisation's pixels over ``box``
+        (which must hold some of its cells: `covers`)."""
+        if isinstance(self._warp, CellCoadd):
+            warp = self._warp[box]
+        else:
+            warp = self._warp.get(parameters={"bbox": box})
+        if isinstance(self._noise, MaskedImage | Image):
+            noise = self._noise[box]
+        else:
+            noise = self._noise.get(parameters={"bbox": box})
+        if isinstance(noise, MaskedImage):
+            noise = noise.image
+        return warp, noise.array
+
+
+def _psf_sigma(provenance: CoaddProvenance) -> float:
+    """Gaussian sigma (pixels) of a warp's PSF: the median over its cells of
+    the second-moment size recorded in its provenance."""
+    shapes = provenance.contributions
+    good = ~np.asarray(shapes["psf_shape_flag"], dtype=bool)
+    trace = 0.5 * (np.asarray(shapes["psf_shape_xx"])[good] + np.asarray(shapes["psf_shape_yy"])[good])
+    return float(np.sqrt(np.median(trace))) if trace.size else 0.0
+
+
 def _slices(box: Box, outer: Box) -> tuple[slice, slice]:
     """Array slices of ``box`` in arrays covering ``outer``."""
     return (
@@ -169,28 +214,32 @@ class AssembleCellCoaddTask(PipelineTask):
     ) -> None:
         # Docstring inherited.
         name = data_id_text(butlerQC.quantum.dataId)
-        noise_by_visit = {
-            (h.dataId["instrument"], h.dataId["visit"]): h for h in butlerQC.get(inputRefs.noise_warps)
-        }
-        warps = []
-        noises = []
-        for handle in sorted(butlerQC.get(inputRefs.warps), key=lambda h: (h.dataId["instrument"], h.dataId["visit"])):
-            key = (handle.dataId["instrument"], handle.dataId["visit"])
-            if key not in noise_by_visit:
-                raise FileNotFoundError(f"{name}: direct_warp_noise0 of visit {key[1]} is missing.")
-            warps.append(handle.get())
-            noises.append(noise_by_visit[key].get().image.array)
-        butlerQC.put(self.run(warps, noises, name=name), outputRefs)
 
-    def run(self, warps: Sequence[CellCoadd], noises: Sequence[np.ndarray], *, name: str = "") -> Struct:
+        def key(handle: Any) -> tuple[str, int]:
+            return (str(handle.dataId["instrument"]), int(handle.dataId["visit"]))
+
+        noise_by_visit = {key(h): h for h in butlerQC.get(inputRefs.noise_warps)}
+        warps = sorted(butlerQC.get(inputRefs.warps), key=key)
+        for handle in warps:
+            if key(handle) not in noise_by_visit:
+                raise FileNotFoundError(f"{name}: direct_warp_noise0 of visit {key(handle)[1]} is missing.")
+        butlerQC.put(self.run(warps, [noise_by_visit[key(h)] for h in warps], name=name), outputRefs)
+
+    def run(self, warps: Sequence[Any], noises: Sequence[Any], *, name: str = "") -> Struct:
         """Coadd warps of one patch and band.
+
+        The patch is assembled one row of cells at a time, reading only
+        that strip (with a margin for the artefact search) of every input:
+        the memory needed does not grow with the patch's size.
 
         Parameters
         ----------
-        warps : `~collections.abc.Sequence` [`lsst.images.cells.CellCoadd`]
-            The direct warps.
-        noises : `~collections.abc.Sequence` [`numpy.ndarray`]
-            Their warped noise realisations (arrays over the patch).
+        warps : `~collections.abc.Sequence`
+            The direct warps: `lsst.images.cells.CellCoadd` objects or
+            deferred-load butler handles to them.
+        noises : `~collections.abc.Sequence`
+            Their warped noise realisations: `lsst.images.MaskedImage`
+            objects or handles to them.
         name : `str`, optional
             The quantum's data ID, for log lines.
 
@@ -202,22 +251,48 @@ class AssembleCellCoaddTask(PipelineTask):
         """
         if not warps:
             raise NoWorkFound(f"{name}: no direct_warp covers the patch; no coadd written.")
-        first = warps[0]
-        outer, grid = first.bbox, first.grid
-        inputs = [self._input(warp, noise) for warp, noise in zip(warps, noises)]
-        if self.config.doClip and len(inputs) >= self.config.minInputsForClipping:
-            clipped = self._find_artefacts(inputs)
-        else:
-            clipped = [np.zeros(outer.shape, dtype=bool) for _ in inputs]
+        sources = [_Source(warp, noise) for warp, noise in zip(warps, noises)]
+        first_psf = sources[0].component("psf")
+        grid = first_psf.grid
+        outer = grid.bbox
         planes = _CoaddPlanes.empty(outer, [*self.config.badMaskPlanes, "CLIPPED"])
-        kernels = np.full((grid.grid_size.i, grid.grid_size.j) + first.psf.kernel_bbox.shape, np.nan)
+        kernels = np.full((grid.grid_size.i, grid.grid_size.j) + first_psf.kernel_bbox.shape, np.nan)
         missing: set[CellIJ] = set()
         partial: list[str] = []
         contributions: list[Table] = []
+        input_tables: list[Table] = []
+        n_clipped = 0
+        # The artefact search smooths (4 sigma) and grows (clipGrowSigma sigma)
+        # by up to the broadest PSF: a strip is read with that margin.
+        broadest = max(_psf_sigma(source.provenance) for source in sources)
+        margin = int(np.ceil((4.0 + self.config.clipGrowSigma) * broadest)) + 2
+        first = None
         for i in range(grid.grid_size.i):
+            strip = Box(y=grid.bbox_of(CellIJ(i=i, j=0)).y, x=grid.bbox.x)
+            read_box = Box(
+                y=Interval(max(strip.y.start - margin, outer.y.start), min(strip.y.stop + margin, outer.y.stop)),
+                x=strip.x,
+            )
+            rows = range(
+                grid.index_of(y=read_box.y.start, x=outer.x.start).i,
+                grid.index_of(y=read_box.y.stop - 1, x=outer.x.start).i + 1,
+            )
+            inputs = [self._input(*source.read(read_box)) for source in sources if source.covers(rows)]
+            if not inputs:
+                missing.update(CellIJ(i=i, j=j) for j in range(grid.grid_size.j))
+                continue
+            if first is None:
+                first = inputs[0].warp
+            input_tables.extend(item.warp.provenance.inputs for item in inputs if item.has_data.any())
+            if self.config.doClip and len(inputs) >= self.config.minInputsForClipping:
+                clipped = self._find_artefacts(inputs)
+            else:
+                clipped = [np.zeros(read_box.shape, dtype=bool) for _ in inputs]
+            n_clipped += int(sum(np.count_nonzero(c[_slices(strip, read_box)]) for c in clipped))
             for j in range(grid.grid_size.j):
                 cell = CellIJ(i=i, j=j)
-                sl = _slices(grid.bbox_of(cell), outer)
+                cell_box = grid.bbox_of(cell)
+                sl = _slices(cell_box, read_box)
                 full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
                 chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
                 weights = [self._weight(inputs[k], sl) for k in chosen]
@@ -228,7 +303,7 @@ class AssembleCellCoaddTask(PipelineTask):
                     continue
                 if not full:
                     partial.append(f"{i},{j}")
-                used = self._combine_cell(inputs, clipped, chosen, weights, sl, planes)
+                used = self._combine_cell(inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes)
                 kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                 contributions.append(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
         planes.mask.set("NO_DATA", planes.n_image == 0)
@@ -237,9 +312,7 @@ class AssembleCellCoaddTask(PipelineTask):
         psf = CellPointSpreadFunction(
             kernels, CellGridBounds(grid=grid, bbox=grid.bbox, missing=frozenset(missing)), "lanczos3"
         )
-        provenance = CoaddProvenance(
-            _unique_rows(vstack([item.warp.provenance.inputs for item in inputs])), vstack(contributions)
-        )
+        provenance = CoaddProvenance(_unique_rows(vstack(input_tables)), vstack(contributions))
         projection = first.sky_projection
         coadd = CellCoadd(
             Image(planes.image, bbox=outer, unit=u.nJy, sky_projection=projection),
@@ -252,7 +325,6 @@ class AssembleCellCoaddTask(PipelineTask):
             patch=first.patch,
             provenance=provenance,
         )
-        n_clipped = int(sum(np.count_nonzero(c) for c in clipped))
         coadd.metadata.update(
             {
                 "N_INPUTS": len(inputs),
@@ -278,10 +350,8 @@ class AssembleCellCoaddTask(PipelineTask):
         bad = np.any(warp.mask.array & warp.mask.schema.bitmask(*planes), axis=-1)
         has_data = ~warp.mask.get("NO_DATA") & np.isfinite(warp.image.array)
         usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
-        shapes = warp.provenance.contributions
-        good = ~np.asarray(shapes["psf_shape_flag"], dtype=bool)
-        trace = 0.5 * (np.asarray(shapes["psf_shape_xx"])[good] + np.asarray(shapes["psf_shape_yy"])[good])
-        sigma = float(np.sqrt(np.median(trace))) if trace.size else 0.0
+        # A strip the warp has no cell in carries no provenance (and no data).
+        sigma = _psf_sigma(warp.provenance) if has_data.any() else 0.0
         return _Input(warp, noise, usable, has_data, sigma)
 
     @staticmethod
@@ -299,10 +369,12 @@ class AssembleCellCoaddTask(PipelineTask):
         chosen: Sequence[int],
         weights: Sequence[float],
         sl: tuple[slice, slice],
+        out: tuple[slice, slice],
         planes: _CoaddPlanes,
     ) -> list[np.ndarray]:
-        """Fill one cell of the coadd planes; return each input's used pixels."""
-        shape = planes.image[sl].shape
+        """Fill one cell of the coadd planes (``out`` in them, ``sl`` in the
+        inputs' arrays); return each input's used pixels."""
+        shape = planes.image[out].shape
         total_weight = np.zeros(shape)
         image = np.zeros(shape)
         variance = np.zeros(shape)
@@ -327,18 +399,18 @@ class AssembleCellCoaddTask(PipelineTask):
                     flagged = item.warp.mask.get(plane)[sl]
                 else:
                     continue
-                fraction[sl] += np.where(flagged, weight, 0.0).astype(np.float32)
+                fraction[out] += np.where(flagged, weight, 0.0).astype(np.float32)
             if "SATURATED" in item.warp.mask.schema.names:
                 saturated += item.warp.mask.get("SATURATED")[sl]
         weight_sum = float(np.sum(weights))
         for fraction in planes.fractions.values():
-            fraction[sl] /= weight_sum
+            fraction[out] /= weight_sum
         with np.errstate(invalid="ignore", divide="ignore"):
-            planes.image[sl] = image / total_weight
-            planes.variance[sl] = variance / total_weight**2
-            planes.noise[sl] = noise / total_weight
-        planes.n_image[sl] = n_image
-        mask = planes.mask.array[sl]
+            planes.image[out] = image / total_weight
+            planes.variance[out] = variance / total_weight**2
+            planes.noise[out] = noise / total_weight
+        planes.n_image[out] = n_image
+        mask = planes.mask.array[out]
         schema = planes.mask.schema
         no_data = total_weight == 0
         inexact = (n_image < len(chosen)) & ~no_data
