@@ -17,6 +17,7 @@ subprocesses: the traceback appears with ``--log-level DEBUG`` only.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 import warnings
@@ -41,6 +42,7 @@ BIN = Path(sys.executable).parent
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 SKYMAP = ROOT / "config" / "skymap" / "discrete_example.py"
 PIPELINE = ROOT / "pipelines" / "VIRCAM" / "ProcessCcd.yaml"
+DECAM = Path(__file__).parent / "data" / "decam_cp" / "testcase4"
 SCRIPTS: dict[str, click.Command] = {
     "processCcd.py": process_ccd,
     "ingestImages.py": ingest_images,
@@ -362,3 +364,54 @@ def test_the_traceback_shows_with_debug_logging_only(paths: Paths, command: tupl
     assert debug.returncode == quiet.returncode
     assert "Traceback (most recent call last)" in debug.stderr
     assert debug.stderr.splitlines()[-1] == quiet.stderr.strip()
+
+
+@pytest.fixture(scope="module")
+def two_instruments(paths: Paths, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The VIRCAM repository with a DECam CP cutout (CCD N2) ingested too."""
+    repo = tmp_path_factory.mktemp("two") / "repo"
+    shutil.copytree(paths.repo, repo)
+    result = LogCliRunner().invoke(cli, ["ingest-instcal", str(repo), str(DECAM)])
+    assert result.exit_code == 0, result.output
+    return repo
+
+
+@pytest.mark.parametrize(
+    "args, instrument",
+    [
+        (["--id", "detector=1"], "VIRCAM"),
+        (["-d", "instrument='DECam'"], "DECam"),
+        (["--id", "instrument=DECam"], "DECam"),
+    ],
+)
+def test_process_ccd_takes_the_one_instrument_whose_data_ids_match(
+    two_instruments: Path, args: list[str], instrument: str
+) -> None:
+    result = invoke("processCcd.py", [str(two_instruments), *args, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"pipelines/{instrument}/ProcessCcd.yaml" in result.stdout
+    assert f" -i {instrument}/defaults " in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        ([], "{repo} holds data IDs of instruments DECam, VIRCAM: say which with --id instrument=NAME."),
+        (
+            ["--id", "instrment=VIRCAM"],
+            "Invalid value for --id: instrment=VIRCAM: unknown data ID key 'instrment' "
+            "(did you mean 'instrument'?)",
+        ),
+        (
+            ["--id", "detector=1", "-d", "detector=2"],
+            "no data IDs in {repo} match 'detector=1 AND (detector=2)'.",
+        ),
+    ],
+    ids=["no instrument", "misspelt instrument key", "nothing matches"],
+)
+def test_process_ccd_on_two_instruments_says_what_is_wrong(
+    two_instruments: Path, args: list[str], line: str
+) -> None:
+    result = invoke("processCcd.py", [str(two_instruments), *args, "--dry-run"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == ["Error: " + line.format(repo=two_instruments)]

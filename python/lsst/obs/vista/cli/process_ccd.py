@@ -172,27 +172,35 @@ def _valid_values(value: str, known: set[str]) -> str:
     return f" (it has {', '.join(sorted(known))})" if len(known) <= 5 else ""
 
 
-def _choose_instrument(butler: Butler, repo: str, where: str, known: Sequence[str]) -> str:
-    """Return the one instrument of ``known`` with data IDs matching
-    ``where``, for a command that named none."""
+def _choose_instrument(
+    butler: Butler, repo: str, where: str, known: Sequence[str], inputs: Sequence[str]
+) -> str:
+    """Return the one instrument of ``known`` with data IDs to process
+    matching ``where`` (in ``inputs``, or the instrument's defaults), for a
+    command that named none."""
+    from lsst.daf.butler import MissingCollectionError
+
     if len(known) == 1:
         return known[0]
-    matching = [
-        name
-        for name in known
-        if butler.query_data_ids(
-            ["exposure", "detector"],
-            where=" AND ".join(filter(None, [f"instrument={name!r}", f"({where})" if where else ""])),
-            limit=1,
-            explain=False,
-        )
-    ]
+    matching = []
+    for name in known:
+        if name not in _INSTRUMENT_DIRECTORIES:
+            continue
+        constrained = " AND ".join(filter(None, [f"instrument={name!r}", where]))
+        try:
+            if query_data_ids(repo, _pipeline(name), inputs or [f"{name}/defaults"], constrained):
+                matching.append(name)
+        except MissingCollectionError:
+            # Nothing of this instrument was ingested.
+            continue
     if len(matching) == 1:
         return matching[0]
+    if not matching:
+        if where:
+            raise click.UsageError(f"no data IDs in {repo} match {where!r}.")
+        raise click.UsageError(f"{repo} holds no data IDs of instruments {', '.join(known) or '(none)'}.")
     raise click.UsageError(
-        f"{repo} holds {'data IDs of ' if matching else ''}instruments "
-        f"{', '.join(matching or known) or 'none'}{f' matching {where!r}' if where and matching else ''}: "
-        "say which with --id instrument=NAME."
+        f"{repo} holds data IDs of instruments {', '.join(matching)}: say which with --id instrument=NAME."
     )
 
 
@@ -230,7 +238,7 @@ def _resolve_request(
         _check_ids(butler, repo, parsed, None)
         instrument = parsed["instrument"][0] if "instrument" in parsed else None
         if instrument is None:
-            instrument = _choose_instrument(butler, repo, where, known)
+            instrument = _choose_instrument(butler, repo, where, known, inputs)
             where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
         if instrument not in _INSTRUMENT_DIRECTORIES:
             raise click.BadParameter(
