@@ -17,6 +17,7 @@ subprocesses: the traceback appears with ``--log-level DEBUG`` only.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from lsst.daf.butler.cli.butler import cli
 from lsst.daf.butler.cli.utils import LogCliRunner
 from lsst.pipe.base import Pipeline
 
+from lsst.obs.vista.cli.command_style import ButlerSubcommand
 from lsst.obs.vista.cli.ingest_images import ingest_images
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.report.__main__ import report
@@ -415,3 +417,23 @@ def test_process_ccd_on_two_instruments_says_what_is_wrong(
     result = invoke("processCcd.py", [str(two_instruments), *args, "--dry-run"])
     assert result.exit_code == 2
     assert result.stderr.splitlines() == ["Error: " + line.format(repo=two_instruments)]
+
+
+@click.command(cls=ButlerSubcommand)
+@click.argument("numbers", nargs=-1, type=float)
+def mean(numbers: tuple[float, ...]) -> None:
+    """A command with a bug: the mean of no numbers divides by zero."""
+    click.echo(sum(numbers) / len(numbers))
+
+
+def test_an_unexpected_exception_is_one_line_naming_it_and_its_traceback_is_logged_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="lsst.obs.vista.cli"):
+        result = CliRunner().invoke(mean, [])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "Error: ZeroDivisionError: division by zero (--log-level DEBUG shows where)"
+    ]
+    [record] = [r for r in caplog.records if r.name == "lsst.obs.vista.cli.command_style"]
+    assert isinstance(record.exc_info[1], ZeroDivisionError)

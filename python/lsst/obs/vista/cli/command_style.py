@@ -23,6 +23,7 @@ __all__ = (
     "script_log_options",
 )
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import IO, Any
@@ -84,33 +85,51 @@ class _OneLineUsageError(click.UsageError):
         click.echo(f"Error: {_one_line(self.format_message())}", file=file, err=True)
 
 
+def _one_line_errors(callback: Callable) -> Callable:
+    """Wrap a command's function so that what it raises ends the command
+    with one line (see the module docstring)."""
+
+    @functools.wraps(callback)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        context = click.get_current_context()
+        try:
+            return callback(*args, **kwargs)
+        except click.UsageError as err:
+            _LOG.debug("%s failed:", context.command_path, exc_info=err)
+            raise _OneLineUsageError(err.format_message(), context) from err
+        except click.ClickException as err:
+            if err.__cause__ is not None:
+                _LOG.debug("%s failed:", context.command_path, exc_info=err.__cause__)
+            raise
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as err:
+            _LOG.debug("%s failed:", context.command_path, exc_info=err)
+            message = _one_line(str(err)) or "(no message)"
+            raise click.ClickException(
+                f"{type(err).__name__}: {message} (--log-level DEBUG shows where)"
+            ) from err
+
+    return wrapper
+
+
 class _OneLineErrors(click.Command):
-    """Command whose errors are one line (see the module docstring)."""
+    """Command whose errors are one line (see the module docstring).
+
+    The function is wrapped before daf_butler's command class wraps it in
+    turn, which logs a traceback for any exception but a click one.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("callback") is not None:
+            kwargs["callback"] = _one_line_errors(kwargs["callback"])
+        super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as err:
             raise _OneLineUsageError(err.format_message(), ctx) from err
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as err:
-            _LOG.debug("%s failed:", ctx.command_path, exc_info=err)
-            raise _OneLineUsageError(err.format_message(), ctx) from err
-        except click.ClickException as err:
-            if err.__cause__ is not None:
-                _LOG.debug("%s failed:", ctx.command_path, exc_info=err.__cause__)
-            raise
-        except (click.exceptions.Exit, click.Abort):
-            raise
-        except Exception as err:
-            _LOG.debug("%s failed:", ctx.command_path, exc_info=err)
-            message = _one_line(str(err)) or "(no message)"
-            raise click.ClickException(
-                f"{type(err).__name__}: {message} (--log-level DEBUG shows where)"
-            ) from err
 
 
 class ButlerSubcommand(_OneLineErrors, ButlerCommand):

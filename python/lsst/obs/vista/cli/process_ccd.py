@@ -172,9 +172,7 @@ def _valid_values(value: str, known: set[str]) -> str:
     return f" (it has {', '.join(sorted(known))})" if len(known) <= 5 else ""
 
 
-def _choose_instrument(
-    butler: Butler, repo: str, where: str, known: Sequence[str], inputs: Sequence[str]
-) -> str:
+def _choose_instrument(repo: str, where: str, known: Sequence[str], inputs: Sequence[str]) -> str:
     """Return the one instrument of ``known`` with data IDs to process
     matching ``where`` (in ``inputs``, or the instrument's defaults), for a
     command that named none."""
@@ -233,12 +231,18 @@ def _resolve_request(
     parsed = parse_ids(ids)
     # The --id clauses are ANDed already; -d may hold an OR.
     where = " AND ".join(filter(None, [where_from_ids(ids)[0], f"({data_query})" if data_query else ""]))
+    # Opened writeable: a writer killed inside a transaction leaves SQLite's
+    # hot journal, which only a writeable connection rolls back, and the
+    # first connections ``pipetask run`` opens are read-only (they would fail
+    # with "attempt to write a readonly database").
     with open_repository(repo, writeable=True) as butler:
         known = sorted(record.name for record in butler.query_dimension_records("instrument"))
         _check_ids(butler, repo, parsed, None)
+        for name in inputs:
+            butler.collections.get_info(name)
         instrument = parsed["instrument"][0] if "instrument" in parsed else None
         if instrument is None:
-            instrument = _choose_instrument(butler, repo, where, known, inputs)
+            instrument = _choose_instrument(repo, where, known, inputs)
             where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
         if instrument not in _INSTRUMENT_DIRECTORIES:
             raise click.BadParameter(
@@ -246,10 +250,7 @@ def _resolve_request(
                 param_hint="--id instrument",
             )
         _check_ids(butler, repo, parsed, instrument)
-        if inputs:
-            for name in inputs:
-                butler.collections.get_info(name)
-        else:
+        if not inputs:
             inputs = [f"{instrument}/defaults"]
             try:
                 butler.collections.get_info("refcats/gaia_dr3")
@@ -262,26 +263,16 @@ def _resolve_request(
     return instrument, where, list(inputs)
 
 
-def _inspect_repository(repo: str, collections: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return the instruments of a repository and which of ``collections`` it has.
-
-    The repository is opened writeable: a writer killed inside a transaction
-    leaves SQLite's hot journal, which only a writeable connection rolls
-    back, and the first connections ``pipetask run`` opens are read-only
-    (they would fail with "attempt to write a readonly database").
-    """
+def _collection_exists(repo: str, name: str) -> bool:
+    """Return whether a repository has a collection."""
     from lsst.daf.butler import MissingCollectionError
 
-    with open_repository(repo, writeable=True) as butler:
-        instruments = sorted(record.name for record in butler.query_dimension_records("instrument"))
-        found = []
-        for name in collections:
-            try:
-                butler.collections.get_info(name)
-            except MissingCollectionError:
-                continue
-            found.append(name)
-    return instruments, found
+    with open_repository(repo) as butler:
+        try:
+            butler.collections.get_info(name)
+        except MissingCollectionError:
+            return False
+    return True
 
 
 def build_pipetask_command(
@@ -514,8 +505,7 @@ def _run(
                 "(give another --output to process them again)."
             )
             return 0
-        _, existing = _inspect_repository(repo, [output])
-        if existing:
+        if _collection_exists(repo, output):
             # Resuming: the finished quanta's outputs are inputs, and those
             # quanta are not run again.
             inputs, skip_existing_in = [output], output
