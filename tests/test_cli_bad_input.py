@@ -298,7 +298,7 @@ def registry_bytes(repo: Path) -> bytes:
 def invoke(command: str, args: list[str]) -> click.testing.Result:
     """Run a command of the package in this process."""
     if command in SCRIPTS:
-        return CliRunner().invoke(SCRIPTS[command], args, prog_name=command)
+        return LogCliRunner().invoke(SCRIPTS[command], args, prog_name=command)
     return LogCliRunner().invoke(cli, [command, *args])
 
 

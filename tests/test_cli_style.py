@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import click
 import pytest
-from click.testing import CliRunner
 from lsst.daf.butler.cli.butler import cli
 from lsst.daf.butler.cli.utils import LogCliRunner
 
@@ -57,7 +56,7 @@ before its subcommand)."""
 
 def help_text(name: str) -> str:
     if name in SCRIPTS:
-        result = CliRunner().invoke(SCRIPTS[name], ["--help"], prog_name=name)
+        result = LogCliRunner().invoke(SCRIPTS[name], ["--help"], prog_name=name)
     else:
         result = LogCliRunner().invoke(cli, [*name.split()[1:], "--help"], prog_name="butler")
     assert result.exit_code == 0, result.output
