@@ -19,6 +19,7 @@ __all__ = (
     "ScriptCommand",
     "data_query_option",
     "input_option",
+    "one_line",
     "output_option",
     "script_log_options",
 )
@@ -73,7 +74,9 @@ def script_log_options(command: Callable) -> Callable:
     return log_level_option()(long_log_option()(command))
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
+    """Return a message with its line breaks and runs of blanks made single
+    blanks."""
     return " ".join(text.split())
 
 
@@ -82,7 +85,7 @@ class _OneLineUsageError(click.UsageError):
     status of usage errors (2)."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"Error: {_one_line(self.format_message())}", file=file, err=True)
+        click.echo(f"Error: {one_line(self.format_message())}", file=file, err=True)
 
 
 def _one_line_errors(callback: Callable) -> Callable:
@@ -105,7 +108,7 @@ def _one_line_errors(callback: Callable) -> Callable:
             raise
         except Exception as err:
             _LOG.debug("%s failed:", context.command_path, exc_info=err)
-            message = _one_line(str(err)) or "(no message)"
+            message = one_line(str(err)) or "(no message)"
             raise click.ClickException(
                 f"{type(err).__name__}: {message} (--log-level DEBUG shows where)"
             ) from err
@@ -139,7 +142,8 @@ class ButlerSubcommand(_OneLineErrors, ButlerCommand):
 
 
 class ScriptCommand(_OneLineErrors, MWCommand):
-    """A stand-alone script (``processCcd.py``, ``ingestImages.py``): errors
+    """A stand-alone script (``processCcd.py``, ``ingestImages.py``,
+    ``python -m lsst.obs.vista.report``): errors
     on one line, and the logging configured from `script_log_options`
     before the command runs."""
 

@@ -25,6 +25,8 @@ from lsst.daf.butler import (
     MissingDatasetTypeError,
 )
 
+from .command_style import one_line
+
 _READ_ONLY_MARKERS = ("readonly", "read-only", "permission denied")
 """Lower-case fragments of the database errors of a registry the user may
 not write (SQLite: ``attempt to write a readonly database``; PostgreSQL:
@@ -77,7 +79,7 @@ def nearest(name: str, candidates: Iterable[str]) -> str:
 def _user_error_line(butler: Butler, error: ButlerUserError) -> str:
     """Return daf_butler's message of a user error on one line, with the
     valid name nearest to the one it did not find."""
-    message = " ".join(str(error.args[0] if error.args else error).split())
+    message = one_line(str(error.args[0] if error.args else error))
     found = _QUOTED_NAME.search(message)
     if found is None:
         return message
