@@ -243,8 +243,15 @@ ROWS: dict[str, Row] = {
         "Error: No such option '--replce'. Did you mean '--replace'?",
         2,
     ),
-    "ingest-refcat, missing NAME": Row(
-        "ingest-refcat", ("{repo}", str(SEED)), "Error: Missing argument 'FILE...'.", 2
+    "ingest-refcat, file given as NAME": Row(
+        "ingest-refcat",
+        ("{repo}", str(SEED)),
+        f"Error: Missing argument 'FILE...': {str(SEED)!r} was read as NAME; the catalogue's name "
+        "(e.g. gaia_dr3) comes before the files.",
+        2,
+    ),
+    "ingest-refcat, no file": Row(
+        "ingest-refcat", ("{repo}", "gaia_dr3"), "Error: Missing argument 'FILE...'.", 2
     ),
     "export-legacy, typo'd option": Row(
         "export-legacy",

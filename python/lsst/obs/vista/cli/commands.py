@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = ("TRANSFER_HELP", "ingest_casu", "ingest_instcal", "ingest_refcat", "replace_option")
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -128,9 +129,8 @@ def ingest_instcal(
 )
 @repo_argument(required=True)
 @click.argument("name", metavar="NAME")
-@click.argument(
-    "files", nargs=-1, required=True, metavar="FILE...", type=click.Path(exists=True, dir_okay=False)
-)
+# Checked in the command, not by click, to say when a file was taken for NAME.
+@click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(exists=True, dir_okay=False))
 def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     """Ingest Gaia-like FITS tables into REPO as reference catalogue NAME.
 
@@ -159,6 +159,13 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     written in one transaction.  The exit status is 1 if a file
     or the repository stopped the ingest.
     """
+    if not files:
+        taken = (
+            f": {name!r} was read as NAME; the catalogue's name (e.g. gaia_dr3) comes before the files"
+            if Path(name).suffix or Path(name).exists()
+            else ""
+        )
+        raise click.UsageError(f"Missing argument 'FILE...'{taken}.")
     # Imported when the command runs, not each time ``butler`` loads its
     # plugins to list the commands.
     from .script import ingest_reference_catalog
