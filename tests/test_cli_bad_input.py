@@ -444,3 +444,23 @@ def test_an_unexpected_exception_is_one_line_naming_it_and_its_traceback_is_logg
     ]
     [record] = [r for r in caplog.records if r.name == "lsst.obs.vista.cli.command_style"]
     assert isinstance(record.exc_info[1], ZeroDivisionError)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [(BIN / "butler", "make-report"), (sys.executable, "-m", "lsst.obs.vista.report")],
+    ids=["butler make-report", "python -m lsst.obs.vista.report"],
+)
+def test_the_report_honours_the_log_level(paths: Paths, command: tuple, tmp_path: Path) -> None:
+    """The report's progress lines are INFO: shown by default, not with
+    ``--log-level WARNING``, which keeps the warning that there is nothing
+    to report."""
+    arguments = [str(paths.repo), "--collections", "VIRCAM/defaults", "-o", str(tmp_path)]
+    levels = {}
+    for log_level in ([], ["--log-level", "WARNING"]):
+        # butler takes its log options before the subcommand.
+        prefix, rest = (command[:1], command[1:]) if command[0] == BIN / "butler" else (command, ())
+        result = run_script(*prefix, *log_level, *rest, *arguments)
+        assert result.returncode == 0, result.stderr
+        levels[bool(log_level)] = {line.split(": ")[0].split()[-1] for line in result.stderr.splitlines()}
+    assert levels == {False: {"INFO", "WARNING"}, True: {"WARNING"}}

@@ -139,6 +139,8 @@ def _check_ids(butler: Butler, repo: str, ids: dict[str, list[str]], instrument:
                 param_hint="--id",
             )
         dimension = universe[key]
+        # The pass without an instrument checks the instrument's value, the
+        # pass with one the other values.
         if isinstance(dimension, SkyPixDimension) or (instrument is None) != (key == "instrument"):
             continue
         if dimension.primaryKey.getPythonType() is int:
