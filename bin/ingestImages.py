@@ -3,7 +3,7 @@
 the Gen2 stack know: CASU VISTA products (``butler ingest-casu``) and DECam CP
 instcal trios (``butler ingest-instcal``).
 
-Usage: ingestImages.py REPO PATH... [--transfer MODE] [--processes N] [--instrument NAME]
+Usage: ingestImages.py REPO PATH... [--transfer MODE] [--processes N] [--instrument NAME] [--log-level LEVEL]
 """
 
 from lsst.obs.vista.cli.ingest_images import main

@@ -60,13 +60,13 @@ run butler ingest-refcat "$repo" gaia_dr2 tests/data/decam_cp/testcase4/referenc
 
 step "Process the DECam CCDs against gaia_dr2 (the reference catalogue is a connection name: a config option)"
 run processCcd.py "$repo" --id instrument=DECam -j "$jobs" -o u/demo/decam \
-    --input DECam/defaults --input refcats/gaia_dr2 -c connections.astrometry_ref_cat=gaia_dr2
+    -i DECam/defaults,refcats/gaia_dr2 -c connections.astrometry_ref_cat=gaia_dr2
 
 step "What isr measured: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
 run butler summarize-isr "$repo" --collections u/demo/vircam,u/demo/decam
 
 step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms"
-run python -m lsst.obs.vista.report "$repo" --collections u/demo/vircam u/demo/decam --output "$demo/report"
+run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam -o "$demo/report"
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \

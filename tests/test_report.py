@@ -1,4 +1,5 @@
-"""The worked example's report (``python -m lsst.obs.vista.report``) on a real
+"""The worked example's report (``butler make-report``, also run as
+``python -m lsst.obs.vista.report``) on a real
 SQLite repository: two synthetic VIRCAM stacks of one field (tile offsets 1
 and 3, which share half of detector 1), ingested and run through the VIRCAM
 ProcessCcd pipeline with pipetask."""
@@ -67,16 +68,17 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("html")
-    result = _run(
-        sys.executable, "-m", "lsst.obs.vista.report", repo, "--collections", OUTPUT, "--output", output
-    )
+    result = _run(BIN / "butler", "make-report", repo, "--collections", OUTPUT, "-o", output)
     assert "index.html" in result.stdout
     return output, json.loads((output / "summary.json").read_text())
 
 
-def test_help_names_the_arguments() -> None:
-    result = _run(sys.executable, "-m", "lsst.obs.vista.report", "--help")
-    for argument in ("REPO", "--collections", "--output", "--where", "--max-detectors", "--match-radius"):
+@pytest.mark.parametrize(
+    "command", [(BIN / "butler", "make-report"), (sys.executable, "-m", "lsst.obs.vista.report")]
+)
+def test_help_names_the_arguments(command: tuple) -> None:
+    result = _run(*command, "--help")
+    for argument in ("REPO", "--collections", "-o, --output", "--where", "--max-detectors", "--match-radius"):
         assert argument in result.stdout
 
 

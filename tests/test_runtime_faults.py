@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from lsst.daf.butler import Butler, Config
+from lsst.daf.butler.cli.utils import LogCliRunner
 
 from file_modes import without_root_override
 from lsst.obs.vista import Vircam
@@ -197,7 +197,8 @@ def test_translator_entry_point_lists_vircam() -> None:
 
 
 def one_line_error(command, args: list[str]) -> str:
-    result = CliRunner().invoke(command, args)
+    # LogCliRunner undoes the logging set-up of processCcd.py when it ends.
+    result = LogCliRunner().invoke(command, args)
     assert result.exit_code == 1, result.output
     (line,) = result.output.splitlines()
     assert line.startswith("Error: ")

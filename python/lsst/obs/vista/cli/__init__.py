@@ -6,6 +6,7 @@ import click
 
 from .commands import ingest_casu, ingest_instcal, ingest_refcat
 from .export_legacy import export_legacy
+from .make_report import make_report
 from .register_skymap import register_skymap
 from .summarize import summarize_isr
 
@@ -16,4 +17,12 @@ def get_cli_subcommands() -> list[click.Command]:
     Registered through the ``butler.cli`` entry point, so ``butler --help``
     lists them without any environment variable.
     """
-    return [ingest_casu, ingest_instcal, ingest_refcat, export_legacy, summarize_isr, register_skymap]
+    return [
+        ingest_casu,
+        ingest_instcal,
+        ingest_refcat,
+        export_legacy,
+        summarize_isr,
+        register_skymap,
+        make_report,
+    ]

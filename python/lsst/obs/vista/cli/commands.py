@@ -6,11 +6,13 @@ from __future__ import annotations
 __all__ = ("TRANSFER_HELP", "ingest_casu", "ingest_instcal", "ingest_refcat", "replace_option")
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
-from lsst.daf.butler.cli.utils import ButlerCommand
+
+from .command_style import ButlerSubcommand
 
 TRANSFER_HELP = (
     "How the files reach the datastore.  'copy' (the default): a copy inside the repository, so the "
@@ -65,7 +67,7 @@ def _run(
 
 
 @click.command(
-    short_help="Ingest CASU VISTA stacks, confidence maps, catalogues and tiles.", cls=ButlerCommand
+    short_help="Ingest CASU VISTA stacks, confidence maps, catalogues and tiles.", cls=ButlerSubcommand
 )
 @_ingest_options
 def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int) -> None:
@@ -92,7 +94,7 @@ def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, replace: b
 
 @click.command(
     short_help="Ingest DECam Community Pipeline instcal trios (ooi image, oow weight, ood mask).",
-    cls=ButlerCommand,
+    cls=ButlerSubcommand,
 )
 @_ingest_options
 def ingest_instcal(
@@ -122,19 +124,19 @@ def ingest_instcal(
 
 
 @click.command(
-    short_help="Shard Gaia-like FITS tables into an htm7 reference catalogue (default name gaia_dr3).",
-    cls=ButlerCommand,
+    short_help="Shard Gaia-like FITS tables into the htm7 reference catalogue NAME (e.g. gaia_dr3).",
+    cls=ButlerSubcommand,
 )
 @repo_argument(required=True)
-@click.argument("name")
-@click.argument(
-    "files", nargs=-1, required=True, metavar="FILE...", type=click.Path(exists=True, dir_okay=False)
-)
+@click.argument("name", metavar="NAME")
+# Checked in the command, not by click, to say when a file was taken for NAME.
+@click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(exists=True, dir_okay=False))
 def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     """Ingest Gaia-like FITS tables into REPO as reference catalogue NAME.
 
-    NAME is the dataset type of the catalogue; the pipelines look for
-    gaia_dr3 unless configured otherwise.  Each FILE's first table HDU must
+    NAME, required, is the dataset type of the catalogue; the pipelines
+    look for gaia_dr3 unless configured otherwise, so give gaia_dr3 for
+    Gaia DR3 tables.  Each FILE's first table HDU must
     have the Gaia gaia_source columns source_id, ra, dec, ra_error,
     dec_error, ref_epoch, pmra, pmdec and their errors, and
     phot_{g,bp,rp}_mean_mag with phot_{g,bp,rp}_mean_flux_over_error, in
@@ -157,6 +159,13 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     written in one transaction.  The exit status is 1 if a file
     or the repository stopped the ingest.
     """
+    if not files:
+        taken = (
+            f": {name!r} was read as NAME; the catalogue's name (e.g. gaia_dr3) comes before the files"
+            if Path(name).suffix or Path(name).exists()
+            else ""
+        )
+        raise click.UsageError(f"Missing argument 'FILE...'{taken}.")
     # Imported when the command runs, not each time ``butler`` loads its
     # plugins to list the commands.
     from .script import ingest_reference_catalog

@@ -12,12 +12,12 @@ import click
 
 from lsst.daf.butler import DatasetRef
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
-from lsst.daf.butler.cli.utils import ButlerCommand
 
+from .command_style import ButlerSubcommand
 from .repository import open_repository
 
 
-@click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerCommand)
+@click.command(short_help="Write visit images in the FITS layout of afw Exposures.", cls=ButlerSubcommand)
 @repo_argument(required=True)
 @click.argument("directory", metavar="DIRECTORY")
 @collections_option(required=True, help="Collections to search for the datasets to export.")

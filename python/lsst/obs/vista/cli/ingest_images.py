@@ -7,14 +7,14 @@ __all__ = ("ingest_images", "main")
 
 import click
 
-from lsst.daf.butler.cli.cliLog import CliLog
 from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_option
 
+from .command_style import ScriptCommand, script_log_options
 from .commands import TRANSFER_HELP, replace_option
 from .script import INGEST_INSTRUMENTS
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=ScriptCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @repo_argument(required=True)
 @click.argument("locations", nargs=-1, required=True, metavar="PATH...")
 @transfer_option(default="copy", help=TRANSFER_HELP)
@@ -28,6 +28,7 @@ from .script import INGEST_INSTRUMENTS
     help="Only this instrument's products (repeatable); by default each file goes to the instrument "
     "whose file names it matches.",
 )
+@script_log_options
 def ingest_images(
     repo: str,
     locations: tuple[str, ...],
@@ -57,7 +58,4 @@ def ingest_images(
 
 def main() -> None:
     """Run ``ingestImages.py``."""
-    # ``butler`` configures logging before running a subcommand; a
-    # stand-alone script has to do it itself for the per-file lines to show.
-    CliLog.initLog(longlog=False)
     ingest_images.main(prog_name="ingestImages.py")

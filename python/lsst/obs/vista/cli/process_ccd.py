@@ -15,7 +15,7 @@ ends with a line naming the failed quanta and why
 
 from __future__ import annotations
 
-__all__ = ("build_pipetask_command", "main", "where_from_ids")
+__all__ = ("build_pipetask_command", "main", "parse_ids", "where_from_ids")
 
 import getpass
 import os
@@ -25,13 +25,14 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._resources import PIPELINES_DIR
+from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .quantum_failures import failure_line, read_failures
-from .repository import open_repository
+from .repository import nearest, open_repository
 from .repository_config import ensure_background_map_formatter
 from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 from .sharded_run import (
@@ -45,11 +46,45 @@ from .sharded_run import (
 )
 from .signal_forwarding import SignalForwarder
 
+if TYPE_CHECKING:
+    from lsst.daf.butler import Butler
+
 _INSTRUMENT_DIRECTORIES = {"VIRCAM": "VIRCAM", "DECam": "DECam"}
 """Butler instrument name -> folder of its pipelines under pipelines/."""
 
 _DEFAULT_LABEL = "calibrateImage"
 """Task a bare ``-C FILE`` or ``-c KEY=VALUE`` applies to (processCcd's own config in Gen2)."""
+
+
+def parse_ids(ids: Sequence[str]) -> dict[str, list[str]]:
+    """Read Gen2 ``--id`` arguments.
+
+    Parameters
+    ----------
+    ids : `~collections.abc.Sequence` [`str`]
+        ``KEY=VALUE`` items; ``VALUE`` may list alternatives joined by ``^``
+        (``visit=1^2``), as Gen2's data-ID syntax did.
+
+    Returns
+    -------
+    values : `dict` [`str`, `list` [`str`]]
+        The values given for each key, in the order given.
+
+    Raises
+    ------
+    click.BadParameter
+        Raised for an item that is not ``KEY=VALUE``, or for more than one
+        instrument.
+    """
+    values: dict[str, list[str]] = {}
+    for item in ids:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--id")
+        values.setdefault(key, []).extend(value.split("^"))
+    if len(values.get("instrument", [])) > 1:
+        raise click.BadParameter("one instrument at a time", param_hint="--id")
+    return values
 
 
 def where_from_ids(ids: Sequence[str]) -> tuple[str, str | None]:
@@ -58,8 +93,7 @@ def where_from_ids(ids: Sequence[str]) -> tuple[str, str | None]:
     Parameters
     ----------
     ids : `~collections.abc.Sequence` [`str`]
-        ``KEY=VALUE`` items; ``VALUE`` may list alternatives joined by ``^``
-        (``visit=1^2``), as Gen2's data-ID syntax did.
+        ``KEY=VALUE`` items, as `parse_ids` reads them.
 
     Returns
     -------
@@ -74,44 +108,173 @@ def where_from_ids(ids: Sequence[str]) -> tuple[str, str | None]:
         Raised for an item that is not ``KEY=VALUE``.
     """
     clauses: list[str] = []
-    instrument: str | None = None
-    for item in ids:
-        key, sep, value = item.partition("=")
-        if not sep or not key or not value:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--id")
-        values = value.split("^")
-        if key == "instrument":
-            if len(values) != 1:
-                raise click.BadParameter("one instrument at a time", param_hint="--id")
-            instrument = values[0]
+    parsed = parse_ids(ids)
+    for key, values in parsed.items():
         literals = [v if v.lstrip("-").isdigit() else repr(v) for v in values]
         if len(literals) == 1:
             clauses.append(f"{key}={literals[0]}")
         else:
             clauses.append(f"{key} IN ({', '.join(literals)})")
+    instrument = parsed.get("instrument", [None])[0]
     return " AND ".join(clauses), instrument
 
 
-def _inspect_repository(repo: str, collections: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Return the instruments of a repository and which of ``collections`` it has.
+def _check_ids(butler: Butler, repo: str, ids: dict[str, list[str]], instrument: str | None) -> None:
+    """Raise `click.BadParameter` naming the first ``--id`` key that is no
+    dimension, or value that is of the wrong type or that the repository
+    does not have, with the nearest valid one.
 
-    The repository is opened writeable: a writer killed inside a transaction
-    leaves SQLite's hot journal, which only a writeable connection rolls
-    back, and the first connections ``pipetask run`` opens are read-only
-    (they would fail with "attempt to write a readonly database").
+    Values of dimensions that depend on the instrument are looked up for
+    ``instrument`` only; ``instrument`` itself is checked first, when
+    ``instrument`` is `None`.
+    """
+    from lsst.daf.butler import SkyPixDimension
+
+    universe = butler.dimensions
+    keys = universe.getStaticDimensions().names
+    for key, values in ids.items():
+        if key not in keys:
+            raise click.BadParameter(
+                f"{key}={'^'.join(values)}: unknown data ID key {key!r}{nearest(key, keys)}",
+                param_hint="--id",
+            )
+        dimension = universe[key]
+        # The pass without an instrument checks the instrument's value, the
+        # pass with one the other values.
+        if isinstance(dimension, SkyPixDimension) or (instrument is None) != (key == "instrument"):
+            continue
+        if dimension.primaryKey.getPythonType() is int:
+            if wrong := [value for value in values if not value.lstrip("-").isdigit()]:
+                raise click.BadParameter(f"{key}={wrong[0]}: {key} is an integer", param_hint="--id")
+        data_id = (
+            {"instrument": instrument} if "instrument" in dimension.required.names and instrument else {}
+        )
+        known = {
+            str(record.dataId[key])
+            for record in butler.query_dimension_records(key, data_id=data_id, explain=False)
+        }
+        if missing := [value for value in values if value not in known]:
+            scope = f" for instrument {instrument}" if data_id else ""
+            raise click.BadParameter(
+                f"{key}={missing[0]}: {repo} has no such {key}{scope}{_valid_values(missing[0], known)}",
+                param_hint="--id",
+            )
+
+
+def _valid_values(value: str, known: set[str]) -> str:
+    """Return the nearest of the known values of a key to a wrong one, or
+    what they are: a few listed, integers as their range."""
+    if not known:
+        return " (it has none)"
+    if all(name.lstrip("-").isdigit() for name in known):
+        numbers = sorted(map(int, known))
+        return f" (it has {len(numbers)}, from {numbers[0]} to {numbers[-1]})"
+    if suggestion := nearest(value, known):
+        return suggestion
+    return f" (it has {', '.join(sorted(known))})" if len(known) <= 5 else ""
+
+
+def _choose_instrument(repo: str, where: str, known: Sequence[str], inputs: Sequence[str]) -> str:
+    """Return the one instrument of ``known`` with data IDs to process
+    matching ``where`` (in ``inputs``, or the instrument's defaults), for a
+    command that named none."""
+    from lsst.daf.butler import MissingCollectionError
+
+    if len(known) == 1:
+        return known[0]
+    matching = []
+    for name in known:
+        if name not in _INSTRUMENT_DIRECTORIES:
+            continue
+        constrained = " AND ".join(filter(None, [f"instrument={name!r}", where]))
+        try:
+            if query_data_ids(repo, _pipeline(name), inputs or [f"{name}/defaults"], constrained):
+                matching.append(name)
+        except MissingCollectionError:
+            # Nothing of this instrument was ingested.
+            continue
+    if len(matching) == 1:
+        return matching[0]
+    if not matching:
+        if where:
+            raise click.UsageError(f"no data IDs in {repo} match {where!r}.")
+        raise click.UsageError(f"{repo} holds no data IDs of instruments {', '.join(known) or '(none)'}.")
+    raise click.UsageError(
+        f"{repo} holds data IDs of instruments {', '.join(matching)}: say which with --id instrument=NAME."
+    )
+
+
+def _resolve_request(
+    repo: str, ids: Sequence[str], data_query: str, inputs: Sequence[str]
+) -> tuple[str, str, list[str]]:
+    """Check a command's data IDs and input collections against the
+    repository before anything runs.
+
+    Returns
+    -------
+    instrument : `str`
+        The instrument processed.
+    where : `str`
+        The query expression of ``--id`` and ``-d`` together, constrained
+        to the instrument.
+    inputs : `list` [`str`]
+        The input collections (the instrument's defaults and the Gaia
+        reference catalogue if ingested, if none were given).
+
+    Raises
+    ------
+    click.ClickException
+        Raised, as one line, for a key or value that is not in the
+        repository, an invalid query, or an input collection the
+        repository does not have.
     """
     from lsst.daf.butler import MissingCollectionError
 
+    parsed = parse_ids(ids)
+    # The --id clauses are ANDed already; -d may hold an OR.
+    where = " AND ".join(filter(None, [where_from_ids(ids)[0], f"({data_query})" if data_query else ""]))
+    # Opened writeable: a writer killed inside a transaction leaves SQLite's
+    # hot journal, which only a writeable connection rolls back, and the
+    # first connections ``pipetask run`` opens are read-only (they would fail
+    # with "attempt to write a readonly database").
     with open_repository(repo, writeable=True) as butler:
-        instruments = sorted(record.name for record in butler.query_dimension_records("instrument"))
-        found = []
-        for name in collections:
+        known = sorted(record.name for record in butler.query_dimension_records("instrument"))
+        _check_ids(butler, repo, parsed, None)
+        for name in inputs:
+            butler.collections.get_info(name)
+        instrument = parsed["instrument"][0] if "instrument" in parsed else None
+        if instrument is None:
+            instrument = _choose_instrument(repo, where, known, inputs)
+            where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
+        if instrument not in _INSTRUMENT_DIRECTORIES:
+            raise click.BadParameter(
+                f"no ProcessCcd pipeline for {instrument!r} (known: {', '.join(_INSTRUMENT_DIRECTORIES)})",
+                param_hint="--id instrument",
+            )
+        _check_ids(butler, repo, parsed, instrument)
+        if not inputs:
+            inputs = [f"{instrument}/defaults"]
             try:
-                butler.collections.get_info(name)
+                butler.collections.get_info("refcats/gaia_dr3")
+                inputs.append("refcats/gaia_dr3")
             except MissingCollectionError:
-                continue
-            found.append(name)
-    return instruments, found
+                pass
+        # An identifier or a value of the wrong type in -d fails here, as
+        # one line, rather than in pipetask.
+        butler.query_data_ids(["exposure", "detector"], where=where, limit=1, explain=False)
+    return instrument, where, list(inputs)
+
+
+def _collection_exists(repo: str, name: str) -> bool:
+    """Return whether a repository has a collection."""
+    from lsst.daf.butler import MissingCollectionError
+
+    with open_repository(repo) as butler:
+        try:
+            butler.collections.get_info(name)
+        except MissingCollectionError:
+            return False
+    return True
 
 
 def build_pipetask_command(
@@ -326,7 +489,7 @@ def _run(
 
     pipeline = _pipeline(instrument)
     with SignalForwarder() as forwarder:
-        with Butler.from_config(repo, writeable=not dry_run) as butler:
+        with open_repository(repo, writeable=not dry_run) as butler:
             graph = Pipeline.from_uri(str(pipeline)).to_graph()
             graph.resolve(butler.registry)
             if not dry_run:
@@ -344,8 +507,7 @@ def _run(
                 "(give another --output to process them again)."
             )
             return 0
-        _, existing = _inspect_repository(repo, [output])
-        if existing:
+        if _collection_exists(repo, output):
             # Resuming: the finished quanta's outputs are inputs, and those
             # quanta are not run again.
             inputs, skip_existing_in = [output], output
@@ -399,15 +561,17 @@ def _run(
     return 0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=ScriptCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("repo")
 @click.option(
     "--id",
     "ids",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Data ID to process, e.g. --id instrument=DECam --id visit=802955^803277 (repeatable; ^ joins).",
+    help="Data ID to process, e.g. --id instrument=DECam --id visit=802955^803277 (repeatable; ^ joins); "
+    "ANDed with --data-query.",
 )
+@data_query_option()
 @click.option(
     "-C",
     "--config-file",
@@ -433,17 +597,15 @@ def _run(
     show_default=True,
     help="Number of processes; above 1, concurrent single-process runs on balanced groups of data IDs.",
 )
-@click.option("-o", "--output", default=None, help="Output collection (default u/$USER/processCcd).")
-@click.option(
-    "--input",
-    "inputs",
-    multiple=True,
-    help="Input collections (default <instrument>/defaults and refcats/gaia_dr3 if ingested).",
-)
+@input_option(help="Input collections, comma-separated or repeated (default <instrument>/defaults and "
+              "refcats/gaia_dr3 if ingested).")  # fmt: skip
+@output_option(metavar="COLL", help="Output chained collection (default u/$USER/processCcd).")
 @click.option("--dry-run", is_flag=True, help="Print the commands and stop.")
+@script_log_options
 def process_ccd(
     repo: str,
     ids: tuple[str, ...],
+    where: str,
     config_files: tuple[str, ...],
     config_overrides: tuple[str, ...],
     jobs: int,
@@ -461,28 +623,18 @@ def process_ccd(
     balanced group of data IDs, each into its own RUN collection, and the
     'butler collection-chain' that makes OUTPUT search them all.
 
+    The data IDs are those of --id and -d together; the instrument is the
+    one they name, or the repository's only one with data IDs matching
+    them.  A key, value, collection or query the repository does not know
+    is named on one line before anything runs.
+
     Re-running the same command resumes a run that was stopped (SIGTERM,
     Ctrl-C) or failed: the unfinished quanta's outputs are removed and only
     the data IDs not yet processed in OUTPUT are run.  Give another --output
     to process data IDs again.
     """
     ensure_background_map_formatter(repo, report=lambda line: click.echo(line, err=True))
-    where, instrument = where_from_ids(ids)
-    known, refcats = _inspect_repository(repo, ["refcats/gaia_dr3"])
-    if instrument is None:
-        if len(known) != 1:
-            raise click.UsageError(
-                f"{repo} holds instruments {', '.join(known) or 'none'}: say which with --id instrument=NAME."
-            )
-        instrument = known[0]
-        where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
-    if instrument not in _INSTRUMENT_DIRECTORIES:
-        raise click.BadParameter(
-            f"no ProcessCcd pipeline for {instrument!r} (known: {', '.join(_INSTRUMENT_DIRECTORIES)})",
-            param_hint="--id instrument",
-        )
-    if not inputs:
-        inputs = (f"{instrument}/defaults", *refcats)
+    instrument, where, inputs = _resolve_request(repo, ids, where, inputs)
     if output is None:
         output = f"u/{os.environ.get('USER') or getpass.getuser()}/processCcd"
     raise click.exceptions.Exit(

@@ -7,13 +7,14 @@ __all__ = ("register_skymap",)
 import click
 
 from lsst.daf.butler.cli.opt import config_file_option, config_option, repo_argument
-from lsst.daf.butler.cli.utils import ButlerCommand
+
+from .command_style import ButlerSubcommand
 
 
 @click.command(
     "register-skymap",
     short_help="Register a skymap's tracts and patches (e.g. -C config/skymap/lsst_cells_v1.py).",
-    cls=ButlerCommand,
+    cls=ButlerSubcommand,
 )
 @repo_argument(required=True)
 @config_file_option(

@@ -1,24 +1,44 @@
 """Opening a butler repository for a command: the user's mistakes (no
 repository there, no write permission, an unknown collection or dataset
-type) become one-line `click.ClickException` messages, not tracebacks."""
+type, a query naming an unknown dimension) become one-line
+`click.ClickException` messages, not tracebacks, naming the nearest valid
+name where there is one (the commands of
+`lsst.obs.vista.cli.command_style` log the traceback at DEBUG level)."""
 
 from __future__ import annotations
 
-__all__ = ("open_repository",)
+__all__ = ("nearest", "open_repository")
 
+import difflib
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import click
 
-from lsst.daf.butler import Butler, MissingCollectionError, MissingDatasetTypeError
+from lsst.daf.butler import (
+    Butler,
+    ButlerUserError,
+    InvalidQueryError,
+    MissingCollectionError,
+    MissingDatasetTypeError,
+)
+
+from .command_style import one_line
 
 _READ_ONLY_MARKERS = ("readonly", "read-only", "permission denied")
 """Lower-case fragments of the database errors of a registry the user may
 not write (SQLite: ``attempt to write a readonly database``; PostgreSQL:
 ``permission denied for table``)."""
 
+
+_WILDCARD = re.compile(r"[*?\[]")
+"""Characters that make a collection argument a pattern rather than a name."""
+
+_QUOTED_NAME = re.compile(r"'([^']+)'")
+"""The first quoted name of a daf_butler error message (the collection,
+dataset type or identifier it did not find)."""
 
 _BUTLER_LOGGER = logging.getLogger("lsst.daf.butler")
 """Logger of daf_butler, which logs its own ERROR line when a butler cannot
@@ -34,6 +54,52 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def nearest(name: str, candidates: Iterable[str]) -> str:
+    """Return `` (did you mean 'X'?)`` for the valid name nearest to a
+    mistyped one, or an empty string if none is near.
+
+    Parameters
+    ----------
+    name : `str`
+        The name the user gave.
+    candidates : iterable [`str`]
+        The valid names.
+
+    Returns
+    -------
+    suggestion : `str`
+        Text to append to an error message.
+    """
+    matches = difflib.get_close_matches(name, list(candidates), n=1)
+    return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def _user_error_line(butler: Butler, error: ButlerUserError) -> str:
+    """Return daf_butler's message of a user error on one line, with the
+    valid name nearest to the one it did not find."""
+    message = one_line(str(error.args[0] if error.args else error))
+    found = _QUOTED_NAME.search(message)
+    if found is None:
+        return message
+    if isinstance(error, MissingCollectionError):
+        candidates: Iterable[str] = butler.collections.query("*")
+    elif isinstance(error, MissingDatasetTypeError):
+        candidates = (dataset_type.name for dataset_type in butler.registry.queryDatasetTypes())
+    elif isinstance(error, InvalidQueryError) and message.startswith("Unrecognized identifier"):
+        candidates = butler.dimensions.getStaticElements().names
+    else:
+        return message
+    return message.rstrip(".") + nearest(found.group(1), candidates) + "."
+
+
+def _check_collections(butler: Butler, collections: Iterable[str]) -> None:
+    """Raise `MissingCollectionError` for the first collection name (not
+    pattern) the repository does not have."""
+    for name in collections:
+        if not _WILDCARD.search(name):
+            butler.collections.get_info(name)
 
 
 def _read_only_cause(error: BaseException) -> str | None:
@@ -74,14 +140,14 @@ def open_repository(
     click.ClickException
         Raised, naming the repository, if there is no repository at
         ``repo``, if a write is refused (no write permission on the registry
-        or the datastore), or if the command names a collection or a
-        dataset type the repository does not have.
+        or the datastore), or if the command names a collection, a dataset
+        type or a data ID value the repository does not have or a query
+        that is not valid (`lsst.daf.butler.ButlerUserError`).
     """
+    collections = list(collections) if collections is not None else None
     try:
         with _quiet(_BUTLER_LOGGER):
-            butler = Butler.from_config(
-                repo, writeable=writeable, collections=list(collections) if collections is not None else None
-            )
+            butler = Butler.from_config(repo, writeable=writeable, collections=collections)
     except FileNotFoundError as err:
         raise click.ClickException(f"{repo}: no butler repository there (no butler.yaml).") from err
     except Exception as err:
@@ -90,11 +156,12 @@ def open_repository(
         raise click.ClickException(f"{repo}: the repository is read-only for this user ({cause}).") from err
     with butler:
         try:
+            _check_collections(butler, collections or ())
             yield butler
-        except (MissingCollectionError, MissingDatasetTypeError) as err:
-            # Both carry their message as their one argument (str() of a
-            # KeyError would quote it).
-            raise click.ClickException(f"{repo}: {err.args[0] if err.args else err}") from err
+        except ButlerUserError as err:
+            # Unknown collections, dataset types and data ID values and
+            # invalid queries: daf_butler's messages name what was wrong.
+            raise click.ClickException(f"{repo}: {_user_error_line(butler, err)}") from err
         except Exception as err:
             if (cause := _read_only_cause(err)) is None:
                 raise

@@ -10,16 +10,16 @@ from typing import Any
 import click
 
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
-from lsst.daf.butler.cli.utils import ButlerCommand
 
 from ..psf_shape import psf_fwhm
+from .command_style import ButlerSubcommand
 from .repository import open_repository
 
 _PLANES = ("NO_DATA", "BAD", "SATURATED")
 
 
 @click.command(
-    short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerCommand
+    short_help="Summarise post_isr_image datasets: noise ratio, masks, zero point.", cls=ButlerSubcommand
 )
 @repo_argument(required=True)
 @collections_option(required=True, help="Collections to search for the datasets to summarise.")
