@@ -100,6 +100,14 @@ class MakeDirectWarpConfig(PipelineTaskConfig, pipelineConnections=MakeDirectWar
         default=41,
         check=lambda value: value >= 5 and value % 2 == 1,
     )
+    legacyCellSize = pexConfig.Field[int](
+        doc=(
+            "Side (pixels) of the cells a patch is divided into on a skymap whose tract builder has no cells "
+            "(the legacy builder, e.g. hsc_rings_v1); a cells skymap's own cells are used otherwise."
+        ),
+        default=150,
+        check=lambda value: value >= 16,
+    )
     doCorrelatedNoise = pexConfig.Field[bool](
         doc=(
             "Colour the noise realisation with the pixel correlation measured on the input's sky, so that "
@@ -231,7 +239,7 @@ class MakeDirectWarpTask(PipelineTask):
             Raised if no detector reaches the patch.
         """
         tract = skymap[tract_id]
-        patch = tract.patch_definition(patch_id)
+        patch = tract.patch_definition(patch_id, self.config.legacyCellSize)
         outer = patch.outer_bbox
         warped: list[WarpedDetector] = []
         for detector, item in sorted(visit_images.items()):

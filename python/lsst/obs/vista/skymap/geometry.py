@@ -222,17 +222,41 @@ class TractInfo:
         frame = TractFrame(skymap=skymap_name, tract=self.id, bbox=self.bbox)
         return SkyProjection.from_fits_wcs(self.wcs, frame, pixel_bounds=self.bbox)
 
-    def patch_definition(self, patch_id: int) -> PatchDefinition:
-        """Return a patch as an `lsst.images.PatchDefinition` (cells tract
-        builder only: its outer box is a whole number of cells)."""
-        if self._cell_shape is None:
-            raise TypeError(f"tract {self.id}: a legacy tract builder has no cell grid")
+    def patch_definition(self, patch_id: int, legacy_cell_size: int | None = None) -> PatchDefinition:
+        """Return a patch as an `lsst.images.PatchDefinition`.
+
+        Parameters
+        ----------
+        patch_id : `int`
+            Sequential patch ID.
+        legacy_cell_size : `int`, optional
+            Side (pixels) of the cells laid over a patch of a legacy tract
+            builder, which has none: from the outer box's lower-left corner,
+            the grid grown on the high sides to whole cells.  Ignored for
+            the cells tract builder, whose outer box is whole cells.
+
+        Raises
+        ------
+        TypeError
+            Raised for a legacy tract builder without ``legacy_cell_size``.
+        """
         patch = self.patch(patch_id)
+        if self._cell_shape is not None:
+            cell_shape, grid_box = self._cell_shape, patch.outer_bbox
+        elif legacy_cell_size is None:
+            raise TypeError(f"tract {self.id}: a legacy tract builder has no cell grid; give a cell size")
+        else:
+            cell_shape = YX(y=legacy_cell_size, x=legacy_cell_size)
+            outer = patch.outer_bbox
+            grid_box = Box(
+                y=Interval(outer.y.start, outer.y.start + -(-outer.y.size // legacy_cell_size) * legacy_cell_size),
+                x=Interval(outer.x.start, outer.x.start + -(-outer.x.size // legacy_cell_size) * legacy_cell_size),
+            )
         return PatchDefinition(
             id=patch.id,
             index=YX(y=patch.index[1], x=patch.index[0]),
             inner_bbox=patch.inner_bbox,
-            cells=CellGrid(bbox=patch.outer_bbox, cell_shape=self._cell_shape),
+            cells=CellGrid(bbox=grid_box, cell_shape=cell_shape),
         )
 
 
