@@ -50,7 +50,13 @@ from .noise_correlation import correlation_error_factor, measure_noise_correlati
 from .photometry import PhotometryTask
 from .psf import PiffPsfDeterminerTask
 from .skipped import say_skipped
-from .summary import MIN_NOISE_PIXELS, background_noise, make_summary_stats, pixel_scale_at_centre
+from .summary import (
+    MIN_NOISE_PIXELS,
+    background_noise,
+    make_summary_stats,
+    pixel_scale_at_centre,
+    zenith_distance,
+)
 
 _BACKGROUND_NAME = "mesh"
 """Name of the subtracted background in the output's `BackgroundMap`."""
@@ -494,6 +500,7 @@ class CalibrateImageTask(PipelineTask):
             sky_projection=calibration.sky_projection,
             bbox=bbox,
             exposure_time=float(exposure.obs_info.exposure_time.to_value(u.s)),
+            zenith_distance=zenith_distance(exposure.obs_info),
             zero_point=photometry.zero_point,
             sky_level=float(np.median(characterized.background.image[usable_pixels])),
             sky_noise=sky.noise,
