@@ -13,6 +13,8 @@ from importlib.resources import files
 
 import astropy.units as u
 import numpy as np
+import pyarrow
+import pyarrow.ipc
 import pytest
 import yaml
 from astropy.table import vstack
@@ -40,14 +42,22 @@ VISITS = (0, 1)
 RUBIN_ID_COLUMN = {"id": "sourceId"}
 """Our columns whose DP1 ``Source`` name differs."""
 
-RUBIN_TYPE_CLASS = {"double": "f", "float": "f", "long": "i", "int": "i", "short": "i", "boolean": "b", "char": "U"}
+RUBIN_TYPE_CLASS = {
+    "double": "f",
+    "float": "f",
+    "long": "i",
+    "int": "i",
+    "short": "i",
+    "boolean": "b",
+    "char": "U",
+}
 """numpy dtype kind of each felis datatype of the DP1 schema."""
 
 
 @pytest.fixture(scope="module")
 def exposures(tmp_path_factory):
     """post_isr_image of each (visit index, detector)."""
-    config = SimulationConfig(size=512, detectors=DETECTORS, seed=11)
+    config = SimulationConfig(size=512, detectors=DETECTORS, seed=11, star_density=12.0, galaxy_density=2.0)
     isr = VistaIsrTask(config=process_ccd_config())
     result = {}
     for index in VISITS:
@@ -82,7 +92,7 @@ def dp1_source():
 
 
 def test_ids_are_unique_across_visits_and_detectors(results):
-    stars = vstack([result.stars for result in results.values()])
+    stars = vstack([result.stars for result in results.values()], metadata_conflicts="silent")
     assert len(stars) > 100
     assert len(np.unique(stars["id"])) == len(stars)
     visit_keys, detectors, rows = unpack_source_ids(stars["id"])
@@ -100,7 +110,16 @@ def test_rerun_gives_the_same_catalogue_bit_for_bit(exposures, results, task):
     assert first.exposure.metadata["PSF_MODEL"] == "piff"
     assert first.exposure.metadata["PSF_NRESERVED"] > 0
     again = task.run(exposures[key], name=str(key))
-    assert astropy_to_arrow(again.stars).equals(astropy_to_arrow(first.stars), check_metadata=True)
+    assert _arrow_bytes(again.stars) == _arrow_bytes(first.stars)
+
+
+def _arrow_bytes(table) -> bytes:
+    """The table as Arrow writes it: data (NaN payloads included), schema, metadata."""
+    arrow = astropy_to_arrow(table)
+    sink = pyarrow.BufferOutputStream()
+    with pyarrow.ipc.new_stream(sink, arrow.schema) as writer:
+        writer.write_table(arrow)
+    return sink.getvalue().to_pybytes()
 
 
 def test_seeds_differ_between_data_ids(exposures):
@@ -176,7 +195,11 @@ def test_packing_round_trips_at_its_limits():
 
 @pytest.mark.parametrize(
     ("visit_key", "detector", "row", "part"),
-    [(1 << VISIT_BITS, 1, 1, "visit key"), (1, 1 << DETECTOR_BITS, 1, "detector"), (1, 1, 1 << ROW_BITS, "row")],
+    [
+        (1 << VISIT_BITS, 1, 1, "visit key"),
+        (1, 1 << DETECTOR_BITS, 1, "detector"),
+        (1, 1, 1 << ROW_BITS, "row"),
+    ],
 )
 def test_packing_refuses_what_does_not_fit(visit_key, detector, row, part):
     with pytest.raises(ValueError, match=f"^source ID: {part} .* does not fit in"):
