@@ -195,8 +195,9 @@ class Vircam(PolicyInstrument):
 
     @classmethod
     def compact_visit(cls, visit: int) -> int:
-        """Return the visit ID with its date as days since 2000-01-01: 6.6e9
-        per 18 years instead of 1e14, so that source IDs can pack it.
+        """Return the visit ID with its date as days since 2000-01-01, so
+        that source IDs can pack it: a century of visits spans 3.7e10
+        instead of 1e14.
 
         Parameters
         ----------
