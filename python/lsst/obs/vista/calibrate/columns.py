@@ -132,11 +132,12 @@ def column_definitions(
     for name, plane in PIXEL_FLAG_PLANES.items():
         definitions[f"pixelFlags_{name}"] = ColumnDefinition(
             f"True if a {plane} pixel lies where the PSF around the source is above a fraction of its peak "
-            "(measurement.psfCoreFraction)."
+            "(measurement.psfCoreFraction); False if the mask has no such plane."
         )
     for name, plane in PIXEL_FLAG_PLANES.items():
         definitions[f"pixelFlags_{name}Center"] = ColumnDefinition(
-            f"True if a {plane} pixel lies in the 3x3 pixels at the centroid."
+            f"True if a {plane} pixel lies in the 3x3 pixels at the centroid; False if the mask has no "
+            "such plane."
         )
     definitions |= {
         "deblend_blended": ColumnDefinition(

@@ -29,7 +29,8 @@ PIXEL_FLAG_PLANES = {
     "cr": "COSMIC_RAY",
     "bad": "BAD",
 }
-"""Rubin's ``pixelFlags_<name>`` and the mask plane each one reports."""
+"""Rubin's ``pixelFlags_<name>`` and the mask plane each one reports; every
+catalogue has them all (`False` where the mask has no such plane)."""
 
 
 def aperture_column(radius: float) -> str:

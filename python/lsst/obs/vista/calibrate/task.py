@@ -215,6 +215,10 @@ class CalibrateImageTask(PipelineTask):
     instead (the header PSF, WCS or zero point, an empty catalogue, NaN
     statistics).  Only an exposure whose pixels are all NO_DATA has no
     outputs (`NoWorkFound`, one warning line).
+
+    Source IDs and the seed of every random draw come from the data ID
+    (`~lsst.obs.vista.source_id.SourceIdGenerator`), so that IDs are unique
+    in a repository and a rerun writes the same outputs bit for bit.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CalibrateImageConfig
