@@ -57,6 +57,7 @@ from lsst.obs.vista.isr import DecamCpIsrConfig, DecamCpIsrTask
 from lsst.obs.vista.psf_shape import psf_moments
 from lsst.obs.vista.refcat import ingest_refcat, shard_rows
 from lsst.obs.vista.refcat.schema import standardize_columns
+from lsst.obs.vista.source_id import unpack_source_ids
 
 ROOT = Path(__file__).parent.parent
 TESTCASE = ROOT / "tests" / "data" / "decam_cp" / "testcase4"
@@ -303,7 +304,10 @@ def check_outputs(result, lines: list[str], exposure: VisitImage, scenario: Scen
 
     # The catalogue and its flags.
     n = len(stars)
-    assert metadata["NSOURCES"] == n and list(stars["id"]) == list(range(1, n + 1))
+    assert metadata["NSOURCES"] == n
+    visit_keys, detectors, rows = unpack_source_ids(stars["id"])
+    assert list(rows) == list(range(1, n + 1))
+    assert set(detectors) <= {exposure.obs_info.detector_num} and set(stars["visit"]) <= {stars.meta["VISIT"]}
     assert metadata["NSTARS"] == int(np.sum(stars["extendedness"] == 0))
     assert not (stars["calib_psf_used"] & ~stars["calib_psf_candidate"]).any()
     assert int(stars["calib_psf_used"].sum()) == metadata["PSF_NSTARS"]

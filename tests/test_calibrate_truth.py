@@ -96,8 +96,13 @@ def _clean_true_stars(stars, truth, *, exclude_psf_candidates: bool):
 
 
 def test_psf_fwhm_at_corners_and_centre(field):
-    """Piff's FWHM within 2% of the true stack PSF at the centre and the four
-    corners of the region every exposure covers."""
+    """Piff's FWHM within 1% of the true stack PSF at the centre and 2.5% at
+    the four corners of the region every exposure covers.
+
+    About 45 stars fit the quadratic variation; which fifth of the
+    candidates is reserved (drawn with the data ID's seed) moves the worst
+    corner's FWHM between 0.7% and 2.2% from the truth (8 draws on seed 3).
+    """
     truth, psf = field["truth"], field["result"].exposure.psf
     meta = truth.meta
     assert field["result"].exposure.metadata["PSF_MODEL"] == "piff"
@@ -110,7 +115,8 @@ def test_psf_fwhm_at_corners_and_centre(field):
         "PSFFW11": (x1, y1),
     }
     errors = {key: psf_fwhm(psf, x=float(x), y=float(y)) / meta[key] - 1 for key, (x, y) in positions.items()}
-    assert max(abs(error) for error in errors.values()) < 0.02, errors
+    assert abs(errors.pop("PSFFWCEN")) < 0.01, errors
+    assert max(abs(error) for error in errors.values()) < 0.025, errors
     # The model follows the variation, not just its mean.
     assert meta["PSFFW00"] / meta["PSFFWCEN"] > 1.05
 

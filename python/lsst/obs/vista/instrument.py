@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ("DecamCp", "PolicyInstrument", "Vircam")
+__all__ = ("DecamCp", "PolicyInstrument", "Vircam", "policy_instrument")
 
+import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -99,6 +100,40 @@ class PolicyInstrument(Instrument):
                 "visit_system", {"instrument": name, "id": 0, "name": "one-to-one"}, update=update
             )
 
+    @classmethod
+    def compact_visit(cls, visit: int) -> int:
+        """Return the compact form of a visit ID that source IDs pack
+        (`lsst.obs.vista.source_id`): the visit ID itself unless a subclass
+        says otherwise.
+
+        Parameters
+        ----------
+        visit : `int`
+            Visit ID.
+
+        Returns
+        -------
+        key : `int`
+            A non-negative integer, one per visit, that `expand_visit` undoes.
+        """
+        return visit
+
+    @classmethod
+    def expand_visit(cls, key: int) -> int:
+        """Return the visit ID whose `compact_visit` is ``key``.
+
+        Parameters
+        ----------
+        key : `int`
+            Compact visit ID.
+
+        Returns
+        -------
+        visit : `int`
+            Visit ID.
+        """
+        return key
+
     def getRawFormatter(self, dataId: DataId) -> type[Formatter | FormatterV2]:
         # Docstring inherited.
         from lsst.utils import doImportType
@@ -111,6 +146,35 @@ def _read_camera(path: Path) -> CameraDescription:
     return CameraDescription.from_yaml(path)
 
 
+def policy_instrument(name: str) -> type[PolicyInstrument]:
+    """Return the instrument class of a butler instrument name.
+
+    Parameters
+    ----------
+    name : `str`
+        Butler name of the instrument (``VIRCAM``, ``DECam``).
+
+    Returns
+    -------
+    instrument : `type` [`PolicyInstrument`]
+        Its class.
+
+    Raises
+    ------
+    LookupError
+        Raised if no instrument of this package has that name.
+    """
+    pending = list(PolicyInstrument.__subclasses__())
+    known = []
+    while pending:
+        candidate = pending.pop()
+        pending.extend(candidate.__subclasses__())
+        if candidate.getName() == name:
+            return candidate
+        known.append(candidate.getName())
+    raise LookupError(f"instrument {name!r} is not one of obs_vista's ({', '.join(sorted(known))})")
+
+
 class Vircam(PolicyInstrument):
     """The VISTA InfraRed CAMera, as reduced by CASU.
 
@@ -121,6 +185,42 @@ class Vircam(PolicyInstrument):
     policyName = "vircam"
     exposure_max = 10**14
     raw_formatter_name = "lsst.obs.vista.formatters.ImageHduFormatter"
+
+    _VISIT_EPOCH = datetime.date(2000, 1, 1)
+    """Day zero of compact visit IDs, before VISTA's first light (2009)."""
+
+    _VISIT_DAY_FACTOR = 1_000_000
+    """Visit IDs are ``YYYYMMDD`` times this plus the second of the day and
+    product digit (`lsst.obs.vista.translators.VircamTranslator`)."""
+
+    @classmethod
+    def compact_visit(cls, visit: int) -> int:
+        """Return the visit ID with its date as days since 2000-01-01, so
+        that source IDs can pack it: a century of visits spans 3.7e10
+        instead of 1e14.
+
+        Parameters
+        ----------
+        visit : `int`
+            Visit ID (``YYYYMMDD`` followed by six digits).
+
+        Returns
+        -------
+        key : `int`
+            Days since 2000-01-01 followed by the same six digits.
+        """
+        day, rest = divmod(visit, cls._VISIT_DAY_FACTOR)
+        year, month_day = divmod(day, 10000)
+        month, day_of_month = divmod(month_day, 100)
+        days = (datetime.date(year, month, day_of_month) - cls._VISIT_EPOCH).days
+        return days * cls._VISIT_DAY_FACTOR + rest
+
+    @classmethod
+    def expand_visit(cls, key: int) -> int:
+        # Docstring inherited.
+        days, rest = divmod(key, cls._VISIT_DAY_FACTOR)
+        date = cls._VISIT_EPOCH + datetime.timedelta(days=days)
+        return (date.year * 10000 + date.month * 100 + date.day) * cls._VISIT_DAY_FACTOR + rest
 
     @classmethod
     def getName(cls) -> str:

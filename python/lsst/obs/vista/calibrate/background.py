@@ -82,9 +82,6 @@ class MeshBackgroundConfig(pexConfig.Config):
     )
 
 
-_DITHER_SEED = 20261202
-"""Seed of the dequantising noise, so that a background is reproducible."""
-
 _QUANTIZATION_SAMPLE = 100_000
 """Pixels (a regular subsample) the quantisation step is looked for in."""
 
@@ -183,6 +180,7 @@ class MeshBackgroundTask(Task):
         *,
         quantization_step: float | None = None,
         name: str = "image",
+        seed: int = 0,
     ) -> Struct:
         """Estimate the background of an image.
 
@@ -206,6 +204,9 @@ class MeshBackgroundTask(Task):
             them (their distribution still clusters on the old grid).
         name : `str`, optional
             What to call the image in log messages.
+        seed : `int`, optional
+            Seed of the dequantising noise; ``calibrateImage`` derives it
+            from the data ID, so that a rerun gives the same background.
 
         Returns
         -------
@@ -221,7 +222,7 @@ class MeshBackgroundTask(Task):
         if self.config.doDequantize:
             step = quantization_step if quantization_step else find_quantization_step(image[~bad])
         if step > 0:
-            rng = np.random.default_rng(_DITHER_SEED)
+            rng = np.random.default_rng(seed)
             data += rng.uniform(-0.5 * step, 0.5 * step, data.shape).astype(np.float32)
         sigma = np.sqrt(variance, dtype=np.float32)
         sources = np.zeros(bad.shape, dtype=bool)

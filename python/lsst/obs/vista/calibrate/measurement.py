@@ -4,7 +4,7 @@ plane."""
 
 from __future__ import annotations
 
-__all__ = ("SourceMeasurementConfig", "SourceMeasurementTask", "aperture_column")
+__all__ = ("PIXEL_FLAG_PLANES", "SourceMeasurementConfig", "SourceMeasurementTask", "aperture_column")
 
 import math
 from typing import ClassVar
@@ -22,14 +22,15 @@ from lsst.pipe.base import Struct, Task
 
 from ..psf_shape import psf_moments
 
-_FLAG_PLANES = {
+PIXEL_FLAG_PLANES = {
     "saturated": "SATURATED",
     "nodata": "NO_DATA",
     "interpolated": "INTERPOLATED",
     "cr": "COSMIC_RAY",
     "bad": "BAD",
 }
-"""Rubin's ``pixelFlags_<name>`` and the mask plane each one reports."""
+"""Rubin's ``pixelFlags_<name>`` and the mask plane each one reports; every
+catalogue has them all (`False` where the mask has no such plane)."""
 
 
 def aperture_column(radius: float) -> str:
@@ -136,7 +137,9 @@ class SourceMeasurementTask(Task):
             ``sources``: `astropy.table.Table` of instrumental measurements
             (image units), one row per detection, in detection order.
         """
-        planes = {name: mask.get(plane) for name, plane in _FLAG_PLANES.items() if plane in mask.schema.names}
+        planes = {
+            name: mask.get(plane) for name, plane in PIXEL_FLAG_PLANES.items() if plane in mask.schema.names
+        }
         unusable = np.zeros(image.shape, dtype=bool)
         for name in ("nodata", "saturated", "bad", "cr"):
             if name in planes:
@@ -199,10 +202,11 @@ class SourceMeasurementTask(Task):
         sources["psf_ixx"], sources["psf_iyy"] = psf_ixx, psf_iyy
 
         sources["pixelFlags_edge"] = psf_fit.edge
-        for name, hit in psf_fit.flags.items():
-            sources[f"pixelFlags_{name}"] = hit
-        for name, hit in psf_fit.center_flags.items():
-            sources[f"pixelFlags_{name}Center"] = hit
+        # Every flag column, False where the mask has no such plane, so that catalogues concatenate.
+        for name in PIXEL_FLAG_PLANES:
+            sources[f"pixelFlags_{name}"] = psf_fit.flags.get(name, np.zeros(n, dtype=bool))
+        for name in PIXEL_FLAG_PLANES:
+            sources[f"pixelFlags_{name}Center"] = psf_fit.center_flags.get(name, np.zeros(n, dtype=bool))
         sources["deblend_blended"] = np.asarray(detections["blended"], dtype=bool)
         return Struct(sources=sources)
 

@@ -210,10 +210,6 @@ class PiffPsfDeterminerConfig(pexConfig.Config):
         default=0.2,
         check=lambda value: 0 <= value < 1,
     )
-    seed = pexConfig.Field[int](
-        doc="Seed of the random choice of fitted and reserved stars (the result is reproducible).",
-        default=0,
-    )
     modelSize = pexConfig.Field[int](
         doc=(
             "Side of Piff's PixelGrid model in grid samples (odd).  The cost of a fit grows as the square "
@@ -317,6 +313,8 @@ class PiffPsfDeterminerTask(Task):
         sources: astropy.table.Table,
         fallback: PointSpreadFunction,
         name: str,
+        *,
+        seed: int = 0,
     ) -> Struct:
         """Select PSF stars and fit the model.
 
@@ -339,6 +337,10 @@ class PiffPsfDeterminerTask(Task):
             the grid spacing and its kernel size the model's.
         name : `str`
             What to call the detector in log messages.
+        seed : `int`, optional
+            Seed of the random choice of fitted and reserved stars;
+            ``calibrateImage`` derives it from the data ID, so that a rerun
+            chooses the same stars.
 
         Returns
         -------
@@ -361,7 +363,7 @@ class PiffPsfDeterminerTask(Task):
         radius = math.ceil(0.5 * self.config.modelSize * spacing) + self.config.stampPadding
         stamps = np.flatnonzero(candidate & self._inside(sources, bbox, radius))
 
-        rng = np.random.default_rng(self.config.seed)
+        rng = np.random.default_rng(seed)
         chosen = rng.permutation(stamps)[: self.config.maxStars]
         n_reserve = int(round(self.config.reserveFraction * len(chosen)))
         if len(chosen) - n_reserve < self.config.minStars:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ("MIN_NOISE_PIXELS", "background_noise", "make_summary_stats", "pixel_scale_at_centre")
+__all__ = (
+    "MIN_NOISE_PIXELS",
+    "background_noise",
+    "make_summary_stats",
+    "pixel_scale_at_centre",
+    "zenith_distance",
+)
 
 import math
 
 import astropy.units as u
 import numpy as np
+from astro_metadata_translator import ObservationInfo
 from astropy.stats import sigma_clipped_stats
 
 from lsst.images import Box, ObservationSummaryStats, SkyProjection
@@ -67,12 +74,38 @@ def pixel_scale_at_centre(sky_projection: SkyProjection, bbox: Box) -> float:
     return float(0.5 * (sky[0].separation(sky[1]) + sky[0].separation(sky[2])).to_value(u.arcsec))
 
 
+def zenith_distance(obs_info: ObservationInfo) -> float:
+    """Return the zenith distance of an observation.
+
+    Parameters
+    ----------
+    obs_info : `astro_metadata_translator.ObservationInfo`
+        The observation.
+
+    Returns
+    -------
+    zenith_distance : `float`
+        Degrees: ``arccos(1 / airmass)`` from the boresight airmass (the
+        plane-parallel atmosphere, within 0.1 degree of the true distance up
+        to airmass 2), else 90 degrees less the altitude at the start; NaN
+        without either.
+    """
+    airmass = obs_info.boresight_airmass
+    if airmass is not None and math.isfinite(airmass) and airmass >= 1.0:
+        return math.degrees(math.acos(1.0 / airmass))
+    altaz = obs_info.altaz_begin
+    if altaz is not None and math.isfinite(altaz.alt.deg):
+        return 90.0 - float(altaz.alt.deg)
+    return math.nan
+
+
 def make_summary_stats(
     *,
     psf: PointSpreadFunction,
     sky_projection: SkyProjection,
     bbox: Box,
     exposure_time: float,
+    zenith_distance: float,
     zero_point: float | None,
     sky_level: float,
     sky_noise: float,
@@ -94,6 +127,8 @@ def make_summary_stats(
         Bounding box of the exposure.
     exposure_time : `float`
         Seconds.
+    zenith_distance : `float`
+        Degrees (`zenith_distance`).
     zero_point : `float` or `None`
         AB magnitude of one image unit.
     sky_level, sky_noise : `float`
@@ -128,6 +163,7 @@ def make_summary_stats(
         ra=float(centre.ra.deg),
         dec=float(centre.dec.deg),
         pixelScale=pixel_scale_at_centre(sky_projection, bbox),
+        zenithDistance=zenith_distance,
         expTime=exposure_time,
         zeroPoint=math.nan if zero_point is None else zero_point,
         skyBg=sky_level,

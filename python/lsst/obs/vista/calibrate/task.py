@@ -34,20 +34,29 @@ from lsst.pipe.base import (
 
 from ..isr.assembly import photometric_scaling_from_zero_point
 from ..isr.pipeline_task import data_id_text, require_registered_inputs
+from ..provenance import DISTRIBUTION, package_version
 from ..psf_shape import psf_moments
 from ..refcat import load_reference_stars
+from ..source_id import SourceIdGenerator
 from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
 from .astrometry import AstrometryTask
 from .background import MeshBackgroundTask
 from .casu_comparison import CasuCatalogComparisonTask
 from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extendedness, usable_for_calibration
+from .columns import column_definitions, describe_columns
 from .detection import SourceDetectionTask
 from .measurement import SourceMeasurementTask, aperture_column
 from .noise_correlation import correlation_error_factor, measure_noise_correlation
 from .photometry import PhotometryTask
 from .psf import PiffPsfDeterminerTask
 from .skipped import say_skipped
-from .summary import MIN_NOISE_PIXELS, background_noise, make_summary_stats, pixel_scale_at_centre
+from .summary import (
+    MIN_NOISE_PIXELS,
+    background_noise,
+    make_summary_stats,
+    pixel_scale_at_centre,
+    zenith_distance,
+)
 
 _BACKGROUND_NAME = "mesh"
 """Name of the subtracted background in the output's `BackgroundMap`."""
@@ -206,6 +215,10 @@ class CalibrateImageTask(PipelineTask):
     instead (the header PSF, WCS or zero point, an empty catalogue, NaN
     statistics).  Only an exposure whose pixels are all NO_DATA has no
     outputs (`NoWorkFound`, one warning line).
+
+    Source IDs and the seed of every random draw come from the data ID
+    (`~lsst.obs.vista.source_id.SourceIdGenerator`), so that IDs are unique
+    in a repository and a rerun writes the same outputs bit for bit.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CalibrateImageConfig
@@ -265,12 +278,18 @@ class CalibrateImageTask(PipelineTask):
         for what, text in missing.items():
             self.log.warning("%s: no %s: %s.", name, what, text)
         reference_name = inputRefs.astrometry_ref_cat[0].datasetType.name if shards else None
+        data_id = butlerQC.quantum.dataId
         result = self.run(
             exposure,
             reference_shards=shards,
             reference_name=reference_name,
             casu_catalog=casu_catalog,
             name=name,
+            id_generator=SourceIdGenerator(
+                instrument=str(data_id["instrument"]),
+                visit=int(data_id["visit"]),
+                detector=int(data_id["detector"]),
+            ),
         )
         for what, text in missing.items():
             result.exposure.metadata[f"MISSING_{what.split('@')[0].upper()}"] = text
@@ -284,6 +303,7 @@ class CalibrateImageTask(PipelineTask):
         reference_name: str | None = None,
         casu_catalog: Table | None = None,
         name: str = "exposure",
+        id_generator: SourceIdGenerator | None = None,
     ) -> Struct:
         """Calibrate one exposure.
 
@@ -299,25 +319,35 @@ class CalibrateImageTask(PipelineTask):
             CASU catalogue of the stack, to compare with.
         name : `str`, optional
             What to call the exposure in log messages.
+        id_generator : `lsst.obs.vista.source_id.SourceIdGenerator`, optional
+            Source IDs and the seed of every random draw, from the data ID;
+            by default from the exposure's observation info (instrument,
+            visit ID, detector number).
 
         Returns
         -------
         result : `lsst.pipe.base.Struct`
             ``exposure`` (`VisitImage`), ``background`` (`BackgroundMap`),
-            ``stars`` (`astropy.table.Table`).
+            ``stars`` (`astropy.table.Table`, every column described, see
+            `column_definitions`).
 
         Raises
         ------
         lsst.pipe.base.NoWorkFound
             Raised if every pixel is NO_DATA.
         """
-        characterized = self._characterize(exposure, name=name)
+        if id_generator is None:
+            obs_info = exposure.obs_info
+            id_generator = SourceIdGenerator(
+                instrument=obs_info.instrument, visit=obs_info.visit_id, detector=obs_info.detector_num
+            )
+        characterized = self._characterize(exposure, seed=id_generator.seed, name=name)
         calibration = self._calibrate(
             exposure, characterized.sources, reference_shards, reference_name, casu_catalog, name=name
         )
-        return self._make_outputs(exposure, characterized, calibration)
+        return self._make_outputs(exposure, characterized, calibration, id_generator)
 
-    def _characterize(self, exposure: VisitImage, *, name: str) -> Struct:
+    def _characterize(self, exposure: VisitImage, *, seed: int, name: str) -> Struct:
         """Subtract the background, detect, fit the PSF and measure; the
         steps that need no reference catalogue."""
         bbox = exposure.bbox
@@ -341,6 +371,7 @@ class CalibrateImageTask(PipelineTask):
             exposure.unit,
             quantization_step=exposure.metadata.get("QUANTIZATION_STEP"),
             name=name,
+            seed=seed,
         )
         image = raw - background.image
         image[no_data] = np.nan
@@ -365,7 +396,7 @@ class CalibrateImageTask(PipelineTask):
         # S/N is a fraction of it for the stars that matter.
         first["instFlux"] = first["psfInstFlux"]
         first["instFluxErr"] = first["psfInstFluxErr"]
-        psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name)
+        psf_result = self.psf.run(image, variance, unusable, bbox, first, header_psf, name, seed=seed)
         sources = self.measurement.run(image, variance, mask, bbox, detection.sources, psf_result.psf).sources
         detected = detection.segmentation > 0
         background_pixels = ~(unusable | detected)
@@ -444,7 +475,6 @@ class CalibrateImageTask(PipelineTask):
         add_sky_coordinates(sources, sky_projection)
         prefixes = ["psf", *(aperture_column(r) for r in self.config.measurement.apertureRadii)]
         add_calibrated_fluxes(sources, photometry.zero_point, prefixes)
-        sources["id"] = np.arange(1, len(sources) + 1, dtype=np.int64)
         del sources["usable"]
         if casu_catalog is not None:
             metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
@@ -457,7 +487,13 @@ class CalibrateImageTask(PipelineTask):
             metadata=metadata,
         )
 
-    def _make_outputs(self, exposure: VisitImage, characterized: Struct, calibration: Struct) -> Struct:
+    def _make_outputs(
+        self,
+        exposure: VisitImage,
+        characterized: Struct,
+        calibration: Struct,
+        id_generator: SourceIdGenerator,
+    ) -> Struct:
         """Return the outputs: the calibrated exposure with its summary
         statistics, its background and the star catalogue."""
         bbox = exposure.bbox
@@ -468,6 +504,7 @@ class CalibrateImageTask(PipelineTask):
             sky_projection=calibration.sky_projection,
             bbox=bbox,
             exposure_time=float(exposure.obs_info.exposure_time.to_value(u.s)),
+            zenith_distance=zenith_distance(exposure.obs_info),
             zero_point=photometry.zero_point,
             sky_level=float(np.median(characterized.background.image[usable_pixels])),
             sky_noise=sky.noise,
@@ -489,7 +526,8 @@ class CalibrateImageTask(PipelineTask):
             "SKY_NOISE_DIRECT": sky.direct,
         }
         metadata = {key: value for key, value in metadata.items() if value is not None}
-        sources.meta.update(metadata)
+        stars = self._make_catalog(sources, exposure, id_generator)
+        stars.meta.update(metadata)
 
         output_mask = exposure.mask.copy()
         if "DETECTED" in output_mask.schema.names:
@@ -522,7 +560,37 @@ class CalibrateImageTask(PipelineTask):
             band=exposure.band,
             metadata={**dict(exposure.metadata), **metadata},
         )
-        return Struct(exposure=calibrated, background=backgrounds, stars=sources)
+        return Struct(exposure=calibrated, background=backgrounds, stars=stars)
+
+    def _make_catalog(self, sources: Table, exposure: VisitImage, id_generator: SourceIdGenerator) -> Table:
+        """Return ``single_visit_star``: the sources with their IDs, where
+        they were measured, every column described, and the package version
+        and data ID in the table metadata."""
+        n = len(sources)
+        band = exposure.band or ""
+        sources["id"] = id_generator.make_ids(n)
+        sources["visit"] = np.full(n, id_generator.visit, dtype=np.int64)
+        sources["detector"] = np.full(n, id_generator.detector, dtype=np.int32)
+        sources["band"] = np.full(n, band, dtype=f"U{max(len(band), 1)}")
+        stars = describe_columns(
+            sources,
+            column_definitions(
+                exposure.unit,
+                self.config.measurement.apertureRadii,
+                self.config.apertureCorrection.referenceRadius,
+            ),
+        )
+        stars.meta.update(
+            {
+                "PACKAGE": DISTRIBUTION,
+                "PACKAGE_VERSION": package_version(),
+                "INSTRUMENT": id_generator.instrument,
+                "VISIT": id_generator.visit,
+                "DETECTOR": id_generator.detector,
+                "BAND": band,
+            }
+        )
+        return stars
 
     def _sky_noise(
         self,
