@@ -275,3 +275,23 @@ def test_visit_image_round_trip(tmp_path):
         after = read.psf.compute_kernel_image(x=x, y=y)
         assert after.bbox == before.bbox
         np.testing.assert_allclose(after.array, before.array, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("shape", ["delta", "line", "zero"])
+def test_moments_of_degenerate_kernels(shape: str) -> None:
+    """A PSF model fitted to too few stars can be a kernel HSM cannot fit
+    (it raised "singular moment matrix" from measurement): the moments fall
+    back to the plain ones, at least a pixel wide, or NaN for no light."""
+    from lsst.obs.vista.psf_shape import kernel_moments
+
+    kernel = np.zeros((21, 21))
+    if shape == "delta":
+        kernel[10, 10] = 1.0
+    elif shape == "line":
+        kernel[10, :] = 1.0
+    ixx, iyy, ixy = kernel_moments(kernel)
+    if shape == "zero":
+        assert np.isnan(ixx) and np.isnan(iyy)
+    else:
+        assert ixx >= 1 / 12 and iyy >= 1 / 12 and np.isfinite(ixy)
+        assert (ixx > 30) == (shape == "line")

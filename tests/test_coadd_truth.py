@@ -240,3 +240,35 @@ def test_transient_and_trail_clipped(coadd, injected, truth) -> None:
     # clipping elsewhere is rare.
     assert np.mean(clipped) < 0.015
 
+
+
+def test_legacy_skymap_patches_get_a_cell_grid(base, truth) -> None:
+    """On a legacy tract builder (hsc_rings_v1's kind: patches with a border,
+    no cells) the warp lays a grid of ``legacyCellSize`` cells from the
+    patch's outer corner, whole cells covering the outer box, and the
+    assembly runs on it."""
+    from lsst.obs.vista.skymap import make_skymap
+
+    config = field.skymap_config()
+    config.tractBuilder.name = "legacy"
+    config.tractBuilder["legacy"].patchInnerDimensions = [700, 700]
+    config.tractBuilder["legacy"].patchBorder = 50
+    skymap = make_skymap(config)
+    patch = skymap[0].find_patch(*field.CENTRE)
+    warp_task = MakeDirectWarpTask()
+    warp_task.config.legacyCellSize = 128
+    warps, noises = [], []
+    for visit in field.VISITS[:3]:
+        images = field.make_visit_images(base, visit, truth, seed=2)
+        result = warp_task.run(images, skymap=skymap, skymap_name="legacy", tract_id=0, patch_id=patch.id, visit=visit.visit)
+        warps.append(result.warp)
+        noises.append(result.noise_warp)
+    coadd = AssembleCellCoaddTask().run(warps, noises).coadd
+    grid = coadd.grid
+    assert grid.cell_shape.x == grid.cell_shape.y == 128
+    assert grid.bbox.x.start == patch.outer_bbox.x.start and grid.bbox.y.start == patch.outer_bbox.y.start
+    assert grid.bbox.x.size % 128 == 0 and grid.bbox.x.size >= patch.outer_bbox.x.size
+    assert grid.bbox.x.size - patch.outer_bbox.x.size < 128
+    assert coadd.patch.inner_bbox == patch.inner_bbox
+    covered = coadd.mask.get("NO_DATA") == 0
+    assert covered.mean() > 0.5 and np.all(np.isfinite(coadd.image.array[covered]))

@@ -65,13 +65,34 @@ def kernel_moments(kernel: np.ndarray) -> tuple[float, float, float]:
     Returns
     -------
     ixx, iyy, ixy : `float`
-        Second moments (pixels**2), as `psf_moments` defines them.
+        Second moments (pixels**2), as `psf_moments` defines them; for a
+        kernel too small or odd for the adaptive fit to converge (a model
+        fitted to too few stars can be one), the plain second moments of
+        its positive part, so that a degenerate PSF gives a size, not a crash.
     """
-    result = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(kernel, dtype=np.float64)))
+    try:
+        result = galsim.hsm.FindAdaptiveMom(galsim.Image(np.ascontiguousarray(kernel, dtype=np.float64)))
+    except galsim.GalSimHSMError:
+        return _plain_moments(kernel)
     sigma2 = result.moments_sigma**2
     e1, e2 = result.observed_shape.e1, result.observed_shape.e2
     scale = sigma2 / math.sqrt(1.0 - e1 * e1 - e2 * e2)
     return float(scale * (1.0 + e1)), float(scale * (1.0 - e1)), float(scale * e2)
+
+
+def _plain_moments(kernel: np.ndarray) -> tuple[float, float, float]:
+    """Unweighted second moments of a kernel's positive part about its centroid."""
+    weights = np.clip(np.asarray(kernel, dtype=np.float64), 0.0, None)
+    total = weights.sum()
+    if not total > 0:
+        return math.nan, math.nan, math.nan
+    y, x = np.indices(weights.shape)
+    xc, yc = np.sum(weights * x) / total, np.sum(weights * y) / total
+    # No pixelised profile is narrower than one pixel (variance 1/12 per axis).
+    ixx = max(np.sum(weights * (x - xc) ** 2) / total, 1.0 / 12.0)
+    iyy = max(np.sum(weights * (y - yc) ** 2) / total, 1.0 / 12.0)
+    ixy = np.sum(weights * (x - xc) * (y - yc)) / total
+    return float(ixx), float(iyy), float(ixy)
 
 
 def psf_fwhm(psf: PointSpreadFunction, *, x: float, y: float) -> float:

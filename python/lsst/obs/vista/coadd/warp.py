@@ -397,12 +397,8 @@ class MakeDirectWarpTask(PipelineTask):
                 )
                 kernel = warp_psf_kernel(piece.visit_image.psf, source_x, source_y, jacobian, size)
                 kernels[i, j] = kernel
-                try:
-                    ixx, iyy, ixy = kernel_moments(kernel)
-                    shape_flag = False
-                except Exception:  # galsim's HSM fails on degenerate kernels
-                    ixx = iyy = ixy = np.nan
-                    shape_flag = True
+                ixx, iyy, ixy = kernel_moments(kernel)
+                shape_flag = not (np.isfinite(ixx) and np.isfinite(iyy) and ixx > 0 and iyy > 0)
                 for index in np.nonzero(counts)[0]:
                     piece_at = warped[int(index)]
                     rows.append(
