@@ -4,8 +4,10 @@
 # synthetic Gaia-like reference catalogue, and the bundled real DECam
 # Community Pipeline instcal trios with their real Gaia chunks, are ingested
 # into an embedded SQLite butler repository and processed by the ProcessCcd
-# pipelines (isr -> calibrateImage) through processCcd.py / pipetask run;
-# then a report (table and figures) is written to DEMO/report/index.html.
+# pipelines (isr -> calibrateImage) through processCcd.py / pipetask run; the
+# VIRCAM visits (two bands) are warped onto a registered skymap and coadded
+# cell by cell (DRP.yaml#step3); then a report (table and figures, coadds
+# included) is written to DEMO/report/index.html.
 #
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
@@ -34,16 +36,21 @@ else
     run butler create "$repo"
 fi
 
-step "Make two synthetic VIRCAM pawprint stacks, half a detector apart (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
+step "Make synthetic VIRCAM pawprint stacks: two in Z half a detector apart, and two in Y at the same pointings an hour later (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
 if ls "$data"/vircam/*_st.fit >/dev/null 2>&1; then
     echo "$data/vircam already holds stacks; reusing them."
 else
     # Stacks 0 and 2 of a tile's offset pattern overlap by half a detector: the
-    # same stars at two epochs, for the repeatability figure.
+    # same stars at two epochs, for the repeatability figure.  Stacks 6 and 8
+    # are the same offsets of the next tile: the second band of the coadds.
     run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --size "$size" \
         --detectors "$detectors" --seed 7 --psf-variation 0.1 --refcat "$data/gaia_synthetic.fits"
     run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --first-index 2 --size "$size" \
         --detectors "$detectors" --seed 7 --psf-variation 0.1
+    for index in 6 8; do
+        run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --first-index "$index" --size "$size" \
+            --detectors "$detectors" --seed 7 --psf-variation 0.1 --filter Y
+    done
 fi
 
 step "Ingest the CASU stacks, confidence maps and catalogues, and the synthetic Gaia-like catalogue"
@@ -52,6 +59,15 @@ run butler ingest-refcat "$repo" gaia_dr3 "$data/gaia_synthetic.fits"
 
 step "Process the VIRCAM stacks: isr, then calibrateImage (background, detection, Piff PSF, measurement, WCS and zero point)"
 run processCcd.py "$repo" --id instrument=VIRCAM -j "$jobs" -o u/demo/vircam
+
+step "Coadd the VIRCAM visits on a skymap: register it, warp each visit onto its patches, coadd each patch and band cell by cell"
+run butler register-skymap "$repo" -C config/skymap/discrete_example.py
+if butler query-collections "$repo" u/demo/coadd 2>/dev/null | grep -q u/demo/coadd; then
+    echo "u/demo/coadd already exists; reusing it."
+else
+    run pipetask run -b "$repo" -i u/demo/vircam,skymaps -o u/demo/coadd -j "$jobs" --register-dataset-types \
+        -p pipelines/VIRCAM/DRP.yaml#step3 -d "skymap='discrete_example' AND instrument='VIRCAM'"
+fi
 
 step "Ingest the real DECam CP instcal trios and the Gaia DR2 chunks of the Legacy Surveys' test cases"
 run butler ingest-instcal "$repo" tests/data/decam_cp --transfer direct --processes "$jobs"
@@ -65,8 +81,8 @@ run processCcd.py "$repo" --id instrument=DECam -j "$jobs" -o u/demo/decam \
 step "What isr measured: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
 run butler summarize-isr "$repo" --collections u/demo/vircam,u/demo/decam
 
-step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms"
-run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam -o "$demo/report"
+step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms, coadds"
+run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam,u/demo/coadd -o "$demo/report"
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \

@@ -76,6 +76,7 @@ kernel = coadd.psf.compute_kernel_image(x=float(x), y=float(y)).array
 assert abs(kernel.sum() - 1) < 1e-6, kernel.sum()
 assert set(coadd.provenance.inputs["visit"]) and len(set(coadd.provenance.inputs["visit"])) == 2
 assert len(coadd.noise_realizations) == 1
+assert coadd.metadata["N_INPUTS"] == 2, dict(coadd.metadata)
 assert not any(name.startswith("lsst.obs") for name in sys.modules), "imported lsst.obs"
 print("ok")
 """

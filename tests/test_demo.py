@@ -42,7 +42,7 @@ def demo(tmp_path_factory):
 
 def test_every_step_ran(demo):
     _, stdout = demo
-    assert stdout.count("==> [") == 9
+    assert stdout.count("==> [") == 10
     assert "$ pipetask run" in stdout  # processCcd.py prints what it runs
     assert "Open " in stdout.splitlines()[-1]
 
@@ -51,7 +51,8 @@ def test_report_holds_real_numbers(demo):
     directory, _ = demo
     summary = json.loads((directory / "report" / "summary.json").read_text())
     rows = {(row["instrument"], row["visit"], row["detector"]): row for row in summary["rows"]}
-    assert sum(key[0] == "VIRCAM" for key in rows) == 2 and sum(key[0] == "DECam" for key in rows) == 8
+    assert sum(key[0] == "VIRCAM" for key in rows) == 4 and sum(key[0] == "DECam" for key in rows) == 8
+    assert {row["band"] for row in rows.values() if row["instrument"] == "VIRCAM"} == {"z", "y"}
     for key, row in rows.items():
         for name in ("noise_ratio", "psf_fwhm", "header_fwhm", "sky_level", "sky_noise"):
             assert row[name] is not None and math.isfinite(row[name]), (key, name)
@@ -62,8 +63,14 @@ def test_report_holds_real_numbers(demo):
             assert math.isfinite(row["zero_point"]) and row["astrometric_rms_mas"] < 100
     assert abs(summary["normalised_residuals"]["VIRCAM"]["robust_std"] - 1) < 0.1
     assert summary["repeatability"]["VIRCAM"]["n"] >= 5
+    coadds = summary["coadds"]
+    assert {row["band"] for row in coadds} == {"z", "y"}
+    for row in coadds:
+        # Two visits per band; a 512-pixel detector covers part of the patch.
+        assert row["n_inputs"] == 2 and 0 < row["covered_fraction"] < 1, row
+        assert 0.5 < row["psf_fwhm_arcsec"] < 1.5 and 20 < row["depth_5sigma"] < 28, row
     html = (directory / "report" / "index.html").read_text()
-    for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png"):
+    for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png", coadds[0]["figure"]):
         assert figure in html and (directory / "report" / figure).stat().st_size > 1000
 
 

@@ -39,6 +39,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
+from ..isr.masks import set_plane
 from ..isr.pipeline_task import data_id_text
 from .psf import combine_kernels
 
@@ -306,7 +307,7 @@ class AssembleCellCoaddTask(PipelineTask):
                 used = self._combine_cell(inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes)
                 kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                 contributions.append(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
-        planes.mask.set("NO_DATA", planes.n_image == 0)
+        set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
         if len(missing) == grid.grid_size.i * grid.grid_size.j:
             raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
         psf = CellPointSpreadFunction(
@@ -327,7 +328,7 @@ class AssembleCellCoaddTask(PipelineTask):
         )
         coadd.metadata.update(
             {
-                "N_INPUTS": len(inputs),
+                "N_INPUTS": len(sources),
                 "N_CLIPPED_PIXELS": n_clipped,
                 "PARTIAL_CELLS": ";".join(partial),
                 "MISSING_CELLS": len(missing),
@@ -336,7 +337,7 @@ class AssembleCellCoaddTask(PipelineTask):
         _log.info(
             "%s: %d input(s); %d cell(s) partly covered, %d empty; %d input pixel(s) clipped as artefacts.",
             name,
-            len(inputs),
+            len(sources),
             len(partial),
             len(missing),
             n_clipped,

@@ -42,6 +42,7 @@ from lsst.pipe.base import (
 )
 
 from ..calibrate.noise_correlation import measure_noise_correlation
+from ..isr.masks import set_plane
 from ..isr.pipeline_task import data_id_text
 from ..psf_shape import kernel_moments
 from ..skymap import SkyMap, TractInfo, make_skymap
@@ -330,7 +331,7 @@ class MakeDirectWarpTask(PipelineTask):
             variance[sl][take] = piece.variance[take]
             noise[sl][take] = piece.noise[take]
             mask.array[sl][take] = piece.mask[take]
-        mask.set("NO_DATA", owner < 0)
+        set_plane(mask, "NO_DATA", owner < 0)
         psf, provenance = self._cell_psfs_and_provenance(warped, owner, tract, patch, visit)
         projection = tract.sky_projection(skymap_name)
         first = warped[0].visit_image

@@ -17,6 +17,7 @@ import numpy as np
 
 from lsst.daf.butler import Butler
 
+from .coadds import coadd_rows
 from .figures import plot_planes, plot_psf, plot_unit_gaussian_histogram
 from .gather import find_detectors, load_detector, table_row
 from .html import write_index
@@ -105,11 +106,13 @@ def make_report(
                 }
                 row["figures"] = {"planes": planes, "psf": psf}
             rows.append(row)
+        coadds = coadd_rows(butler, output)
     summary = {
         "repo": str(repo),
         "collections": list(collections),
         "where": where,
         "rows": rows,
+        "coadds": coadds,
         "normalised_residuals": _residual_histograms(residuals, output),
         "repeatability": _repeatability_histograms(stars_by_visit, match_radius, output),
     }

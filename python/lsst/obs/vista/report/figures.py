@@ -3,7 +3,7 @@ the Agg canvas (no display, no global pyplot state)."""
 
 from __future__ import annotations
 
-__all__ = ("plot_planes", "plot_psf", "plot_unit_gaussian_histogram")
+__all__ = ("plot_planes", "plot_psf", "plot_unit_gaussian_histogram", "zscale")
 
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     figure = Figure(figsize=(13.5, 4.6))
     axes = figure.subplots(1, 3, sharex=True, sharey=True)
     shown = axes[0].imshow(
-        pixels, origin="lower", extent=extent, cmap="gray", norm=_zscale(pixels), interpolation="nearest"
+        pixels, origin="lower", extent=extent, cmap="gray", norm=zscale(pixels), interpolation="nearest"
     )
     figure.colorbar(shown, ax=axes[0], shrink=0.8, label=str(image.unit))
     _draw_sources(axes[0], data)
@@ -258,7 +258,8 @@ def _mask_layers(image: VisitImage) -> tuple[np.ndarray, list[Patch]]:
     return layers, legend
 
 
-def _zscale(pixels: np.ndarray) -> ImageNormalize:
+def zscale(pixels: np.ndarray) -> ImageNormalize:
+    """Return the IRAF zscale normalisation of an image's finite pixels."""
     finite = pixels[np.isfinite(pixels)]
     if finite.size == 0:
         return ImageNormalize(vmin=0.0, vmax=1.0)

@@ -78,6 +78,7 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         *_histogram_section(summary["normalised_residuals"], _residual_caption),
         "<h2>Multi-epoch repeatability</h2>",
         *_histogram_section(summary["repeatability"], _repeatability_caption),
+        *_coadd_section(summary.get("coadds", [])),
         "<h2>Per detector</h2>",
     ]
     shown = [row for row in summary["rows"] if row.get("figures")]
@@ -106,6 +107,43 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         )
     parts.append("</body></html>")
     path.write_text("\n".join(parts) + "\n")
+
+
+def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
+    """The coadds' table and figures (nothing when there are none)."""
+    if not coadds:
+        return []
+    header = ("skymap", "tract", "patch", "band", "inputs", "covered", "PSF FWHM (\u2033)", "5\u03c3 depth (AB)",
+              "partial cells", "clipped pixels")
+    parts = [
+        "<h2>Coadds (deep_coadd)</h2>",
+        "<table><tr>" + "".join(f"<th>{_text(h)}</th>" for h in header) + "</tr>",
+    ]
+    for row in coadds:
+        cells = (
+            row["skymap"], row["tract"], row["patch"], row["band"], row["n_inputs"],
+            _format(row["covered_fraction"], ".0%"), _format(row["psf_fwhm_arcsec"], ".2f"),
+            _format(row["depth_5sigma"], ".2f"), row["partial_cells"], row["clipped_pixels"],
+        )  # fmt: skip
+        parts.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")
+    parts.append("</table>")
+    parts.append(
+        '<p class="note">Inputs: visits coadded into the patch. Covered: pixels with data. PSF FWHM: second '
+        "moments of the cell PSF, median over cells. Depth: flux of a point source at 5 sigma of its PSF flux "
+        "error, measured on the coadd's noise realisation (so including the pixel covariance resampling adds), "
+        "median over fully covered cells. Partial cells: cells no input covers whole (their PSF is a "
+        "coverage-weighted mix). Clipped: input pixels left out as artefacts of one visit.</p>"
+    )
+    for row in coadds:
+        if row.get("figure"):
+            parts.append(
+                _figure(
+                    row["figure"],
+                    f"tract {row['tract']} patch {row['patch']} band {_text(row['band'])}: image, inverse "
+                    "variance, inputs per pixel, PSF FWHM per cell.",
+                )
+            )
+    return parts
 
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:

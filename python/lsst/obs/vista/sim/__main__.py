@@ -78,6 +78,15 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {defaults.psf_variation})",
     )
     parser.add_argument(
+        "--filter",
+        default=defaults.filter_name,
+        metavar="NAME",
+        help=(
+            f"filter as in ESO INS FILT1 NAME (default {defaults.filter_name}); DIT, sky level and zero "
+            "point stay those of the default band's template stack"
+        ),
+    )
+    parser.add_argument(
         "--refcat",
         metavar="FILE",
         help="also write a Gaia-DR3-like reference catalogue of the stars, whose positions propagated "
@@ -115,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}")
     try:
         config = SimulationConfig(
-            size=args.size, seed=args.seed, detectors=args.detectors, psf_variation=args.psf_variation
+            size=args.size,
+            seed=args.seed,
+            detectors=args.detectors,
+            psf_variation=args.psf_variation,
+            filter_name=args.filter,
         )
     except ValueError as error:
         parser.error(str(error))
