@@ -5,6 +5,7 @@ that a process without this package reads."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,32 @@ def test_direct_warp_cells_name_the_visit(coadded: Path) -> None:
     assert np.all(contributions["overlap_fraction"] > 0) and np.all(contributions["overlap_fraction"] <= 1)
     covered = ~warp.mask.get("NO_DATA")
     assert covered.any() and np.all(np.isfinite(warp.image.array[covered]))
+
+
+def test_bps_submit_one_job_per_patch(coadded: Path, tmp_path: Path) -> None:
+    """``bps submit bps/DRP-step3.yaml`` (parsl, local site) runs one job per
+    patch and writes the same coadds as ``pipetask run``."""
+    from lsst.daf.butler import Butler
+
+    output = "u/test/coadd-bps"
+    result = subprocess.run(
+        [
+            str(BIN / "bps"), "submit", str(ROOT / "bps" / "DRP-step3.yaml"), "-b", str(coadded),
+            "-i", f"{SERIAL_OUTPUT},skymaps", "-o", output, "-d", "skymap='discrete_example'",
+        ],
+        capture_output=True, text=True, cwd=tmp_path,
+        # bps puts its submission under ${PWD} and runs pipetask from ${PATH}.
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PWD": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (submit,) = (tmp_path / "submit" / "u" / "test" / "coadd-bps").iterdir()
+    butler = Butler.from_config(str(coadded))
+    pipetask = {ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[OUTPUT], explain=False)}
+    batch = {ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[output], explain=False)}
+    assert batch.keys() == pipetask.keys()
+    patches = {(data_id["tract"], data_id["patch"]) for data_id in batch}
+    jobs = list((submit / "logs" / "coaddPatch").rglob("*.stderr"))
+    assert len(jobs) == len(patches)
+    for data_id, ref in batch.items():
+        ours, theirs = butler.get(ref), butler.get(pipetask[data_id])
+        assert np.array_equal(ours.image.array, theirs.image.array, equal_nan=True)

@@ -227,6 +227,12 @@ def test_unknown_collection_and_empty_repository_say_so_in_one_line(repo: Path, 
     empty = tmp_path / "empty"
     Butler.makeRepo(str(empty))
     assert one_line_error(summarize_isr, [str(empty), "--collections", "u/nobody"]) == (
+        f"{empty}: No collection with name 'u/nobody' found."
+    )
+    # The collection exists but holds nothing isr wrote.
+    with Butler.from_config(str(empty), writeable=True) as butler:
+        butler.collections.register("u/nobody")
+    assert one_line_error(summarize_isr, [str(empty), "--collections", "u/nobody"]) == (
         f"{empty}: Dataset type 'post_isr_image' does not exist."
     )
     assert not out.exists()

@@ -126,6 +126,12 @@ class _OneLineErrors(click.Command):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("callback") is not None:
             kwargs["callback"] = _one_line_errors(kwargs["callback"])
+        # butler's group gives its subcommands -h as well as --help, but click
+        # builds a command's help option once, from the first context it runs
+        # in: a command run on its own first (as tests do) would lose -h.
+        settings = dict(kwargs.get("context_settings") or {})
+        settings.setdefault("help_option_names", ["-h", "--help"])
+        kwargs["context_settings"] = settings
         super().__init__(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
