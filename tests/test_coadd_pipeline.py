@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from conftest import BIN, ROOT, SERIAL_OUTPUT
 
+pytestmark = pytest.mark.slow
+
 SKYMAP_CONFIG = ROOT / "config" / "skymap" / "discrete_example.py"
 PIPELINE = ROOT / "pipelines" / "VIRCAM" / "DRP.yaml"
 OUTPUT = "u/test/coadd"
