@@ -272,3 +272,33 @@ def test_legacy_skymap_patches_get_a_cell_grid(base, truth) -> None:
     assert coadd.patch.inner_bbox == patch.inner_bbox
     covered = coadd.mask.get("NO_DATA") == 0
     assert covered.mean() > 0.5 and np.all(np.isfinite(coadd.image.array[covered]))
+
+
+def test_cutout_smaller_than_a_cell_gives_a_coadd(base, truth) -> None:
+    """Archive cutouts smaller than a cell: no input covers any cell whole,
+    so every cell with data is assembled from the partial inputs, listed in
+    PARTIAL_CELLS, and has a PSF."""
+    from lsst.images import Box, Interval
+
+    skymap = field.skymap()
+    patch = skymap[0].find_patch(*field.CENTRE)
+    cutout = Box(y=Interval(200, 260), x=Interval(300, 360))
+    warps, noises = [], []
+    for visit in field.VISITS[:3]:
+        images = field.make_visit_images(base, visit, truth, seed=4)
+        result = MakeDirectWarpTask().run(
+            {1: images[1][cutout]}, skymap=skymap, skymap_name="test", tract_id=0, patch_id=patch.id,
+            visit=visit.visit,
+        )  # fmt: skip
+        warps.append(result.warp)
+        noises.append(result.noise_warp)
+    assert all(0 < warp.metadata["COVERED_PIXELS"] < 120 * 120 for warp in warps)
+    coadd = AssembleCellCoaddTask().run(warps, noises).coadd
+    covered = coadd.mask.get("NO_DATA") == 0
+    partial = coadd.metadata["PARTIAL_CELLS"].split(";")
+    cells = {coadd.grid.index_of(x=x + coadd.bbox.x.start, y=y + coadd.bbox.y.start) for y, x in np.argwhere(covered)}
+    assert {f"{c.i},{c.j}" for c in cells} == set(partial)
+    for cell in cells:
+        kernel = coadd.psf[cell].array
+        assert abs(kernel.sum() - 1) < 1e-6
+    assert np.all(np.isfinite(coadd.image.array[covered]))

@@ -249,7 +249,10 @@ class MakeDirectWarpTask(PipelineTask):
             if piece is not None:
                 warped.append(piece)
         if not warped:
-            raise NoWorkFound(f"{name}: no detector of the visit overlaps the patch; no warp written.")
+            raise NoWorkFound(
+                f"{name}: no detector of the visit with a photometric calibration overlaps the patch; "
+                "no warp written."
+            )
         return self._assemble(warped, tract, patch, skymap_name, visit, name)
 
     def _warp_detector(
