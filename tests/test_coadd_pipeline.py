@@ -155,3 +155,28 @@ def test_bps_submit_one_job_per_patch(coadded: Path, tmp_path: Path) -> None:
     for data_id, ref in batch.items():
         ours, theirs = butler.get(ref), butler.get(pipetask[data_id])
         assert np.array_equal(ours.image.array, theirs.image.array, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [
+        (
+            ["--skymap", "discrete_exampel"],
+            "Error: unknown skymap 'discrete_exampel' (did you mean 'discrete_example'?) "
+            "(registered: discrete_example)",
+        ),
+        (["--skymap", "discrete_example", "--tract", "7"], "Error: skymap 'discrete_example' has no tract 7 (its tracts are 0-0)"),
+    ],
+)
+def test_coadd_driver_names_a_bad_skymap_or_tract(coadded: Path, options: list[str], line: str) -> None:
+    result = run(BIN / "coaddDriver.py", coadded, *options, "-i", SERIAL_OUTPUT, "-o", "u/test/never")
+    assert result.returncode == 1 and result.stderr.splitlines() == [line]
+
+
+def test_coadd_driver_resumes_into_its_output(coadded: Path) -> None:
+    """coaddDriver.py into an output that holds every coadd builds the
+    step3 graph, finds nothing to do, and says so."""
+    result = run(BIN / "coaddDriver.py", coadded, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT, "-o", OUTPUT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DRP.yaml#step3" in result.stderr and "--extend-run --skip-existing" in result.stderr
+    assert result.stderr.splitlines()[-1] == f"coaddDriver.py: everything asked for is coadded in {OUTPUT}; nothing to do."
