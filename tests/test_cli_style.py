@@ -42,7 +42,8 @@ SPELLINGS = (
 EXPECTED = {
     "processCcd.py": {"--input", "--output", "--data-query", "--where", "--config-file", "--config",
                       "--processes", "--log-level"},
-    "coaddDriver.py": {"--input", "--output", "--data-query", "--where", "--config", "--processes", "--log-level"},
+    "coaddDriver.py": {"--input", "--output", "--data-query", "--where", "--config", "--processes",
+                       "--log-level"},
     "ingestImages.py": {"--transfer", "--processes", "--log-level"},
     "python -m lsst.obs.vista.report": {"--collections", "--output", "--where", "--log-level"},
     "butler make-report": {"--collections", "--output", "--where"},
@@ -132,7 +133,13 @@ def test_collections_are_comma_separated_or_repeated(option: str) -> None:
 
 def test_log_level_reads_alike_in_the_scripts_and_butler() -> None:
     found = parameters("--log-level")
-    assert set(found) == {"processCcd.py", "coaddDriver.py", "ingestImages.py", "python -m lsst.obs.vista.report", "butler"}
+    assert set(found) == {
+        "processCcd.py",
+        "coaddDriver.py",
+        "ingestImages.py",
+        "python -m lsst.obs.vista.report",
+        "butler",
+    }
     values = {
         name: parameter.process_value(click.Context(cli), ("DEBUG", "lsst.obs.vista=INFO"))
         for name, parameter in found.items()

@@ -29,11 +29,15 @@ def _check_skymap(butler: object, skymap: str, tracts: Sequence[int]) -> None:
     registered = sorted(record.name for record in butler.query_dimension_records("skymap"))
     if skymap not in registered:
         known = ", ".join(registered) if registered else "none; run butler register-skymap first"
-        raise click.ClickException(f"unknown skymap {skymap!r}{nearest(skymap, registered)} (registered: {known})")
+        raise click.ClickException(
+            f"unknown skymap {skymap!r}{nearest(skymap, registered)} (registered: {known})"
+        )
     for tract in tracts:
         if not butler.query_dimension_records("tract", skymap=skymap, tract=tract, explain=False):
             count = len(butler.query_dimension_records("tract", skymap=skymap))
-            raise click.ClickException(f"skymap {skymap!r} has no tract {tract} (its tracts are 0-{count - 1})")
+            raise click.ClickException(
+                f"skymap {skymap!r} has no tract {tract} (its tracts are 0-{count - 1})"
+            )
 
 
 def _instrument(butler: object, inputs: Sequence[str], given: str | None) -> str:
@@ -116,12 +120,20 @@ def build_coadd_command(
 @click.command(cls=ScriptCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("repo")
 @click.option("--skymap", required=True, help="Registered skymap to coadd on (butler register-skymap).")
-@click.option("--tract", "tracts", type=int, multiple=True, help="Tract(s) to coadd (default: all the data reach).")
-@click.option("--instrument", help="Instrument whose visits are coadded (default: the only one in the inputs).")
+@click.option(
+    "--tract", "tracts", type=int, multiple=True, help="Tract(s) to coadd (default: all the data reach)."
+)
+@click.option(
+    "--instrument", help="Instrument whose visits are coadded (default: the only one in the inputs)."
+)
 @data_query_option()
-@input_option(required=True, help="Collections with the preliminary_visit_image inputs, comma-separated or repeated.")
+@input_option(
+    required=True, help="Collections with the preliminary_visit_image inputs, comma-separated or repeated."
+)
 @output_option(required=True, metavar="COLL", help="Output chained collection.")
-@click.option("-c", "--config", "config_overrides", multiple=True, metavar="LABEL:KEY=VALUE", help="Config override.")
+@click.option(
+    "-c", "--config", "config_overrides", multiple=True, metavar="LABEL:KEY=VALUE", help="Config override."
+)
 @click.option(
     "-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
     help="Processes running quanta at once (pipetask run -j).",
@@ -165,7 +177,9 @@ def coadd_driver(
     click.echo(f"$ {shlex.join(command)}", err=True)
     if dry_run:
         return
-    process = subprocess.Popen(environment_executable(command), stdout=sys.stdout, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        environment_executable(command), stdout=sys.stdout, stderr=subprocess.PIPE, text=True
+    )
     tail: list[str] = []
     assert process.stderr is not None
     for line in process.stderr:

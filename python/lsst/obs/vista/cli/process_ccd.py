@@ -388,7 +388,9 @@ def _run_serial(
         return 0, []
     summary, log = scratch / "summary.json", scratch / "log.json"
     reporting = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
-    process = forwarder.popen(environment_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
+    process = forwarder.popen(
+        environment_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")}
+    )
     return forwarder.wait(process), [(summary, log)]
 
 
