@@ -451,7 +451,16 @@ def swarp_subprocess(field: Field, inputs: list[Path], work: Path) -> dict:
         "VMEM_DIR": str(directory),
     }
     options = [item for key, value in settings.items() for item in (f"-{key}", value)]
-    seconds, peak = run_measured([SWARP, *map(str, inputs), "-c", "/dev/null", *options], cwd=directory)
+    # Its messages (the .head file it read) go to a log, shown if it fails.
+    log = directory / "swarp.log"
+    with log.open("w") as stream:
+        try:
+            seconds, peak = run_measured(
+                [SWARP, *map(str, inputs), "-c", "/dev/null", *options], cwd=directory, stderr=stream
+            )
+        except subprocess.CalledProcessError:
+            sys.stderr.write(log.read_text())
+            raise
     return {"inputs": len(inputs), "seconds": seconds, "peak_mib": peak, "image": image, "weight": weight}
 
 
