@@ -397,16 +397,20 @@ class AssembleCellCoaddTask(PipelineTask):
             variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
             noise += w * np.where(used, item.noise[sl], 0.0)
             n_image += used
+            # The cell's mask words only: decoding a whole plane per cell
+            # would dominate the assembly.
+            cell_mask = item.warp.mask.array[sl]
+            schema = item.warp.mask.schema
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
-                elif plane in item.warp.mask.schema.names:
-                    flagged = item.warp.mask.get(plane)[sl]
+                elif plane in schema.names:
+                    flagged = np.any(cell_mask & schema.bitmask(plane), axis=-1)
                 else:
                     continue
-                fraction[out] += np.where(flagged, weight, 0.0).astype(np.float32)
-            if "SATURATED" in item.warp.mask.schema.names:
-                saturated += item.warp.mask.get("SATURATED")[sl]
+                fraction[out] += weight * flagged
+            if "SATURATED" in schema.names:
+                saturated += np.any(cell_mask & schema.bitmask("SATURATED"), axis=-1)
         weight_sum = float(np.sum(weights))
         for fraction in planes.fractions.values():
             fraction[out] /= weight_sum
