@@ -379,12 +379,12 @@ def run_ours(inputs: list[Path], result: Path) -> None:
             visit=visit,
         )
         warps.append(warped.warp)
-        noises.append(warped.noise_warp.image.array)
+        noises.append(warped.noise_warp.image)
         del warped
     warp_seconds = time.perf_counter() - start - sum(reads)
     memory["after_warps"] = _current_mib()
     memory["warps_held"] = sum(
-        (w.image.array.nbytes + w.variance.array.nbytes + w.mask.array.nbytes + n.nbytes) / 2**20
+        (w.image.array.nbytes + w.variance.array.nbytes + w.mask.array.nbytes + n.array.nbytes) / 2**20
         for w, n in zip(warps, noises, strict=True)
     )
     start = time.perf_counter()
