@@ -139,6 +139,9 @@ class _Input:
     sigma: float
     """Gaussian sigma (tract pixels) of its PSF, median over cells."""
 
+    cell_rows: dict[tuple[int, int], list[dict[str, Any]]]
+    """Its provenance contribution rows by cell (i, j)."""
+
 
 class _Source:
     """One input warp and its noise realisation, in memory or behind
@@ -260,7 +263,7 @@ class AssembleCellCoaddTask(PipelineTask):
         kernels = np.full((grid.grid_size.i, grid.grid_size.j) + first_psf.kernel_bbox.shape, np.nan)
         missing: set[CellIJ] = set()
         partial: list[str] = []
-        contributions: list[Table] = []
+        contributions: list[dict[str, Any]] = []
         input_tables: list[Table] = []
         n_clipped = 0
         # The artefact search smooths (4 sigma) and grows (clipGrowSigma sigma)
@@ -310,14 +313,14 @@ class AssembleCellCoaddTask(PipelineTask):
                     inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes
                 )
                 kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
-                contributions.append(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
+                contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
         set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
         if len(missing) == grid.grid_size.i * grid.grid_size.j:
             raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
         psf = CellPointSpreadFunction(
             kernels, CellGridBounds(grid=grid, bbox=grid.bbox, missing=frozenset(missing)), "lanczos3"
         )
-        provenance = CoaddProvenance(_unique_rows(vstack(input_tables)), vstack(contributions))
+        provenance = CoaddProvenance(_unique_rows(vstack(input_tables)), _contribution_table(contributions))
         projection = first.sky_projection
         coadd = CellCoadd(
             Image(planes.image, bbox=outer, unit=u.nJy, sky_projection=projection),
@@ -357,7 +360,14 @@ class AssembleCellCoaddTask(PipelineTask):
         usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
         # A strip the warp has no cell in carries no provenance (and no data).
         sigma = _psf_sigma(warp.provenance) if has_data.any() else 0.0
-        return _Input(warp, noise, usable, has_data, sigma)
+        cell_rows: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        if has_data.any():
+            table = warp.provenance.contributions
+            columns = {name: table[name].tolist() for name in table.colnames}
+            for index in range(len(table)):
+                row = {name: values[index] for name, values in columns.items()}
+                cell_rows.setdefault((int(row["cell_i"]), int(row["cell_j"])), []).append(row)
+        return _Input(warp, noise, usable, has_data, sigma, cell_rows)
 
     @staticmethod
     def _weight(item: _Input, sl: tuple[slice, slice]) -> float:
@@ -440,20 +450,18 @@ class AssembleCellCoaddTask(PipelineTask):
         used: Sequence[np.ndarray],
         cell: CellIJ,
         sl: tuple[slice, slice],
-    ) -> Table:
+    ) -> list[dict[str, Any]]:
         """Return the provenance rows of one cell: its inputs' rows in their
         warps, with the coadd's weights and unmasked fractions."""
         rows = []
         for k, weight, used_pixels in zip(chosen, weights, used, strict=True):
-            table = inputs[k].warp.provenance.contributions
-            here = table[(table["cell_i"] == cell.i) & (table["cell_j"] == cell.j)]
-            here["weight"] = weight
             # The share of the input's data pixels in the cell that reached
             # the coadd, split over its detectors by their overlap.
             data_pixels = max(int(np.count_nonzero(inputs[k].has_data[sl])), 1)
-            here["unmasked_fraction"] = here["overlap_fraction"] * np.count_nonzero(used_pixels) / data_pixels
-            rows.append(here)
-        return vstack(rows)
+            reached = np.count_nonzero(used_pixels) / data_pixels
+            for row in inputs[k].cell_rows.get((cell.i, cell.j), ()):
+                rows.append({**row, "weight": weight, "unmasked_fraction": row["overlap_fraction"] * reached})
+        return rows
 
     def _find_artefacts(self, inputs: Sequence[_Input]) -> list[np.ndarray]:
         """Return, per input, the pixels that are artefacts of that input alone.
@@ -540,6 +548,15 @@ def _disc(radius: int) -> np.ndarray:
     """A disc of pixels of the given radius (a structuring element)."""
     y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
     return x * x + y * y <= radius * radius
+
+
+def _contribution_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """Return the provenance contribution table of the given rows."""
+    table = CoaddProvenance.make_empty_contribution_table(len(rows))
+    for name in table.colnames:
+        # In place, keeping each column's type, unit and description.
+        table[name][:] = [row[name] for row in rows]
+    return table
 
 
 def _unique_rows(table: Table) -> Table:
