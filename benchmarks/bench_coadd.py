@@ -79,6 +79,7 @@ from astropy.stats import mad_std
 from lsst.images import Box, Image, Interval, Mask, SkyProjection, VisitImage
 from lsst.images.cells import CellCoadd
 from lsst.images.psfs import GaussianPointSpreadFunction
+from lsst.images.serialization import open_archive, read_archive, write_archive
 from results import Row, record
 from scipy.spatial import cKDTree
 
@@ -378,15 +379,18 @@ def run_ours(inputs: list[Path], result: Path) -> None:
             patch_id=patch.id,
             visit=visit,
         )
-        warps.append(warped.warp)
-        noises.append(warped.noise_warp.image)
+        # Written and read back as the butler does (a file per warp, read a
+        # strip of cells at a time through a handle), so that only what the
+        # assembly reads is in memory.
+        warp_path, noise_path = result / f"warp{visit:03d}.fits", result / f"noise{visit:03d}.fits"
+        write_archive(warped.warp, warp_path)
+        write_archive(warped.noise_warp, noise_path)
+        warps.append(_FileHandle(warp_path))
+        noises.append(_FileHandle(noise_path))
         del warped
     warp_seconds = time.perf_counter() - start - sum(reads)
     memory["after_warps"] = _current_mib()
-    memory["warps_held"] = sum(
-        (w.image.array.nbytes + w.variance.array.nbytes + w.mask.array.nbytes + n.array.nbytes) / 2**20
-        for w, n in zip(warps, noises, strict=True)
-    )
+    memory["warps_held"] = 0.0
     start = time.perf_counter()
     coadd_result = assemble_task.run(warps, noises)
     assemble_seconds = time.perf_counter() - start
@@ -402,6 +406,20 @@ def run_ours(inputs: list[Path], result: Path) -> None:
         "memory_mib": memory,
     }
     (result / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+class _FileHandle:
+    """A warp file read as a deferred butler handle reads it: whole, one
+    component, or a box of pixels."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self, *, component: str | None = None, parameters: dict | None = None):
+        if component is not None:
+            with open_archive(self.path) as reader:
+                return reader.get_component(component)
+        return read_archive(self.path, bbox=(parameters or {}).get("bbox"))
 
 
 def run_measured(command: list[str], **kwargs) -> tuple[float, float]:
