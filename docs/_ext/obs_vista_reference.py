@@ -126,7 +126,7 @@ def config_page() -> str:
     for instrument in ("vircam", "decam"):
         for override in sorted((CONFIG_DIR / instrument).glob("*.py")):
             text.append(_heading(f"config/{instrument}/{override.name}", "^"))
-            text.append(f".. literalinclude:: {override.resolve()}\n   :language: python\n\n")
+            text.append(".. code-block:: python\n\n" + textwrap.indent(override.read_text(), "   ") + "\n")
     return "".join(text)
 
 

@@ -11,7 +11,7 @@ astroquery``) and network access to the ESA Gaia archive.
 
 import sys
 
-from astroquery.gaia import Gaia
+from astroquery.gaia import Gaia  # an asynchronous ADQL job has no row limit
 
 # The columns of lsst.obs.vista.refcat.schema.GAIA_COLUMNS that gaiadr3.gaia_source
 # holds.  The required ones come first; the rest are kept when present and
@@ -64,7 +64,6 @@ def query(ra: float, dec: float, radius: float) -> str:
 
 def main() -> None:
     ra, dec, radius = (float(value) for value in sys.argv[1:4])
-    Gaia.ROW_LIMIT = -1  # all rows, not the archive's default 50
     table = Gaia.launch_job_async(query(ra, dec, radius)).get_results()
     # The archive's VOTable carries the Gaia units (deg, mas, mas/yr, mag, yr), which
     # ingest-refcat converts to and checks against the reference schema.
