@@ -119,8 +119,13 @@ def config_page() -> str:
     for path in TASKS:
         task = _import(path)
         text.append(_heading(f"{task.__name__} (``{task._DefaultName}``)", "-"))
-        text.append(f"``{path}``, configured by ``{task.ConfigClass.__module__}.{task.ConfigClass.__name__}``.\n\n")
-        rows = [(f"``{name}``", type_, f"``{default}``" if default else "", doc) for name, type_, default, doc in _walk(task.ConfigClass())]
+        text.append(
+            f"``{path}``, configured by ``{task.ConfigClass.__module__}.{task.ConfigClass.__name__}``.\n\n"
+        )
+        rows = [
+            (f"``{name}``", type_, f"``{default}``" if default else "", doc)
+            for name, type_, default, doc in _walk(task.ConfigClass())
+        ]
         text.append(_table(("Field", "Type", "Default", "Meaning"), rows))
     text.append(_heading("Instrument overrides", "-"))
     for instrument in ("vircam", "decam"):
@@ -212,7 +217,9 @@ def cli_page() -> str:
         "are console scripts.\n\n",
     ]
     for name, command in _commands():
-        context = click.Context(command, info_name=name, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH)
+        context = click.Context(
+            command, info_name=name, terminal_width=HELP_WIDTH, max_content_width=HELP_WIDTH
+        )
         text.append(_heading(name, "-"))
         text.append(".. code-block:: text\n\n" + textwrap.indent(command.get_help(context), "   ") + "\n\n")
     return "".join(text)

@@ -11,8 +11,6 @@ astroquery``) and network access to the ESA Gaia archive.
 
 import sys
 
-from astroquery.gaia import Gaia  # an asynchronous ADQL job has no row limit
-
 # The columns of lsst.obs.vista.refcat.schema.GAIA_COLUMNS that gaiadr3.gaia_source
 # holds.  The required ones come first; the rest are kept when present and
 # stored fully masked when not.  Left out: astrometric_weight_al, a_g_val and
@@ -63,8 +61,12 @@ def query(ra: float, dec: float, radius: float) -> str:
 
 
 def main() -> None:
+    from astroquery.gaia import Gaia  # an asynchronous ADQL job has no row limit
+
     ra, dec, radius = (float(value) for value in sys.argv[1:4])
     table = Gaia.launch_job_async(query(ra, dec, radius)).get_results()
+    # The archive may answer in upper case (SOURCE_ID); the reference schema is lower case.
+    table.rename_columns(table.colnames, [name.lower() for name in table.colnames])
     # The archive's VOTable carries the Gaia units (deg, mas, mas/yr, mag, yr), which
     # ingest-refcat converts to and checks against the reference schema.
     table.write(sys.argv[4], overwrite=True)
