@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from astropy.table import Table
 from lsst.daf.butler import Config
 from lsst.pipe.base import Pipeline
 
+from conftest import SERIAL_OUTPUT
 from lsst.obs.vista import DecamCpIsrTask, VistaIsrTask
 from lsst.obs.vista.cli import ingest_casu
 from lsst.obs.vista.cli.process_ccd import process_ccd
@@ -193,3 +195,25 @@ def test_generated_cli_reference(built_docs: Path) -> None:
     for command in ("butler register-skymap", "butler ingest-refcat", "processCcd.py", "ingestImages.py"):
         assert f"Usage: {command} [OPTIONS]" in text, command
     assert "--data-query" in text
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """Return the ``.. code-block:: python`` blocks of a page, dedented."""
+    blocks = re.findall(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", page.read_text())
+    return [textwrap.dedent(block) for block in blocks]
+
+
+@pytest.mark.slow
+def test_reading_outputs_example_runs(processed_vircam: Path) -> None:
+    """The single-visit part of docs/reading-outputs.rst runs as written on a
+    processed repository."""
+    example = _python_blocks(DOCS / "reading-outputs.rst")[0]
+    code = example.replace('"REPO"', repr(str(processed_vircam))).replace(
+        '"u/me/vircam"', repr(SERIAL_OUTPUT)
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(code, "reading-outputs.rst", "exec"), namespace)
+    assert min(namespace["image"].image.array.shape) >= 256  # the simulated stacks are 256 pixels and jitter
+    assert namespace["image"].metadata.get("PHOTOCAL_SOURCE") == "header"
+    assert len(namespace["point_sources"]) > 0
+    assert set(namespace["stars"]["extendedness"]) <= {0, 1}
