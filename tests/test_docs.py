@@ -172,7 +172,8 @@ def test_generated_config_reference(built_docs: Path) -> None:
     assert "AssembleCellCoaddTask" in text
     # Fields of the tasks and of their subtasks, with the defaults of the code.
     assert "``interpolationLength``" in text
-    assert re.search(r"``noiseCheck\.doRescale``\n\s+- bool\n\s+- ``False``", text)
+    # VistaIsrTask's rescale: off by default, on in VIRCAM's pipelines (a column of its own).
+    assert re.search(r"``noiseCheck\.doRescale``\n\s+- bool\n\s+- ``False``\n\s+- ``True``\n", text)
     assert "``background.meshSize``" in text
     # The instrument overrides, as they are.
     assert (ROOT / "config/vircam/processCcd.py").read_text().splitlines()[-1] in text

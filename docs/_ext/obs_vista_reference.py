@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = ("setup", "write_reference_pages")
 
+import functools
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import click
 import lsst.pex.config as pexConfig
 from lsst.daf.butler import DimensionUniverse
-from lsst.pipe.base import Pipeline
+from lsst.pipe.base import Pipeline, PipelineGraph
 
 from lsst.obs.vista._resources import CONFIG_DIR, PIPELINES_DIR
 
@@ -42,6 +43,22 @@ HELP_WIDTH = 100
 def _import(path: str) -> Any:
     module, _, name = path.rpartition(".")
     return getattr(__import__(module, fromlist=[name]), name)
+
+
+_SAME = "\u00b7"
+"""Cell text of an instrument's value that is the task's default."""
+
+
+@functools.cache
+def _graphs() -> dict[str, PipelineGraph]:
+    """Return each instrument's full pipeline (``pipelines/<instrument>/DRP.yaml``),
+    resolved, with the instrument's config overrides applied."""
+    graphs = {}
+    for path in sorted(PIPELINES_DIR.glob("*/DRP.yaml"), reverse=True):  # VIRCAM first
+        graph = Pipeline.from_uri(str(path)).to_graph()
+        graph.resolve(dimensions=DimensionUniverse())
+        graphs[path.parent.name] = graph
+    return graphs
 
 
 def _heading(text: str, underline: str) -> str:
@@ -113,8 +130,11 @@ def config_page() -> str:
         "*Default* is the task's own default; the instrument overrides in ``config/<instrument>/`` "
         "(listed at the end of this page) apply on top of it whenever a pipeline declares the "
         "instrument, and ``-c LABEL:FIELD=VALUE`` or ``-C LABEL:FILE`` on the command line apply "
-        "last.  A subtask's fields follow its own row, named with its prefix "
-        "(``background.cellSize``).\n\n",
+        "last.  *In VIRCAM* and *In DECam* give the value in that instrument's pipelines "
+        "(``pipelines/<instrument>/DRP.yaml``, which imports ``ProcessCcd.yaml``) where it differs "
+        f"from the default ({_SAME} where it does not); a retargeted subtask's row names the task "
+        "the pipeline runs, and the fields listed under it are those of the default task.  A "
+        "subtask's fields follow its own row, named with its prefix (``background.meshSize``).\n\n",
     ]
     for path in TASKS:
         task = _import(path)
@@ -122,11 +142,22 @@ def config_page() -> str:
         text.append(
             f"``{path}``, configured by ``{task.ConfigClass.__module__}.{task.ConfigClass.__name__}``.\n\n"
         )
-        rows = [
-            (f"``{name}``", type_, f"``{default}``" if default else "", doc)
-            for name, type_, default, doc in _walk(task.ConfigClass())
-        ]
-        text.append(_table(("Field", "Type", "Default", "Meaning"), rows))
+        class_name = f"{task.__module__}.{task.__qualname__}"
+        effective = {
+            instrument: {name: default for name, _, default, _ in _walk(node.config)}
+            for instrument, graph in _graphs().items()
+            for node in graph.tasks.values()
+            if node.task_class_name == class_name
+        }
+        rows = []
+        for name, type_, default, doc in _walk(task.ConfigClass()):
+            overridden = [
+                _SAME if values.get(name, default) == default else f"``{values[name]}``"
+                for values in effective.values()
+            ]
+            rows.append((f"``{name}``", type_, f"``{default}``" if default else "", *overridden, doc))
+        columns = tuple(f"In {instrument}" for instrument in effective)
+        text.append(_table(("Field", "Type", "Default", *columns, "Meaning"), rows))
     text.append(_heading("Instrument overrides", "-"))
     for instrument in ("vircam", "decam"):
         for override in sorted((CONFIG_DIR / instrument).glob("*.py")):
@@ -137,15 +168,10 @@ def config_page() -> str:
 
 def dataset_page() -> str:
     """Return the page of every dataset type the pipelines read or write."""
-    universe = DimensionUniverse()
     # One entry per dataset type: the same type appears in both instruments'
     # pipelines, with the same storage class and dimensions.
     found: dict[str, dict[str, Any]] = {}
-    pipelines = sorted(p for p in PIPELINES_DIR.glob("*/DRP.yaml"))
-    for path in pipelines:
-        instrument = path.parent.name
-        graph = Pipeline.from_uri(str(path)).to_graph()
-        graph.resolve(dimensions=universe)
+    for instrument, graph in _graphs().items():
         for name, node in graph.dataset_types.items():
             entry = found.setdefault(
                 name,
@@ -163,7 +189,7 @@ def dataset_page() -> str:
     text = [
         _heading("Dataset types", "="),
         "Generated from the connections of the tasks in "
-        + ", ".join(f"``pipelines/{p.parent.name}/{p.name}``" for p in pipelines)
+        + ", ".join(f"``pipelines/{instrument}/DRP.yaml``" for instrument in _graphs())
         + " (which import each instrument's ``ProcessCcd.yaml``) when the documentation is built.  "
         "*Made by* ``ingest`` means a ``butler ingest-*`` command registers it; a *prerequisite* "
         "input must exist before the quantum graph is built (a missing optional one is a warning "
