@@ -4,6 +4,7 @@ whose generated reference pages hold what the code defines."""
 
 from __future__ import annotations
 
+import fnmatch
 import importlib.util
 import re
 import shutil
@@ -16,6 +17,7 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 import pytest
+import yaml
 from astropy.table import Table
 from lsst.daf.butler import Config
 from lsst.pipe.base import Pipeline
@@ -114,6 +116,27 @@ def test_readme_ingest_and_output_defaults() -> None:
 def test_readme_links_exist() -> None:
     for path in re.findall(r"`(docs/[\w./-]+)`", README):
         assert (ROOT / path).exists(), path
+
+
+def test_own_data_file_names_are_the_policy_patterns() -> None:
+    """Every file-name pattern the own-data guide gives is one the ingest
+    policy declares, and the guide's example names match them."""
+    policies = [ROOT / "policy" / instrument / "datasets.yaml" for instrument in ("vircam", "decam")]
+    patterns = {
+        pattern: product
+        for path in policies
+        for product, entry in yaml.safe_load(path.read_text())["products"].items()
+        for pattern in entry["patterns"]
+    }
+    guide = (DOCS / "own-data.rst").read_text()
+    given = re.findall(r"``(\*_[\w*]+\.fits?(?:\.fz)?)``", guide)
+    assert len(given) >= 9
+    for pattern in given:
+        assert pattern in patterns, pattern
+    examples = re.findall(r"``((?:v\d{8}_\d{5}|c4d_\d{6}_\d{6})_[\w.]+)``", guide)
+    assert len(examples) >= 6
+    for example in examples:
+        assert any(fnmatch.fnmatch(example, pattern) for pattern in patterns), example
 
 
 def test_gaia_query_example_writes_what_ingest_refcat_reads() -> None:
