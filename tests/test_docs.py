@@ -210,8 +210,11 @@ def test_generated_dataset_types(built_docs: Path) -> None:
         rows[cells[0]] = cells[1:]
     assert rows["``deep_coadd``"][:2] == ["``CellCoadd``", "band, skymap, tract, patch"]
     assert rows["``single_visit_star``"][0] == "``ArrowAstropy``"
-    assert rows["``casu_stack``"][2] == "ingest"
-    assert rows["``gaia_dr3``"][1:3] == ["htm7", "ingest (prerequisite)"]
+    assert rows["``casu_stack``"][2] == "``butler ingest-*`` (``policy/vircam/datasets.yaml``)"
+    assert rows["``gaia_dr3``"][1:3] == ["htm7", "``butler ingest-refcat`` (prerequisite)"]
+    assert rows["``skyMap``"][2] == "``butler register-skymap``"
+    # Every dataset type says what it is.
+    assert all(cells[-1] for cells in rows.values())
 
 
 def test_generated_cli_reference(built_docs: Path) -> None:

@@ -22,10 +22,11 @@ from typing import Any
 
 import click
 import lsst.pex.config as pexConfig
+import yaml
 from lsst.daf.butler import DimensionUniverse
 from lsst.pipe.base import Pipeline, PipelineGraph
 
-from lsst.obs.vista._resources import CONFIG_DIR, PIPELINES_DIR
+from lsst.obs.vista._resources import CONFIG_DIR, PIPELINES_DIR, POLICY_DIR
 
 # The tasks whose configuration is documented, in pipeline order.
 TASKS = (
@@ -44,6 +45,9 @@ def _import(path: str) -> Any:
     module, _, name = path.rpartition(".")
     return getattr(__import__(module, fromlist=[name]), name)
 
+
+_MADE_OUTSIDE_PIPELINES = {"skyMap": "``butler register-skymap``"}
+"""Commands that register the non-ingested dataset types the pipelines read."""
 
 _SAME = "\u00b7"
 """Cell text of an instrument's value that is the task's default."""
@@ -171,6 +175,8 @@ def dataset_page() -> str:
     # One entry per dataset type: the same type appears in both instruments'
     # pipelines, with the same storage class and dimensions.
     found: dict[str, dict[str, Any]] = {}
+    docs: dict[str, str] = {}
+    made_outside = dict(_MADE_OUTSIDE_PIPELINES)
     for instrument, graph in _graphs().items():
         for name, node in graph.dataset_types.items():
             entry = found.setdefault(
@@ -186,12 +192,23 @@ def dataset_page() -> str:
             )
             entry["consumers"].update(task.label for task in graph.consumers_of(name))
             entry["instruments"].append(instrument)
+        # What each dataset is: the doc of the connection that writes it, else of one
+        # that reads it; for ingested products, their policy's doc.
+        for task in graph.tasks.values():
+            connections = task.get_connections()
+            for attribute in sorted(connections.outputs) + sorted(connections.allConnections):
+                connection = connections.allConnections[attribute]
+                docs.setdefault(connection.name, connection.doc)
+    for policy in sorted(POLICY_DIR.glob("*/datasets.yaml")):
+        for name, product in yaml.safe_load(policy.read_text())["products"].items():
+            docs[name] = product["doc"]
+            made_outside[name] = f"``butler ingest-*`` (``policy/{policy.parent.name}/datasets.yaml``)"
     text = [
         _heading("Dataset types", "="),
         "Generated from the connections of the tasks in "
         + ", ".join(f"``pipelines/{instrument}/DRP.yaml``" for instrument in _graphs())
         + " (which import each instrument's ``ProcessCcd.yaml``) when the documentation is built.  "
-        "*Made by* ``ingest`` means a ``butler ingest-*`` command registers it; a *prerequisite* "
+        "*Made by* names the task that writes a dataset, or the command that registers it; a *prerequisite* "
         "input must exist before the quantum graph is built (a missing optional one is a warning "
         "at run time, not an error).  Task metadata, logs and configs (``<label>_metadata``, "
         "``<label>_log``, ``<label>_config``) are written by every task and listed at the end.\n\n",
@@ -204,7 +221,12 @@ def dataset_page() -> str:
                 continue
             entry = found[name]
             producer = entry["producer"]
-            made_by = f"``{producer.label}``" if producer is not None else "ingest"
+            if producer is not None:
+                made_by = f"``{producer.label}``"
+            elif "htm7" in entry["dimensions"]:
+                made_by = "``butler ingest-refcat``"
+            else:
+                made_by = made_outside.get(name, "outside the pipelines")
             if entry["prerequisite"]:
                 made_by += " (prerequisite)"
             rows.append(
@@ -215,12 +237,12 @@ def dataset_page() -> str:
                     made_by,
                     ", ".join(f"``{label}``" for label in sorted(entry["consumers"])),
                     ", ".join(entry["instruments"]),
+                    " ".join(docs.get(name, "").split()),
                 )
             )
         text.append(_heading(title, "-"))
-        text.append(
-            _table(("Dataset type", "Storage class", "Dimensions", "Made by", "Read by", "Pipelines"), rows)
-        )
+        header = ("Dataset type", "Storage class", "Dimensions", "Made by", "Read by", "Pipelines", "Meaning")
+        text.append(_table(header, rows))
     return "".join(text)
 
 
