@@ -3,14 +3,15 @@
 # baseline in the same run), then print one table of all their ratios
 # (benchmarks/results.py) and keep it in benchmarks/output/table.md.
 # Extra arguments go to each benchmark.  bench_calibrate.py compares with
-# Debian's source-extractor and psfex, installed here when missing and run as
-# root (otherwise it says how to install them).  The whole run takes about
-# half an hour on 2 cores.
+# Debian's source-extractor and psfex, bench_coadd.py with Debian's swarp
+# (binary SWarp), installed here when missing and run as root (otherwise each
+# benchmark says how to install them).  The whole run takes about an hour on
+# 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v source-extractor >/dev/null || ! command -v psfex >/dev/null; then
+if ! command -v source-extractor >/dev/null || ! command -v psfex >/dev/null || ! command -v SWarp >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq source-extractor psfex
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq source-extractor psfex swarp
     fi
 fi
 mkdir -p benchmarks/output

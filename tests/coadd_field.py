@@ -17,10 +17,10 @@ from pathlib import Path
 import astropy.units as u
 import astropy.wcs
 import numpy as np
-
-from isr_support import process_ccd_config, read_confidence, read_stack
 from lsst.images import Image, SkyProjection, VisitImage
 from lsst.images.psfs import GaussianPointSpreadFunction
+
+from isr_support import process_ccd_config, read_confidence, read_stack
 from lsst.obs.vista.isr import VistaIsrTask
 from lsst.obs.vista.isr.assembly import photometric_scaling_from_zero_point
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -122,7 +122,9 @@ def make_base(directory: Path) -> VisitImage:
     """A VIRCAM post_isr_image of the right size (observation, detector, mask schema)."""
     config = SimulationConfig(size=SIZE, detectors=(1,), seed=11, star_density=0.2, galaxy_density=0.0)
     stack = write_pawprint_stack(directory, 0, config)
-    result = VistaIsrTask(config=process_ccd_config()).run(read_stack(stack.stack), read_confidence(stack.confidence))
+    result = VistaIsrTask(config=process_ccd_config()).run(
+        read_stack(stack.stack), read_confidence(stack.confidence)
+    )
     return result.outputExposure
 
 
@@ -152,7 +154,7 @@ def make_visit_images(
         if with_stars:
             x, y = wcs.wcs_world2pix(truth["ra"], truth["dec"], 0)
             yy, xx = np.mgrid[0:ny, 0:nx]
-            for xs, ys, flux in zip(x, y, truth["flux"]):
+            for xs, ys, flux in zip(x, y, truth["flux"], strict=True):
                 if -20 < xs < nx + 20 and -20 < ys < ny + 20:
                     r2 = (xx - xs) ** 2 + (yy - ys) ** 2
                     profile = np.exp(-0.5 * r2 / visit.sigma**2) / (2 * math.pi * visit.sigma**2)

@@ -10,12 +10,14 @@ from lsst.daf.butler.cli.butler import cli
 from lsst.daf.butler.cli.utils import LogCliRunner
 
 from lsst.obs.vista.cli import get_cli_subcommands
+from lsst.obs.vista.cli.coadd_driver import coadd_driver
 from lsst.obs.vista.cli.ingest_images import ingest_images
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.report.__main__ import report
 
 SCRIPTS: dict[str, click.Command] = {
     "processCcd.py": process_ccd,
+    "coaddDriver.py": coadd_driver,
     "ingestImages.py": ingest_images,
     "python -m lsst.obs.vista.report": report,
 }
@@ -40,6 +42,8 @@ SPELLINGS = (
 EXPECTED = {
     "processCcd.py": {"--input", "--output", "--data-query", "--where", "--config-file", "--config",
                       "--processes", "--log-level"},
+    "coaddDriver.py": {"--input", "--output", "--data-query", "--where", "--config", "--processes",
+                       "--log-level"},
     "ingestImages.py": {"--transfer", "--processes", "--log-level"},
     "python -m lsst.obs.vista.report": {"--collections", "--output", "--where", "--log-level"},
     "butler make-report": {"--collections", "--output", "--where"},
@@ -129,7 +133,13 @@ def test_collections_are_comma_separated_or_repeated(option: str) -> None:
 
 def test_log_level_reads_alike_in_the_scripts_and_butler() -> None:
     found = parameters("--log-level")
-    assert set(found) == {"processCcd.py", "ingestImages.py", "python -m lsst.obs.vista.report", "butler"}
+    assert set(found) == {
+        "processCcd.py",
+        "coaddDriver.py",
+        "ingestImages.py",
+        "python -m lsst.obs.vista.report",
+        "butler",
+    }
     values = {
         name: parameter.process_value(click.Context(cli), ("DEBUG", "lsst.obs.vista=INFO"))
         for name, parameter in found.items()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import BIN, ROOT, SERIAL_OUTPUT
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,8 @@ def coadded(processed_vircam: Path) -> Path:
     result = run(BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG)
     assert result.returncode == 0, result.stderr[-2000:]
     result = run(
-        BIN / "pipetask", "--long-log", "run", "--register-dataset-types", "-b", processed_vircam, "-i", f"{SERIAL_OUTPUT},skymaps",
+        BIN / "pipetask", "--long-log", "run", "--register-dataset-types", "-b", processed_vircam,
+        "-i", f"{SERIAL_OUTPUT},skymaps",
         "-o", OUTPUT, "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -101,7 +103,12 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
     n_coadds = len(ids(butler, "deep_coadd"))
     removed = [
         ref
-        for name in ("deep_coadd", "deep_coadd_n_image", "assembleCellCoadd_metadata", "assembleCellCoadd_log")
+        for name in (
+            "deep_coadd",
+            "deep_coadd_n_image",
+            "assembleCellCoadd_metadata",
+            "assembleCellCoadd_log",
+        )
         for ref in butler.query_datasets(name, explain=False)
     ]
     butler.pruneDatasets(removed, disassociate=True, unstore=True, purge=True)
@@ -146,8 +153,12 @@ def test_bps_submit_one_job_per_patch(coadded: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (submit,) = (tmp_path / "submit" / "u" / "test" / "coadd-bps").iterdir()
     butler = Butler.from_config(str(coadded))
-    pipetask = {ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[OUTPUT], explain=False)}
-    batch = {ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[output], explain=False)}
+    pipetask = {
+        ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[OUTPUT], explain=False)
+    }
+    batch = {
+        ref.dataId: ref for ref in butler.query_datasets("deep_coadd", collections=[output], explain=False)
+    }
     assert batch.keys() == pipetask.keys()
     patches = {(data_id["tract"], data_id["patch"]) for data_id in batch}
     jobs = list((submit / "logs" / "coaddPatch").rglob("*.stderr"))
@@ -155,3 +166,36 @@ def test_bps_submit_one_job_per_patch(coadded: Path, tmp_path: Path) -> None:
     for data_id, ref in batch.items():
         ours, theirs = butler.get(ref), butler.get(pipetask[data_id])
         assert np.array_equal(ours.image.array, theirs.image.array, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [
+        (
+            ["--skymap", "discrete_exampel"],
+            "Error: unknown skymap 'discrete_exampel' (did you mean 'discrete_example'?) "
+            "(registered: discrete_example)",
+        ),
+        (
+            ["--skymap", "discrete_example", "--tract", "7"],
+            "Error: skymap 'discrete_example' has no tract 7 (its tracts are 0-0)",
+        ),
+    ],
+)
+def test_coadd_driver_names_a_bad_skymap_or_tract(coadded: Path, options: list[str], line: str) -> None:
+    result = run(BIN / "coaddDriver.py", coadded, *options, "-i", SERIAL_OUTPUT, "-o", "u/test/never")
+    assert result.returncode == 1 and result.stderr.splitlines() == [line]
+
+
+def test_coadd_driver_resumes_into_its_output(coadded: Path) -> None:
+    """coaddDriver.py into an output that holds every coadd builds the
+    step3 graph, finds nothing to do, and says so."""
+    result = run(
+        BIN / "coaddDriver.py", coadded, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT, "-o", OUTPUT
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "DRP.yaml#step3" in result.stderr and "--extend-run --skip-existing" in result.stderr
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"coaddDriver.py: everything asked for is coadded in {OUTPUT}; nothing to do."
+    )

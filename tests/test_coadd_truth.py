@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lsst.images.cells import CellCoadd
 
 import coadd_field as field
-from lsst.images.cells import CellCoadd
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
@@ -52,8 +52,10 @@ def transient_and_trail(base, visit: field.Visit) -> tuple[dict[int, np.ndarray]
     ny, nx = base.bbox.shape
     yy, xx = np.mgrid[0:ny, 0:nx]
     x0, y0 = 0.8 * nx, 0.7 * ny
-    transient = 3e4 * np.exp(-0.5 * ((xx - x0) ** 2 + (yy - y0) ** 2) / visit.sigma**2) / (
-        2 * math.pi * visit.sigma**2
+    transient = (
+        3e4
+        * np.exp(-0.5 * ((xx - x0) ** 2 + (yy - y0) ** 2) / visit.sigma**2)
+        / (2 * math.pi * visit.sigma**2)
     )
     distance = np.abs((yy - 0.2 * ny) - 0.35 * (xx - 0.6 * nx)) / math.hypot(1, 0.35)
     trail = 600.0 * np.exp(-0.5 * (distance / 1.2) ** 2)
@@ -95,17 +97,25 @@ def star_measurements(coadd: CellCoadd, truth) -> dict[str, np.ndarray]:
     x, y = tract.sky_to_pixel(truth["ra"], truth["dec"])
     rows = []
     bad = coadd.mask.schema.bitmask("NO_DATA", "INEXACT_PSF", "CLIPPED", "REJECTED")
-    for xs, ys, flux in zip(x, y, truth["flux"]):
+    for xs, ys, flux in zip(x, y, truth["flux"], strict=True):
         ix, iy = int(round(xs)), int(round(ys))
         box_y = slice(iy - STAMP - coadd.bbox.y.start, iy + STAMP + 1 - coadd.bbox.y.start)
         box_x = slice(ix - STAMP - coadd.bbox.x.start, ix + STAMP + 1 - coadd.bbox.x.start)
-        if box_y.start < 0 or box_x.start < 0 or box_y.stop > coadd.bbox.y.size or box_x.stop > coadd.bbox.x.size:
+        if (
+            box_y.start < 0
+            or box_x.start < 0
+            or box_y.stop > coadd.bbox.y.size
+            or box_x.stop > coadd.bbox.x.size
+        ):
             continue
         if np.any(coadd.mask.array[box_y, box_x] & bad):
             continue
         cell = coadd.grid.index_of(x=ix, y=iy)
         cell_box = coadd.grid.bbox_of(cell)
-        if not (cell_box.x.start + STAMP <= ix < cell_box.x.stop - STAMP and cell_box.y.start + STAMP <= iy < cell_box.y.stop - STAMP):
+        if not (
+            cell_box.x.start + STAMP <= ix < cell_box.x.stop - STAMP
+            and cell_box.y.start + STAMP <= iy < cell_box.y.stop - STAMP
+        ):
             continue  # the stamp would mix cells
         image = coadd.image.array[box_y, box_x].astype(float)
         kernel = coadd.psf.compute_kernel_image(x=xs, y=ys)
@@ -127,13 +137,12 @@ def star_measurements(coadd: CellCoadd, truth) -> dict[str, np.ndarray]:
             )
         )
     names = ("x", "flux_ratio", "dx", "dy", "fwhm_ratio", "cell")
-    return {name: np.array(values) for name, values in zip(names, zip(*rows))}
+    return {name: np.array(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def test_psf_fluxes_of_bright_stars(coadd, truth) -> None:
     stars = star_measurements(coadd, truth)
     assert len(stars["flux_ratio"]) >= 20
-    print("flux ratio: median %.4f, rms %.4f, n %d" % (np.median(stars["flux_ratio"]), np.std(stars["flux_ratio"]), len(stars["flux_ratio"])))
     assert abs(np.median(stars["flux_ratio"]) - 1) < 0.01
     assert np.all(np.abs(stars["flux_ratio"] - 1) < 0.03)
 
@@ -141,13 +150,11 @@ def test_psf_fluxes_of_bright_stars(coadd, truth) -> None:
 def test_astrometry(coadd, truth) -> None:
     stars = star_measurements(coadd, truth)
     rms_mas = 200.0 * math.sqrt(np.mean(stars["dx"] ** 2 + stars["dy"] ** 2) / 2)
-    print("astrometric rms per axis: %.2f mas" % rms_mas)
     assert rms_mas < 10.0
 
 
 def test_cell_psf_matches_its_stars(coadd, truth) -> None:
     stars = star_measurements(coadd, truth)
-    print("star / PSF FWHM: median %.4f, max dev %.4f" % (np.median(stars["fwhm_ratio"]), np.max(np.abs(stars["fwhm_ratio"] - 1))))
     assert np.all(np.abs(stars["fwhm_ratio"] - 1) < 0.02)
 
 
@@ -159,7 +166,6 @@ def test_no_flux_step_between_cells(coadd, truth) -> None:
     centre_x = field.skymap()[0].sky_to_pixel(*field.CENTRE)[0][0]
     west = np.median(stars["flux_ratio"][stars["x"] < centre_x])
     east = np.median(stars["flux_ratio"][stars["x"] >= centre_x])
-    print("west %.4f east %.4f" % (west, east))
     assert abs(west - east) < 0.005
 
 
@@ -171,14 +177,22 @@ def test_noise_per_pixel_and_in_apertures(base, truth) -> None:
     (two variances of n apertures each: about ``(1 / n)**0.5`` on the
     ratio of their square roots)."""
     pulls = []
-    squares: dict[int, list[float]] = {1: [0.0, 0.0, 0], 2: [0.0, 0.0, 0], 5: [0.0, 0.0, 0], 10: [0.0, 0.0, 0]}
+    squares: dict[int, list[float]] = {
+        1: [0.0, 0.0, 0],
+        2: [0.0, 0.0, 0],
+        5: [0.0, 0.0, 0],
+        10: [0.0, 0.0, 0],
+    }
     for seed in (5, 6):
         coadd = coadd_of(base, truth, seed=seed, with_stars=False)
         good = ~np.any(coadd.mask.array & coadd.mask.schema.bitmask("NO_DATA", "INEXACT_PSF"), axis=-1)
         pulls.append(coadd.image.array[good] / np.sqrt(coadd.variance.array[good]))
         fwhm = float(
             np.median(
-                [fwhm_from_moments(*kernel_moments(coadd.psf[c].array)[:2]) for c in coadd.psf.bounds.cell_indices()]
+                [
+                    fwhm_from_moments(*kernel_moments(coadd.psf[c].array)[:2])
+                    for c in coadd.psf.bounds.cell_indices()
+                ]
             )
         )
         for n_fwhm, totals in squares.items():
@@ -228,8 +242,10 @@ def test_transient_and_trail_clipped(coadd, injected, truth) -> None:
     # Only cells with at least three inputs can tell an artefact.
     contributions = coadd.provenance.contributions
     visits_in_cell = {
-        (int(i), int(j)): len(set(contributions["visit"][(contributions["cell_i"] == i) & (contributions["cell_j"] == j)]))
-        for i, j in set(zip(contributions["cell_i"], contributions["cell_j"]))
+        (int(i), int(j)): len(
+            set(contributions["visit"][(contributions["cell_i"] == i) & (contributions["cell_j"] == j)])
+        )
+        for i, j in set(zip(contributions["cell_i"], contributions["cell_j"], strict=True))
     }
     for k in np.nonzero(inside)[0]:
         cell = coadd.grid.index_of(x=ix[k] + coadd.bbox.x.start, y=iy[k] + coadd.bbox.y.start)
@@ -239,7 +255,6 @@ def test_transient_and_trail_clipped(coadd, injected, truth) -> None:
     # The trail and the transient, grown, cover about 1% of the patch;
     # clipping elsewhere is rare.
     assert np.mean(clipped) < 0.015
-
 
 
 def test_legacy_skymap_patches_get_a_cell_grid(base, truth) -> None:
@@ -260,7 +275,9 @@ def test_legacy_skymap_patches_get_a_cell_grid(base, truth) -> None:
     warps, noises = [], []
     for visit in field.VISITS[:3]:
         images = field.make_visit_images(base, visit, truth, seed=2)
-        result = warp_task.run(images, skymap=skymap, skymap_name="legacy", tract_id=0, patch_id=patch.id, visit=visit.visit)
+        result = warp_task.run(
+            images, skymap=skymap, skymap_name="legacy", tract_id=0, patch_id=patch.id, visit=visit.visit
+        )
         warps.append(result.warp)
         noises.append(result.noise_warp)
     coadd = AssembleCellCoaddTask().run(warps, noises).coadd
@@ -296,7 +313,10 @@ def test_cutout_smaller_than_a_cell_gives_a_coadd(base, truth) -> None:
     coadd = AssembleCellCoaddTask().run(warps, noises).coadd
     covered = coadd.mask.get("NO_DATA") == 0
     partial = coadd.metadata["PARTIAL_CELLS"].split(";")
-    cells = {coadd.grid.index_of(x=x + coadd.bbox.x.start, y=y + coadd.bbox.y.start) for y, x in np.argwhere(covered)}
+    cells = {
+        coadd.grid.index_of(x=x + coadd.bbox.x.start, y=y + coadd.bbox.y.start)
+        for y, x in np.argwhere(covered)
+    }
     assert {f"{c.i},{c.j}" for c in cells} == set(partial)
     for cell in cells:
         kernel = coadd.psf[cell].array

@@ -219,7 +219,14 @@ def test_generated_dataset_types(built_docs: Path) -> None:
 
 def test_generated_cli_reference(built_docs: Path) -> None:
     text = (built_docs / "source/generated/cli.rst").read_text()
-    for command in ("butler register-skymap", "butler ingest-refcat", "processCcd.py", "ingestImages.py"):
+    commands = (
+        "butler register-skymap",
+        "butler ingest-refcat",
+        "processCcd.py",
+        "coaddDriver.py",
+        "ingestImages.py",
+    )
+    for command in commands:
         assert f"Usage: {command} [OPTIONS]" in text, command
     assert "--data-query" in text
 

@@ -15,7 +15,7 @@ ends with a line naming the failed quanta and why
 
 from __future__ import annotations
 
-__all__ = ("build_pipetask_command", "main", "parse_ids", "where_from_ids")
+__all__ = ("build_pipetask_command", "environment_executable", "main", "parse_ids", "where_from_ids")
 
 import getpass
 import os
@@ -353,7 +353,10 @@ def _pipeline(instrument: str) -> Path:
     return PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
 
 
-def _executable(command: list[str]) -> list[str]:
+def environment_executable(command: list[str]) -> list[str]:
+    """Return a command with its program taken from this Python's environment
+    (the ``bin`` of its virtual environment) if it is there, so that a run
+    finds the ``pipetask`` of this installation without an activated venv."""
     executable = Path(sys.executable).with_name(command[0])
     return [str(executable) if executable.exists() else command[0], *command[1:]]
 
@@ -385,7 +388,9 @@ def _run_serial(
         return 0, []
     summary, log = scratch / "summary.json", scratch / "log.json"
     reporting = [command[0], "--log-file", str(log), *command[1:], "--summary", str(summary)]
-    process = forwarder.popen(_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")})
+    process = forwarder.popen(
+        environment_executable(reporting), env={**os.environ, "TMPDIR": str(scratch / "tmp")}
+    )
     return forwarder.wait(process), [(summary, log)]
 
 
@@ -430,7 +435,7 @@ def _run_sharded(
     try:
         run_concurrently(
             [
-                (f"part{k}", [_executable(step) for step in group_steps])
+                (f"part{k}", [environment_executable(step) for step in group_steps])
                 for k, group_steps in enumerate(steps)
             ],
             forwarder,

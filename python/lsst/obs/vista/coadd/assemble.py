@@ -93,7 +93,7 @@ class AssembleCellCoaddConfig(PipelineTaskConfig, pipelineConnections=AssembleCe
         check=lambda value: 0.0 <= value <= 1.0,
     )
     doClip = pexConfig.Field[bool](
-        doc="Find and leave out artefacts seen in one input only (transients, satellite trails, cosmic rays).",
+        doc="Find and leave out artefacts of one input only (transients, satellite trails, cosmic rays).",
         default=True,
     )
     minInputsForClipping = pexConfig.Field[int](
@@ -252,7 +252,7 @@ class AssembleCellCoaddTask(PipelineTask):
         """
         if not warps:
             raise NoWorkFound(f"{name}: no direct_warp covers the patch; no coadd written.")
-        sources = [_Source(warp, noise) for warp, noise in zip(warps, noises)]
+        sources = [_Source(warp, noise) for warp, noise in zip(warps, noises, strict=True)]
         first_psf = sources[0].component("psf")
         grid = first_psf.grid
         outer = grid.bbox
@@ -271,7 +271,9 @@ class AssembleCellCoaddTask(PipelineTask):
         for i in range(grid.grid_size.i):
             strip = Box(y=grid.bbox_of(CellIJ(i=i, j=0)).y, x=grid.bbox.x)
             read_box = Box(
-                y=Interval(max(strip.y.start - margin, outer.y.start), min(strip.y.stop + margin, outer.y.stop)),
+                y=Interval(
+                    max(strip.y.start - margin, outer.y.start), min(strip.y.stop + margin, outer.y.stop)
+                ),
                 x=strip.x,
             )
             rows = range(
@@ -297,14 +299,16 @@ class AssembleCellCoaddTask(PipelineTask):
                 full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
                 chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
                 weights = [self._weight(inputs[k], sl) for k in chosen]
-                chosen = [k for k, w in zip(chosen, weights) if w > 0]
+                chosen = [k for k, w in zip(chosen, weights, strict=True) if w > 0]
                 weights = [w for w in weights if w > 0]
                 if not chosen:
                     missing.add(cell)
                     continue
                 if not full:
                     partial.append(f"{i},{j}")
-                used = self._combine_cell(inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes)
+                used = self._combine_cell(
+                    inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes
+                )
                 kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                 contributions.append(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
         set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
@@ -383,7 +387,7 @@ class AssembleCellCoaddTask(PipelineTask):
         n_image = np.zeros(shape, dtype=np.int32)
         saturated = np.zeros(shape)
         used_pixels = []
-        for k, weight in zip(chosen, weights):
+        for k, weight in zip(chosen, weights, strict=True):
             item = inputs[k]
             used = item.usable[sl] & ~clipped[k][sl]
             used_pixels.append(used)
@@ -393,16 +397,20 @@ class AssembleCellCoaddTask(PipelineTask):
             variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
             noise += w * np.where(used, item.noise[sl], 0.0)
             n_image += used
+            # The cell's mask words only: decoding a whole plane per cell
+            # would dominate the assembly.
+            cell_mask = item.warp.mask.array[sl]
+            schema = item.warp.mask.schema
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
-                elif plane in item.warp.mask.schema.names:
-                    flagged = item.warp.mask.get(plane)[sl]
+                elif plane in schema.names:
+                    flagged = np.any(cell_mask & schema.bitmask(plane), axis=-1)
                 else:
                     continue
-                fraction[out] += np.where(flagged, weight, 0.0).astype(np.float32)
-            if "SATURATED" in item.warp.mask.schema.names:
-                saturated += item.warp.mask.get("SATURATED")[sl]
+                fraction[out] += weight * flagged
+            if "SATURATED" in schema.names:
+                saturated += np.any(cell_mask & schema.bitmask("SATURATED"), axis=-1)
         weight_sum = float(np.sum(weights))
         for fraction in planes.fractions.values():
             fraction[out] /= weight_sum
@@ -419,7 +427,9 @@ class AssembleCellCoaddTask(PipelineTask):
         any_clipped = np.any([clipped[k][sl] for k in chosen], axis=0)
         mask |= np.where(any_clipped[..., None], schema.bitmask("CLIPPED"), 0).astype(mask.dtype)
         too_saturated = saturated > self.config.saturatedFraction * len(chosen)
-        mask |= np.where(too_saturated[..., None], schema.bitmask("SATURATED", "REJECTED"), 0).astype(mask.dtype)
+        mask |= np.where(too_saturated[..., None], schema.bitmask("SATURATED", "REJECTED"), 0).astype(
+            mask.dtype
+        )
         return used_pixels
 
     @staticmethod
@@ -434,7 +444,7 @@ class AssembleCellCoaddTask(PipelineTask):
         """Return the provenance rows of one cell: its inputs' rows in their
         warps, with the coadd's weights and unmasked fractions."""
         rows = []
-        for k, weight, used_pixels in zip(chosen, weights, used):
+        for k, weight, used_pixels in zip(chosen, weights, used, strict=True):
             table = inputs[k].warp.provenance.contributions
             here = table[(table["cell_i"] == cell.i) & (table["cell_j"] == cell.j)]
             here["weight"] = weight

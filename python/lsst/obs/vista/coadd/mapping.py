@@ -29,7 +29,9 @@ def _detector_position(
     return np.asarray(position.x, dtype=float), np.asarray(position.y, dtype=float)
 
 
-def overlap_box(tract_wcs: astropy.wcs.WCS, projection: SkyProjection, detector_bbox: Box, region: Box) -> Box | None:
+def overlap_box(
+    tract_wcs: astropy.wcs.WCS, projection: SkyProjection, detector_bbox: Box, region: Box
+) -> Box | None:
     """Return the tract pixels of ``region`` a detector may cover.
 
     Parameters
@@ -152,6 +154,9 @@ def local_jacobian(
     py = np.array([y, y, y, y + h, y - h])
     sx, sy = _detector_position(tract_wcs, projection, px, py)
     jacobian = np.array(
-        [[(sx[1] - sx[2]) / (2 * h), (sx[3] - sx[4]) / (2 * h)], [(sy[1] - sy[2]) / (2 * h), (sy[3] - sy[4]) / (2 * h)]]
+        [
+            [(sx[1] - sx[2]) / (2 * h), (sx[3] - sx[4]) / (2 * h)],
+            [(sy[1] - sy[2]) / (2 * h), (sy[3] - sy[4]) / (2 * h)],
+        ]
     )
     return float(sx[0]), float(sy[0]), jacobian

@@ -267,9 +267,7 @@ class MakeDirectWarpTask(PipelineTask):
             return None
         mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
         bbox = visit_image.bbox
-        scaling = visit_image.photometric_scaling.render(bbox).quantity.to_value(
-            u.nJy / visit_image.unit
-        )
+        scaling = visit_image.photometric_scaling.render(bbox).quantity.to_value(u.nJy / visit_image.unit)
         image = visit_image.image.array * scaling
         variance = visit_image.variance.array * scaling**2
         rng = np.random.default_rng([self.config.seed, visit, detector])
@@ -429,7 +427,7 @@ class MakeDirectWarpTask(PipelineTask):
     ) -> CoaddProvenance:
         """Return the provenance tables of a warp."""
         inputs = CoaddProvenance.make_empty_input_table(len(warped))
-        for row, piece in zip(inputs, warped):
+        for row, piece in zip(inputs, warped, strict=True):
             obs = piece.visit_image.obs_info
             row["instrument"] = obs.instrument
             row["visit"] = visit
@@ -438,7 +436,7 @@ class MakeDirectWarpTask(PipelineTask):
             row["day_obs"] = int(obs.observing_day or 0)
             row["polygon"] = Polygon.from_box(piece.box)
         contributions = CoaddProvenance.make_empty_contribution_table(len(rows))
-        for row, values in zip(contributions, rows):
+        for row, values in zip(contributions, rows, strict=True):
             for key, value in values.items():
                 row[key] = value
             row["instrument"] = inputs["instrument"][0]

@@ -63,7 +63,7 @@ def coadd_rows(butler: Butler, output: Path, *, max_coadds: int = 8) -> list[dic
         entries.append((row, fwhm_cells, ref))
     entries.sort(key=lambda entry: (-entry[0]["covered_fraction"], entry[0]["band"], entry[0]["patch"]))
     _LOG.info("Report on %d deep_coadd(s).", len(entries))
-    for index, (row, fwhm_cells, ref) in enumerate(entries[:max_coadds]):
+    for row, fwhm_cells, ref in entries[:max_coadds]:
         name = f"coadd_{row['tract']}_{row['patch']}_{row['band']}.png"
         n_image = butler.get("deep_coadd_n_image", ref.dataId)
         _plot(butler.get(ref), n_image.array, fwhm_cells, row, output / name)
@@ -140,13 +140,15 @@ def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str
         (depth, "inverse variance (nJy$^{-2}$)", None, "viridis"),
         (n_image, "inputs per pixel", None, "magma"),
     ]
-    for axis, (values, title, panel_norm, cmap) in zip(axes, panels):
+    for axis, (values, title, panel_norm, cmap) in zip(axes[:3], panels, strict=True):
         shown = axis.imshow(values, origin="lower", norm=panel_norm, cmap=cmap, interpolation="nearest")
         axis.set_title(title)
         figure.colorbar(shown, ax=axis, shrink=0.8)
     shown = axes[3].imshow(fwhm, origin="lower", cmap="plasma", interpolation="nearest")
     axes[3].set_title("PSF FWHM per cell (arcsec)")
     figure.colorbar(shown, ax=axes[3], shrink=0.8)
-    figure.suptitle(f"deep_coadd {row['skymap']} tract {row['tract']} patch {row['patch']} band {row['band']}")
+    figure.suptitle(
+        f"deep_coadd {row['skymap']} tract {row['tract']} patch {row['patch']} band {row['band']}"
+    )
     figure.savefig(path, dpi=80)
     plt.close(figure)

@@ -113,8 +113,18 @@ def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
     """The coadds' table and figures (nothing when there are none)."""
     if not coadds:
         return []
-    header = ("skymap", "tract", "patch", "band", "inputs", "covered", "PSF FWHM (\u2033)", "5\u03c3 depth (AB)",
-              "partial cells", "clipped pixels")
+    header = (
+        "skymap",
+        "tract",
+        "patch",
+        "band",
+        "inputs",
+        "covered",
+        "PSF FWHM (\u2033)",
+        "5\u03c3 depth (AB)",
+        "partial cells",
+        "clipped pixels",
+    )
     parts = [
         "<h2>Coadds (deep_coadd)</h2>",
         "<table><tr>" + "".join(f"<th>{_text(h)}</th>" for h in header) + "</tr>",
@@ -128,9 +138,10 @@ def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
         parts.append("<tr>" + "".join(f"<td>{_text(c)}</td>" for c in cells) + "</tr>")
     parts.append("</table>")
     parts.append(
-        '<p class="note">Inputs: visits coadded into the patch. Covered: pixels with data. PSF FWHM: second '
-        "moments of the cell PSF, median over cells. Depth: flux of a point source at 5 sigma of its PSF flux "
-        "error, measured on the coadd's noise realisation (so including the pixel covariance resampling adds), "
+        '<p class="note">Inputs: visits coadded into the patch. Covered: pixels with data. PSF FWHM: '
+        "second moments of the cell PSF, median over cells. Depth: flux of a point source at 5 sigma of its "
+        "PSF flux error, measured on the coadd's noise realisation (so including the pixel covariance "
+        "resampling adds), "
         "median over fully covered cells. Partial cells: cells no input covers whole (their PSF is a "
         "coverage-weighted mix). Clipped: input pixels left out as artefacts of one visit.</p>"
     )

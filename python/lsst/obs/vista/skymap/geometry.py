@@ -249,8 +249,12 @@ class TractInfo:
             cell_shape = YX(y=legacy_cell_size, x=legacy_cell_size)
             outer = patch.outer_bbox
             grid_box = Box(
-                y=Interval(outer.y.start, outer.y.start + -(-outer.y.size // legacy_cell_size) * legacy_cell_size),
-                x=Interval(outer.x.start, outer.x.start + -(-outer.x.size // legacy_cell_size) * legacy_cell_size),
+                y=Interval(
+                    outer.y.start, outer.y.start + -(-outer.y.size // legacy_cell_size) * legacy_cell_size
+                ),
+                x=Interval(
+                    outer.x.start, outer.x.start + -(-outer.x.size // legacy_cell_size) * legacy_cell_size
+                ),
             )
         return PatchDefinition(
             id=patch.id,
