@@ -113,6 +113,23 @@ def test_readme_ingest_and_output_defaults() -> None:
     )
 
 
+def test_processing_page_calibrate_defaults(configs: dict[str, dict[str, Any]]) -> None:
+    """The numbers docs/processing.rst gives for the calibrateImage stages."""
+    page = " ".join((DOCS / "processing.rst").read_text().split())
+    vircam, decam = (configs[instrument]["calibrateImage"] for instrument in ("VIRCAM", "DECam"))
+    assert (vircam.background.meshSize, decam.background.meshSize) == (128, 64)
+    assert "128-pixel cells (64 for DECam)" in page
+    assert vircam.detection.threshold == 5.0 and "detection at 5 sigma" in page
+    radii = vircam.measurement.apertureRadii
+    assert (min(radii), max(radii)) == (3.0, 17.0) and "apertures of 3-17 pixels" in page
+    assert vircam.psf.minStars == 5 and "fewer than 5 stars" in page
+    assert vircam.apertureCorrection.referenceRadius == 12.0 and "to the 12-pixel aperture" in page
+    astrometry = vircam.astrometry
+    assert (astrometry.minMatchesShift, astrometry.minMatchesAffine) == (3, 20)
+    assert "with 3-19 matches, shift" in page
+    assert "applied from 10 stars" in page
+
+
 def test_readme_links_exist() -> None:
     for path in re.findall(r"`(docs/[\w./-]+)`", README):
         assert (ROOT / path).exists(), path
