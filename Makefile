@@ -14,13 +14,13 @@ STAMP := $(VENV)/.installed
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup benchmarks clean
+.PHONY: demo test setup docs benchmarks clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	@test -x $(PY) || { py=$$(bin/find_python.sh) && echo "Creating $(VENV) with $$py" && "$$py" -m venv $(VENV); }
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,scale]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,scale,docs]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,8 +29,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
+# The documentation site, warnings as errors (tests/test_docs.py builds it the same way).
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
 benchmarks: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_benchmarks.sh
 
 clean:
-	rm -rf $(VENV) $(DEMO) benchmarks/output
+	rm -rf $(VENV) $(DEMO) benchmarks/output docs/_build docs/generated docs/api
