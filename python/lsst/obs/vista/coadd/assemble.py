@@ -80,6 +80,15 @@ class AssembleCellCoaddConnections(PipelineTaskConnections, dimensions=("skymap"
 class AssembleCellCoaddConfig(PipelineTaskConfig, pipelineConnections=AssembleCellCoaddConnections):
     """Configuration for `AssembleCellCoaddTask`."""
 
+    cellRowsPerRead = pexConfig.Field[int](
+        doc=(
+            "Rows of cells assembled from one read of every input (with a margin for the artefact search): "
+            "fewer reads of each warp file against more memory (per input, about 16 bytes per pixel of the "
+            "rows read)."
+        ),
+        default=4,
+        check=lambda value: value >= 1,
+    )
     badMaskPlanes = pexConfig.ListField[str](
         doc="Warp mask planes whose pixels are left out of the coadd (and counted in its mask fractions).",
         default=["NO_DATA", "BAD", "SATURATED", "COSMIC_RAY"],
@@ -232,9 +241,9 @@ class AssembleCellCoaddTask(PipelineTask):
     def run(self, warps: Sequence[Any], noises: Sequence[Any], *, name: str = "") -> Struct:
         """Coadd warps of one patch and band.
 
-        The patch is assembled one row of cells at a time, reading only
-        that strip (with a margin for the artefact search) of every input:
-        the memory needed does not grow with the patch's size.
+        The patch is assembled ``cellRowsPerRead`` rows of cells at a time,
+        reading only that strip (with a margin for the artefact search) of
+        every input: the memory needed does not grow with the patch's size.
 
         Parameters
         ----------
@@ -271,8 +280,16 @@ class AssembleCellCoaddTask(PipelineTask):
         broadest = max(_psf_sigma(source.provenance) for source in sources)
         margin = int(np.ceil((4.0 + self.config.clipGrowSigma) * broadest)) + 2
         first = None
-        for i in range(grid.grid_size.i):
-            strip = Box(y=grid.bbox_of(CellIJ(i=i, j=0)).y, x=grid.bbox.x)
+        step = self.config.cellRowsPerRead
+        for first_row in range(0, grid.grid_size.i, step):
+            group = range(first_row, min(first_row + step, grid.grid_size.i))
+            strip = Box(
+                y=Interval(
+                    grid.bbox_of(CellIJ(i=group.start, j=0)).y.start,
+                    grid.bbox_of(CellIJ(i=group.stop - 1, j=0)).y.stop,
+                ),
+                x=grid.bbox.x,
+            )
             read_box = Box(
                 y=Interval(
                     max(strip.y.start - margin, outer.y.start), min(strip.y.stop + margin, outer.y.stop)
@@ -285,7 +302,7 @@ class AssembleCellCoaddTask(PipelineTask):
             )
             inputs = [self._input(*source.read(read_box)) for source in sources if source.covers(rows)]
             if not inputs:
-                missing.update(CellIJ(i=i, j=j) for j in range(grid.grid_size.j))
+                missing.update(CellIJ(i=i, j=j) for i in group for j in range(grid.grid_size.j))
                 continue
             if first is None:
                 first = inputs[0].warp
@@ -295,25 +312,26 @@ class AssembleCellCoaddTask(PipelineTask):
             else:
                 clipped = [np.zeros(read_box.shape, dtype=bool) for _ in inputs]
             n_clipped += int(sum(np.count_nonzero(c[_slices(strip, read_box)]) for c in clipped))
-            for j in range(grid.grid_size.j):
-                cell = CellIJ(i=i, j=j)
-                cell_box = grid.bbox_of(cell)
-                sl = _slices(cell_box, read_box)
-                full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
-                chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
-                weights = [self._weight(inputs[k], sl) for k in chosen]
-                chosen = [k for k, w in zip(chosen, weights, strict=True) if w > 0]
-                weights = [w for w in weights if w > 0]
-                if not chosen:
-                    missing.add(cell)
-                    continue
-                if not full:
-                    partial.append(f"{i},{j}")
-                used = self._combine_cell(
-                    inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes
-                )
-                kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
-                contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
+            for i in group:
+                for j in range(grid.grid_size.j):
+                    cell = CellIJ(i=i, j=j)
+                    cell_box = grid.bbox_of(cell)
+                    sl = _slices(cell_box, read_box)
+                    full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
+                    chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
+                    weights = [self._weight(inputs[k], sl) for k in chosen]
+                    chosen = [k for k, w in zip(chosen, weights, strict=True) if w > 0]
+                    weights = [w for w in weights if w > 0]
+                    if not chosen:
+                        missing.add(cell)
+                        continue
+                    if not full:
+                        partial.append(f"{i},{j}")
+                    used = self._combine_cell(
+                        inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes
+                    )
+                    kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
+                    contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
         set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
         if len(missing) == grid.grid_size.i * grid.grid_size.j:
             raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
