@@ -322,6 +322,8 @@ def check_outputs(result, lines: list[str], exposure: VisitImage, scenario: Scen
     assert ("PHOTOCAL_ZP" in metadata) == (
         "calibrated fluxes are NaN" not in skipped.get("SKIPPED_PHOTOMETRY", "")
     )
+    # A missing zero point is a visible status, not only NaN fluxes.
+    assert (metadata["PHOTOCAL_SOURCE"] == "none") == ("PHOTOCAL_ZP" not in metadata)
     if scenario.reference == "none":
         assert skipped["SKIPPED_ASTROMETRY"] == "no reference catalogue; keeping the header WCS"
         assert skipped["SKIPPED_PHOTOMETRY"].startswith("no reference catalogue; ")

@@ -169,7 +169,8 @@ class PhotometryTask(Task):
             ``fitted_zero_point``, ``fitted_error``, ``offset`` (fitted minus
             header), ``scatter`` (clipped std of the residuals, mag),
             ``n_stars``, ``source_index`` (stars used), ``source``
-            (``"fit"`` or ``"header"``) and ``metadata``.
+            (``"fit"``, ``"header"``, or ``"none"`` when no zero point is
+            known) and ``metadata``.
         """
         fit = self._fit(sources, reference, source_index, reference_index, band=band)
         use_fit = (
@@ -210,7 +211,8 @@ class PhotometryTask(Task):
                 "none" if header_zero_point is None else f"{header_zero_point:.4f}",
                 "fitted" if use_fit else "header",
             )
-        source = "fit" if use_fit else "header"
+        # "none" says in the metadata what the NaN fluxes mean.
+        source = "fit" if use_fit else ("header" if header_zero_point is not None else "none")
         return Struct(
             zero_point=zero_point,
             fitted_zero_point=fit.zero_point,

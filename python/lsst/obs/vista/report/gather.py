@@ -115,7 +115,7 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         and ``n_psf_stars``, ``psf_fwhm`` (our model's second-moment FWHM
         at the centre, pixels) and ``header_fwhm`` (``FWHM`` or ``SEEING``
         card, pixels), ``zero_point`` (AB magnitude of one image unit
-        applied), ``zero_point_source`` (header or fit), ``zero_point_fit``
+        applied), ``zero_point_source`` (header, fit, or none when no zero point is known), ``zero_point_fit``
         and ``zero_point_scatter`` (mag) with ``n_photometry_stars``,
         ``astrometry_model``, ``n_astrometry_matches``,
         ``astrometric_offset_mas`` and ``astrometric_rms_mas``,
