@@ -21,6 +21,7 @@ from lsst.images.cells import CellCoadd
 import coadd_field as field
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
 from lsst.obs.vista.coadd.resampling import resample_image
+from lsst.obs.vista.isr.masks import planes_set
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
 
 STAMP = 15
@@ -185,7 +186,7 @@ def test_noise_per_pixel_and_in_apertures(base, truth) -> None:
     }
     for seed in (5, 6):
         coadd = coadd_of(base, truth, seed=seed, with_stars=False)
-        good = ~np.any(coadd.mask.array & coadd.mask.schema.bitmask("NO_DATA", "INEXACT_PSF"), axis=-1)
+        good = ~planes_set(coadd.mask.array, coadd.mask.schema, ["NO_DATA", "INEXACT_PSF"])
         pulls.append(coadd.image.array[good] / np.sqrt(coadd.variance.array[good]))
         fwhm = float(
             np.median(

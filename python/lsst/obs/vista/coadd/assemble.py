@@ -39,7 +39,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
-from ..isr.masks import set_plane
+from ..isr.masks import planes_set, set_plane
 from ..isr.pipeline_task import data_id_text
 from .psf import combine_kernels
 
@@ -197,14 +197,6 @@ def _psf_sigma(provenance: CoaddProvenance) -> float:
     return float(np.sqrt(np.median(trace))) if trace.size else 0.0
 
 
-def _slices(box: Box, outer: Box) -> tuple[slice, slice]:
-    """Array slices of ``box`` in arrays covering ``outer``."""
-    return (
-        slice(box.y.start - outer.y.start, box.y.stop - outer.y.start),
-        slice(box.x.start - outer.x.start, box.x.stop - outer.x.start),
-    )
-
-
 class AssembleCellCoaddTask(PipelineTask):
     """Coadd a patch's direct warps cell by cell.
 
@@ -311,12 +303,12 @@ class AssembleCellCoaddTask(PipelineTask):
                 clipped = self._find_artefacts(inputs)
             else:
                 clipped = [np.zeros(read_box.shape, dtype=bool) for _ in inputs]
-            n_clipped += int(sum(np.count_nonzero(c[_slices(strip, read_box)]) for c in clipped))
+            n_clipped += int(sum(np.count_nonzero(c[strip.slice_within(read_box)]) for c in clipped))
             for i in group:
                 for j in range(grid.grid_size.j):
                     cell = CellIJ(i=i, j=j)
                     cell_box = grid.bbox_of(cell)
-                    sl = _slices(cell_box, read_box)
+                    sl = cell_box.slice_within(read_box)
                     full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
                     chosen = full or [k for k, item in enumerate(inputs) if item.has_data[sl].any()]
                     weights = [self._weight(inputs[k], sl) for k in chosen]
@@ -328,7 +320,7 @@ class AssembleCellCoaddTask(PipelineTask):
                     if not full:
                         partial.append(f"{i},{j}")
                     used = self._combine_cell(
-                        inputs, clipped, chosen, weights, sl, _slices(cell_box, outer), planes
+                        inputs, clipped, chosen, weights, sl, cell_box.slice_within(outer), planes
                     )
                     kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                     contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
@@ -373,7 +365,7 @@ class AssembleCellCoaddTask(PipelineTask):
     def _input(self, warp: CellCoadd, noise: np.ndarray) -> _Input:
         """Return what the assembly needs of one warp."""
         planes = [p for p in self.config.badMaskPlanes if p in warp.mask.schema.names]
-        bad = np.any(warp.mask.array & warp.mask.schema.bitmask(*planes), axis=-1)
+        bad = planes_set(warp.mask.array, warp.mask.schema, planes)
         has_data = ~warp.mask.get("NO_DATA") & np.isfinite(warp.image.array)
         usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
         # A strip the warp has no cell in carries no provenance (and no data).
@@ -433,12 +425,12 @@ class AssembleCellCoaddTask(PipelineTask):
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
                 elif plane in schema.names:
-                    flagged = np.any(cell_mask & schema.bitmask(plane), axis=-1)
+                    flagged = planes_set(cell_mask, schema, [plane])
                 else:
                     continue
                 fraction[out] += weight * flagged
             if "SATURATED" in schema.names:
-                saturated += np.any(cell_mask & schema.bitmask("SATURATED"), axis=-1)
+                saturated += planes_set(cell_mask, schema, ["SATURATED"])
         weight_sum = float(np.sum(weights))
         for fraction in planes.fractions.values():
             fraction[out] /= weight_sum

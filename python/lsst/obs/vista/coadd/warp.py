@@ -42,7 +42,7 @@ from lsst.pipe.base import (
 )
 
 from ..calibrate.noise_correlation import measure_noise_correlation
-from ..isr.masks import set_plane
+from ..isr.masks import planes_set, set_plane
 from ..isr.pipeline_task import data_id_text
 from ..psf_shape import kernel_moments
 from ..skymap import SkyMap, TractInfo, make_skymap
@@ -293,7 +293,7 @@ class MakeDirectWarpTask(PipelineTask):
         if not self.config.doCorrelatedNoise:
             return None
         planes = [p for p in self.config.skyMaskPlanes if p in visit_image.mask.schema.names]
-        sky = ~np.any(visit_image.mask.array & visit_image.mask.schema.bitmask(*planes), axis=-1)
+        sky = ~planes_set(visit_image.mask.array, visit_image.mask.schema, planes)
         variance = visit_image.variance.array
         sky &= np.isfinite(visit_image.image.array) & np.isfinite(variance) & (variance > 0)
         if np.count_nonzero(sky) < self.config.minSkyPixels:
@@ -322,10 +322,7 @@ class MakeDirectWarpTask(PipelineTask):
         for index, piece in enumerate(warped):
             # Detectors of one visit do not overlap; where their kernels
             # would both reach, the first one's pixels are kept.
-            sl = (
-                slice(piece.box.y.start - outer.y.start, piece.box.y.stop - outer.y.start),
-                slice(piece.box.x.start - outer.x.start, piece.box.x.stop - outer.x.start),
-            )
+            sl = piece.box.slice_within(outer)
             take = piece.valid & (owner[sl] < 0)
             owner[sl][take] = index
             image[sl][take] = piece.image[take]
@@ -375,10 +372,7 @@ class MakeDirectWarpTask(PipelineTask):
             for j in range(n_j):
                 cell = CellIJ(i=i, j=j)
                 cell_box = grid.bbox_of(cell)
-                sl = (
-                    slice(cell_box.y.start - outer.y.start, cell_box.y.stop - outer.y.start),
-                    slice(cell_box.x.start - outer.x.start, cell_box.x.stop - outer.x.start),
-                )
+                sl = cell_box.slice_within(outer)
                 cell_owner = owner[sl]
                 counts = np.bincount(cell_owner[cell_owner >= 0], minlength=len(warped))
                 if not counts.any():

@@ -9,6 +9,7 @@ __all__ = (
     "QualityMaskTask",
     "make_mask_schema",
     "mask_pixels",
+    "planes_set",
     "set_plane",
     "set_planes",
     "unflagged",
@@ -148,6 +149,26 @@ def set_planes(mask: Mask, planes: Mapping[str, np.ndarray]) -> None:
                 np.multiply(flags, np.uint8(byte), out=buffer)
                 layer = mask.array[..., index]
                 layer |= buffer
+
+
+def planes_set(array: np.ndarray, schema: MaskSchema, planes: Iterable[str]) -> np.ndarray:
+    """Return where any of the given planes is set.
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        Mask words, ``(..., n)`` as `lsst.images.Mask.array` or a slice of it.
+    schema : `lsst.images.MaskSchema`
+        The mask's schema.
+    planes : iterable [`str`]
+        Plane names (all in ``schema``).
+
+    Returns
+    -------
+    set : `numpy.ndarray` [`bool`]
+        `True` where at least one of ``planes`` is set.
+    """
+    return np.any(array & schema.bitmask(*planes), axis=-1)
 
 
 def unflagged(mask: Mask) -> np.ndarray:

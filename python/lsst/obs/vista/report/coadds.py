@@ -92,10 +92,7 @@ def _cell_values(coadd: CellCoadd) -> tuple[np.ndarray, np.ndarray]:
         if noise is None:
             continue
         box = grid.bbox_of(cell)
-        sl = (
-            slice(box.y.start - coadd.bbox.y.start, box.y.stop - coadd.bbox.y.start),
-            slice(box.x.start - coadd.bbox.x.start, box.x.stop - coadd.bbox.x.start),
-        )
+        sl = box.slice_within(coadd.bbox)
         if not good[sl].all():
             continue
         # PSF-weighted flux of the noise realisation at every pixel: its

@@ -17,6 +17,7 @@ from scipy.stats import norm
 
 from lsst.images import VisitImage
 
+from ..isr.masks import planes_set
 from .gather import DetectorData
 from .psf_residuals import PsfResiduals
 
@@ -248,7 +249,7 @@ def _mask_layers(image: VisitImage) -> tuple[np.ndarray, list[Patch]]:
     for index, (name, colour) in enumerate(_MASK_LAYERS, start=1):
         if name == "other planes":
             others = [plane for plane in names if plane not in named]
-            pixels = np.any(mask.array & mask.schema.bitmask(*others), axis=-1) if others else None
+            pixels = planes_set(mask.array, mask.schema, others) if others else None
         else:
             pixels = mask.get(name) if name in names else None
         if pixels is None:
