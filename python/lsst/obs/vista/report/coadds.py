@@ -126,23 +126,46 @@ def _row(data_id: Any, coadd: CellCoadd) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str, Any], path: Path) -> None:
-    """Coadd image, depth (inverse variance), inputs per pixel and PSF FWHM per cell."""
-    image = coadd.image.array
+    """Coadd image, depth (inverse variance), inputs per pixel and PSF FWHM
+    per cell, each cut to the covered part of the patch (a field can cover
+    a small corner of it), on the tract's pixel and cell coordinates."""
+    rows, columns = np.nonzero(n_image > 0)
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+    extent = (
+        coadd.bbox.x.start + x0 - 0.5,
+        coadd.bbox.x.start + x1 - 0.5,
+        coadd.bbox.y.start + y0 - 0.5,
+        coadd.bbox.y.start + y1 - 0.5,
+    )
+    image = coadd.image.array[y0:y1, x0:x1]
+    variance = coadd.variance.array[y0:y1, x0:x1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        depth = np.where(coadd.variance.array > 0, 1.0 / coadd.variance.array, np.nan)
+        depth = np.where(variance > 0, 1.0 / variance, np.nan)
     figure, axes = plt.subplots(1, 4, figsize=(20, 5.4), layout="constrained")
-    norm = zscale(image)
     panels = [
-        (image, "image (nJy)", norm, "gray"),
+        (image, "image (nJy)", zscale(image), "gray"),
         (depth, "inverse variance (nJy$^{-2}$)", None, "viridis"),
-        (n_image, "inputs per pixel", None, "magma"),
+        (n_image[y0:y1, x0:x1], "inputs per pixel", None, "magma"),
     ]
     for axis, (values, title, panel_norm, cmap) in zip(axes[:3], panels, strict=True):
-        shown = axis.imshow(values, origin="lower", norm=panel_norm, cmap=cmap, interpolation="nearest")
+        shown = axis.imshow(
+            values, origin="lower", norm=panel_norm, cmap=cmap, interpolation="nearest", extent=extent
+        )
         axis.set_title(title)
+        axis.set_xlabel("tract x (pixels)")
         figure.colorbar(shown, ax=axis, shrink=0.8)
-    shown = axes[3].imshow(fwhm, origin="lower", cmap="plasma", interpolation="nearest")
+    cell_rows, cell_columns = np.nonzero(np.isfinite(fwhm))
+    i0, i1, j0, j1 = cell_rows.min(), cell_rows.max() + 1, cell_columns.min(), cell_columns.max() + 1
+    shown = axes[3].imshow(
+        fwhm[i0:i1, j0:j1],
+        origin="lower",
+        cmap="plasma",
+        interpolation="nearest",
+        extent=(j0 - 0.5, j1 - 0.5, i0 - 0.5, i1 - 0.5),
+    )
     axes[3].set_title("PSF FWHM per cell (arcsec)")
+    axes[3].set_xlabel("cell j")
+    axes[3].set_ylabel("cell i")
     figure.colorbar(shown, ax=axes[3], shrink=0.8)
     figure.suptitle(
         f"deep_coadd {row['skymap']} tract {row['tract']} patch {row['patch']} band {row['band']}"
