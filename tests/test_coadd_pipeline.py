@@ -6,6 +6,7 @@ that a process without this package reads."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,18 +27,68 @@ def run(*command: object) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
 
 
+def stop_after_first_warp(command: list[object]) -> tuple[int, list[str]]:
+    """Run a command and send it SIGTERM as soon as its log says the first
+    ``makeDirectWarp`` quantum is done, so that the signal comes while the
+    next one is running; return its exit status and standard error lines."""
+    process = subprocess.Popen(
+        [str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in process.stderr:
+            lines.append(line.rstrip("\n"))
+            if "Execution of task 'makeDirectWarp'" in line:
+                process.send_signal(signal.SIGTERM)
+                lines += [rest.rstrip("\n") for rest in process.stderr]
+                break
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    return process.returncode, lines
+
+
 @pytest.fixture(scope="module")
-def coadded(processed_vircam: Path) -> Path:
-    """The processed repository with step3 run into `OUTPUT`."""
+def coadd_driver_runs(
+    processed_vircam: Path,
+) -> tuple[Path, tuple[int, list[str]], subprocess.CompletedProcess]:
+    """The processed repository with step3 run into `OUTPUT` by
+    ``coaddDriver.py``: stopped by SIGTERM after its first warp, then
+    resumed by the same command.  Returns the repository, the stopped run's
+    status and log lines, and the resumed run."""
     result = run(BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG)
     assert result.returncode == 0, result.stderr[-2000:]
-    result = run(
-        BIN / "pipetask", "--long-log", "run", "--register-dataset-types", "-b", processed_vircam,
-        "-i", f"{SERIAL_OUTPUT},skymaps",
-        "-o", OUTPUT, "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return processed_vircam
+    command = [
+        BIN / "coaddDriver.py", processed_vircam, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT,
+        "-o", OUTPUT,
+    ]  # fmt: skip
+    stopped = stop_after_first_warp(command)
+    resumed = run(*command)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return processed_vircam, stopped, resumed
+
+
+@pytest.fixture(scope="module")
+def coadded(coadd_driver_runs: tuple[Path, tuple[int, list[str]], subprocess.CompletedProcess]) -> Path:
+    """The processed repository with every warp and coadd of step3 in `OUTPUT`."""
+    return coadd_driver_runs[0]
+
+
+def test_coadd_driver_stopped_by_sigterm_says_how_to_resume(
+    coadd_driver_runs: tuple[Path, tuple[int, list[str]], subprocess.CompletedProcess],
+) -> None:
+    """SIGTERM reaches pipetask through coaddDriver.py, which exits with
+    128 + SIGTERM and the command that resumes; the resumed run replaces
+    what the stopped quantum left (its outputs are compared with an
+    uninterrupted run's in `test_bps_submit_one_job_per_patch`)."""
+    _, (status, lines), resumed = coadd_driver_runs
+    assert status == 128 + signal.SIGTERM, "\n".join(lines[-30:])
+    assert lines[-1].startswith(
+        f"coaddDriver.py: stopped by SIGTERM; the finished quanta's outputs are kept in {OUTPUT}; "
+        "to resume, re-run this command: coaddDriver.py "
+    ), lines[-1]
+    assert "--extend-run --skip-existing --clobber-outputs" in resumed.stderr
 
 
 def test_warps_and_coadds_written(coadded: Path) -> None:

@@ -1,7 +1,14 @@
 """``coaddDriver.py``: warps and cell-based coadds of a repository's visits
 on a registered skymap, under the name users of the Gen2 stack know; it
 builds, prints and runs the ``pipetask run`` of the instrument's
-``DRP.yaml#step3``."""
+``DRP.yaml#step3``.
+
+SIGTERM and SIGINT are passed on to ``pipetask`` (a batch scheduler's time
+limit sends SIGTERM); the command then says how far it got and how to
+resume, and exits with 128 + the signal's number.  A resumed run replaces
+what the stopped quanta left (``--clobber-outputs``) and skips the finished
+ones (``--skip-existing``).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +25,8 @@ from .._resources import PIPELINES_DIR
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .process_ccd import environment_executable
-from .repository import nearest, open_repository
+from .repository import collection_exists, nearest, open_repository
+from .signal_forwarding import SignalForwarder
 
 _EMPTY_GRAPH = "QuantumGraph was empty"
 """What pipetask says when every quantum asked for is done (or has no input)."""
@@ -98,8 +106,9 @@ def build_coadd_command(
     jobs : `int`
         Processes of ``pipetask run -j``.
     resume : `bool`
-        Whether ``output`` exists: its last run is extended and finished
-        quanta are skipped (``--extend-run --skip-existing``).
+        Whether ``output`` exists: its last run is extended, finished
+        quanta are skipped and what unfinished ones left is replaced
+        (``--extend-run --skip-existing --clobber-outputs``).
     config_overrides : sequence [`str`]
         ``LABEL:KEY=VALUE`` config overrides.
     """
@@ -111,7 +120,7 @@ def build_coadd_command(
         "--register-dataset-types",
     ]  # fmt: skip
     if resume:
-        command += ["--extend-run", "--skip-existing"]
+        command += ["--extend-run", "--skip-existing", "--clobber-outputs"]
     for override in config_overrides:
         command += ["-c", override]
     return command
@@ -159,14 +168,15 @@ def coadd_driver(
     instrument's pipelines/<instrument>/DRP.yaml#step3, prints the
     equivalent 'pipetask run' command and runs it.  An unregistered skymap,
     a tract the skymap lacks, or an unknown collection is named on one line
-    before anything runs.  Re-running the same command resumes a stopped or
-    failed run into the same OUTPUT (--extend-run --skip-existing); when
-    everything is coadded it says so.
+    before anything runs.  SIGTERM or SIGINT stops pipetask, and the
+    command says how to resume.  Re-running the same command resumes a
+    stopped or failed run into the same OUTPUT (--extend-run --skip-existing
+    --clobber-outputs); when everything is coadded it says so.
     """
     with open_repository(repo, collections=list(inputs)) as butler:
         _check_skymap(butler, skymap, tracts)
         instrument = _instrument(butler, inputs, instrument)
-        resume = bool(butler.collections.query(output))
+        resume = collection_exists(butler, output)
     if tracts:
         tract_query = f"tract IN ({', '.join(str(t) for t in tracts)})"
         where = f"({where}) AND {tract_query}" if where else tract_query
@@ -177,22 +187,31 @@ def coadd_driver(
     click.echo(f"$ {shlex.join(command)}", err=True)
     if dry_run:
         return
-    process = subprocess.Popen(
-        environment_executable(command), stdout=sys.stdout, stderr=subprocess.PIPE, text=True
-    )
-    tail: list[str] = []
-    assert process.stderr is not None
-    for line in process.stderr:
-        sys.stderr.write(line)
-        tail = [*tail[-20:], line]
-    status = process.wait()
+    with SignalForwarder() as forwarder:
+        process = forwarder.popen(
+            environment_executable(command), stdout=sys.stdout, stderr=subprocess.PIPE, text=True
+        )
+        tail: list[str] = []
+        assert process.stderr is not None
+        for line in process.stderr:
+            sys.stderr.write(line)
+            tail = [*tail[-20:], line]
+        status = forwarder.wait(process)
+    rerun = shlex.join(["coaddDriver.py", *sys.argv[1:]])
+    if forwarder.received is not None:
+        click.echo(
+            f"coaddDriver.py: stopped by {forwarder.name}; the finished quanta's outputs are kept in "
+            f"{output}; to resume, re-run this command: {rerun}",
+            err=True,
+        )
+        sys.exit(128 + forwarder.received)
     if status != 0 and resume and any(_EMPTY_GRAPH in line for line in tail):
         click.echo(f"coaddDriver.py: everything asked for is coadded in {output}; nothing to do.", err=True)
         return
     if status != 0:
         raise click.ClickException(
             f"pipetask exited with status {status} (see the log above); to resume once the cause is dealt "
-            f"with, re-run this command: {shlex.join(['coaddDriver.py', *sys.argv[1:]])}"
+            f"with, re-run this command: {rerun}"
         )
 
 

@@ -32,7 +32,7 @@ import click
 from .._resources import PIPELINES_DIR
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .quantum_failures import failure_line, read_failures
-from .repository import nearest, open_repository
+from .repository import collection_exists, nearest, open_repository
 from .repository_config import ensure_background_map_formatter
 from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 from .sharded_run import (
@@ -265,18 +265,6 @@ def _resolve_request(
     return instrument, where, list(inputs)
 
 
-def _collection_exists(repo: str, name: str) -> bool:
-    """Return whether a repository has a collection."""
-    from lsst.daf.butler import MissingCollectionError
-
-    with open_repository(repo) as butler:
-        try:
-            butler.collections.get_info(name)
-        except MissingCollectionError:
-            return False
-    return True
-
-
 def build_pipetask_command(
     repo: str,
     *,
@@ -502,6 +490,7 @@ def _run(
                 # not, would be in the way of a re-run or listed twice.
                 remove_unfinished_outputs(butler, graph, output_runs(butler, output))
             finished = finished_data_ids(butler, graph, output, where)
+            resuming = collection_exists(butler, output)
         data_ids = query_data_ids(repo, pipeline, inputs, where)
         if not data_ids:
             raise click.UsageError(f"no data IDs to process in {repo} for {where!r}")
@@ -512,7 +501,7 @@ def _run(
                 "(give another --output to process them again)."
             )
             return 0
-        if _collection_exists(repo, output):
+        if resuming:
             # Resuming: the finished quanta's outputs are inputs, and those
             # quanta are not run again.
             inputs, skip_existing_in = [output], output

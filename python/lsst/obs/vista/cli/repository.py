@@ -7,7 +7,7 @@ name where there is one (the commands of
 
 from __future__ import annotations
 
-__all__ = ("nearest", "open_repository")
+__all__ = ("collection_exists", "nearest", "open_repository")
 
 import difflib
 import logging
@@ -74,6 +74,28 @@ def nearest(name: str, candidates: Iterable[str]) -> str:
     """
     matches = difflib.get_close_matches(name, list(candidates), n=1)
     return f" (did you mean {matches[0]!r}?)" if matches else ""
+
+
+def collection_exists(butler: Butler, name: str) -> bool:
+    """Return whether a repository has a collection of that name (an output
+    that exists is resumed, one that does not is created).
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Butler of the repository.
+    name : `str`
+        Collection name (not a pattern).
+
+    Returns
+    -------
+    exists : `bool`
+    """
+    try:
+        butler.collections.get_info(name)
+    except MissingCollectionError:
+        return False
+    return True
 
 
 def _user_error_line(butler: Butler, error: ButlerUserError) -> str:
