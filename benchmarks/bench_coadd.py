@@ -410,16 +410,17 @@ def run_ours(inputs: list[Path], result: Path) -> None:
 
 class _FileHandle:
     """A warp file read as a deferred butler handle reads it: whole, one
-    component, or a box of pixels."""
+    component, or a box of pixels (of the whole or of a component)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def get(self, *, component: str | None = None, parameters: dict | None = None):
+        parameters = parameters or {}
         if component is not None:
-            with open_archive(self.path) as reader:
-                return reader.get_component(component)
-        return read_archive(self.path, bbox=(parameters or {}).get("bbox"))
+            with open_archive(self.path, partial=True) as reader:
+                return reader.get_component(component, **parameters)
+        return read_archive(self.path, bbox=parameters.get("bbox"))
 
 
 def run_measured(command: list[str], **kwargs) -> tuple[float, float]:

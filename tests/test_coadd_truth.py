@@ -12,6 +12,7 @@ satellite trail in one visit clipped.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from lsst.images.cells import CellCoadd
 
 import coadd_field as field
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
+from lsst.obs.vista.coadd.assemble import _nanmedian_over_inputs
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.isr.masks import planes_set
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
@@ -323,3 +325,18 @@ def test_cutout_smaller_than_a_cell_gives_a_coadd(base, truth) -> None:
         kernel = coadd.psf[cell].array
         assert abs(kernel.sum() - 1) < 1e-6
     assert np.all(np.isfinite(coadd.image.array[covered]))
+
+
+@pytest.mark.parametrize("n_inputs", [1, 2, 3, 4, 7])
+def test_median_over_inputs_is_numpy_nanmedian(n_inputs: int) -> None:
+    """The artefact search's median over the inputs is `numpy.nanmedian`'s,
+    NaN where no input has a value, for odd and even numbers of values."""
+    rng = np.random.default_rng(n_inputs)
+    stack = rng.normal(size=(n_inputs, 40, 50)).astype(np.float32)
+    stack[rng.random(stack.shape) < 0.3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        expected = np.nanmedian(stack, axis=0)
+    median = _nanmedian_over_inputs(stack, np.sum(np.isfinite(stack), axis=0))
+    assert median.dtype == stack.dtype
+    np.testing.assert_allclose(median, expected, rtol=1e-6, equal_nan=True)

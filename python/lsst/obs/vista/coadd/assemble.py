@@ -15,7 +15,6 @@ __all__ = ("AssembleCellCoaddConfig", "AssembleCellCoaddConnections", "AssembleC
 
 import dataclasses
 import logging
-import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -134,10 +133,22 @@ class AssembleCellCoaddConfig(PipelineTaskConfig, pipelineConnections=AssembleCe
 
 
 @dataclasses.dataclass
+class _WarpBox:
+    """A warp's planes over a box, with its PSF and provenance over the
+    whole patch."""
+
+    image: Image
+    mask: Mask
+    variance: Image
+    psf: CellPointSpreadFunction
+    provenance: CoaddProvenance
+
+
+@dataclasses.dataclass
 class _Input:
     """One warp's planes over the patch and what the assembly needs of it."""
 
-    warp: CellCoadd
+    warp: _WarpBox
     noise: np.ndarray
     usable: np.ndarray
     """Pixels with data and none of the bad mask planes."""
@@ -154,16 +165,22 @@ class _Input:
 
 class _Source:
     """One input warp and its noise realisation, in memory or behind
-    deferred-load butler handles, read a box at a time."""
+    deferred-load butler handles, read a box at a time.
+
+    The PSF and the provenance, small, are read once; the pixel planes, a
+    box at a time, without them (the ``masked_image`` component): reading
+    a box of the whole `~lsst.images.cells.CellCoadd` would read its whole
+    PSF array again each time.
+    """
 
     def __init__(self, warp: Any, noise: Any) -> None:
         self._warp = warp
         self._noise = noise
-        self.provenance: CoaddProvenance = self.component("provenance")
+        self.provenance: CoaddProvenance = self._component("provenance")
+        self.psf: CellPointSpreadFunction = self._component("psf")
         self._cell_rows = np.unique(np.asarray(self.provenance.contributions["cell_i"], dtype=int))
 
-    def component(self, name: str) -> Any:
-        """Return a small component of the warp (``psf``, ``provenance``)."""
+    def _component(self, name: str) -> Any:
         if isinstance(self._warp, CellCoadd):
             return getattr(self._warp, name)
         return self._warp.get(component=name)
@@ -172,19 +189,29 @@ class _Source:
         """Return whether the warp has data in any of the given rows of cells."""
         return bool(np.any((self._cell_rows >= rows.start) & (self._cell_rows < rows.stop)))
 
-    def read(self, box: Box) -> tuple[CellCoadd, np.ndarray]:
+    def description(self) -> CellCoadd:
+        """Return the warp over one of its cells, for what describes the
+        whole warp (sky projection, band, patch)."""
+        table = self.provenance.contributions
+        box = self.psf.grid.bbox_of(CellIJ(i=int(table["cell_i"][0]), j=int(table["cell_j"][0])))
+        if isinstance(self._warp, CellCoadd):
+            return self._warp[box]
+        return self._warp.get(parameters={"bbox": box})
+
+    def read(self, box: Box) -> tuple[_WarpBox, np.ndarray]:
         """Return the warp and its noise realisation's pixels over ``box``
         (which must hold some of its cells: `covers`)."""
         if isinstance(self._warp, CellCoadd):
-            warp = self._warp[box]
+            pixels = self._warp[box]
         else:
-            warp = self._warp.get(parameters={"bbox": box})
+            pixels = self._warp.get(component="masked_image", parameters={"bbox": box})
         if isinstance(self._noise, MaskedImage | Image):
             noise = self._noise[box]
         else:
             noise = self._noise.get(parameters={"bbox": box})
         if isinstance(noise, MaskedImage):
             noise = noise.image
+        warp = _WarpBox(pixels.image, pixels.mask, pixels.variance, self.psf, self.provenance)
         return warp, noise.array
 
 
@@ -257,7 +284,7 @@ class AssembleCellCoaddTask(PipelineTask):
         if not warps:
             raise NoWorkFound(f"{name}: no direct_warp covers the patch; no coadd written.")
         sources = [_Source(warp, noise) for warp, noise in zip(warps, noises, strict=True)]
-        first_psf = sources[0].component("psf")
+        first_psf = sources[0].psf
         grid = first_psf.grid
         outer = grid.bbox
         planes = _CoaddPlanes.empty(outer, [*self.config.badMaskPlanes, "CLIPPED"])
@@ -297,7 +324,7 @@ class AssembleCellCoaddTask(PipelineTask):
                 missing.update(CellIJ(i=i, j=j) for i in group for j in range(grid.grid_size.j))
                 continue
             if first is None:
-                first = inputs[0].warp
+                first = next(source for source in sources if source.covers(rows)).description()
             input_tables.extend(item.warp.provenance.inputs for item in inputs if item.has_data.any())
             if self.config.doClip and len(inputs) >= self.config.minInputsForClipping:
                 clipped = self._find_artefacts(inputs)
@@ -492,10 +519,8 @@ class AssembleCellCoaddTask(PipelineTask):
             values = _smoothed(item.warp.image.array, item.usable, kernel_sigma)
             matched.append(np.where(item.usable, values, np.nan).astype(np.float32))
         stack = np.asarray(matched)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # pixels no input covers
-            median = np.nanmedian(stack, axis=0)
         n_valid = np.sum(np.isfinite(stack), axis=0)
+        median = _nanmedian_over_inputs(stack, n_valid)
         comparable = n_valid >= self.config.minInputsForClipping
         radius = int(np.ceil(self.config.clipGrowSigma * target))
         structure = _disc(radius)
@@ -518,6 +543,25 @@ class AssembleCellCoaddTask(PipelineTask):
                 artefact = scipy.ndimage.binary_dilation(artefact, structure) & np.isfinite(values)
             result.append(artefact)
         return result
+
+
+def _nanmedian_over_inputs(stack: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+    """Median over the first axis ignoring NaN, NaN where every value is.
+
+    The same as `numpy.nanmedian` with ``axis=0``, which, for the few
+    inputs of a coadd, falls back to a Python loop over the pixels.
+
+    Parameters
+    ----------
+    stack : `numpy.ndarray`
+        Values, inputs along the first axis.
+    n_valid : `numpy.ndarray`
+        Number of finite values of each pixel.
+    """
+    ordered = np.sort(stack, axis=0)  # NaN sorts last
+    lower = np.take_along_axis(ordered, np.maximum(n_valid - 1, 0)[np.newaxis] // 2, axis=0)[0]
+    upper = np.take_along_axis(ordered, (n_valid // 2)[np.newaxis], axis=0)[0]
+    return np.where(n_valid > 0, 0.5 * (lower + upper), np.nan).astype(stack.dtype)
 
 
 def _smoothed(values: np.ndarray, usable: np.ndarray, sigma: float) -> np.ndarray:
