@@ -1,0 +1,7 @@
+"""Objects on the coadds: per-band detection, merged and deblended
+detections, reference-band and forced measurement, and Rubin's object
+tables."""
+
+from .detection import *
+from .merge import *
+from .object_id import *
