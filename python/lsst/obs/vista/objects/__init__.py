@@ -3,5 +3,8 @@ detections, reference-band and forced measurement, and Rubin's object
 tables."""
 
 from .detection import *
+from .forced import *
 from .merge import *
 from .object_id import *
+from .ref_measurement import *
+from .tables import *

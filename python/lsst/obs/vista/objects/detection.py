@@ -81,7 +81,7 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
     """Configuration for `DetectCoaddPeaksTask`."""
 
     threshold = pexConfig.Field[float](
-        doc="Detection threshold: signal-to-noise of the PSF-filtered coadd, with its real (correlated) noise.",
+        doc="Detection threshold: signal-to-noise of the PSF-filtered coadd with correlated noise.",
         default=5.0,
         check=lambda value: value > 0,
     )
@@ -96,7 +96,7 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
         check=lambda value: value >= 1,
     )
     deblendContrast = pexConfig.Field[float](
-        doc="Smallest share of its footprint's flux a child must have (DEBLEND_MINCONT; 1 disables deblending).",
+        doc="Smallest share of its footprint's flux a child must have (DEBLEND_MINCONT; 1: no deblending).",
         default=0.005,
         check=lambda value: 0 < value <= 1,
     )

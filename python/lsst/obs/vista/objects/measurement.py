@@ -64,7 +64,7 @@ class ObjectMeasurementConfig(pexConfig.Config):
     """Configuration of the object measurements."""
 
     apertureRadii = pexConfig.ListField[float](
-        doc="Radii (tract pixels) of the circular aperture fluxes (Rubin's ap03 ... ap25 of its Object table).",
+        doc="Radii (tract pixels) of the circular aperture fluxes (Rubin's Object ap03 ... ap25).",
         default=[3.0, 6.0, 9.0, 12.0, 17.0, 25.0],
         listCheck=lambda value: len(value) > 0,
         itemCheck=lambda value: value > 0,
@@ -80,7 +80,7 @@ class ObjectMeasurementConfig(pexConfig.Config):
         check=lambda value: value > 0,
     )
     kronMinRadius = pexConfig.Field[float](
-        doc="Smallest Kron radius (in units of the moments' sqrt(a b)): a noise-dominated radius is raised to it.",
+        doc="Smallest Kron radius (in units of the moments' sqrt(a b)); a noisy radius is raised to it.",
         default=1.75,
         check=lambda value: value > 0,
     )

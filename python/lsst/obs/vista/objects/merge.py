@@ -14,6 +14,7 @@ catalogues have: the parent is never primary.
 from __future__ import annotations
 
 __all__ = (
+    "DEFAULT_PRIORITY",
     "MergeCoaddDetectionsConfig",
     "MergeCoaddDetectionsConnections",
     "MergeCoaddDetectionsTask",
@@ -44,6 +45,10 @@ from lsst.pipe.base import (
 
 from ..isr.pipeline_task import data_id_text
 from .object_id import pack_object_ids
+
+DEFAULT_PRIORITY = ["Ks", "H", "J", "Y", "Z", "z", "i", "r", "g", "u"]
+"""Default band priority: the reddest first, where VISTA and DECam are
+deepest for the red objects that VISTA surveys select."""
 
 
 def band_priority(bands: Sequence[str], priority: Sequence[str]) -> list[str]:
@@ -90,7 +95,7 @@ class MergeCoaddDetectionsConfig(PipelineTaskConfig, pipelineConnections=MergeCo
             "Bands in order of priority: peak positions, pixel ownership and the reference band come from "
             "the first band in this list that has the object (bands not listed follow, alphabetically)."
         ),
-        default=["Ks", "H", "J", "Y", "Z", "z", "i", "r", "g", "u", "NB118"],
+        default=DEFAULT_PRIORITY,
     )
     matchRadius = pexConfig.Field[float](
         doc="Peaks of two bands closer than this (tract pixels) are the same object.",

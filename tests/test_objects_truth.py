@@ -1,0 +1,213 @@
+"""Objects against truth: detection, merge, deblending, reference and forced
+measurement and the object table on a synthetic two-band field of known
+stars, galaxies and close pairs (`object_field`), run in-process.
+
+Checked: completeness at S/N >= 10 and spurious objects, forced PSF-flux
+pulls of stars in both bands (errors with the resampling covariance), star
+colours, extendedness, objectId packing, detect_isPrimary, column
+descriptions and units, and a band without a coadd.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+
+import coadd_field as field
+import object_field
+from lsst.obs.vista.objects import (
+    DetectCoaddPeaksTask,
+    ForcedPhotObjectsTask,
+    MeasureObjectsRefTask,
+    MergeCoaddDetectionsTask,
+    WriteObjectTableTask,
+    unpack_object_ids,
+)
+
+MATCH_RADIUS = 3.0
+"""Tract pixels between an object and its truth."""
+
+PRIORITY = ["Ks", "J"]
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return object_field.truth()
+
+
+@pytest.fixture(scope="module")
+def coadds(tmp_path_factory, truth):
+    base = field.make_base(Path(tmp_path_factory.mktemp("objects_base")))
+    return {
+        band: object_field.coadd(base, truth, band, seed=10 + k) for k, band in enumerate(object_field.BANDS)
+    }
+
+
+@pytest.fixture(scope="module")
+def patch_id():
+    return field.skymap()[0].find_patch(*field.CENTRE).id
+
+
+def run_objects(coadds, patch_id, bands):
+    detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
+    merge = MergeCoaddDetectionsTask()
+    merge.config.priorityList = PRIORITY
+    merged = merge.run(
+        {b: d.detections for b, d in detections.items()},
+        {b: d.footprints for b, d in detections.items()},
+        tract=0,
+        patch=patch_id,
+    )
+    ref = MeasureObjectsRefTask()
+    ref.config.priorityList = PRIORITY
+    reference = ref.run(
+        coadds, merged.merged, merged.merged_footprints, skymap=field.skymap(), tract=0, patch=patch_id
+    ).measurement
+    forced = {
+        band: ForcedPhotObjectsTask().run(coadds[band], reference, merged.merged_footprints).measurement
+        for band in coadds
+    }
+    writer = WriteObjectTableTask()
+    writer.config.bands = list(bands)
+    return merged.merged, writer.run(reference, forced).table
+
+
+@pytest.fixture(scope="module")
+def objects(coadds, patch_id):
+    return run_objects(coadds, patch_id, object_field.BANDS)
+
+
+@pytest.fixture(scope="module")
+def matched(objects, truth):
+    """Primary objects and the index of their truth (-1 if none)."""
+    _, table = objects
+    primary = table[table["detect_isPrimary"]]
+    distance = np.hypot(
+        np.asarray(primary["x"])[:, None] - truth.x[None], np.asarray(primary["y"])[:, None] - truth.y[None]
+    )
+    index = np.where(distance.min(axis=1) < MATCH_RADIUS, distance.argmin(axis=1), -1)
+    return primary, index
+
+
+def truth_snr(table, truth, band):
+    """Truth flux over the median PSF flux error: the S/N each object would have."""
+    return truth.flux[band] / np.nanmedian(table[f"{band}_psfFluxErr"])
+
+
+def test_completeness_and_spurious(matched, objects, truth):
+    primary, index = matched
+    _, table = objects
+    snr = np.maximum(truth_snr(table, truth, "J"), truth_snr(table, truth, "Ks"))
+    bright = snr >= 10
+    found = np.isin(np.arange(len(truth.x)), index[index >= 0])
+    completeness = found[bright].mean()
+    spurious = np.mean(index < 0)
+    print(f"completeness {completeness:.3f} of {bright.sum()}, spurious {spurious:.3f} of {len(primary)}")
+    assert bright.sum() > 150
+    assert completeness >= 0.95
+    assert spurious < 0.02
+    # Each truth object is found once.
+    assert len(set(index[index >= 0])) == np.count_nonzero(index >= 0)
+
+
+def test_close_pairs_are_deblended(objects, matched, truth):
+    merged, table = objects
+    primary, index = matched
+    pairs = np.arange(len(truth.x) - 4, len(truth.x))
+    assert np.all(np.isin(pairs, index))
+    assert np.count_nonzero(table["deblend_nChild"] > 0) >= 4
+    print(f"deblended children: {np.mean(table['detect_fromBlend'][table['detect_isPrimary']]):.3f}")
+    # Parents are never primary.
+    assert not np.any(table["detect_isPrimary"][table["deblend_nChild"] > 0])
+
+
+@pytest.mark.parametrize("band", object_field.BANDS)
+def test_forced_psf_flux_pulls_of_stars(matched, truth, band):
+    primary, index = matched
+    star = (index >= 0) & primary["detect_isIsolated"]
+    star[star] = truth.is_star[index[star]]
+    pulls = (primary[f"{band}_psfFlux"][star] - truth.flux[band][index[star]]) / primary[
+        f"{band}_psfFluxErr"
+    ][star]
+    median = float(np.median(pulls))
+    robust_std = 1.4826 * float(np.median(np.abs(pulls - median)))
+    print(f"{band}: {star.sum()} stars, pull median {median:.3f}, robust std {robust_std:.3f}")
+    assert star.sum() > 100
+    assert abs(median) < 0.1
+    assert abs(robust_std - 1) < 0.1
+
+
+def test_star_colours(matched, truth):
+    primary, index = matched
+    star = (index >= 0) & primary["detect_isIsolated"]
+    star[star] = truth.is_star[index[star]]
+    snr = np.minimum(
+        primary["J_psfFlux"] / primary["J_psfFluxErr"], primary["Ks_psfFlux"] / primary["Ks_psfFluxErr"]
+    )
+    bright = star & (snr > 50)
+    colour = -2.5 * np.log10(primary["J_psfFlux"][bright] / primary["Ks_psfFlux"][bright])
+    true = -2.5 * np.log10(truth.flux["J"][index[bright]] / truth.flux["Ks"][index[bright]])
+    offset = float(np.median(colour - true))
+    print(
+        f"{bright.sum()} stars at S/N > 50: colour offset {offset:.4f} mag, rms {np.std(colour - true):.4f}"
+    )
+    assert bright.sum() > 30
+    assert abs(offset) < 0.02
+
+
+def test_extendedness(matched, truth):
+    primary, index = matched
+    ok = index >= 0
+    snr = np.array([primary[f"{b}_psfFlux"] / primary[f"{b}_psfFluxErr"] for b in ("J", "Ks")]).max(axis=0)
+    chosen = ok & (snr > 20) & primary["detect_isIsolated"]
+    expected = (~truth.is_star[index[chosen]]).astype(float)
+    right = np.asarray(primary["refExtendedness"][chosen]) == expected
+    print(
+        f"extendedness right: stars {right[expected == 0].mean():.3f} of {np.sum(expected == 0)}, "
+        f"galaxies {right[expected == 1].mean():.3f} of {np.sum(expected == 1)}"
+    )
+    assert np.sum(expected == 1) >= 20
+    assert right[expected == 0].mean() >= 0.95
+    assert right[expected == 1].mean() >= 0.95
+
+
+def test_object_ids_and_primary(objects, patch_id):
+    merged, table = objects
+    tracts, patches, rows = unpack_object_ids(table["objectId"])
+    assert set(tracts) == {0} and set(patches) == {patch_id}
+    assert list(rows) == list(range(1, len(table) + 1))
+    assert list(table["tract"]) == list(tracts) and list(table["patch"]) == list(patches)
+    children = table["parentObjectId"] != 0
+    assert set(table["parentObjectId"][children]) <= set(table["objectId"][table["deblend_nChild"] > 0])
+    inner = field.skymap()[0].patch(patch_id).inner_bbox
+    primary = table[table["detect_isPrimary"]]
+    assert np.all((primary["x"] >= inner.x.start - 0.5) & (primary["x"] < inner.x.stop - 0.5))
+    assert set(table["refBand"]) <= set(object_field.BANDS)
+
+
+def test_columns_are_rubins_and_described(objects):
+    _, table = objects
+    for name in ("objectId", "coord_ra", "coord_dec", "refExtendedness", "refBand", "detect_isPrimary"):
+        assert name in table.colnames
+    for band in object_field.BANDS:
+        for column in ("psfFlux", "psfFluxErr", "kronFlux", "kronRad", "ap12Flux", "ixx", "iyy", "ixy"):
+            assert f"{band}_{column}" in table.colnames
+        assert table[f"{band}_psfFlux"].unit == u.nJy
+        assert table[f"{band}_ap12Flux"].unit == u.nJy
+    for name in table.colnames:
+        assert table[name].description, name
+
+
+def test_band_without_coadd_is_flagged(coadds, patch_id):
+    """Only J has a coadd, but the table is asked for J, Ks and H: the
+    missing bands' columns are NaN and flagged, and J is measured."""
+    _, table = run_objects({"J": coadds["J"]}, patch_id, ("J", "Ks", "H"))
+    assert len(table) > 100
+    for band in ("Ks", "H"):
+        assert np.all(np.isnan(table[f"{band}_psfFlux"]))
+        assert np.all(table[f"{band}_psfFlux_flag"]) and np.all(table[f"{band}_pixelFlags_nodata"])
+    assert np.all(table["refBand"] == "J")
+    assert np.mean(np.isfinite(table["J_psfFlux"])) > 0.95
