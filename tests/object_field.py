@@ -18,8 +18,13 @@ from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
 BANDS = ("J", "Ks")
 """The two bands, in the reference-band priority order."""
 
-SPACING = 45
+SPACING = 32
 """Grid spacing of the objects (tract pixels): isolated, except the pairs."""
+
+COVERED_HALF_HEIGHT = 260
+"""Half-height (tract pixels) of the band around the field centre that
+every visit covers: the detectors are 680 tract pixels tall, the dithers
+move them by up to 62."""
 
 PAIR_SEPARATION = 13.0
 """Separation (tract pixels, two coadd PSF FWHM) of the close pairs."""
@@ -43,7 +48,8 @@ class Truth:
 
 
 def truth(seed: int = 7) -> Truth:
-    """The objects on a jittered grid over the patch's inner box."""
+    """The objects on a jittered grid over the patch's inner box, where
+    every visit covers it."""
     rng = np.random.default_rng(seed)
     tract = field.skymap()[0]
     patch = tract.find_patch(*field.CENTRE)
@@ -51,6 +57,9 @@ def truth(seed: int = 7) -> Truth:
     xs = np.arange(inner.x.start + SPACING / 2, inner.x.stop - SPACING / 2, SPACING)
     ys = np.arange(inner.y.start + SPACING / 2, inner.y.stop - SPACING / 2, SPACING)
     x, y = (a.ravel() for a in np.meshgrid(xs, ys))
+    centre_y = float(tract.sky_to_pixel(*field.CENTRE)[1][0])
+    covered = np.abs(y - centre_y) < COVERED_HALF_HEIGHT
+    x, y = x[covered], y[covered]
     x = x + rng.uniform(-5, 5, x.size)
     y = y + rng.uniform(-5, 5, y.size)
     n = x.size

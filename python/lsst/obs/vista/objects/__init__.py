@@ -4,7 +4,9 @@ tables."""
 
 from .detection import *
 from .forced import *
+from .measurement import *
 from .merge import *
+from .noise import *
 from .object_id import *
 from .ref_measurement import *
 from .tables import *

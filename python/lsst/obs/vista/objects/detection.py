@@ -15,7 +15,14 @@ neighbour replacement of the measurement need.
 
 from __future__ import annotations
 
-__all__ = ("DetectCoaddPeaksConfig", "DetectCoaddPeaksConnections", "DetectCoaddPeaksTask", "filtered_snr")
+__all__ = (
+    "DetectCoaddPeaksConfig",
+    "DetectCoaddPeaksConnections",
+    "DetectCoaddPeaksTask",
+    "coadd_planes",
+    "filtered_snr",
+    "mean_psf_kernel",
+)
 
 from typing import ClassVar
 
@@ -119,7 +126,9 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
     )
 
 
-def coadd_planes(coadd: CellCoadd, bad_planes: list[str], cell_size: int) -> Struct:
+def coadd_planes(
+    coadd: CellCoadd, bad_planes: list[str], cell_size: int, footprints: np.ndarray | None = None
+) -> Struct:
     """Return a coadd's background-subtracted pixels and what goes with them.
 
     Parameters
@@ -130,6 +139,9 @@ def coadd_planes(coadd: CellCoadd, bad_planes: list[str], cell_size: int) -> Str
         Mask planes of pixels without usable data.
     cell_size : `int`
         Background mesh size (pixels).
+    footprints : `numpy.ndarray` [`bool`], optional
+        Pixels of known sources (the detection footprints), left out of
+        the background estimate with those the image itself shows.
 
     Returns
     -------
@@ -152,9 +164,10 @@ def coadd_planes(coadd: CellCoadd, bad_planes: list[str], cell_size: int) -> Str
     residual = np.where(usable, image - background.back(dtype=np.float64), 0.0)
     smoothed = scipy.ndimage.gaussian_filter(residual, _SOURCE_MASK_SMOOTHING)
     scatter = 1.4826 * np.median(np.abs(smoothed[usable])) if usable.any() else 0.0
-    sources = scipy.ndimage.binary_dilation(
-        smoothed > _SOURCE_MASK_THRESHOLD * scatter, iterations=_SOURCE_MASK_GROWTH
-    )
+    sources = smoothed > _SOURCE_MASK_THRESHOLD * scatter
+    if footprints is not None:
+        sources |= footprints
+    sources = scipy.ndimage.binary_dilation(sources, iterations=_SOURCE_MASK_GROWTH)
     background = sep.Background(data, mask=~usable | sources, bw=cell_size, bh=cell_size, fw=3, fh=3)
     image = np.where(usable, image - background.back(dtype=np.float64), 0.0)
     return Struct(

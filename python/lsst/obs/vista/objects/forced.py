@@ -118,7 +118,12 @@ class ForcedPhotObjectsTask(PipelineTask):
             band's measurements under Rubin's per-band names without the
             band prefix, fluxes in nJy.
         """
-        planes = coadd_planes(coadd, list(self.config.badMaskPlanes), self.config.backgroundCellSize)
+        planes = coadd_planes(
+            coadd,
+            list(self.config.badMaskPlanes),
+            self.config.backgroundCellSize,
+            merged_footprints.array > 0,
+        )
         noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
         measured = measure_objects(
             coadd,

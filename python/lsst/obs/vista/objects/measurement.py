@@ -119,6 +119,7 @@ def measure_objects(
     own: Sequence[Sequence[int]],
     config: ObjectMeasurementConfig,
     *,
+    fixed_centroid: bool = False,
     kron: Table | None = None,
 ) -> Table:
     """Measure objects on a coadd.
@@ -141,9 +142,12 @@ def measure_objects(
         parent's children's rows).
     config : `ObjectMeasurementConfig`
         What to measure.
+    fixed_centroid : `bool`, optional
+        Keep the given positions (the adaptive moments are still measured).
     kron : `astropy.table.Table`, optional
         Forced mode: the reference ``kron_a``, ``kron_b``, ``kron_theta``
-        and ``kron_radius`` per object; positions are then kept.
+        and ``kron_radius`` per object, used instead of measuring them; the
+        positions are then kept.
 
     Returns
     -------
@@ -153,6 +157,7 @@ def measure_objects(
         ellipse, for forced measurement).
     """
     forced = kron is not None
+    fixed_centroid = fixed_centroid or forced
     n = len(x)
     bbox = coadd.bbox
     height, width = planes.image.shape
@@ -219,12 +224,12 @@ def measure_objects(
             mx, my, ixx, iyy, ixy = moments
             columns["ixx"][i], columns["iyy"][i], columns["ixy"][i] = ixx, iyy, ixy
             columns["i_flag"][i] = False
-            if not forced:
+            if not fixed_centroid:
                 if math.hypot(mx - sx, my - sy) < 3.0:
                     sx, sy = mx, my
                 else:
                     columns["centroid_flag"][i] = True
-        elif not forced:
+        elif not fixed_centroid:
             columns["centroid_flag"][i] = True
         columns["x"][i], columns["y"][i] = sx + xs.start + bbox.x.start, sy + ys.start + bbox.y.start
         kernel = stellar_image(coadd, float(columns["x"][i]), float(columns["y"][i]))

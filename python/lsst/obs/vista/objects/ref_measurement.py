@@ -2,6 +2,14 @@
 ``object_ref_measurement``): centroid, shape, Kron ellipse, extendedness,
 sky position and ``detect_isPrimary``.
 
+The centroid is the mean of the bands' adaptive-moment centroids weighted
+by their PSF signal-to-noise squared (each band's position error goes as
+its inverse): forced photometry at a position taken from one band alone
+loses a fraction ``1 / (S/N)**2`` of a star's PSF flux to that band's
+position noise, which in a band of much higher S/N is a bias of several
+tenths of its error.  Shape, Kron ellipse and extendedness are measured in
+the reference band at that centroid.
+
 The reference band of an object is, as Rubin chooses it, the first band of
 the priority list in which it was detected with a peak significance of at
 least ``refMinSignificance`` (else the band it is most significant in).
@@ -189,29 +197,46 @@ class MeasureObjectsRefTask(PipelineTask):
         ref_band = self._reference_bands(merged, bands)
         own = own_labels(merged)
         n = len(merged)
+        # Pass 1: every band's centroids and PSF signal-to-noise.
+        sum_weight, sum_x, sum_y = np.zeros(n), np.zeros(n), np.zeros(n)
+        for band in bands:
+            free = measure_objects(
+                *self._prepare(coadds[band], merged_footprints),
+                merged_footprints.array,
+                np.asarray(merged["x"], dtype=float),
+                np.asarray(merged["y"], dtype=float),
+                own,
+                self.config.measurement,
+            )
+            snr = np.asarray(free["psfFlux"]) / np.asarray(free["psfFluxErr"])
+            good = np.isfinite(snr) & ~np.asarray(free["centroid_flag"]) & ~np.asarray(free["psfFlux_flag"])
+            weight = np.where(good, np.clip(snr, 0.0, None), 0.0) ** 2
+            sum_weight += weight
+            sum_x += weight * np.where(good, free["x"], 0.0)
+            sum_y += weight * np.where(good, free["y"], 0.0)
+        found = sum_weight > 0
+        x = np.where(found, sum_x / np.where(found, sum_weight, 1.0), merged["x"])
+        y = np.where(found, sum_y / np.where(found, sum_weight, 1.0), merged["y"])
+        # Pass 2: shape, Kron ellipse and extendedness in the reference band.
         result: Table | None = None
         for band in bands:
             members = np.nonzero(ref_band == band)[0]
-            if not members.size:
+            if not members.size and not (result is None and band == bands[-1]):
                 continue
-            item = coadds[band]
-            coadd: CellCoadd = item if isinstance(item, CellCoadd) else item.get()
-            planes = coadd_planes(coadd, list(self.config.badMaskPlanes), self.config.backgroundCellSize)
-            noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
             measured = measure_objects(
-                coadd,
-                planes,
-                noise,
+                *self._prepare(coadds[band], merged_footprints),
                 merged_footprints.array,
-                np.asarray(merged["x"])[members],
-                np.asarray(merged["y"])[members],
+                x[members],
+                y[members],
                 [own[k] for k in members],
                 self.config.measurement,
+                fixed_centroid=True,
             )
             if result is None:
                 result = Table({name: np.zeros(n, dtype=measured[name].dtype) for name in measured.colnames})
             for column in measured.colnames:
                 result[column][members] = measured[column]
+        result["centroid_flag"] = ~found
         assert result is not None  # every object has a reference band
         table = Table()
         table["objectId"] = merged["objectId"]
@@ -254,6 +279,17 @@ class MeasureObjectsRefTask(PipelineTask):
             int(np.count_nonzero(table["detect_isPrimary"])),
         )
         return Struct(measurement=table)
+
+    def _prepare(self, item: Any, merged_footprints: Image) -> tuple[CellCoadd, Any, CoaddNoise]:
+        """Return a coadd (read if a handle), its planes and its real noise."""
+        coadd: CellCoadd = item if isinstance(item, CellCoadd) else item.get()
+        planes = coadd_planes(
+            coadd,
+            list(self.config.badMaskPlanes),
+            self.config.backgroundCellSize,
+            merged_footprints.array > 0,
+        )
+        return coadd, planes, CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
 
     def _reference_bands(self, merged: Table, bands: list[str]) -> np.ndarray:
         """Return each object's reference band."""
