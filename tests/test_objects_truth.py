@@ -264,3 +264,44 @@ def test_band_without_coadd_is_flagged(coadds, patch_id):
         assert np.all(table[f"{band}_psfFlux_flag"]) and np.all(table[f"{band}_pixelFlags_nodata"])
     assert np.all(table["refBand"] == "J")
     assert np.mean(np.isfinite(table["J_psfFlux"])) > 0.95
+
+
+def test_pure_noise_gives_next_to_nothing(coadds, patch_id):
+    """Both coadds replaced by their own noise realisations (the same
+    noise, correlation included, without the sky's objects): the chain
+    runs through and finds at most a couple of 5-sigma noise peaks."""
+    noise_only = {}
+    for band, coadd in coadds.items():
+        copy = coadd.copy()
+        copy.image.array[...] = coadd.noise_realizations[0].array
+        noise_only[band] = copy
+    _, table, _ = run_objects(noise_only, patch_id, object_field.BANDS)
+    print(f"objects on pure noise: {len(table)}")
+    assert len(table) <= 2
+    assert {"J_psfFlux", "Ks_psfFlux", "detect_isPrimary"} <= set(table.colnames)
+
+
+def test_units_are_those_of_rubins_object_table(objects):
+    """Every column that Rubin's DP1 Object table has (band columns under
+    its g band) has its unit there; kronRad is in pixels here, where DP1
+    leaves it without a unit."""
+    from importlib.resources import files
+
+    import yaml
+
+    schema = yaml.safe_load((files("lsst.sdm.schemas") / "dp1.yaml").read_text())
+    (rubin,) = (table for table in schema["tables"] if table["name"] == "Object")
+    units = {column["name"]: column.get("ivoa:unit") for column in rubin["columns"]}
+    _, table, _ = objects
+    compared = 0
+    for name in table.colnames:
+        rubin_name = name
+        for band in object_field.BANDS:
+            if name.startswith(f"{band}_"):
+                rubin_name = "g_" + name.removeprefix(f"{band}_")
+        if rubin_name not in units or rubin_name == "g_kronRad":
+            continue
+        expected = u.Unit(units[rubin_name]) if units[rubin_name] else None
+        assert table[name].unit == expected, (name, table[name].unit, expected)
+        compared += 1
+    assert compared > 40
