@@ -48,6 +48,7 @@ from lsst.pipe.base import Struct
 from ..calibrate.measurement import aperture_column
 from ..coadd.resampling import resample_image
 from ..psf_shape import kernel_moments
+from .detection import mean_psf_kernel
 from .noise import CoaddNoise
 
 PIXEL_FLAG_PLANES = {
@@ -162,7 +163,7 @@ def measure_objects(
     bbox = coadd.bbox
     height, width = planes.image.shape
     half = config.stampHalfSize
-    psf_factor = noise.factor(_mean_kernel(coadd), key="psf")
+    psf_factor = noise.factor(mean_psf_kernel(coadd), key="psf")
     columns: dict[str, np.ndarray] = {
         "x": np.array(x, dtype=float),
         "y": np.array(y, dtype=float),
@@ -289,13 +290,6 @@ def measure_objects(
             )
             _extendedness(columns, i, kernel, a, b, theta, aperture, config)
     return Table(columns)
-
-
-def _mean_kernel(coadd: CellCoadd) -> np.ndarray:
-    """Return the first cell's PSF kernel (for the PSF flux noise factor,
-    which changes little with the PSF's details)."""
-    cell = next(iter(coadd.psf.bounds.cell_indices()))
-    return coadd.psf[cell].array
 
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:

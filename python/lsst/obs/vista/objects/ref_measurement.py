@@ -221,7 +221,8 @@ class MeasureObjectsRefTask(PipelineTask):
         result: Table | None = None
         for band in bands:
             members = np.nonzero(ref_band == band)[0]
-            if not members.size and not (result is None and band == bands[-1]):
+            # A patch without objects still gets a table of every column (from the last band).
+            if not members.size and (result is not None or band != bands[-1]):
                 continue
             measured = measure_objects(
                 *self._prepare(coadds[band], merged_footprints),
