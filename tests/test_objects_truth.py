@@ -21,6 +21,7 @@ import coadd_field as field
 import object_field
 from lsst.obs.vista.objects import (
     CoaddNoise,
+    ConsolidateObjectTableTask,
     DetectCoaddPeaksTask,
     ForcedPhotObjectsTask,
     MeasureObjectsRefTask,
@@ -59,7 +60,7 @@ def patch_id():
     return field.skymap()[0].find_patch(*field.CENTRE).id
 
 
-def run_objects(coadds, patch_id, bands):
+def run_objects(coadds, patch_id, bands, *, pieces=False):
     detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
     merge = MergeCoaddDetectionsTask()
     merge.config.priorityList = PRIORITY
@@ -78,6 +79,8 @@ def run_objects(coadds, patch_id, bands):
         band: ForcedPhotObjectsTask().run(coadds[band], reference, merged.merged_footprints).measurement
         for band in coadds
     }
+    if pieces:
+        return reference, forced
     writer = WriteObjectTableTask()
     writer.config.bands = list(bands)
     return merged.merged, writer.run(reference, forced).table, merged.merged_footprints.array
@@ -254,16 +257,32 @@ def test_columns_are_rubins_and_described(objects):
         assert table[name].description, name
 
 
-def test_band_without_coadd_is_flagged(coadds, patch_id):
+def test_band_without_coadd_is_flagged(coadds, patch_id, objects):
     """Only J has a coadd, but the table is asked for J, Ks and H: the
-    missing bands' columns are NaN and flagged, and J is measured."""
-    _, table, _ = run_objects({"J": coadds["J"]}, patch_id, ("J", "Ks", "H"))
+    missing bands' columns are NaN and flagged, and J is measured.  Without
+    bands configured the patch's table has J only, and the tract's object
+    table gives it the other patches' Ks columns as a band without data."""
+    reference, forced = run_objects({"J": coadds["J"]}, patch_id, ("J",), pieces=True)
+    writer = WriteObjectTableTask()
+    writer.config.bands = ["J", "Ks", "H"]
+    table = writer.run(reference, forced).table
     assert len(table) > 100
     for band in ("Ks", "H"):
         assert np.all(np.isnan(table[f"{band}_psfFlux"]))
         assert np.all(table[f"{band}_psfFlux_flag"]) and np.all(table[f"{band}_pixelFlags_nodata"])
+        assert not np.any(table[f"{band}_pixelFlags_clipped"])
     assert np.all(table["refBand"] == "J")
     assert np.mean(np.isfinite(table["J_psfFlux"])) > 0.95
+    j_only = WriteObjectTableTask().run(reference, forced).table
+    assert not any(name.startswith("Ks_") for name in j_only.colnames)
+    _, both, _ = objects
+    tract = ConsolidateObjectTableTask().run([both, j_only]).table
+    assert len(tract) == len(both) + len(j_only)
+    assert np.all(np.isnan(tract["Ks_psfFlux"][len(both) :]))
+    assert np.all(tract["Ks_psfFlux_flag"][len(both) :]) and np.all(
+        tract["Ks_pixelFlags_nodata"][len(both) :]
+    )
+    assert tract["Ks_psfFlux"].unit == u.nJy and tract["Ks_psfFlux"].description
 
 
 def test_pure_noise_gives_next_to_nothing(coadds, patch_id):

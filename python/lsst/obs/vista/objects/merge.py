@@ -46,9 +46,10 @@ from lsst.pipe.base import (
 from ..isr.pipeline_task import data_id_text
 from .object_id import pack_object_ids
 
-DEFAULT_PRIORITY = ["Ks", "H", "J", "Y", "Z", "z", "i", "r", "g", "u"]
-"""Default band priority: the reddest first, where VISTA and DECam are
-deepest for the red objects that VISTA surveys select."""
+DEFAULT_PRIORITY = ["Ks", "H", "J", "y", "z", "i", "r", "g", "u"]
+"""Default band priority (this package's band names: VIRCAM's and DECam's
+share z and y): the reddest first, where VISTA is deepest for the red
+objects its surveys select."""
 
 
 def band_priority(bands: Sequence[str], priority: Sequence[str]) -> list[str]:

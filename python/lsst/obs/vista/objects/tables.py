@@ -130,6 +130,15 @@ def _band_description(name: str) -> tuple[str, u.UnitBase | None]:
     return table[name]
 
 
+def _no_data(column: str, dtype: np.dtype, n: int) -> np.ndarray:
+    """Return the values of a per-band column (without the band prefix)
+    for a band with no coadd: NaN, and every failure flag set."""
+    if dtype.kind != "b":
+        return np.full(n, np.nan, dtype=dtype if dtype.kind == "f" else np.float64)
+    failed = column.endswith("flag") or "_flag_" in column or column == "pixelFlags_nodata"
+    return np.full(n, failed, dtype=bool)
+
+
 class WriteObjectTableConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch")):
     reference = cT.Input(
         doc="The objects' reference measurements.",
@@ -227,15 +236,8 @@ class WriteObjectTableTask(PipelineTask):
                     continue
                 if measured is not None:
                     values = np.asarray(measured[column])
-                elif template[column].dtype.kind == "b":
-                    # No coadd: every failure flag set.
-                    values = (
-                        np.ones(n, bool)
-                        if column.endswith("flag") or column == "pixelFlags_nodata"
-                        else (np.zeros(n, bool))
-                    )
                 else:
-                    values = np.full(n, np.nan)
+                    values = _no_data(column, template[column].dtype, n)
                 description, unit = _band_description(column)
                 table[f"{band}_{column}"] = values
                 table[f"{band}_{column}"].description = f"{band} band: {description}"
@@ -276,6 +278,10 @@ class ConsolidateObjectTableTask(PipelineTask):
     def run(self, patches: list[Table]) -> Struct:
         """Concatenate patch tables (in patch order).
 
+        A band some patches have no coadd in (and no ``writeObjectTable``
+        ``bands`` configured) is added to the others' tables as a band
+        without data: NaN and failure flags.
+
         Parameters
         ----------
         patches : `list` [`astropy.table.Table`]
@@ -286,5 +292,26 @@ class ConsolidateObjectTableTask(PipelineTask):
         result : `lsst.pipe.base.Struct`
             ``table`` (`astropy.table.Table`).
         """
-        ordered = sorted(patches, key=lambda table: int(table["patch"][0]) if len(table) else -1)
+        bands: list[str] = []
+        for table in patches:
+            bands += [band for band in table.meta.get("BANDS", "").split(",") if band and band not in bands]
+        complete = []
+        for table in patches:
+            table = table.copy(copy_data=False)
+            have = table.meta.get("BANDS", "").split(",")
+            for band in bands:
+                if band in have:
+                    continue
+                like = next(t for t in patches if band in t.meta.get("BANDS", "").split(","))
+                for name in like.colnames:
+                    if name.startswith(f"{band}_"):
+                        column = name.removeprefix(f"{band}_")
+                        table[name] = _no_data(column, like[name].dtype, len(table))
+                        table[name].description = like[name].description
+                        table[name].unit = like[name].unit
+            table.meta["BANDS"] = ",".join(bands)
+            complete.append(
+                table[[*patches[0].colnames, *sorted(set(table.colnames) - set(patches[0].colnames))]]
+            )
+        ordered = sorted(complete, key=lambda table: int(table["patch"][0]) if len(table) else -1)
         return Struct(table=vstack(ordered, join_type="exact", metadata_conflicts="silent"))
