@@ -203,6 +203,7 @@ def measure_objects(
         for name, plane in PIXEL_FLAG_PLANES.items()
         if plane in coadd.mask.schema.names
     }
+    psf_moments: dict[object, tuple[float, float, float]] = {}
     for i in range(n):
         col, row = float(x[i]) - bbox.x.start, float(y[i]) - bbox.y.start
         if not (0 <= col < width and 0 <= row < height):
@@ -220,7 +221,12 @@ def measure_objects(
         variance = np.ascontiguousarray(planes.variance[ys, xs])
         # Stamp coordinates of the position.
         sx, sy = col - xs.start, row - ys.start
-        moments = _adaptive_moments(data, ~usable, sx, sy, coadd, float(x[i]), float(y[i]))
+        cell = coadd.grid.index_of(x=ic + bbox.x.start, y=ir + bbox.y.start)
+        if cell not in psf_moments:
+            # The cell's PSF is one kernel: its moments once per cell.
+            psf_moments[cell] = kernel_moments(coadd.psf[cell].array)
+        kxx, kyy, kxy = psf_moments[cell]
+        moments = _adaptive_moments(data, ~usable, sx, sy, math.sqrt(0.5 * (kxx + kyy)))
         if moments is not None:
             mx, my, ixx, iyy, ixy = moments
             columns["ixx"][i], columns["iyy"][i], columns["ixy"][i] = ixx, iyy, ixy
@@ -242,7 +248,6 @@ def measure_objects(
             columns["psfFlux"][i] = float(np.sum(weights * data)) / norm
             columns["psfFluxErr"][i] = psf_factor * math.sqrt(float(np.sum(weights**2 * variance))) / norm
             columns["psfFlux_flag"][i] = not columns["psfFluxErr"][i] > 0
-        kxx, kyy, kxy = kernel_moments(kernel.array)
         columns["ixxPSF"][i], columns["iyyPSF"][i], columns["ixyPSF"][i] = kxx, kyy, kxy
         core = psf_stamp > config.psfCoreFraction * float(kernel.array.max())
         centre = (
@@ -319,16 +324,15 @@ def _paste(kernel, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray:
 
 
 def _adaptive_moments(
-    data: np.ndarray, bad: np.ndarray, sx: float, sy: float, coadd: CellCoadd, x: float, y: float
+    data: np.ndarray, bad: np.ndarray, sx: float, sy: float, psf_sigma: float
 ) -> tuple[float, float, float, float, float] | None:
     """Return HSM's centroid (stamp coordinates) and second moments, or
     `None` if the moments fail."""
-    psf_xx, psf_yy, _ = kernel_moments(coadd.psf.compute_kernel_image(x=x, y=y).array)
     try:
         result = galsim.hsm.FindAdaptiveMom(
             galsim.Image(data, xmin=0, ymin=0),
             badpix=galsim.Image(bad.astype(np.int32), xmin=0, ymin=0),
-            guess_sig=math.sqrt(0.5 * (psf_xx + psf_yy)),
+            guess_sig=psf_sigma,
             guess_centroid=galsim.PositionD(sx, sy),
             strict=False,
         )

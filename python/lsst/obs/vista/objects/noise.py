@@ -73,6 +73,8 @@ class CoaddNoise:
         """Return `factor` for a circular aperture of ``radius`` pixels
         (computed for the radius rounded to half a pixel)."""
         rounded = max(0.5, round(2.0 * radius) / 2.0)
+        if ("disc", rounded) in self._cache:
+            return self._cache["disc", rounded]
         half = int(math.ceil(rounded))
         y, x = np.mgrid[-half : half + 1, -half : half + 1]
         disc = (x * x + y * y <= rounded * rounded).astype(float)
