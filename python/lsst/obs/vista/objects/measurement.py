@@ -32,6 +32,7 @@ __all__ = (
     "stellar_image",
 )
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -59,6 +60,11 @@ PIXEL_FLAG_PLANES = {
 }
 """Rubin's ``pixelFlags_<name>`` of coadd measurements and the deep_coadd
 mask plane each one reports."""
+
+
+_KRON_SEARCH_RADIUS = 6.0
+"""Radius (in units of the moments' ellipse) within which the Kron radius
+is computed (SExtractor's)."""
 
 
 class ObjectMeasurementConfig(pexConfig.Config):
@@ -257,44 +263,99 @@ def measure_objects(
         for name, plane in planes_present.items():
             columns[f"pixelFlags_{name}"][i] = bool(plane[ys, xs][core].any())
             columns[f"pixelFlags_{name}Center"][i] = bool(plane[ys, xs][centre].any())
-        mask = ~usable
-        data32 = data.astype(np.float32)
-        var32 = variance.astype(np.float32)
-        for radius in config.apertureRadii:
-            prefix = aperture_column(radius)
-            flux, error, flag = sep.sum_circle(data32, [sx], [sy], radius, var=var32, mask=mask, subpix=5)
-            columns[f"{prefix}Flux"][i] = flux[0]
-            columns[f"{prefix}FluxErr"][i] = error[0] * noise.disc_factor(radius)
-            columns[f"{prefix}Flux_flag"][i] = bool(flag[0] & (sep.APER_TRUNC | sep.APER_HASMASKED)) or (
-                radius > half
-            )
+        stamp = _Stamp(data.astype(np.float32), variance.astype(np.float32), ~usable, sx, sy, half)
+        _aperture_fluxes(columns, i, stamp, noise, config)
         if forced:
-            a, b, theta, kron_radius = (
+            ellipse = tuple(
                 float(kron[name][i]) for name in ("kron_a", "kron_b", "kron_theta", "kron_radius")
             )
         elif moments is not None:
-            a, b, theta = _ellipse(*moments[2:])
-            radius, flag = sep.kron_radius(data32, [sx], [sy], [a], [b], [theta], 6.0, mask=mask)
-            kron_radius = float(radius[0]) if flag[0] == 0 and np.isfinite(radius[0]) else math.nan
-            kron_radius = max(kron_radius, config.kronMinRadius) if np.isfinite(kron_radius) else math.nan
+            ellipse = _kron_ellipse(stamp, *_ellipse(*moments[2:]), config)
         else:
-            a = b = theta = kron_radius = math.nan
-        columns["kron_a"][i], columns["kron_b"][i] = a, b
-        columns["kron_theta"][i], columns["kron_radius"][i] = theta, kron_radius
-        if np.isfinite(kron_radius) and a > 0 and b > 0:
-            aperture = config.kronFactor * kron_radius
-            flux, error, flag = sep.sum_ellipse(
-                data32, [sx], [sy], [a], [b], [theta], aperture, var=var32, mask=mask, subpix=5
-            )
-            equivalent_radius = aperture * math.sqrt(a * b)
-            columns["kronRad"][i] = kron_radius * math.sqrt(a * b)
-            columns["kronFlux"][i] = flux[0]
-            columns["kronFluxErr"][i] = error[0] * noise.disc_factor(equivalent_radius)
-            columns["kronFlux_flag"][i] = bool(flag[0] & (sep.APER_TRUNC | sep.APER_HASMASKED)) or (
-                equivalent_radius > half
-            )
-            _extendedness(columns, i, kernel, a, b, theta, aperture, config)
+            ellipse = (math.nan, math.nan, math.nan, math.nan)
+        _kron_flux(columns, i, stamp, ellipse, noise, config)
+        if np.isfinite(columns["kronFlux"][i]):
+            _extendedness(columns, i, kernel, ellipse, config)
     return Table(columns)
+
+
+@dataclasses.dataclass
+class _Stamp:
+    """An object's stamp, neighbours replaced, as sep measures it."""
+
+    data: np.ndarray
+    variance: np.ndarray
+    bad: np.ndarray
+    x: float
+    """Column of the object (stamp pixels)."""
+    y: float
+    """Row of the object (stamp pixels)."""
+    half: int
+    """Half-side of a whole stamp (pixels): larger apertures are flagged."""
+
+
+_APERTURE_FAILED = sep.APER_TRUNC | sep.APER_HASMASKED
+"""sep aperture flags that make a flux unreliable."""
+
+
+def _aperture_fluxes(
+    columns: dict[str, np.ndarray], i: int, stamp: _Stamp, noise: CoaddNoise, config: ObjectMeasurementConfig
+) -> None:
+    """Measure object ``i``'s circular aperture fluxes."""
+    for radius in config.apertureRadii:
+        prefix = aperture_column(radius)
+        flux, error, flag = sep.sum_circle(
+            stamp.data, [stamp.x], [stamp.y], radius, var=stamp.variance, mask=stamp.bad, subpix=5
+        )
+        columns[f"{prefix}Flux"][i] = flux[0]
+        columns[f"{prefix}FluxErr"][i] = error[0] * noise.disc_factor(radius)
+        columns[f"{prefix}Flux_flag"][i] = bool(flag[0] & _APERTURE_FAILED) or radius > stamp.half
+
+
+def _kron_ellipse(
+    stamp: _Stamp, a: float, b: float, theta: float, config: ObjectMeasurementConfig
+) -> tuple[float, float, float, float]:
+    """Return the Kron ellipse (a, b, theta, Kron radius in units of a and
+    b) of the moments' ellipse (a, b, theta)."""
+    radius, flag = sep.kron_radius(
+        stamp.data, [stamp.x], [stamp.y], [a], [b], [theta], _KRON_SEARCH_RADIUS, mask=stamp.bad
+    )
+    kron_radius = float(radius[0]) if flag[0] == 0 and np.isfinite(radius[0]) else math.nan
+    return a, b, theta, max(kron_radius, config.kronMinRadius) if np.isfinite(kron_radius) else math.nan
+
+
+def _kron_flux(
+    columns: dict[str, np.ndarray],
+    i: int,
+    stamp: _Stamp,
+    ellipse: tuple[float, float, float, float],
+    noise: CoaddNoise,
+    config: ObjectMeasurementConfig,
+) -> None:
+    """Record object ``i``'s Kron ellipse and measure its Kron flux in it."""
+    a, b, theta, kron_radius = ellipse
+    columns["kron_a"][i], columns["kron_b"][i] = a, b
+    columns["kron_theta"][i], columns["kron_radius"][i] = theta, kron_radius
+    if not (np.isfinite(kron_radius) and a > 0 and b > 0):
+        return
+    aperture = config.kronFactor * kron_radius
+    flux, error, flag = sep.sum_ellipse(
+        stamp.data,
+        [stamp.x],
+        [stamp.y],
+        [a],
+        [b],
+        [theta],
+        aperture,
+        var=stamp.variance,
+        mask=stamp.bad,
+        subpix=5,
+    )
+    equivalent_radius = aperture * math.sqrt(a * b)
+    columns["kronRad"][i] = kron_radius * math.sqrt(a * b)
+    columns["kronFlux"][i] = flux[0]
+    columns["kronFluxErr"][i] = error[0] * noise.disc_factor(equivalent_radius)
+    columns["kronFlux_flag"][i] = bool(flag[0] & _APERTURE_FAILED) or equivalent_radius > stamp.half
 
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
@@ -350,23 +411,25 @@ def _adaptive_moments(
 def _extendedness(
     columns: dict[str, np.ndarray],
     i: int,
-    kernel,
-    a: float,
-    b: float,
-    theta: float,
-    aperture: float,
+    kernel: Image,
+    ellipse: tuple[float, float, float, float],
     config: ObjectMeasurementConfig,
 ) -> None:
     """Set the extendedness of object ``i`` from its PSF and Kron fluxes."""
+    a, b, theta, kron_radius = ellipse
     psf = np.ascontiguousarray(kernel.array, dtype=np.float32)
     # The stellar image is in tract pixels, centred on the object.
     ky = columns["y"][i] - kernel.bbox.y.start
     kx = columns["x"][i] - kernel.bbox.x.start
-    fraction, _, _ = sep.sum_ellipse(psf, [kx], [ky], [a], [b], [theta], aperture, subpix=5)
-    share = float(fraction[0]) / float(psf.sum())
-    kron_total = columns["kronFlux"][i] / share if share > 0 else math.nan
+    inside, _, _ = sep.sum_ellipse(
+        psf, [kx], [ky], [a], [b], [theta], config.kronFactor * kron_radius, subpix=5
+    )
+    share = float(inside[0]) / float(psf.sum())
+    if not share > 0:
+        return
+    kron_total = columns["kronFlux"][i] / share
+    kron_error = columns["kronFluxErr"][i] / share
     psf_flux, psf_error = columns["psfFlux"][i], columns["psfFluxErr"][i]
-    kron_error = columns["kronFluxErr"][i] / share if share > 0 else math.nan
     if not (np.isfinite(kron_total) and np.isfinite(psf_flux) and kron_total > 0):
         return
     shortfall = kron_total * (1.0 - config.extendednessMinFraction) - psf_flux
