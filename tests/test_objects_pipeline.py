@@ -17,6 +17,8 @@ from conftest import BIN, ROOT
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
 
+pytestmark = pytest.mark.slow
+
 SKYMAP = "objects_test"
 OUTPUT = "u/test/objects"
 
