@@ -15,7 +15,6 @@ __all__ = ("correlation_error_factor", "measure_noise_correlation")
 import math
 
 import numpy as np
-import scipy.signal
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -89,13 +88,17 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
         noise gives less).
     """
     max_lag = correlation.shape[0] // 2
-    autocorrelation = scipy.signal.correlate(weights, weights, mode="full", method="direct")
-    cy, cx = (s // 2 for s in autocorrelation.shape)
-    padded = np.zeros((2 * max_lag + 1, 2 * max_lag + 1))
+    weights = np.asarray(weights, dtype=np.float64)
+    h, w = weights.shape
+    # The autocorrelation of the weights at the lags the correlation has only:
+    # the full one costs the square of the weights' size.
+    autocorrelation = np.zeros_like(correlation, dtype=np.float64)
     for dy in range(-max_lag, max_lag + 1):
         for dx in range(-max_lag, max_lag + 1):
-            y, x = cy + dy, cx + dx
-            if 0 <= y < autocorrelation.shape[0] and 0 <= x < autocorrelation.shape[1]:
-                padded[max_lag + dy, max_lag + dx] = autocorrelation[y, x]
-    ratio = float(np.sum(correlation * padded)) / float(autocorrelation[cy, cx])
+            if abs(dy) >= h or abs(dx) >= w:
+                continue
+            a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+            b = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
+            autocorrelation[max_lag + dy, max_lag + dx] = float(np.sum(weights[a] * weights[b]))
+    ratio = float(np.sum(correlation * autocorrelation)) / float(autocorrelation[max_lag, max_lag])
     return math.sqrt(max(ratio, 0.0))

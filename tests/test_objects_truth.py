@@ -1,0 +1,326 @@
+"""Objects against truth: detection, merge, deblending, reference and forced
+measurement and the object table on a synthetic two-band field of known
+stars, galaxies and close pairs (`object_field`), run in-process.
+
+Checked: completeness at S/N >= 10 and spurious objects, forced PSF-flux
+pulls of stars in both bands (errors with the resampling covariance), star
+colours, extendedness, objectId packing, detect_isPrimary, column
+descriptions and units, and a band without a coadd.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import astropy.units as u
+import numpy as np
+import pytest
+import scipy.ndimage
+
+import coadd_field as field
+import object_field
+from lsst.obs.vista.objects import (
+    CoaddNoise,
+    ConsolidateObjectTableTask,
+    DetectCoaddPeaksTask,
+    ForcedPhotObjectsTask,
+    MeasureObjectsRefTask,
+    MergeCoaddDetectionsTask,
+    ObjectMeasurementConfig,
+    WriteObjectTableTask,
+    coadd_planes,
+    measure_objects,
+    unpack_object_ids,
+)
+
+MATCH_RADIUS = 3.0
+"""Tract pixels between an object and its truth."""
+
+EMPTY_SKY_MARGIN = 15
+"""Pixels between the empty-sky positions and any footprint."""
+
+PRIORITY = ["Ks", "J"]
+
+
+@pytest.fixture(scope="module")
+def truth():
+    return object_field.truth()
+
+
+@pytest.fixture(scope="module")
+def coadds(tmp_path_factory, truth):
+    base = field.make_base(Path(tmp_path_factory.mktemp("objects_base")))
+    return {
+        band: object_field.coadd(base, truth, band, seed=10 + k) for k, band in enumerate(object_field.BANDS)
+    }
+
+
+@pytest.fixture(scope="module")
+def patch_id():
+    return field.skymap()[0].find_patch(*field.CENTRE).id
+
+
+def run_objects(coadds, patch_id, bands, *, pieces=False):
+    detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
+    merge = MergeCoaddDetectionsTask()
+    merge.config.priorityList = PRIORITY
+    merged = merge.run(
+        {b: d.detections for b, d in detections.items()},
+        {b: d.footprints for b, d in detections.items()},
+        tract=0,
+        patch=patch_id,
+    )
+    ref = MeasureObjectsRefTask()
+    ref.config.priorityList = PRIORITY
+    reference = ref.run(
+        coadds, merged.merged, merged.merged_footprints, skymap=field.skymap(), tract=0, patch=patch_id
+    ).measurement
+    forced = {
+        band: ForcedPhotObjectsTask().run(coadds[band], reference, merged.merged_footprints).measurement
+        for band in coadds
+    }
+    if pieces:
+        return reference, forced
+    writer = WriteObjectTableTask()
+    writer.config.bands = list(bands)
+    return merged.merged, writer.run(reference, forced).table, merged.merged_footprints.array
+
+
+@pytest.fixture(scope="module")
+def objects(coadds, patch_id):
+    return run_objects(coadds, patch_id, object_field.BANDS)
+
+
+@pytest.fixture(scope="module")
+def matched(objects, truth):
+    """Primary objects and the index of their truth (-1 if none)."""
+    _, table, _ = objects
+    primary = table[table["detect_isPrimary"]]
+    distance = np.hypot(
+        np.asarray(primary["x"])[:, None] - truth.x[None], np.asarray(primary["y"])[:, None] - truth.y[None]
+    )
+    index = np.where(distance.min(axis=1) < MATCH_RADIUS, distance.argmin(axis=1), -1)
+    return primary, index
+
+
+def truth_snr(table, truth, band):
+    """Truth flux over the median PSF flux error: the S/N each object would have."""
+    return truth.flux[band] / np.nanmedian(table[f"{band}_psfFluxErr"])
+
+
+def test_completeness_and_spurious(matched, objects, truth):
+    primary, index = matched
+    _, table, _ = objects
+    snr = np.maximum(truth_snr(table, truth, "J"), truth_snr(table, truth, "Ks"))
+    bright = snr >= 10
+    found = np.isin(np.arange(len(truth.x)), index[index >= 0])
+    completeness = found[bright].mean()
+    spurious = np.mean(index < 0)
+    print(f"completeness {completeness:.3f} of {bright.sum()}, spurious {spurious:.3f} of {len(primary)}")
+    assert bright.sum() > 150
+    assert completeness >= 0.95
+    assert spurious < 0.02
+    # Each truth object is found once.
+    assert len(set(index[index >= 0])) == np.count_nonzero(index >= 0)
+
+
+def test_close_pairs_are_deblended(objects, matched, truth):
+    merged, table, _ = objects
+    primary, index = matched
+    pairs = np.arange(len(truth.x) - 4, len(truth.x))
+    assert np.all(np.isin(pairs, index))
+    assert np.count_nonzero(table["deblend_nChild"] > 0) >= 4
+    print(f"deblended children: {np.mean(table['detect_fromBlend'][table['detect_isPrimary']]):.3f}")
+    # Parents are never primary.
+    assert not np.any(table["detect_isPrimary"][table["deblend_nChild"] > 0])
+
+
+def robust_std(values: np.ndarray) -> float:
+    """1.4826 times the median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def test_forced_psf_flux_pulls_of_stars(matched, truth):
+    """Pulls of the isolated stars' forced PSF fluxes, both bands pooled
+    (their noise is independent): about 440 pulls, so that the median and
+    the robust width are known to about 0.06 and 0.045 (one band's 220
+    would leave the 10% bound on the width at 1.5 standard errors)."""
+    primary, index = matched
+    star = (index >= 0) & primary["detect_isIsolated"]
+    star[star] = truth.is_star[index[star]]
+    pulls = []
+    for band in object_field.BANDS:
+        flux = np.asarray(primary[f"{band}_psfFlux"][star])
+        error = np.asarray(primary[f"{band}_psfFluxErr"][star])
+        band_pulls = (flux - truth.flux[band][index[star]]) / error
+        print(
+            f"{band}: {star.sum()} stars, median {np.median(band_pulls):.3f}, "
+            f"robust std {robust_std(band_pulls):.3f}"
+        )
+        pulls.append(band_pulls)
+    pooled = np.concatenate(pulls)
+    print(f"pooled: median {np.median(pooled):.3f}, robust std {robust_std(pooled):.3f}")
+    assert star.sum() > 150
+    assert abs(np.median(pooled)) < 0.1
+    assert abs(robust_std(pooled) - 1) < 0.1
+
+
+@pytest.mark.parametrize("band", object_field.BANDS)
+def test_errors_on_empty_sky(coadds, objects, band):
+    """PSF, aperture and Kron fluxes at 1500 random places away from every
+    footprint scatter as their errors say (the resampling covariance
+    included): within 5% (the standard error is 2%)."""
+    _, _, ownership = objects
+    coadd = coadds[band]
+    planes = coadd_planes(coadd, ["NO_DATA"], 128, ownership > 0)
+    noise = CoaddNoise(planes.noise, planes.variance, planes.usable, 6)
+    empty = scipy.ndimage.binary_erosion((ownership == 0) & planes.usable, iterations=EMPTY_SKY_MARGIN)
+    rows, columns = np.nonzero(empty)
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(rows.size, 1500, replace=False)
+    x = columns[chosen] + coadd.bbox.x.start + rng.uniform(-0.5, 0.5, chosen.size)
+    y = rows[chosen] + coadd.bbox.y.start + rng.uniform(-0.5, 0.5, chosen.size)
+    kron = {
+        "kron_a": np.full(x.size, 3.0),
+        "kron_b": np.full(x.size, 2.5),
+        "kron_theta": np.zeros(x.size),
+        "kron_radius": np.full(x.size, 2.0),
+    }
+    # Label 0 owns nothing: every footprint in a stamp is a neighbour.
+    measured = measure_objects(
+        coadd, planes, noise, ownership, x, y, [[0]] * x.size, ObjectMeasurementConfig(), kron=kron
+    )
+    for name in ("psfFlux", "ap03Flux", "ap06Flux", "ap12Flux", "kronFlux"):
+        ratio = np.asarray(measured[name] / measured[f"{name}Err"])
+        print(f"{band} {name}: std {np.std(ratio):.3f}")
+        assert abs(np.std(ratio) - 1) < 0.05, name
+
+
+def test_star_colours(matched, truth):
+    primary, index = matched
+    star = (index >= 0) & primary["detect_isIsolated"]
+    star[star] = truth.is_star[index[star]]
+    snr = np.minimum(
+        primary["J_psfFlux"] / primary["J_psfFluxErr"], primary["Ks_psfFlux"] / primary["Ks_psfFluxErr"]
+    )
+    bright = star & (snr > 50)
+    colour = -2.5 * np.log10(primary["J_psfFlux"][bright] / primary["Ks_psfFlux"][bright])
+    true = -2.5 * np.log10(truth.flux["J"][index[bright]] / truth.flux["Ks"][index[bright]])
+    offset = float(np.median(colour - true))
+    print(
+        f"{bright.sum()} stars at S/N > 50: colour offset {offset:.4f} mag, rms {np.std(colour - true):.4f}"
+    )
+    assert bright.sum() > 30
+    assert abs(offset) < 0.02
+
+
+def test_extendedness(matched, truth):
+    primary, index = matched
+    ok = index >= 0
+    snr = np.array([primary[f"{b}_psfFlux"] / primary[f"{b}_psfFluxErr"] for b in ("J", "Ks")]).max(axis=0)
+    chosen = ok & (snr > 20) & primary["detect_isIsolated"]
+    expected = (~truth.is_star[index[chosen]]).astype(float)
+    right = np.asarray(primary["refExtendedness"][chosen]) == expected
+    print(
+        f"extendedness right: stars {right[expected == 0].mean():.3f} of {np.sum(expected == 0)}, "
+        f"galaxies {right[expected == 1].mean():.3f} of {np.sum(expected == 1)}"
+    )
+    assert np.sum(expected == 1) >= 20
+    assert right[expected == 0].mean() >= 0.95
+    assert right[expected == 1].mean() >= 0.95
+
+
+def test_object_ids_and_primary(objects, patch_id):
+    merged, table, _ = objects
+    tracts, patches, rows = unpack_object_ids(table["objectId"])
+    assert set(tracts) == {0} and set(patches) == {patch_id}
+    assert list(rows) == list(range(1, len(table) + 1))
+    assert list(table["tract"]) == list(tracts) and list(table["patch"]) == list(patches)
+    children = table["parentObjectId"] != 0
+    assert set(table["parentObjectId"][children]) <= set(table["objectId"][table["deblend_nChild"] > 0])
+    inner = field.skymap()[0].patch(patch_id).inner_bbox
+    primary = table[table["detect_isPrimary"]]
+    assert np.all((primary["x"] >= inner.x.start - 0.5) & (primary["x"] < inner.x.stop - 0.5))
+    assert set(table["refBand"]) <= set(object_field.BANDS)
+
+
+def test_columns_are_rubins_and_described(objects):
+    _, table, _ = objects
+    for name in ("objectId", "coord_ra", "coord_dec", "refExtendedness", "refBand", "detect_isPrimary"):
+        assert name in table.colnames
+    for band in object_field.BANDS:
+        for column in ("psfFlux", "psfFluxErr", "kronFlux", "kronRad", "ap12Flux", "ixx", "iyy", "ixy"):
+            assert f"{band}_{column}" in table.colnames
+        assert table[f"{band}_psfFlux"].unit == u.nJy
+        assert table[f"{band}_ap12Flux"].unit == u.nJy
+    for name in table.colnames:
+        assert table[name].description, name
+
+
+def test_band_without_coadd_is_flagged(coadds, patch_id, objects):
+    """Only J has a coadd, but the table is asked for J, Ks and H: the
+    missing bands' columns are NaN and flagged, and J is measured.  Without
+    bands configured the patch's table has J only, and the tract's object
+    table gives it the other patches' Ks columns as a band without data."""
+    reference, forced = run_objects({"J": coadds["J"]}, patch_id, ("J",), pieces=True)
+    writer = WriteObjectTableTask()
+    writer.config.bands = ["J", "Ks", "H"]
+    table = writer.run(reference, forced).table
+    assert len(table) > 100
+    for band in ("Ks", "H"):
+        assert np.all(np.isnan(table[f"{band}_psfFlux"]))
+        assert np.all(table[f"{band}_psfFlux_flag"]) and np.all(table[f"{band}_pixelFlags_nodata"])
+        assert not np.any(table[f"{band}_pixelFlags_clipped"])
+    assert np.all(table["refBand"] == "J")
+    assert np.mean(np.isfinite(table["J_psfFlux"])) > 0.95
+    j_only = WriteObjectTableTask().run(reference, forced).table
+    assert not any(name.startswith("Ks_") for name in j_only.colnames)
+    _, both, _ = objects
+    tract = ConsolidateObjectTableTask().run([both, j_only]).table
+    assert len(tract) == len(both) + len(j_only)
+    assert np.all(np.isnan(tract["Ks_psfFlux"][len(both) :]))
+    assert np.all(tract["Ks_psfFlux_flag"][len(both) :]) and np.all(
+        tract["Ks_pixelFlags_nodata"][len(both) :]
+    )
+    assert tract["Ks_psfFlux"].unit == u.nJy and tract["Ks_psfFlux"].description
+
+
+def test_pure_noise_gives_next_to_nothing(coadds, patch_id):
+    """Both coadds replaced by their own noise realisations (the same
+    noise, correlation included, without the sky's objects): the chain
+    runs through and finds at most a couple of 5-sigma noise peaks."""
+    noise_only = {}
+    for band, coadd in coadds.items():
+        copy = coadd.copy()
+        copy.image.array[...] = coadd.noise_realizations[0].array
+        noise_only[band] = copy
+    _, table, _ = run_objects(noise_only, patch_id, object_field.BANDS)
+    print(f"objects on pure noise: {len(table)}")
+    assert len(table) <= 2
+    assert {"J_psfFlux", "Ks_psfFlux", "detect_isPrimary"} <= set(table.colnames)
+
+
+def test_units_are_those_of_rubins_object_table(objects):
+    """Every column that Rubin's DP1 Object table has (band columns under
+    its g band) has its unit there; kronRad is in pixels here, where DP1
+    leaves it without a unit."""
+    from importlib.resources import files
+
+    import yaml
+
+    schema = yaml.safe_load((files("lsst.sdm.schemas") / "dp1.yaml").read_text())
+    (rubin,) = (table for table in schema["tables"] if table["name"] == "Object")
+    units = {column["name"]: column.get("ivoa:unit") for column in rubin["columns"]}
+    _, table, _ = objects
+    compared = 0
+    for name in table.colnames:
+        rubin_name = name
+        for band in object_field.BANDS:
+            if name.startswith(f"{band}_"):
+                rubin_name = "g_" + name.removeprefix(f"{band}_")
+        if rubin_name not in units or rubin_name == "g_kronRad":
+            continue
+        expected = u.Unit(units[rubin_name]) if units[rubin_name] else None
+        assert table[name].unit == expected, (name, table[name].unit, expected)
+        compared += 1
+    assert compared > 40
