@@ -24,7 +24,7 @@ from lsst.pipe.base import Pipeline
 
 from conftest import SERIAL_OUTPUT
 from lsst.obs.vista import DecamCpIsrTask, VistaIsrTask
-from lsst.obs.vista.cli import ingest_casu
+from lsst.obs.vista.cli.commands import ingest_command
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.refcat.schema import GAIA_COLUMNS, standardize_columns
 
@@ -100,7 +100,7 @@ def test_readme_reference_catalogue_and_photometry(configs: dict[str, dict[str, 
 
 
 def test_readme_ingest_and_output_defaults() -> None:
-    transfer = next(param for param in ingest_casu.params if param.name == "transfer")
+    transfer = next(param for param in ingest_command("VIRCAM").params if param.name == "transfer")
     assert transfer.default == "copy"
     seed = Config(str(ROOT / "config/butler/seed.yaml"))
     assert seed["datastore", "formatters", "VisitImage", "parameters", "recipe"] == "lossless"

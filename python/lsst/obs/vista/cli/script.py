@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
-__all__ = ("INGEST_INSTRUMENTS", "ingest_products", "ingest_reference_catalog")
+__all__ = ("ingest_instruments", "ingest_products", "ingest_reference_catalog")
 
 from collections.abc import Iterable, Sequence
 
 from lsst.utils.logging import getLogger
 
+from ..discovery import instrument_entries
 from ..ingest import FoundFiles, ProductIngester, find_files, policy_for_instrument
 from ..refcat import ingest_refcat
 from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
 
-INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
-"""Instruments with a dataset policy, in the order ``ingestImages.py`` tries
-them."""
+
+def ingest_instruments() -> tuple[str, ...]:
+    """Return the registered instruments with a dataset policy, in the order
+    ``ingestImages.py`` tries them (`lsst.obs.vista.discovery`)."""
+    entries = instrument_entries().values()
+    return tuple(entry.name for entry in entries if (entry.policy_dir / "datasets.yaml").is_file())
+
 
 _LOG = getLogger("lsst.obs.vista.ingest")
 _UNMATCHED = ""

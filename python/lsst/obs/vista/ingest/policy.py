@@ -23,7 +23,7 @@ import yaml
 
 from lsst.daf.butler import DatasetType, DimensionUniverse
 
-from .._resources import POLICY_DIR
+from ..discovery import instrument_entry
 
 _POLICY_FILE_NAME = "datasets.yaml"
 
@@ -311,13 +311,17 @@ class IngestPolicy:
     """Products keyed by dataset type name."""
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> IngestPolicy:
+    def from_yaml(cls, path: str | Path, *, instrument: str, instrument_class: str) -> IngestPolicy:
         """Read and check a dataset policy file.
 
         Parameters
         ----------
         path : `str` or `pathlib.Path`
             The YAML file.
+        instrument : `str`
+            Butler name of the instrument whose policy it is.
+        instrument_class : `str`
+            Fully-qualified name of its instrument class.
 
         Returns
         -------
@@ -345,7 +349,7 @@ class IngestPolicy:
             products = {
                 name: _read_product(name, fields, camera) for name, fields in data.pop("products").items()
             }
-            policy = cls(products=products, **data)
+            policy = cls(products=products, instrument=instrument, instrument_class=instrument_class, **data)
         except (KeyError, TypeError) as err:
             # Missing or unknown keys, named by the dataclass constructors.
             raise ValueError(f"{path}: {err}") from err
@@ -493,19 +497,18 @@ def policy_for_instrument(instrument: str) -> IngestPolicy:
     Returns
     -------
     policy : `IngestPolicy`
-        The policy read from ``policy/<instrument in lower case>/datasets.yaml``,
-        the directory every `~lsst.obs.vista.PolicyInstrument` keeps its
-        camera description in.
+        The policy read from ``datasets.yaml`` in the instrument's policy
+        directory (`lsst.obs.vista.discovery`).
 
     Raises
     ------
     LookupError
-        Raised if the instrument has no dataset policy.
+        Raised if the instrument is not registered or has no dataset policy.
     """
-    path = POLICY_DIR / instrument.lower() / _POLICY_FILE_NAME
+    entry = instrument_entry(instrument)
+    path = entry.policy_dir / _POLICY_FILE_NAME
     if not path.is_file():
         raise LookupError(f"Instrument {instrument!r} has no dataset policy ({path} does not exist)")
-    policy = IngestPolicy.from_yaml(path)
-    if policy.instrument != instrument:
-        raise LookupError(f"{path} declares instrument {policy.instrument!r}, not {instrument!r}")
-    return policy
+    return IngestPolicy.from_yaml(
+        path, instrument=entry.name, instrument_class=f"lsst.obs.vista.instrument.{entry.class_name}"
+    )

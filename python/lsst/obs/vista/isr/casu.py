@@ -20,13 +20,12 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
-from astro_metadata_translator import ObservationInfo
+from astro_metadata_translator import MetadataTranslator, ObservationInfo
 from astropy.table import Table
 
 from lsst.images import Box
 
 from ..camera import CameraDescription, DetectorDescription
-from ..translators import VircamTranslator
 from .assembly import ExposureDescription, photometric_scaling_from_zero_point
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
@@ -69,6 +68,7 @@ def describe_casu_image(
     bbox: Box,
     *,
     camera: CameraDescription,
+    translator: type[MetadataTranslator],
     name: str,
     vega_to_ab: Mapping[str, float],
 ) -> ExposureDescription:
@@ -81,7 +81,9 @@ def describe_casu_image(
     bbox : `lsst.images.Box`
         Bounding box of the image (stacks are larger than a detector).
     camera : `lsst.obs.vista.CameraDescription`
-        VIRCAM camera description (detectors, filters).
+        The instrument's camera description (detectors, filters).
+    translator : `type` [`astro_metadata_translator.MetadataTranslator`]
+        The instrument's header translator.
     name : `str`
         What to call the image in log messages.
     vega_to_ab : `~collections.abc.Mapping` [`str`, `float`]
@@ -94,7 +96,7 @@ def describe_casu_image(
 
     Notes
     -----
-    - Observation info: `lsst.obs.vista.VircamTranslator`; detector from the
+    - Observation info: the instrument's translator; detector from the
       camera with the image's bounding box; band from the camera's filter
       table.  The translator's extension properties, which the exposure's
       (standard) observation info does not keep, are in the metadata:
@@ -125,7 +127,7 @@ def describe_casu_image(
       (metadata still records :math:`Z_\mathrm{Vega}`) when the band has no
       entry in ``vega_to_ab``, and entirely when MAGZPT is absent.
     """
-    obs_info = ObservationInfo(dict(metadata), translator_class=VircamTranslator)
+    obs_info = ObservationInfo(dict(metadata), translator_class=translator)
     assert obs_info.detector_num is not None and obs_info.physical_filter is not None
     detector = camera.make_detector(obs_info.detector_num, bbox=bbox, visit=obs_info.exposure_id)
     detector_description = camera.detectors[obs_info.detector_num]

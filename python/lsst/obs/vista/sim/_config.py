@@ -6,7 +6,8 @@ __all__ = ("SimulationConfig",)
 
 import dataclasses
 
-from ..instrument import Vircam
+from ..camera import CameraDescription
+from ..instrument import policy_instrument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +23,10 @@ class SimulationConfig:
     620 ADU per DIT, MAGZPT 23.766, seeing about 2 pixels.  Another filter
     needs its own ``dit``, ``ndit``, ``sky_level`` and ``magzpt``.
     """
+
+    instrument: str = "VIRCAM"
+    """Butler name of the registered instrument whose camera description
+    (detectors, filters, plate scale, gains) the data set follows."""
 
     size: int = 2048
     """Side of a detector in pixels (2048 for VIRCAM).  Smaller detectors
@@ -90,18 +95,23 @@ class SimulationConfig:
     tile_bscale: float = 0.125
     """BSCALE of the tiles' int32 pixels."""
 
+    @property
+    def camera(self) -> CameraDescription:
+        """The camera description of `instrument`."""
+        return policy_instrument(self.instrument).camera()
+
     def __post_init__(self) -> None:
         # A list from a command line is accepted; the frozen dataclass needs
         # a tuple to stay hashable (configurations key caches).
         object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
-        camera = Vircam.camera()
+        camera = self.camera
         if not self.detectors or any(d not in camera.detectors for d in self.detectors):
             raise ValueError(f"detectors must be a non-empty subset of 1-16, not {self.detectors}")
         if list(self.detectors) != sorted(set(self.detectors)):
             raise ValueError(f"detectors must be unique and increasing, not {self.detectors}")
         if self.filter_name not in camera.filters_by_header_name:
             raise ValueError(
-                f"filter_name {self.filter_name!r} is not a VIRCAM filter "
+                f"filter_name {self.filter_name!r} is not a {self.instrument} filter "
                 f"({', '.join(camera.filters_by_header_name)})"
             )
         if self.size < 64:

@@ -21,7 +21,6 @@ import re
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._geometry import plate_scale, tile_offset
 from ._plan import StackPlan
@@ -157,7 +156,7 @@ def primary_header(plan: StackPlan) -> fits.Header:
     lst = _local_sidereal_seconds(start)
     altitude, azimuth = _altaz(ra, dec, start)
     end_altitude, _ = _altaz(ra, dec, start + duration)
-    scale = plate_scale()
+    scale = plate_scale(config)
     offset_x, offset_y = (scale * value for value in tile_offset(obs.offset_index, config))
     jitter_x, jitter_y = (scale * value for value in plan.jitter.nominal[0])
 
@@ -236,7 +235,7 @@ def extension_header(plan: StackPlan, detector_id: int, sky_noise: float) -> fit
         provenance and photometry; int32 pixels with BSCALE.
     """
     config, obs = plan.config, plan.visit
-    camera = Vircam.camera()
+    camera = config.camera
     detector = camera.detectors[detector_id]
     noise = plan.noise[detector_id]
     header = extension_template()

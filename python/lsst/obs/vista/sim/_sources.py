@@ -22,7 +22,6 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._plan import StackPlan
 from ._psf import stack_psf_fwhm
@@ -68,7 +67,7 @@ def vega_to_ab(config: SimulationConfig) -> float | None:
     # Imported here: the isr package is not needed to make pixels.
     from ..isr.task import VistaIsrConfig
 
-    band = Vircam.camera().filters_by_header_name[config.filter_name].band
+    band = config.camera.filters_by_header_name[config.filter_name].band
     return VistaIsrConfig.vegaToAb.default.get(band)
 
 

@@ -1,16 +1,22 @@
 """Header translators for the instruments this package supports.
 
-Importing this package registers them with `astro_metadata_translator`; the
+Importing this package registers the translators of every registered
+instrument (`lsst.obs.vista.discovery`) with `astro_metadata_translator`; the
 ``astro_metadata_translators`` entry point makes them available to
 ``astrometadata -p obs_vista translate``.
 """
 
+from ..discovery import instrument_entries
 from .vircam import *
 
 
 def list_translators() -> list[str]:
-    """Return the names of the translators this package registers.
+    """Return the names of the registered instruments' translators.
 
     Used by the ``astro_metadata_translators`` entry point.
     """
-    return [VircamTranslator.name]
+    return [entry.translator_class().name for entry in instrument_entries().values()]
+
+
+for _entry in instrument_entries().values():
+    _entry.translator_class()
