@@ -31,7 +31,9 @@ from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
 
 
-def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
+def casu_noise_parameters(
+    metadata: Mapping[str, Any], detector: DetectorDescription, *, coadds: int, n_combined: int
+) -> NoiseParameters:
     r"""Return the noise parameters of a CASU image.
 
     Parameters
@@ -40,24 +42,29 @@ def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescrip
         Merged header.
     detector : `lsst.obs.vista.DetectorDescription`
         Nominal gain (e-/ADU) and read noise (e-) of the detector.
+    coadds : `int`
+        Reads averaged into one input exposure, :math:`N` (VIRCAM's NDIT,
+        WFCAM's NEXP; the translator's ``ext_coadds``).
+    n_combined : `int`
+        Input exposures the image averages at nominal weight (the
+        translator's ``ext_ncombine``).
 
     Returns
     -------
     noise : `NoiseParameters`
-        In gain-normalised ADU per DIT: gain :math:`g\,\mathrm{NDIT}/
-        \mathrm{GAINCOR}`, read noise :math:`(\sigma_e/g)\,\mathrm{GAINCOR}/
-        \sqrt{\mathrm{NDIT}}` (CASU multiplies raw ADU by GAINCOR and divides
-        the sum of the NDIT reads by NDIT), ``n_combined`` = NICOMB (1 for a
-        single exposure), SKYLEVEL and SKYNOISE as measured by CASU.
+        In gain-normalised ADU per read: gain :math:`g\,N/\mathrm{GAINCOR}`,
+        read noise :math:`(\sigma_e/g)\,\mathrm{GAINCOR}/\sqrt{N}` (CASU
+        multiplies raw ADU by GAINCOR, 1 if absent, and divides the sum of
+        the :math:`N` reads by :math:`N`), SKYLEVEL and SKYNOISE as measured
+        by CASU.
     """
     gaincor = float(metadata.get("GAINCOR", 1.0))
-    ndit = int(metadata.get("ESO DET NDIT", 1))
     sky_noise = metadata.get("SKYNOISE")
     sky_level = metadata.get("SKYLEVEL")
     return NoiseParameters(
-        gain=detector.gain * ndit / gaincor,
-        read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(ndit),
-        n_combined=int(metadata.get("NICOMB", 1)),
+        gain=detector.gain * coadds / gaincor,
+        read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(coadds),
+        n_combined=n_combined,
         sky_level=float(sky_level) if sky_level is not None else None,
         sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
     )
@@ -115,7 +122,8 @@ def describe_casu_image(
     - Zero point: CASU magnitudes are
       :math:`m = \mathrm{MAGZPT} - 2.5\log_{10}(F/\mathrm{EXPTIME})
       - \mathrm{EXTINCT}\,(X - 1)` with :math:`F` in image units (EXPTIME is
-      one DIT, the time pixel values are normalised to), EXTINCT the
+      the time pixel values are normalised to, the translator's
+      ``ext_flux_exposure_time``: VIRCAM's EXPTIME, one DIT; WFCAM's EXP_TIME), EXTINCT the
       extinction coefficient (mag per airmass) and :math:`X` the airmass (the
       mean of ``ESO TEL AIRM START`` and ``END``).  So one image unit has the
       Vega magnitude
@@ -145,7 +153,7 @@ def describe_casu_image(
 
     scaling = None
     if "MAGZPT" in metadata:
-        exptime = float(metadata["EXPTIME"])
+        exptime = float(obs_info.ext_flux_exposure_time)
         extinction = float(metadata.get("EXTINCT", 0.0))
         airmass = float(obs_info.boresight_airmass) if obs_info.boresight_airmass is not None else 1.0
         zero_point_vega = float(metadata["MAGZPT"]) + 2.5 * math.log10(exptime) - extinction * (airmass - 1.0)
@@ -169,7 +177,12 @@ def describe_casu_image(
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["SEEING"]),
         photometric_scaling=scaling,
-        noise=casu_noise_parameters(metadata, detector_description),
+        noise=casu_noise_parameters(
+            metadata,
+            detector_description,
+            coadds=obs_info.ext_coadds or 1,
+            n_combined=obs_info.ext_ncombine or 1,
+        ),
         saturation_level=detector_description.saturation * gaincor,
         metadata=extra,
     )

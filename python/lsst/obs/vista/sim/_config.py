@@ -36,8 +36,9 @@ class SimulationConfig:
     seed: int = 1
     """Seed of every random draw (sky, jitter, confidence maps, noise)."""
 
-    detectors: tuple[int, ...] = tuple(range(1, 17))
-    """Detectors (``ESO DET CHIP NO``) to make, in increasing order."""
+    detectors: tuple[int, ...] = ()
+    """Detectors (``ESO DET CHIP NO``, CAMNUM) to make, in increasing order;
+    all of the camera's if empty."""
 
     n_exposures: int = 9
     """Jittered exposures per pawprint stack (NICOMB, NJITTER)."""
@@ -103,10 +104,14 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         # A list from a command line is accepted; the frozen dataclass needs
         # a tuple to stay hashable (configurations key caches).
-        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
         camera = self.camera
-        if not self.detectors or any(d not in camera.detectors for d in self.detectors):
-            raise ValueError(f"detectors must be a non-empty subset of 1-16, not {self.detectors}")
+        detectors = tuple(int(d) for d in self.detectors) or tuple(sorted(camera.detectors))
+        object.__setattr__(self, "detectors", detectors)
+        if any(d not in camera.detectors for d in self.detectors):
+            raise ValueError(
+                f"detectors must be a subset of {self.instrument}'s "
+                f"{min(camera.detectors)}-{max(camera.detectors)}, not {self.detectors}"
+            )
         if list(self.detectors) != sorted(set(self.detectors)):
             raise ValueError(f"detectors must be unique and increasing, not {self.detectors}")
         if self.filter_name not in camera.filters_by_header_name:

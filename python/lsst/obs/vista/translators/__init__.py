@@ -6,7 +6,8 @@ instrument (`lsst.obs.vista.discovery`) with `astro_metadata_translator`; the
 ``astrometadata -p obs_vista translate``.
 """
 
-from ..discovery import instrument_entries
+from ..discovery import instrument_entries as _instrument_entries
+from .casu import *
 from .vircam import *
 
 
@@ -15,8 +16,8 @@ def list_translators() -> list[str]:
 
     Used by the ``astro_metadata_translators`` entry point.
     """
-    return [entry.translator_class().name for entry in instrument_entries().values()]
+    return [entry.translator_class().name for entry in _instrument_entries().values()]
 
 
-for _entry in instrument_entries().values():
+for _entry in _instrument_entries().values():
     _entry.translator_class()
