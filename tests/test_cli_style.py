@@ -51,6 +51,7 @@ EXPECTED = {
     "butler export-legacy": {"--collections", "--where"},
     "butler ingest-casu": {"--transfer", "--processes"},
     "butler ingest-instcal": {"--transfer", "--processes"},
+    "butler ingest-wfcam": {"--transfer", "--processes"},
     "butler ingest-refcat": set(),
     "butler register-skymap": {"--config-file", "--config"},
 }  # fmt: skip

@@ -192,9 +192,9 @@ def test_fresh_interpreter_reads_a_vircam_output(repo: Path) -> None:
     assert result.stdout.split() == ["VIRCAM", "{}", "pawprint_stack"]
 
 
-def test_translator_entry_point_lists_vircam() -> None:
+def test_translator_entry_point_lists_vircam_and_wfcam() -> None:
     (entry_point,) = importlib.metadata.entry_points(group="astro_metadata_translators", name="obs_vista")
-    assert entry_point.load()() == ["VIRCAM"]
+    assert entry_point.load()() == ["VIRCAM", "WFCAM"]
 
 
 def one_line_error(command, args: list[str]) -> str:

@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 
 from astropy.io import fits
-from astropy.time import Time
+from astropy.time import Time, TimeDelta
 
 from .._resources import PACKAGE_DIR
 from ..discovery import instrument_entry
@@ -31,6 +31,11 @@ from ._truth import truth_path
 
 WFCAM_HEADER = PACKAGE_DIR / "data" / "wfcam_headers" / "gcs_k_w20071011_01818_cam4_cutout.hdr.txt"
 """The real WFCAM header dump the synthetic files are written on."""
+
+_STRUCTURE = frozenset(
+    ("XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "PCOUNT", "GCOUNT", "BSCALE", "BZERO")
+)
+"""Cards of an image HDU that describe its data array."""
 
 _CAMERA_CARDS = ("DETECTOR", "HDTFILE2", "DROWS", "DCOLUMNS", "READOUT", "CAPPLICN")
 """Cards of the real image header that describe the camera, kept as they are."""
@@ -113,7 +118,7 @@ def _primary(simulated: fits.Header, config: SimulationConfig, index: int) -> fi
     header["OBSNUM"] = header["GRPNUM"] = header["TILENUM"] = index + 1
     header["UTDATE"] = start.utc.strftime("%Y%m%d")
     header["DATE-OBS"] = start.utc.isot
-    header["DATE-END"] = (start + duration / 86400.0).utc.isot
+    header["DATE-END"] = (start + TimeDelta(duration, format="sec")).utc.isot
     header["MJD-OBS"] = round(start.utc.mjd, 8)
     header["NJITTER"] = config.n_exposures
     header["NUSTEP"] = 1
@@ -202,19 +207,23 @@ def write_wfcam_stack(outdir: str | Path, index: int, config: SimulationConfig) 
         catalog=outdir / f"{stem}_cat.fits",
         truth=truth_path(outdir, stem),
     )
+    inputs = _inputs(fits.getheader(made.stack, 1))
     for source, target in ((made.stack, result.stack), (made.confidence, result.confidence)):
+        # The HDUs are kept, raw integers and scaling cards with them; only
+        # their descriptive cards are replaced.
         with fits.open(source, do_not_scale_image_data=True) as hdus:
-            converted = fits.HDUList([fits.PrimaryHDU(header=primary)])
             for detector, hdu in zip(config.detectors, hdus[1:], strict=True):
-                header = _image_header(hdu.header, config, detector, stem, _inputs(hdus[1].header))
-                if source == made.confidence:
-                    header = fits.Header(
-                        [card for card in header.cards if not card.keyword.startswith("PROV")]
-                    )
-                    for key in ("BSCALE", "BZERO"):
-                        header.remove(key, ignore_missing=True)
-                converted.append(fits.ImageHDU(data=hdu.data, header=header, do_not_scale_image_data=True))
-            converted.writeto(target)
+                header = _image_header(hdu.header, config, detector, stem, inputs)
+                for key in {key for key in hdu.header if key not in _STRUCTURE}:
+                    hdu.header.remove(key, remove_all=True)
+                for card in header.cards:
+                    if card.keyword not in _STRUCTURE and not (
+                        source == made.confidence and card.keyword.startswith("PROV")
+                    ):
+                        hdu.header.append(card)
+            hdus[0] = fits.PrimaryHDU(header=primary)
+            hdus[0].header["EXTEND"] = True
+            hdus.writeto(target)
     with fits.open(made.catalog) as hdus:
         converted = fits.HDUList([fits.PrimaryHDU(header=primary)])
         for detector, hdu in zip(config.detectors, hdus[1:], strict=True):

@@ -12,11 +12,13 @@ from .vircam import *
 
 
 def list_translators() -> list[str]:
-    """Return the names of the registered instruments' translators.
+    """Return the names of the translators the registered instruments bring
+    (not those astro_metadata_translator ships itself, such as DECam's).
 
     Used by the ``astro_metadata_translators`` entry point.
     """
-    return [entry.translator_class().name for entry in _instrument_entries().values()]
+    translators = (entry.translator_class() for entry in _instrument_entries().values())
+    return [t.name for t in translators if not t.__module__.startswith("astro_metadata_translator.")]
 
 
 for _entry in _instrument_entries().values():
