@@ -70,6 +70,17 @@ def header_wcs(header: fits.Header) -> WCS:
         return WCS(header)
 
 
+def stack_cd(config: SimulationConfig) -> np.ndarray:
+    """Return the CD matrix (deg/pixel) of the simulated stacks: the real
+    VIRCAM stack's, scaled by the ratio of the camera's nominal plate scale
+    to VIRCAM's (exactly the real one for VIRCAM), so that another camera
+    keeps the template's rotation and its scale relative to nominal."""
+    from ..instrument import policy_instrument
+
+    template_scale = policy_instrument("VIRCAM").camera().plate_scale
+    return stack_cd_matrix() * (plate_scale(config) / template_scale)
+
+
 def sky_frame(config: SimulationConfig) -> WCS:
     """Return the tangent-plane frame of the tile.
 
@@ -82,13 +93,13 @@ def sky_frame(config: SimulationConfig) -> WCS:
     -------
     wcs : `astropy.wcs.WCS`
         TAN projection at the tile centre, whose 0-based pixel (0, 0) is the
-        centre and whose CD matrix is that of the real pawprint stacks.
+        centre and whose CD matrix is `stack_cd`.
     """
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [config.ra, config.dec]
     wcs.wcs.crpix = [1.0, 1.0]
-    wcs.wcs.cd = stack_cd_matrix()
+    wcs.wcs.cd = stack_cd(config)
     wcs.wcs.radesys = "ICRS"
     wcs.wcs.set()
     return wcs

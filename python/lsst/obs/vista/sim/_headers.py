@@ -18,11 +18,12 @@ __all__ = (
 import math
 import re
 
+import numpy as np
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
 from ._config import SimulationConfig
-from ._geometry import plate_scale, tile_offset
+from ._geometry import plate_scale, stack_cd, tile_offset
 from ._plan import StackPlan
 from ._schedule import OFFSETS_PER_TILE, seconds_of_day
 from ._templates import extension_template, primary_template, tile_template
@@ -257,6 +258,8 @@ def extension_header(plan: StackPlan, detector_id: int, sky_noise: float) -> fit
     _set(header, "CRVAL2", plan.crval[1])
     _set(header, "CRPIX1", crpix1)
     _set(header, "CRPIX2", crpix2)
+    for (row, column), value in np.ndenumerate(stack_cd(config)):
+        _set(header, f"CD{row + 1}_{column + 1}", float(value))
     _set(header, "ORIGFILE", f"{name}_DET{detector_id:02d}.fits")
     _set(header, "ESO DET CHIP ID", detector.serial)
     _set(header, "ESO DET CHIP NO", detector_id)
