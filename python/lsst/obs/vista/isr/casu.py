@@ -104,7 +104,9 @@ def describe_casu_image(
     Notes
     -----
     - Observation info: the instrument's translator; detector from the
-      camera with the image's bounding box; band from the camera's filter
+      camera with the image's bounding box and the translator's
+      ``ext_subsampling`` (interleaved stacks have pixels of half the
+      pitch); band from the camera's filter
       table.  The translator's extension properties, which the exposure's
       (standard) observation info does not keep, are in the metadata:
       ``CASU_PRODUCT`` (``ext_product``: ``exposure``, ``pawprint_stack``
@@ -137,7 +139,12 @@ def describe_casu_image(
     """
     obs_info = ObservationInfo(dict(metadata), translator_class=translator)
     assert obs_info.detector_num is not None and obs_info.physical_filter is not None
-    detector = camera.make_detector(obs_info.detector_num, bbox=bbox, visit=obs_info.exposure_id)
+    detector = camera.make_detector(
+        obs_info.detector_num,
+        bbox=bbox,
+        visit=obs_info.exposure_id,
+        subsampling=obs_info.ext_subsampling or 1,
+    )
     detector_description = camera.detectors[obs_info.detector_num]
     band = camera.filters[obs_info.physical_filter].band
     if "SEEING" not in metadata:

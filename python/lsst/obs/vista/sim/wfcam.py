@@ -25,6 +25,7 @@ from astropy.time import Time, TimeDelta
 from .._resources import PACKAGE_DIR
 from ..discovery import instrument_entry
 from ._config import SimulationConfig
+from ._files import scaled_image_hdu
 from ._headers import SIMULATE_CARD
 from ._pawprint import SimulatedStack, write_pawprint_stack
 from ._truth import truth_path
@@ -267,9 +268,7 @@ def write_wfcam_cutout(stack: Path, detector: int, target: Path, *, size: int) -
         header["EXTNAME"] = "WSAIMAGE"
         header["CRPIX1"] = header["CRPIX1"] - x0
         header["CRPIX2"] = header["CRPIX2"] - y0
-        image = fits.ImageHDU(
-            data=hdu.data[y0 : y0 + size, x0 : x0 + size].copy(), header=header, do_not_scale_image_data=True
-        )
+        image = scaled_image_hdu(hdu.data[y0 : y0 + size, x0 : x0 + size].copy(), header)
         primary = hdus[0].header.copy()
         primary["WSA_MFID"] = (detector, "WSA Multiframe ID (synthetic)")
         fits.HDUList([fits.PrimaryHDU(header=primary), image]).writeto(target)

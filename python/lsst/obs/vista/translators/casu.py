@@ -62,6 +62,9 @@ class CasuTranslator(FitsTranslator):
         "coadds": PropertyDefinition(
             "Number of reads averaged into one input exposure's pixel values (NDIT, NEXP).", int
         ),
+        "subsampling": PropertyDefinition(
+            "Image pixels per detector pixel along each axis (2 for a 2x2 microstep interleave).", int
+        ),
     }
 
     @classmethod
@@ -119,6 +122,12 @@ class CasuTranslator(FitsTranslator):
     def _provenance_inputs(self) -> list[str]:
         """Return the inputs a product lists in PROV0001, PROV0002 ..."""
         return [str(value) for key, value in self._header.items() if re.fullmatch(r"PROV0*[1-9]\d*", key)]
+
+    @cache_translation
+    def to_ext_subsampling(self) -> int:
+        """Return 1: pixels at the detector's pitch, unless a subclass's
+        products are interleaved."""
+        return 1
 
     @cache_translation
     def to_dark_time(self) -> u.Quantity:

@@ -115,6 +115,14 @@ class WfcamTranslator(CasuTranslator):
         return int(self._header.get("NEXP", 1)) * int(self._header.get("NINT", 1))
 
     @cache_translation
+    def to_ext_subsampling(self) -> int:
+        """Return the interleave factor of a stack: sqrt(NUSTEP) (2 for a
+        2x2 microstep pattern), 1 for a single exposure."""
+        if self._product() is CasuProduct.EXPOSURE:
+            return 1
+        return max(round(math.sqrt(int(self._header.get("NUSTEP", 1)))), 1)
+
+    @cache_translation
     def to_ext_flux_exposure_time(self) -> float:
         """Return EXP_TIME, the time pixel values are normalised to (s)."""
         return float(self._value("EXP_TIME"))
