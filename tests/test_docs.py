@@ -227,7 +227,9 @@ def test_generated_dataset_types(built_docs: Path) -> None:
         rows[cells[0]] = cells[1:]
     assert rows["``deep_coadd``"][:2] == ["``CellCoadd``", "band, skymap, tract, patch"]
     assert rows["``single_visit_star``"][0] == "``ArrowAstropy``"
-    assert rows["``casu_stack``"][2] == "``butler ingest-*`` (``policy/vircam/datasets.yaml``)"
+    assert rows["``casu_stack``"][2] == (
+        "``butler ingest-*`` (``policy/vircam/datasets.yaml``, ``policy/wfcam/datasets.yaml``)"
+    )
     assert rows["``gaia_dr3``"][1:3] == ["htm7", "``butler ingest-refcat`` (prerequisite)"]
     assert rows["``skyMap``"][2] == "``butler register-skymap``"
     # Every dataset type says what it is.
