@@ -18,6 +18,10 @@ from conftest import BIN, ROOT, SERIAL_OUTPUT
 pytestmark = pytest.mark.slow
 
 SKYMAP_CONFIG = ROOT / "config" / "skymap" / "discrete_example.py"
+SMALL_PATCHES = "skyMap.discrete.tractBuilder.cells.numCellsPerPatchInner=6"
+"""The example skymap with patches of 6 x 6 cells instead of 20 x 20: the two
+small visits fall on 6 patches instead of 4, and each warp and coadd has
+1200 x 1200 pixels instead of 3300 x 3300."""
 PIPELINE = ROOT / "pipelines" / "VIRCAM" / "DRP.yaml"
 OUTPUT = "u/test/coadd"
 
@@ -29,7 +33,9 @@ def run(*command: object) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def coadded(processed_vircam: Path) -> Path:
     """The processed repository with step3 run into `OUTPUT`."""
-    result = run(BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG)
+    result = run(
+        BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     result = run(
         BIN / "pipetask", "--long-log", "run", "--register-dataset-types", "-b", processed_vircam,
