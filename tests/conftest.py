@@ -6,10 +6,10 @@ collection order (``--no-loadscope-reorder``; xdist's own order, most tests
 first, puts the long end-to-end files with few tests last), and a long file
 started last leaves the other worker idle.
 
-The end-to-end modules (processCcd.py -j 2, bps, run-time faults) each need
-the same small VIRCAM repository processed once by ``processCcd.py -j 1``;
-it is built once per test session, shared by the xdist workers, and each
-module works on its own copy.
+The end-to-end modules (processCcd.py -j 2, bps, run-time faults, coadds,
+the PostgreSQL registry) each need the same small VIRCAM repository
+processed once by ``processCcd.py -j 1``; it is built once per test session,
+shared by the xdist workers, and each module works on its own copy.
 """
 
 from __future__ import annotations
