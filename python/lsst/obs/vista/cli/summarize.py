@@ -75,7 +75,7 @@ def summary_rows(
         One row of formatted cells per dataset, in data ID order.
     """
     # Imported here, not each time ``butler`` loads its plugins to list the
-    # commands: psf_shape imports lsst.images (and scipy), a second of CPU
+    # commands: psf_shape imports lsst.images (and scipy), about 0.7 CPU-s
     # that every butler command would pay.
     from ..psf_shape import psf_fwhm
 
