@@ -2,9 +2,8 @@
 #   make demo   - the worked example on the bundled data (embedded SQLite repo)
 #   make test   - the whole test suite (two workers, one test file each at a time, so that
 #                 a file's module fixtures are built once; files in collection order, which
-#                 tests/conftest.py makes the longest modules first, then the end-to-end ones,
-#                 rather than xdist's most-tests-first, which left the long end-to-end files
-#                 for last)
+#                 tests/conftest.py makes end-to-end modules first, rather than xdist's
+#                 most-tests-first, which left the long end-to-end files for last)
 # Both create .venv with a Python >= 3.12 and install the pinned stack first;
 # re-running them skips the install unless pyproject.toml, constraints.txt or this file
 # changed.
