@@ -40,6 +40,7 @@ from lsst.pipe.base import (
 
 from ..isr.masks import planes_set, set_plane
 from ..isr.pipeline_task import data_id_text
+from .mapping import box_intersection
 from .psf import combine_kernels
 
 _log = logging.getLogger(__name__)
@@ -178,6 +179,8 @@ class _Source:
         self._noise = noise
         self.provenance: CoaddProvenance = self._component("provenance")
         self.psf: CellPointSpreadFunction = self._component("psf")
+        self.bbox: Box = self.psf.bounds.bbox
+        """The cells the warp is stored over (those its visit reaches)."""
         self._cell_rows = np.unique(np.asarray(self.provenance.contributions["cell_i"], dtype=int))
 
     def _component(self, name: str) -> Any:
@@ -200,19 +203,38 @@ class _Source:
 
     def read(self, box: Box) -> tuple[_WarpBox, np.ndarray]:
         """Return the warp and its noise realisation's pixels over ``box``
-        (which must hold some of its cells: `covers`)."""
+        (which must hold some of its cells: `covers`), NO_DATA where the
+        warp is not stored."""
+        inside = box_intersection(box, self.bbox)
         if isinstance(self._warp, CellCoadd):
-            pixels = self._warp[box]
+            pixels = self._warp[inside]
         else:
-            pixels = self._warp.get(component="masked_image", parameters={"bbox": box})
+            pixels = self._warp.get(component="masked_image", parameters={"bbox": inside})
         if isinstance(self._noise, MaskedImage | Image):
-            noise = self._noise[box]
+            noise = self._noise[inside]
         else:
-            noise = self._noise.get(parameters={"bbox": box})
+            noise = self._noise.get(parameters={"bbox": inside})
         if isinstance(noise, MaskedImage):
             noise = noise.image
-        warp = _WarpBox(pixels.image, pixels.mask, pixels.variance, self.psf, self.provenance)
-        return warp, noise.array
+        if inside.shape == box.shape:
+            warp = _WarpBox(pixels.image, pixels.mask, pixels.variance, self.psf, self.provenance)
+            return warp, noise.array
+        sl = inside.slice_within(box)
+        image, variance, noise_array = (np.full(box.shape, np.nan, dtype=np.float32) for _ in range(3))
+        image[sl], variance[sl], noise_array[sl] = pixels.image.array, pixels.variance.array, noise.array
+        mask = Mask(schema=pixels.mask.schema, bbox=box)
+        mask.array[sl] = pixels.mask.array
+        stored = np.zeros(box.shape, dtype=bool)
+        stored[sl] = True
+        set_plane(mask, "NO_DATA", ~stored)
+        warp = _WarpBox(
+            Image(image, bbox=box, unit=pixels.image.unit),
+            mask,
+            Image(variance, bbox=box, unit=pixels.variance.unit),
+            self.psf,
+            self.provenance,
+        )
+        return warp, noise_array
 
 
 def _psf_sigma(provenance: CoaddProvenance) -> float:

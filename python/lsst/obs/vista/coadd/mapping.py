@@ -3,7 +3,7 @@ position and pixel-area ratio of every output pixel, from the two WCSs."""
 
 from __future__ import annotations
 
-__all__ = ("PixelMapping", "local_jacobian", "map_pixels", "overlap_box")
+__all__ = ("PixelMapping", "box_intersection", "local_jacobian", "map_pixels", "overlap_box")
 
 import dataclasses
 import math
@@ -14,7 +14,7 @@ import numpy as np
 import scipy.ndimage
 from astropy.coordinates import SkyCoord
 
-from lsst.images import Box, Interval, SkyProjection
+from lsst.images import Box, Interval, NoOverlapError, SkyProjection
 
 _EDGE_SAMPLES = 65
 """Points per detector edge traced onto the tract to find the overlap."""
@@ -27,6 +27,14 @@ def _detector_position(
     ra, dec = tract_wcs.wcs_pix2world(x, y, 0)
     position = projection.sky_to_pixel(SkyCoord(ra=ra, dec=dec, unit=u.deg))
     return np.asarray(position.x, dtype=float), np.asarray(position.y, dtype=float)
+
+
+def box_intersection(a: Box, b: Box) -> Box | None:
+    """Return the intersection of two boxes, or `None` if they do not overlap."""
+    try:
+        return a.intersection(b)
+    except NoOverlapError:
+        return None
 
 
 def overlap_box(

@@ -28,8 +28,15 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
-from lsst.images import Box, Image, Mask, MaskedImage, Polygon, VisitImage
-from lsst.images.cells import CellCoadd, CellGridBounds, CellIJ, CellPointSpreadFunction, CoaddProvenance
+from lsst.images import Box, Image, Interval, Mask, MaskedImage, Polygon, VisitImage
+from lsst.images.cells import (
+    CellCoadd,
+    CellGrid,
+    CellGridBounds,
+    CellIJ,
+    CellPointSpreadFunction,
+    CoaddProvenance,
+)
 from lsst.pipe.base import (
     InputQuantizedConnection,
     NoWorkFound,
@@ -46,7 +53,7 @@ from ..isr.masks import planes_set, set_plane
 from ..isr.pipeline_task import data_id_text
 from ..psf_shape import kernel_moments
 from ..skymap import SkyMap, TractInfo, make_skymap
-from .mapping import local_jacobian, map_pixels, overlap_box
+from .mapping import box_intersection, local_jacobian, map_pixels, overlap_box
 from .noise import colouring_kernel, noise_realization
 from .psf import warp_psf_kernel
 from .resampling import resample_planes
@@ -311,32 +318,41 @@ class MakeDirectWarpTask(PipelineTask):
         visit: int,
         name: str,
     ) -> Struct:
-        """Combine the detectors into the warp and its noise realisation."""
+        """Combine the detectors into the warp and its noise realisation,
+        over the cells they reach."""
         outer = patch.outer_bbox
+        box = _cells_box(patch.cells, [piece.box for piece in warped])
+        if box is None:
+            raise NoWorkFound(
+                f"{name}: no detector of the visit reaches a cell of the patch; no warp written."
+            )
         schema = warped[0].visit_image.mask.schema
-        image = np.full(outer.shape, np.nan, dtype=np.float32)
-        variance = np.full(outer.shape, np.nan, dtype=np.float32)
-        noise = np.full(outer.shape, np.nan, dtype=np.float32)
-        mask = Mask(schema=schema, bbox=outer)
-        owner = np.full(outer.shape, -1, dtype=np.int32)
+        image = np.full(box.shape, np.nan, dtype=np.float32)
+        variance = np.full(box.shape, np.nan, dtype=np.float32)
+        noise = np.full(box.shape, np.nan, dtype=np.float32)
+        mask = Mask(schema=schema, bbox=box)
+        owner = np.full(box.shape, -1, dtype=np.int32)
         for index, piece in enumerate(warped):
+            inside = box_intersection(piece.box, box)
+            if inside is None:
+                continue
             # Detectors of one visit do not overlap; where their kernels
             # would both reach, the first one's pixels are kept.
-            sl = piece.box.slice_within(outer)
-            take = piece.valid & (owner[sl] < 0)
+            sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.box)
+            take = piece.valid[piece_sl] & (owner[sl] < 0)
             owner[sl][take] = index
-            image[sl][take] = piece.image[take]
-            variance[sl][take] = piece.variance[take]
-            noise[sl][take] = piece.noise[take]
-            mask.array[sl][take] = piece.mask[take]
+            image[sl][take] = piece.image[piece_sl][take]
+            variance[sl][take] = piece.variance[piece_sl][take]
+            noise[sl][take] = piece.noise[piece_sl][take]
+            mask.array[sl][take] = piece.mask[piece_sl][take]
         set_plane(mask, "NO_DATA", owner < 0)
-        psf, provenance = self._cell_psfs_and_provenance(warped, owner, tract, patch, visit)
+        psf, provenance = self._cell_psfs_and_provenance(warped, owner, box, tract, patch, visit)
         projection = tract.sky_projection(skymap_name)
         first = warped[0].visit_image
         warp = CellCoadd(
-            Image(image, bbox=outer, unit=u.nJy, sky_projection=projection),
+            Image(image, bbox=box, unit=u.nJy, sky_projection=projection),
             mask=mask,
-            variance=Image(variance, bbox=outer, unit=u.nJy**2),
+            variance=Image(variance, bbox=box, unit=u.nJy**2),
             band=first.band,
             psf=psf,
             patch=patch,
@@ -345,34 +361,41 @@ class MakeDirectWarpTask(PipelineTask):
         covered = np.count_nonzero(owner >= 0)
         warp.metadata.update({"N_DETECTORS": len(warped), "COVERED_PIXELS": int(covered)})
         noise_warp = MaskedImage(
-            Image(noise, bbox=outer, unit=u.nJy, sky_projection=projection),
+            Image(noise, bbox=box, unit=u.nJy, sky_projection=projection),
             mask=mask.copy(),
-            variance=Image(variance.copy(), bbox=outer, unit=u.nJy**2),
+            variance=Image(variance.copy(), bbox=box, unit=u.nJy**2),
         )
         _log.info(
             "%s: %d detector(s), %.1f%% of the patch covered.",
             name,
             len(warped),
-            100.0 * covered / owner.size,
+            100.0 * covered / outer.area,
         )
         return Struct(warp=warp, noise_warp=noise_warp)
 
     def _cell_psfs_and_provenance(
-        self, warped: Sequence[WarpedDetector], owner: np.ndarray, tract: TractInfo, patch: Any, visit: int
+        self,
+        warped: Sequence[WarpedDetector],
+        owner: np.ndarray,
+        box: Box,
+        tract: TractInfo,
+        patch: Any,
+        visit: int,
     ) -> tuple[CellPointSpreadFunction, CoaddProvenance]:
-        """Return the warp's cell PSFs and which detector covers which cell."""
+        """Return the cell PSFs of the warp's cells (those in ``box``, which
+        ``owner`` covers) and which detector covers which cell."""
         grid = patch.cells
         size = self.config.psfSize
-        n_i, n_j = grid.grid_size.i, grid.grid_size.j
-        kernels = np.full((n_i, n_j, size, size), np.nan)
+        first = grid.index_of(y=box.y.start, x=box.x.start)
+        last = grid.index_of(y=box.y.stop - 1, x=box.x.stop - 1)
+        kernels = np.full((last.i - first.i + 1, last.j - first.j + 1, size, size), np.nan)
         missing: set[CellIJ] = set()
         rows: list[dict[str, Any]] = []
-        outer = patch.outer_bbox
-        for i in range(n_i):
-            for j in range(n_j):
+        for i in range(first.i, last.i + 1):
+            for j in range(first.j, last.j + 1):
                 cell = CellIJ(i=i, j=j)
                 cell_box = grid.bbox_of(cell)
-                sl = cell_box.slice_within(outer)
+                sl = cell_box.slice_within(box)
                 cell_owner = owner[sl]
                 counts = np.bincount(cell_owner[cell_owner >= 0], minlength=len(warped))
                 if not counts.any():
@@ -392,7 +415,7 @@ class MakeDirectWarpTask(PipelineTask):
                     tract.wcs, piece.visit_image.sky_projection, cx, cy
                 )
                 kernel = warp_psf_kernel(piece.visit_image.psf, source_x, source_y, jacobian, size)
-                kernels[i, j] = kernel
+                kernels[i - first.i, j - first.j] = kernel
                 ixx, iyy, ixy = kernel_moments(kernel)
                 shape_flag = not (np.isfinite(ixx) and np.isfinite(iyy) and ixx > 0 and iyy > 0)
                 for index in np.nonzero(counts)[0]:
@@ -412,7 +435,7 @@ class MakeDirectWarpTask(PipelineTask):
                             "psf_shape_flag": shape_flag,
                         }
                     )
-        bounds = CellGridBounds(grid=grid, bbox=grid.bbox, missing=frozenset(missing))
+        bounds = CellGridBounds(grid=grid, bbox=box, missing=frozenset(missing))
         psf = CellPointSpreadFunction(kernels, bounds, resampling_kernel="lanczos3")
         return psf, self._provenance(warped, rows, visit)
 
@@ -436,3 +459,19 @@ class MakeDirectWarpTask(PipelineTask):
             row["instrument"] = inputs["instrument"][0]
             row["visit"] = visit
         return CoaddProvenance(Table(inputs), Table(contributions))
+
+
+def _cells_box(grid: CellGrid, boxes: Sequence[Box]) -> Box | None:
+    """Return the smallest box of whole cells of ``grid`` that holds the
+    given boxes' pixels on the grid, or `None` if they are all off it.
+
+    A warp is stored over that box only: a detector smaller than the patch
+    (or a cutout) does not cost a whole patch of pixels to write and read.
+    """
+    on_grid = [inside for inside in (box_intersection(b, grid.bbox) for b in boxes) if inside is not None]
+    if not on_grid:
+        return None
+    first = grid.index_of(y=min(b.y.start for b in on_grid), x=min(b.x.start for b in on_grid))
+    last = grid.index_of(y=max(b.y.stop for b in on_grid) - 1, x=max(b.x.stop for b in on_grid) - 1)
+    low, high = grid.bbox_of(first), grid.bbox_of(last)
+    return Box(y=Interval(low.y.start, high.y.stop), x=Interval(low.x.start, high.x.stop))
