@@ -4,6 +4,7 @@ tables."""
 
 from .detection import *
 from .forced import *
+from .forced_external import *
 from .forced_visit import *
 from .measurement import *
 from .merge import *

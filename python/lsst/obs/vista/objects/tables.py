@@ -19,6 +19,7 @@ __all__ = (
     "WriteObjectTableConfig",
     "WriteObjectTableConnections",
     "WriteObjectTableTask",
+    "band_column_description",
 )
 
 from collections.abc import Mapping
@@ -90,7 +91,7 @@ _UNITS = {
 }
 
 
-def _band_description(name: str) -> tuple[str, u.UnitBase | None]:
+def band_column_description(name: str) -> tuple[str, u.UnitBase | None]:
     """Return the description and unit of a per-band column (without the
     band prefix)."""
     if name.startswith("pixelFlags_"):
@@ -238,7 +239,7 @@ class WriteObjectTableTask(PipelineTask):
                     values = np.asarray(measured[column])
                 else:
                     values = _no_data(column, template[column].dtype, n)
-                description, unit = _band_description(column)
+                description, unit = band_column_description(column)
                 table[f"{band}_{column}"] = values
                 table[f"{band}_{column}"].description = f"{band} band: {description}"
                 table[f"{band}_{column}"].unit = unit
