@@ -1,8 +1,9 @@
 """Forced photometry of the coadds at an external catalogue's positions:
 the true positions of `object_field`'s stars written as an external FITS
 (and Parquet) catalogue with their own ID and column names, ingested into
-a plain butler repository as htm7 shards by `ingest_refcat` with
-`EXTERNAL_COLUMNS`, and measured on the J coadd in-process.
+a plain butler repository as htm7 shards by ``butler ingest-refcat
+--positions`` (`ingest_refcat` with `EXTERNAL_COLUMNS`), and measured on
+the J coadd in-process.
 
 Checked: the fluxes at the true positions agree with the coadd's own
 (reference-band) measurements of the same stars within their errors; the
@@ -20,6 +21,8 @@ import numpy as np
 import pytest
 from astropy.table import Table
 from lsst.daf.butler import Butler
+from lsst.daf.butler.cli.butler import cli
+from lsst.daf.butler.cli.utils import LogCliRunner
 
 import coadd_field as field
 import object_field
@@ -93,9 +96,16 @@ def repository(tmp_path_factory, truth) -> Path:
     fits_path, parquet_path = root / "objects_a.fits", root / "objects_b.parquet"
     table[:half].write(fits_path)
     table[half:].write(parquet_path, format="parquet")
-    butler = Butler.from_config(str(root), writeable=True)
-    report = ingest_refcat(butler, CATALOG, [fits_path, parquet_path], columns=EXTERNAL_COLUMNS, names=NAMES)
-    assert report.ok and report.n_rows == len(table)
+    positions = ",".join(NAMES[name] for name in ("source_id", "ra", "dec"))
+    result = LogCliRunner().invoke(
+        cli,
+        ["ingest-refcat", str(root), CATALOG, str(fits_path), str(parquet_path), "--positions", positions],
+    )
+    assert result.exit_code == 0, result.output
+    butler = Butler.from_config(str(root))
+    shards = butler.query_datasets(CATALOG, collections=refcat_collection(CATALOG))
+    assert sum(len(butler.get(ref)) for ref in shards) == len(table)
+    assert butler.get(shards[0]).colnames == ["source_id", "ra", "dec"]
     return root
 
 
@@ -136,6 +146,21 @@ def test_fluxes_agree_with_the_coadd_measurements(measured, coadd_objects, truth
         theirs["ap06FluxErr"]
     )
     assert np.percentile(np.abs(aperture), 95) < 1.0
+
+
+def test_positions_option_needs_three_names(repository) -> None:
+    result = LogCliRunner().invoke(
+        cli,
+        [
+            "ingest-refcat",
+            str(repository),
+            CATALOG,
+            str(repository / "objects_a.fits"),
+            "--positions",
+            "id,ra",
+        ],
+    )
+    assert result.exit_code == 2 and "not three column names ID,RA,DEC" in result.output
 
 
 def test_external_ids_kept(measured, truth) -> None:
