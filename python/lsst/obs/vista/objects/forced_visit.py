@@ -140,12 +140,20 @@ class ForcedPhotCcdTask(PipelineTask):
             **inputs,
             visit=int(data_id["visit"]),
             detector=int(data_id["detector"]),
+            band=str(data_id["band"]),
             name=data_id_text(data_id),
         )
         butlerQC.put(result, outputRefs)
 
     def run(
-        self, visit_image: VisitImage, objects: Table, *, visit: int, detector: int, name: str = ""
+        self,
+        visit_image: VisitImage,
+        objects: Table,
+        *,
+        visit: int,
+        detector: int,
+        band: str | None = None,
+        name: str = "",
     ) -> Struct:
         """Measure the objects that fall on a detector image.
 
@@ -159,6 +167,8 @@ class ForcedPhotCcdTask(PipelineTask):
             ``coord_dec``, ``detect_isPrimary``).
         visit, detector : `int`
             The image's data ID.
+        band : `str`, optional
+            The visit's band (the data ID's); the image's if not given.
         name : `str`, optional
             The quantum's data ID, for messages.
 
@@ -235,7 +245,7 @@ class ForcedPhotCcdTask(PipelineTask):
         table["patch"] = patch
         table["visit"] = np.full(n, visit, dtype=np.int64)
         table["detector"] = np.full(n, detector, dtype=np.int64)
-        table["band"] = np.full(n, visit_image.band or "", dtype=object).astype(str)
+        table["band"] = np.full(n, band or visit_image.band or "", dtype=object).astype(str)
         table["midpointMjdTai"] = np.full(n, _midpoint_mjd_tai(visit_image))
         table["x"], table["y"] = x, y
         table["psfFlux"] = fit.flux * nanojansky
