@@ -27,6 +27,7 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 import coadd_field as field
 import object_field
 from lsst.obs.vista.objects import (
+    ConsolidateExternalTableTask,
     DetectCoaddPeaksTask,
     ForcedPhotExternalTask,
     ForcedPhotObjectsTask,
@@ -193,3 +194,20 @@ def test_bad_catalogue_refused(tmp_path, truth, caplog, change, expected) -> Non
     (line,) = report.failed.values()
     assert "\n" not in line and str(path) in line and expected in line
     assert not butler.collections.query(f"{refcat_collection(CATALOG)}*")
+
+
+def test_fusion_table(measured, patch_id) -> None:
+    """Bands joined per position; a band a patch has no coadd in is no data."""
+    other = measured[:5]
+    table = (
+        ConsolidateExternalTableTask()
+        .run({patch_id: {"J": measured}, patch_id + 1: {"J": other, "Ks": other}})
+        .table
+    )
+    assert len(table) == len(measured) + len(other)
+    assert {"externalId", "coord_ra", "J_psfFlux", "Ks_psfFlux", "Ks_ap06Flux"} <= set(table.colnames)
+    alone = table["patch"] == patch_id
+    assert np.all(np.isnan(table["Ks_psfFlux"][alone])) and np.all(table["Ks_psfFlux_flag"][alone])
+    assert np.array_equal(table["J_psfFlux"][alone], measured["psfFlux"])
+    assert np.array_equal(table["Ks_psfFlux"][~alone], other["psfFlux"])
+    assert str(table["J_psfFlux"].unit) == "nJy" and table["Ks_psfFlux"].description.startswith("Ks band")

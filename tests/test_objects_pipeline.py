@@ -182,3 +182,6 @@ def test_external_forced_measurement(repository: Path) -> None:
     measured = butler.get("external_forced_measurement", skymap=SKYMAP, tract=0, band="Ks", patch=patch)
     assert len(measured) > 150 and np.all(measured["externalId"] >= FIRST_EXTERNAL_ID)
     assert np.count_nonzero(measured["psfFlux"] / measured["psfFluxErr"] > 5) > 100
+    fusion = butler.get("external_object", skymap=SKYMAP, tract=0)
+    assert len(fusion) == len(measured) and {"J_psfFlux", "Ks_psfFlux", "externalId"} <= set(fusion.colnames)
+    assert np.array_equal(fusion["Ks_psfFlux"], measured["psfFlux"])

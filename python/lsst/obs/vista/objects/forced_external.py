@@ -16,6 +16,9 @@ the coadd's resampling covariance.
 from __future__ import annotations
 
 __all__ = (
+    "ConsolidateExternalTableConfig",
+    "ConsolidateExternalTableConnections",
+    "ConsolidateExternalTableTask",
     "ForcedPhotExternalConfig",
     "ForcedPhotExternalConnections",
     "ForcedPhotExternalTask",
@@ -36,6 +39,7 @@ from lsst.pipe.base import (
     NoWorkFound,
     OutputQuantizedConnection,
     PipelineTask,
+    PipelineTaskConfig,
     PipelineTaskConnections,
     QuantumContext,
     Struct,
@@ -47,7 +51,7 @@ from .detection import coadd_planes
 from .forced import ForcedPhotObjectsConfig
 from .measurement import measure_objects
 from .noise import CoaddNoise
-from .tables import band_column_description
+from .tables import band_column_description, band_no_data
 
 _POSITION_DESCRIPTIONS = {
     "externalId": ("ID of the position in the external catalogue.", None),
@@ -58,6 +62,8 @@ _POSITION_DESCRIPTIONS = {
 }
 """Descriptions and units of the position columns; the measurements are
 described as the object tables' per-band columns."""
+
+_POSITION_COLUMNS = tuple(_POSITION_DESCRIPTIONS)
 
 
 class ForcedPhotExternalConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
@@ -225,9 +231,104 @@ def _inside(shards: Sequence[Table], skymap: SkyMap, tract: int, patch: int) -> 
     candidates = np.nonzero(in_patch)[0]
     in_tract = [skymap.find_tract_id(rows["ra"][k], rows["dec"][k]) == tract for k in candidates]
     keep = candidates[np.asarray(in_tract, dtype=bool)] if candidates.size else candidates
+    # In ID order, so that every band of a patch has the same rows.
+    keep = keep[np.argsort(np.asarray(rows["source_id"])[keep], kind="stable")]
     result = Table()
     result["externalId"] = np.asarray(rows["source_id"])[keep]
     result["coord_ra"] = np.asarray(rows["ra"])[keep]
     result["coord_dec"] = np.asarray(rows["dec"])[keep]
     result["x"], result["y"] = x[keep], y[keep]
     return result
+
+
+class ConsolidateExternalTableConnections(PipelineTaskConnections, dimensions=("skymap", "tract")):
+    measurements = cT.Input(
+        doc="The tract's forced measurements at the external positions, per patch and band.",
+        name="external_forced_measurement",
+        storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract", "patch", "band"),
+        multiple=True,
+    )
+    table = cT.Output(
+        doc="The external positions of the tract, one row each, with {band}_ columns of every band.",
+        name="external_object",
+        storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract"),
+    )
+
+
+class ConsolidateExternalTableConfig(
+    PipelineTaskConfig, pipelineConnections=ConsolidateExternalTableConnections
+):
+    """Configuration for `ConsolidateExternalTableTask`."""
+
+
+class ConsolidateExternalTableTask(PipelineTask):
+    """Join a tract's external forced measurements over bands and patches:
+    the fusion table, one row per external position, Rubin's ``{band}_``
+    column names."""
+
+    ConfigClass: ClassVar = ConsolidateExternalTableConfig
+    _DefaultName: ClassVar[str] = "consolidateExternalTable"
+    config: ConsolidateExternalTableConfig
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        # Docstring inherited.
+        by_patch: dict[int, dict[str, Table]] = {}
+        for ref in inputRefs.measurements:
+            patch, band = int(ref.dataId["patch"]), str(ref.dataId["band"])
+            by_patch.setdefault(patch, {})[band] = butlerQC.get(ref)
+        butlerQC.put(self.run(by_patch), outputRefs)
+
+    def run(self, measurements: dict[int, dict[str, Table]]) -> Struct:
+        """Join the measurements.
+
+        Parameters
+        ----------
+        measurements : `dict` [`int`, `dict` [`str`, `astropy.table.Table`]]
+            ``external_forced_measurement`` by patch and band.
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``table`` (`astropy.table.Table`): the position columns and
+            ``{band}_<measurement>`` of every band; a band a patch has no
+            coadd in is NaN there with its failure flags set.
+        """
+        bands = sorted({band for by_band in measurements.values() for band in by_band})
+        templates = {band: next(t[band] for t in measurements.values() if band in t) for band in bands}
+        pieces = []
+        for patch in sorted(measurements):
+            by_band = measurements[patch]
+            first = by_band[min(by_band)]
+            table = Table()
+            for column in _POSITION_COLUMNS:
+                table[column] = first[column]
+            table["patch"] = np.full(len(first), patch, dtype=np.int64)
+            table["patch"].description = "Skymap patch the position was measured in."
+            for band in bands:
+                measured = by_band.get(band)
+                if measured is not None and not np.array_equal(measured["externalId"], first["externalId"]):
+                    raise ValueError(f"patch {patch}: the {band} measurement has other external positions.")
+                template = templates[band]
+                for column in template.colnames:
+                    if column in _POSITION_COLUMNS:
+                        continue
+                    values = (
+                        np.asarray(measured[column])
+                        if measured is not None
+                        else band_no_data(column, template[column].dtype, len(first))
+                    )
+                    description, unit = band_column_description(column)
+                    table[f"{band}_{column}"] = values
+                    table[f"{band}_{column}"].description = f"{band} band: {description}"
+                    table[f"{band}_{column}"].unit = unit
+            pieces.append(table)
+        table = vstack(pieces, join_type="exact", metadata_conflicts="silent")
+        table.meta["BANDS"] = ",".join(bands)
+        return Struct(table=table)
