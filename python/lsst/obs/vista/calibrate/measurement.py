@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = (
     "PIXEL_FLAG_PLANES",
+    "UNUSABLE_PIXEL_FLAGS",
     "SourceMeasurementConfig",
     "SourceMeasurementTask",
     "aperture_column",
@@ -37,6 +38,9 @@ PIXEL_FLAG_PLANES = {
 }
 """Rubin's ``pixelFlags_<name>`` and the mask plane each one reports; every
 catalogue has them all (`False` where the mask has no such plane)."""
+
+UNUSABLE_PIXEL_FLAGS = ("nodata", "saturated", "bad", "cr")
+"""`PIXEL_FLAG_PLANES` whose pixels are left out of the measurements."""
 
 
 def aperture_column(radius: float) -> str:
@@ -147,7 +151,7 @@ class SourceMeasurementTask(Task):
             name: mask.get(plane) for name, plane in PIXEL_FLAG_PLANES.items() if plane in mask.schema.names
         }
         unusable = np.zeros(image.shape, dtype=bool)
-        for name in ("nodata", "saturated", "bad", "cr"):
+        for name in UNUSABLE_PIXEL_FLAGS:
             if name in planes:
                 unusable |= planes[name]
         data = np.ascontiguousarray(np.where(unusable, np.float32(0), image), dtype=np.float32)

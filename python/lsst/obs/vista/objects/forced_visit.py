@@ -51,7 +51,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
-from ..calibrate.measurement import PIXEL_FLAG_PLANES, fit_psf_fluxes
+from ..calibrate.measurement import PIXEL_FLAG_PLANES, UNUSABLE_PIXEL_FLAGS, fit_psf_fluxes
 from ..isr.pipeline_task import data_id_text
 from .object_id import unpack_object_ids
 
@@ -74,10 +74,6 @@ FORCED_SOURCE_DESCRIPTIONS: dict[str, tuple[str, u.UnitBase | None]] = {
 }
 """Descriptions and units of ``object_forced_source``'s columns, beside the
 ``pixelFlags_<name>`` ones."""
-
-UNUSABLE_PLANES = ("NO_DATA", "SATURATED", "BAD", "COSMIC_RAY")
-"""Mask planes whose pixels are left out of the PSF fit (as in single-frame
-measurement)."""
 
 
 class ForcedPhotCcdConnections(
@@ -210,10 +206,11 @@ class ForcedPhotCcdTask(PipelineTask):
         objects, x, y = objects[inside], x[inside], y[inside]
         mask = visit_image.mask
         planes = {n: mask.get(p) for n, p in PIXEL_FLAG_PLANES.items() if p in mask.schema.names}
+        # The pixels single-frame measurement leaves out.
         unusable = np.zeros(bbox.shape, dtype=bool)
-        for plane in UNUSABLE_PLANES:
-            if plane in mask.schema.names:
-                unusable |= mask.get(plane)
+        for flag in UNUSABLE_PIXEL_FLAGS:
+            if flag in planes:
+                unusable |= planes[flag]
         image = visit_image.image.array
         variance = visit_image.variance.array
         unusable |= ~np.isfinite(image) | ~np.isfinite(variance)
