@@ -167,6 +167,12 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...], positions: str |
     empty file next to files with rows is only named).  All shards are
     written in one transaction.  The exit status is 1 if a file
     or the repository stopped the ingest.
+
+    With --positions ID,RA,DEC the files (FITS or Parquet) are an external
+    catalogue whose positions the coadds are measured at (DRP.yaml's
+    external subset, dataset type external_catalog by default): only its
+    integer ID and ICRS ra and dec in degrees are kept, stored as
+    source_id, ra and dec, with the same checks, sharding and re-run rules.
     """
     if not files:
         taken = (
