@@ -9,8 +9,9 @@ not the coadd centroids (which test_objects_truth checks).
 
 Checked: constant stars' light-curve chi2/dof within 20% of 1 and flux
 pulls against truth; the variables' amplitudes within 10%; primary rows
-only; units and descriptions; an image without photometric calibration;
-`light_curve` through the butler equals the task's rows.
+only; the visit's aperture correction applied; units and descriptions; an
+image without photometric calibration; `light_curve` through the butler
+equals the task's rows.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import pytest
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, DatasetType
 from lsst.images import VisitImage
+from lsst.images.fields import ChebyshevField
 from lsst.pipe.base import NoWorkFound
 
 import coadd_field as field
 from lsst.obs.vista import Vircam
+from lsst.obs.vista.calibrate.aperture_correction import PSF_FLUX_ALGORITHM
 from lsst.obs.vista.objects import ForcedPhotCcdTask, light_curve, pack_object_ids
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
 
@@ -181,6 +184,25 @@ def test_primary_rows_and_columns(forced, sources, objects) -> None:
     assert str(sources["psfFlux"].unit) == "nJy" and str(sources["coord_ra"].unit) == "deg"
     assert all(sources[name].description for name in sources.colnames)
     assert np.all(sources["tract"] == 0)
+
+
+def test_aperture_correction_applied(images, objects, forced) -> None:
+    (key, image) = next(iter(images.items()))
+    corrected = VisitImage(
+        image.image,
+        mask=image.mask,
+        variance=image.variance,
+        psf=image.psf,
+        obs_info=image.obs_info,
+        detector=image.detector,
+        photometric_scaling=image.photometric_scaling,
+        aperture_corrections={PSF_FLUX_ALGORITHM: ChebyshevField(image.bbox, np.array([[1.04]]))},
+        band=image.band,
+        metadata={},
+    )
+    table = ForcedPhotCcdTask().run(corrected, objects, visit=key[0], detector=key[1]).forced_source
+    np.testing.assert_allclose(table["psfFlux"], 1.04 * forced[key]["psfFlux"], rtol=1e-6)
+    np.testing.assert_allclose(table["psfFluxErr"], 1.04 * forced[key]["psfFluxErr"], rtol=1e-6)
 
 
 def test_no_photometric_calibration(images, objects) -> None:

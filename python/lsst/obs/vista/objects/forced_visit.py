@@ -12,7 +12,9 @@ The PSF flux is the least-squares amplitude of the visit's own PSF model
 (the Piff model calibrateImage fitted) at the object's position through the
 visit's WCS, with the pixel fit of single-frame measurement
 (`~lsst.obs.vista.calibrate.measurement.fit_psf_fluxes`), converted to nJy
-with the visit's photometric calibration at that pixel.  The error is the
+with the visit's photometric calibration at that pixel after the visit's
+aperture correction of PSF fluxes (as calibrateImage's own PSF fluxes were,
+when it fitted the zero point).  The error is the
 variance plane's times ``NOISE_CORR_PSF``, the factor for the pixel noise
 correlation that calibrateImage measured on the same image (1 if absent).
 """
@@ -51,6 +53,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
+from ..calibrate.aperture_correction import PSF_FLUX_ALGORITHM
 from ..calibrate.measurement import PIXEL_FLAG_PLANES, UNUSABLE_PIXEL_FLAGS, fit_psf_fluxes
 from ..isr.pipeline_task import data_id_text
 from .object_id import unpack_object_ids
@@ -231,6 +234,10 @@ class ForcedPhotCcdTask(PipelineTask):
         columns = np.clip(np.round(x).astype(int) - bbox.x.start, 0, bbox.x.size - 1)
         nanojansky = scaling[rows, columns]
         noise_factor = float(visit_image.metadata.get("NOISE_CORR_PSF", 1.0))
+        # The aperture correction calibrateImage applied to its PSF fluxes before the zero point.
+        apcorr = visit_image.aperture_corrections.get(PSF_FLUX_ALGORITHM)
+        if apcorr is not None:
+            nanojansky = nanojansky * np.asarray(apcorr(x=x, y=y), dtype=float)
         object_ids = np.asarray(objects["objectId"], dtype=np.int64)
         tract, patch, _ = unpack_object_ids(object_ids)
         n = len(objects)
