@@ -1,5 +1,5 @@
-"""The bad-input table: one row per kind of bad input to ``butler ingest-casu``
-and ``butler ingest-instcal``.
+"""The bad-input table: one row per kind of bad input to ``butler ingest-casu``,
+``butler ingest-instcal`` and ``butler ingest-wfcam``.
 
 Each row builds a batch in a temporary directory (synthetic VIRCAM stacks of
 64-pixel detectors from `lsst.obs.vista.sim`, the real DECam CP cutouts of
@@ -43,11 +43,15 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 
 from file_modes import without_root_override
 from lsst.obs.vista.sim import SimulatedStack, SimulationConfig, write_pawprint_stack
+from lsst.obs.vista.sim.wfcam import write_wfcam_stack
 
 DECAM_DATA = Path(__file__).parent / "data" / "decam_cp"
 DECAM_TRIO = DECAM_DATA / "testcase4" / "c4d_170316_062107_ooi_z_ls9.N2.fits"
 DECAM_FZ_TRIO = DECAM_DATA / "fz_testcase8" / "c4d_130105_065255_ooi_r_a1-N15.fits.fz"
 CONFIG = SimulationConfig(size=64, detectors=(1, 2), seed=29, jitter=2.0)
+WFCAM_CONFIG = SimulationConfig(
+    instrument="WFCAM", size=64, detectors=(1, 2), seed=29, jitter=2.0, filter_name="J"
+)
 ELEMENTS = ("day_obs", "group", "exposure", "visit", "visit_definition", "visit_detector_region")
 VIRCAM_FILTERS = "Z, Y, J, H, Ks, NB118, NB980, NB990"
 LOOKED_FOR = "{stem}_conf.fit, {stem}_conf.fits, {stem}_conf.fit.fz, {stem}_conf.fits.fz"
@@ -81,6 +85,9 @@ class Inputs:
     """Pristine inputs rows copy from."""
 
     stacks: dict[int, SimulatedStack]
+
+    wfcam: dict[int, SimulatedStack]
+    """Synthetic WFCAM stacks of two cameras (`lsst.obs.vista.sim.wfcam`)."""
 
 
 Row = Callable[[Path, Inputs], tuple[list[Path], Expected]]
@@ -588,6 +595,84 @@ def _(batch, inputs):
     return [batch], Expected(failed_with_companions(files, cause, "ooi", "cp_image"))
 
 
+# ------------------------------------------------------------------ WFCAM
+
+
+def set_wfcam_card(path: Path, index: int, keyword: str, value) -> None:
+    """Set (value) or delete (`None`) one card of one HDU of a WFCAM file
+    (whose keywords hold underscores, which `set_cards` reads as blanks)."""
+    with fits.open(path, mode="update") as hdus:
+        if value is None:
+            hdus[index].header.remove(keyword, ignore_missing=True)
+        else:
+            hdus[index].header[keyword] = value
+
+
+WFCAM_FILTERS = "Z, Y, J, H, K, H2, Br"
+
+
+@row("WFCAM: two extensions with one CAMNUM", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    set_wfcam_card(files["stack"], 2, "CAMNUM", 1)
+    return [batch], Expected(failed_with_companions(files, "HDU 2 repeats CAMNUM = 1 of HDU 1"))
+
+
+@row("WFCAM: CAMNUM of no WFCAM camera", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    set_wfcam_card(files["stack"], 1, "CAMNUM", 7)
+    cause = "HDU 1 has CAMNUM = 7, a detector the camera description does not have (detectors 1-4)"
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("WFCAM: CAMNUM not a number", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    set_wfcam_card(files["stack"], 1, "CAMNUM", "one")
+    return [batch], Expected(failed_with_companions(files, "HDU 1 has CAMNUM = 'one', not a detector number"))
+
+
+@row("WFCAM: no CAMNUM card", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    for index in (1, 2):
+        set_wfcam_card(files["stack"], index, "CAMNUM", None)
+    cause = "missing extensions: no image HDU with a CAMNUM card"
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("WFCAM: unknown filter", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    set_wfcam_card(files["stack"], 0, "FILTER", "Ks")
+    cause = f"primary HDU has FILTER = 'Ks', not a filter of the camera ({WFCAM_FILTERS})"
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("WFCAM: negative EXP_TIME", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    set_wfcam_card(files["stack"], 0, "EXP_TIME", -10.0)
+    return [batch], Expected(failed_with_companions(files, "primary HDU has EXP_TIME = -10.0, not > 0"))
+
+
+@row("WFCAM: truncated stack", "WFCAM")
+def _(batch, inputs):
+    files = stage_stack(batch, inputs.wfcam[1])
+    cause = truncate_in_hdu(files["stack"], 2)
+    return [batch], Expected(failed_with_companions(files, cause))
+
+
+@row("WFCAM: a VIRCAM stack given to ingest-wfcam", "WFCAM")
+def _(batch, inputs):
+    from lsst.obs.vista.ingest import policy_for_instrument
+
+    files = stage_stack(batch, inputs.stacks[1], kinds=("stack",))
+    patterns = [p for product in policy_for_instrument("WFCAM").products.values() for p in product.patterns]
+    return [files["stack"]], Expected({files["stack"]: f"file name matches none of {', '.join(patterns)}"})
+
+
 def _decam_filters() -> list[dict]:
     import yaml
 
@@ -784,7 +869,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Inputs:
     outdir = tmp_path_factory.mktemp("vircam")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
-        return Inputs(stacks={index: write_pawprint_stack(outdir, index, CONFIG) for index in range(3)})
+        return Inputs(
+            stacks={index: write_pawprint_stack(outdir, index, CONFIG) for index in range(3)},
+            wfcam={index: write_wfcam_stack(outdir / "wfcam", index, WFCAM_CONFIG) for index in range(2)},
+        )
 
 
 @pytest.fixture(scope="module")
@@ -795,6 +883,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> dict[
     for instrument, batch in (
         ("VIRCAM", stage_stack(tmp_path_factory.mktemp("v0"), inputs.stacks[0])["stack"].parent),
         ("DECam", stage_trio(tmp_path_factory.mktemp("d0"), DECAM_FZ_TRIO)["ooi"].parent),
+        ("WFCAM", stage_stack(tmp_path_factory.mktemp("w0"), inputs.wfcam[0])["stack"].parent),
     ):
         root = tmp_path_factory.mktemp(f"template_{instrument}") / "repo"
         Butler.makeRepo(str(root))
@@ -804,7 +893,7 @@ def templates(tmp_path_factory: pytest.TempPathFactory, inputs: Inputs) -> dict[
     return roots
 
 
-COMMANDS = {"VIRCAM": "ingest-casu", "DECam": "ingest-instcal"}
+COMMANDS = {"VIRCAM": "ingest-casu", "DECam": "ingest-instcal", "WFCAM": "ingest-wfcam"}
 
 
 class _Records(logging.Handler):
@@ -1018,9 +1107,12 @@ def test_ingest_images_passes_over_a_fifo_and_follows_a_symlinked_folder(inputs,
         f"looked for {LOOKED_FOR.format(stem=stem)}); ingested without it",
     }
     closing = [re.sub(r" \(\d+\.\d s\)\.$", "", r.getMessage()) for r in records if r.msg.endswith(" s).")]
+    # Instruments ingest in their registration order (policy directory
+    # names: decam before vircam); the first with files reports the paths
+    # passed over.
     assert closing == [
-        f"{ingested(2, 4)}; skipped 2 paths: 1 FIFO, 1 symlink loop",
-        ingested(3, 3),
+        f"{ingested(3, 3)}; skipped 2 paths: 1 FIFO, 1 symlink loop",
+        ingested(2, 4),
     ]
     assert result.returncode == 0
     after_rows, _, _ = snapshot(root)

@@ -36,6 +36,7 @@ from lsst.pipe.base import Pipeline
 from lsst.obs.vista.cli.command_style import ButlerSubcommand
 from lsst.obs.vista.cli.ingest_images import ingest_images
 from lsst.obs.vista.cli.process_ccd import process_ccd
+from lsst.obs.vista.cli.script import ingest_instruments
 from lsst.obs.vista.report.__main__ import report
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
@@ -227,7 +228,9 @@ ROWS: dict[str, Row] = {
     "ingestImages.py, unknown instrument": Row(
         "ingestImages.py",
         ("{repo}", "{data}", "--instrument", "VIRCM"),
-        "Error: Invalid value for '--instrument': 'VIRCM' is not one of 'VIRCAM', 'DECam'.",
+        "Error: Invalid value for '--instrument': 'VIRCM' is not one of "
+        + ", ".join(repr(name) for name in ingest_instruments())
+        + ".",
         2,
     ),
     # A typo'd option.

@@ -11,6 +11,7 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 
 from lsst.obs.vista.cli import get_cli_subcommands
 from lsst.obs.vista.cli.coadd_driver import coadd_driver
+from lsst.obs.vista.cli.commands import ingest_commands
 from lsst.obs.vista.cli.ingest_images import ingest_images
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.report.__main__ import report
@@ -49,8 +50,8 @@ EXPECTED = {
     "butler make-report": {"--collections", "--output", "--where"},
     "butler summarize-isr": {"--collections", "--where"},
     "butler export-legacy": {"--collections", "--where"},
-    "butler ingest-casu": {"--transfer", "--processes"},
-    "butler ingest-instcal": {"--transfer", "--processes"},
+    # Every registered instrument's ingest command (ingest-casu, ingest-instcal, ingest-wfcam ...).
+    **{f"butler {command.name}": {"--transfer", "--processes"} for command in ingest_commands()},
     "butler ingest-refcat": set(),
     "butler register-skymap": {"--config-file", "--config"},
 }  # fmt: skip

@@ -24,7 +24,7 @@ from lsst.pipe.base import Pipeline
 
 from conftest import SERIAL_OUTPUT
 from lsst.obs.vista import DecamCpIsrTask, VistaIsrTask
-from lsst.obs.vista.cli import ingest_casu
+from lsst.obs.vista.cli.commands import ingest_command
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.refcat.schema import GAIA_COLUMNS, standardize_columns
 
@@ -100,7 +100,7 @@ def test_readme_reference_catalogue_and_photometry(configs: dict[str, dict[str, 
 
 
 def test_readme_ingest_and_output_defaults() -> None:
-    transfer = next(param for param in ingest_casu.params if param.name == "transfer")
+    transfer = next(param for param in ingest_command("VIRCAM").params if param.name == "transfer")
     assert transfer.default == "copy"
     seed = Config(str(ROOT / "config/butler/seed.yaml"))
     assert seed["datastore", "formatters", "VisitImage", "parameters", "recipe"] == "lossless"
@@ -227,7 +227,9 @@ def test_generated_dataset_types(built_docs: Path) -> None:
         rows[cells[0]] = cells[1:]
     assert rows["``deep_coadd``"][:2] == ["``CellCoadd``", "band, skymap, tract, patch"]
     assert rows["``single_visit_star``"][0] == "``ArrowAstropy``"
-    assert rows["``casu_stack``"][2] == "``butler ingest-*`` (``policy/vircam/datasets.yaml``)"
+    assert rows["``casu_stack``"][2] == (
+        "``butler ingest-*`` (``policy/vircam/datasets.yaml``, ``policy/wfcam/datasets.yaml``)"
+    )
     assert rows["``gaia_dr3``"][1:3] == ["htm7", "``butler ingest-refcat`` (prerequisite)"]
     assert rows["``skyMap``"][2] == "``butler register-skymap``"
     # Every dataset type says what it is.

@@ -746,4 +746,6 @@ def test_policy_rejects_a_pattern_claimed_twice(tmp_path):
     broken.write_text(text.replace('"*_st_cat.fits", "*_st_cat.fit"', '"*_st_cat.fits", "*_st.fit"'))
     shutil.copy(REPO_ROOT / "policy" / "vircam" / "camera.yaml", tmp_path / "camera.yaml")
     with pytest.raises(ValueError, match=r"Pattern '\*_st.fit' claimed by both casu_stack and casu_catalog"):
-        IngestPolicy.from_yaml(broken)
+        IngestPolicy.from_yaml(
+            broken, instrument="VIRCAM", instrument_class="lsst.obs.vista.instrument.Vircam"
+        )

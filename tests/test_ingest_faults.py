@@ -28,7 +28,7 @@ from click.testing import CliRunner
 from lsst.daf.butler import Butler, CollectionType, DatasetRef, FileDataset
 from lsst.resources import ResourcePath
 
-from lsst.obs.vista.cli.commands import ingest_casu
+from lsst.obs.vista.cli.commands import ingest_command
 from lsst.obs.vista.ingest import ProductIngester
 from lsst.obs.vista.ingest.content import checksum
 from lsst.obs.vista.ingest.guard import MARKER_NAME
@@ -294,7 +294,7 @@ def test_concurrent_ingests_into_one_sqlite_repository_both_succeed(tmp_path, pr
 def test_default_transfer_copies_so_editing_the_source_changes_nothing(tmp_path, products):
     root = create_repo(tmp_path / "repo")
     batch = stage(tmp_path / "batch", products, [0])
-    result = CliRunner().invoke(ingest_casu, [str(root), str(batch)])
+    result = CliRunner().invoke(ingest_command("VIRCAM"), [str(root), str(batch)])
     assert result.exit_code == 0, result.output
     source = batch / products[0].stack.name
     original = fits.getheader(source, 1)["MAGZPT"]
@@ -308,7 +308,7 @@ def test_default_transfer_copies_so_editing_the_source_changes_nothing(tmp_path,
 
 
 def test_help_says_what_each_transfer_mode_does():
-    result = CliRunner().invoke(ingest_casu, ["--help"])
+    result = CliRunner().invoke(ingest_command("VIRCAM"), ["--help"])
     assert result.exit_code == 0
     text = " ".join(result.output.split())
     assert "'copy' (the default): a copy inside the repository" in text
@@ -351,7 +351,7 @@ def test_same_size_reprocessed_stack_is_refused_then_replaced(tmp_path, products
     assert repository_state(root) == before
 
     with caplog.at_level(logging.INFO, logger="lsst.obs.vista.ingest"):
-        replaced = CliRunner().invoke(ingest_casu, [str(root), str(batch), "--replace"])
+        replaced = CliRunner().invoke(ingest_command("VIRCAM"), [str(root), str(batch), "--replace"])
     assert replaced.exit_code == 0, replaced.output
     log = [r.getMessage() for r in caplog.records if r.name == "lsst.obs.vista.ingest"]
     assert f"{stack}: replaced: {cause}" in log

@@ -176,7 +176,12 @@ def test_quality_mask_bits_become_planes(stack):
 
 def _describe(image):
     return describe_casu_image(
-        dict(image.metadata), image.bbox, camera=Vircam.camera(), name="test", vega_to_ab={}
+        dict(image.metadata),
+        image.bbox,
+        camera=Vircam.camera(),
+        translator=Vircam.translator_class(),
+        name="test",
+        vega_to_ab={},
     )
 
 

@@ -22,7 +22,8 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 
 from file_modes import without_root_override
 from lsst.obs.vista import Vircam
-from lsst.obs.vista.cli import export_legacy, ingest_casu, ingest_refcat, summarize_isr
+from lsst.obs.vista.cli import export_legacy, ingest_refcat, summarize_isr
+from lsst.obs.vista.cli.commands import ingest_command
 from lsst.obs.vista.cli.process_ccd import process_ccd as process_ccd_command
 from lsst.obs.vista.cli.script import ingest_products
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -191,9 +192,9 @@ def test_fresh_interpreter_reads_a_vircam_output(repo: Path) -> None:
     assert result.stdout.split() == ["VIRCAM", "{}", "pawprint_stack"]
 
 
-def test_translator_entry_point_lists_vircam() -> None:
+def test_translator_entry_point_lists_vircam_and_wfcam() -> None:
     (entry_point,) = importlib.metadata.entry_points(group="astro_metadata_translators", name="obs_vista")
-    assert entry_point.load()() == ["VIRCAM"]
+    assert entry_point.load()() == ["VIRCAM", "WFCAM"]
 
 
 def one_line_error(command, args: list[str]) -> str:
@@ -208,7 +209,7 @@ def one_line_error(command, args: list[str]) -> str:
 def test_commands_on_a_missing_repository_say_so_in_one_line(tmp_path: Path) -> None:
     missing = str(tmp_path / "nowhere")
     expected = f"{missing}: no butler repository there (no butler.yaml)."
-    assert one_line_error(ingest_casu, [missing, str(tmp_path)]) == expected
+    assert one_line_error(ingest_command("VIRCAM"), [missing, str(tmp_path)]) == expected
     assert one_line_error(summarize_isr, [missing, "--collections", "x"]) == expected
     assert one_line_error(export_legacy, [missing, str(tmp_path / "out"), "--collections", "x"]) == expected
     assert one_line_error(ingest_refcat, [missing, "gaia_dr3", str(SEED)]) == expected

@@ -199,10 +199,16 @@ def dataset_page() -> str:
             for attribute in sorted(connections.outputs) + sorted(connections.allConnections):
                 connection = connections.allConnections[attribute]
                 docs.setdefault(connection.name, connection.doc)
+    # A dataset type several instruments ingest (VIRCAM's and WFCAM's casu_stack) keeps the
+    # first policy's doc and names every policy.
+    policies: dict[str, list[str]] = {}
     for policy in sorted(POLICY_DIR.glob("*/datasets.yaml")):
         for name, product in yaml.safe_load(policy.read_text())["products"].items():
-            docs[name] = product["doc"]
-            made_outside[name] = f"``butler ingest-*`` (``policy/{policy.parent.name}/datasets.yaml``)"
+            if name not in policies:
+                docs[name] = product["doc"]
+            policies.setdefault(name, []).append(f"``policy/{policy.parent.name}/datasets.yaml``")
+    for name, files in policies.items():
+        made_outside[name] = f"``butler ingest-*`` ({', '.join(files)})"
     text = [
         _heading("Dataset types", "="),
         "Generated from the connections of the tasks in "

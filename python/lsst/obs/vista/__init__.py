@@ -13,16 +13,16 @@ from .translators import *
 
 # ... while the instruments, camera and ISR task, which pull in lsst-images
 # and pipe_base (seconds of start-up), load on first use: every ``butler``
-# command imports this package through the CLI plugin.
+# command imports this package through the CLI plugin.  The instrument
+# classes (Vircam, DecamCp, Wfcam ...) are those registered in policy/
+# (`lsst.obs.vista.discovery`), found by their class names.
 _LAZY = {
     "CalibrateImageTask": ".calibrate",
     "CameraDescription": ".camera",
     "DetectorDescription": ".camera",
     "FilterDescription": ".camera",
-    "DecamCp": ".instrument",
     "DecamCpIsrTask": ".isr",
     "PolicyInstrument": ".instrument",
-    "Vircam": ".instrument",
     "VistaIsrTask": ".isr",
 }
 
@@ -30,8 +30,16 @@ _LAZY = {
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
+    if name in _instrument_class_names():
+        return getattr(import_module(".instrument", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _instrument_class_names() -> list[str]:
+    from .discovery import instrument_entries
+
+    return [entry.class_name for entry in instrument_entries().values()]
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_LAZY])
+    return sorted([*globals(), *_LAZY, *_instrument_class_names()])

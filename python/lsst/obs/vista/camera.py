@@ -133,7 +133,9 @@ class CameraDescription:
         radians_per_pixel = math.radians(self.plate_scale / 3600.0)
         return self.pixel_size / radians_per_pixel
 
-    def make_detector(self, detector_id: int, bbox: Box | None = None, visit: int | None = None) -> Detector:
+    def make_detector(
+        self, detector_id: int, bbox: Box | None = None, visit: int | None = None, *, subsampling: int = 1
+    ) -> Detector:
         """Return an `lsst.images.cameras.Detector` for one detector.
 
         Parameters
@@ -149,6 +151,10 @@ class CameraDescription:
             the nominal ``detector_shape``.
         visit : `int`, optional
             Visit whose frames the detector refers to.
+        subsampling : `int`, optional
+            Image pixels per detector pixel along each axis: 2 for a stack
+            interleaved from 2x2 microsteps (WFCAM's NUSTEP = 4), whose
+            pixels are half the detector's pitch.
 
         Returns
         -------
@@ -159,7 +165,7 @@ class CameraDescription:
         description = self.detectors[detector_id]
         if bbox is None:
             bbox = Box.from_shape(self.detector_shape)
-        frames = CameraFrameSet(self.instrument, self._make_frame_set(description, bbox))
+        frames = CameraFrameSet(self.instrument, self._make_frame_set(description, bbox, subsampling))
         attributes = DetectorAttributes(
             name=description.name,
             id=description.id,
@@ -174,7 +180,7 @@ class CameraDescription:
                 pixel_reference_y=self._pixel_centre(bbox)[1],
                 yaw=description.yaw_degrees * u.deg,
             ),
-            pixel_size=self.pixel_size,
+            pixel_size=self.pixel_size / subsampling,
             physical_type=self.physical_type,
         )
         amplifier = Amplifier(
@@ -199,21 +205,23 @@ class CameraDescription:
             0.5 * (bbox.y.start + bbox.y.stop - 1),
         )
 
-    def _make_frame_set(self, description: DetectorDescription, bbox: Box) -> _BridgeFrameSet:
+    def _make_frame_set(
+        self, description: DetectorDescription, bbox: Box, subsampling: int = 1
+    ) -> _BridgeFrameSet:
         """Build the AST frame set FOCAL_PLANE <-> FIELD_ANGLE, DETECTOR_n."""
         focal_plane = Ast.Frame(2, "Ident=FOCAL_PLANE,Domain=FOCAL_PLANE,Unit(1)=mm,Unit(2)=mm")
         frame_set = Ast.FrameSet(focal_plane)
         field_angle = Ast.Frame(2, "Ident=FIELD_ANGLE,Domain=FIELD_ANGLE,Unit(1)=rad,Unit(2)=rad")
         frame_set.addframe(Ast.BASE, Ast.ZoomMap(2, 1.0 / self.focal_length), field_angle)
 
-        # pixel = R(-yaw) (fp - centre) / pixel_size + pixel_centre
+        # pixel = R(-yaw) (fp - centre) * subsampling / pixel_size + pixel_centre
         yaw = math.radians(description.yaw_degrees)
         rotation = np.array([[math.cos(yaw), math.sin(yaw)], [-math.sin(yaw), math.cos(yaw)]])
         centre_x, centre_y = self._pixel_centre(bbox)
         to_pixels = Ast.CmpMap(
             Ast.CmpMap(
                 Ast.ShiftMap([-description.focal_plane_x, -description.focal_plane_y]),
-                Ast.MatrixMap(rotation / self.pixel_size),
+                Ast.MatrixMap(rotation * subsampling / self.pixel_size),
                 True,
             ),
             Ast.ShiftMap([centre_x, centre_y]),

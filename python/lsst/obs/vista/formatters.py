@@ -112,12 +112,15 @@ class _PolicyFormatter(FormatterV2):
         policy = policy_for_instrument(str(self.data_id["instrument"]))
         return policy.products[self.dataset_ref.datasetType.name]
 
-    def _hdu_key(self) -> str | int:
-        """Return the EXTNAME or index of the dataset's HDU."""
+    def _hdu_key(self, path: str) -> str | int:
+        """Return the EXTNAME or index of the dataset's HDU in ``path``."""
         layout = self._product.hdu
         if layout.index is not None:
             return layout.index
-        return layout.extname_for(int(self.data_id["detector"]))
+        detector = int(self.data_id["detector"])
+        if layout.by_card:
+            return _index_by_card(path, layout.detector_card, detector)
+        return layout.extname_for(detector)
 
 
 class ImageHduFormatter(_PolicyFormatter):
@@ -142,9 +145,9 @@ class ImageHduFormatter(_PolicyFormatter):
             return unit
         if component == "bbox":
             with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
-                return Box.from_shape(hdus[self._hdu_key()].shape)
+                return Box.from_shape(hdus[self._hdu_key(path)].shape)
         bbox: Box | None = (self.file_descriptor.parameters or {}).get("bbox")
-        image = read_image_hdu(path, self._hdu_key(), unit=unit, bbox=bbox)
+        image = read_image_hdu(path, self._hdu_key(path), unit=unit, bbox=bbox)
         return image if component is None else getattr(image, component)
 
 
@@ -158,8 +161,20 @@ class TableHduFormatter(_PolicyFormatter):
             # Copy the columns out of the memory map before the file closes.
             # CASU writes non-FITS units (e.g. "Blank67"); keep them as
             # unrecognised units rather than warn once per column.
-            table = Table.read(hdus[self._hdu_key()], character_as_bytes=False, unit_parse_strict="silent")
+            table = Table.read(
+                hdus[self._hdu_key(path)], character_as_bytes=False, unit_parse_strict="silent"
+            )
             return table.copy(copy_data=True)
+
+
+def _index_by_card(path: str, card: str | None, detector: int) -> int:
+    """Return the index of the HDU with data whose ``card`` is ``detector``
+    (ingest checked that exactly one is)."""
+    with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
+        for index, hdu in enumerate(hdus):
+            if hdu.header.get(card) == detector and hdu.header.get("NAXIS", 0) > 0:
+                return index
+    raise LookupError(f"{path}: no HDU with {card} = {detector}")
 
 
 def _native(array: np.ndarray) -> np.ndarray:

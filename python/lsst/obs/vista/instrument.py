@@ -1,48 +1,70 @@
-"""Butler instruments whose camera knowledge lives in ``policy/``."""
+"""Butler instruments whose camera knowledge lives in ``policy/``.
+
+The instrument classes (`Vircam`, `DecamCp`, `Wfcam` ...) are not written
+here: each is made, on first use, from its registration
+``policy/<dir>/instrument.yaml`` (`lsst.obs.vista.discovery`) as a subclass
+of the base that registration names, and is found as an attribute of this
+module and of ``lsst.obs.vista`` by the name it gives.
+"""
 
 from __future__ import annotations
 
-__all__ = ("DecamCp", "PolicyInstrument", "Vircam", "policy_instrument")
+__all__ = ("CasuInstrument", "PolicyInstrument", "header_instrument", "policy_instrument")
 
 import datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lsst.pipe.base import Instrument
+from lsst.utils import doImportType
 from lsst.utils.introspection import get_full_type_name
 
-from ._resources import CONFIG_DIR, POLICY_DIR
+from ._resources import CONFIG_DIR
 from .camera import CameraDescription
+from .discovery import InstrumentEntry, instrument_entries, instrument_entry, instrument_for_header
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from astro_metadata_translator import MetadataTranslator
+
     from lsst.daf.butler import DataId, Formatter, FormatterV2, Registry
 
 
 class PolicyInstrument(Instrument):
-    """An instrument described by ``policy/<policyName>/camera.yaml``.
+    """An instrument described by its registration ``policy/<dir>/``.
 
-    Subclasses set `policyName`, the ID limits and the raw formatter; the
-    detectors and filters they register come from the camera description.
+    The concrete classes are made by `policy_instrument` from an
+    `~lsst.obs.vista.discovery.InstrumentEntry`, which gives the name, the
+    ID limits, the raw formatter, the header translator and the directories;
+    the detectors and filters they register come from the camera
+    description ``camera.yaml``.
     """
 
-    policyName: ClassVar[str]
-    exposure_max: ClassVar[int]
-    """Exclusive upper bound of exposure (and visit) IDs."""
+    entry: ClassVar[InstrumentEntry]
+    """The registration this class was made from."""
 
-    raw_formatter_name: ClassVar[str]
-    """Fully-qualified name of the formatter for raw-like datasets."""
+    @classmethod
+    def getName(cls) -> str:
+        # Docstring inherited.
+        return cls.entry.name
 
     @classmethod
     def camera(cls) -> CameraDescription:
         """Return the camera description (read once per process)."""
-        return _read_camera(POLICY_DIR / cls.policyName / "camera.yaml")
+        return _read_camera(cls.entry.policy_dir / "camera.yaml")
+
+    @classmethod
+    def translator_class(cls) -> type[MetadataTranslator]:
+        """Return the translator of the instrument's headers."""
+        return cls.entry.translator_class()
 
     @property
     def configPaths(self) -> list[str]:  # type: ignore[override]
         """Directories with ``<taskDefaultName>.py`` override files: the
-        package-wide ``config/`` and then ``config/<policyName>/``."""
-        return [str(path) for path in (CONFIG_DIR, CONFIG_DIR / self.policyName) if path.is_dir()]
+        package-wide ``config/`` and then the instrument's ``config/<dir>/``."""
+        return [str(path) for path in (CONFIG_DIR, self.entry.config_dir) if path.is_dir()]
 
     def register(self, registry: Registry, *, update: bool = False) -> None:
         """Insert the instrument, its detectors, physical filters and the
@@ -68,8 +90,8 @@ class PolicyInstrument(Instrument):
                 {
                     "name": name,
                     "detector_max": max(camera.detectors) + 1,
-                    "exposure_max": self.exposure_max,
-                    "visit_max": self.exposure_max,
+                    "exposure_max": self.entry.exposure_max,
+                    "visit_max": self.entry.exposure_max,
                     "visit_system": 0,
                     "class_name": get_full_type_name(self),
                 },
@@ -136,9 +158,7 @@ class PolicyInstrument(Instrument):
 
     def getRawFormatter(self, dataId: DataId) -> type[Formatter | FormatterV2]:
         # Docstring inherited.
-        from lsst.utils import doImportType
-
-        return doImportType(self.raw_formatter_name)
+        return doImportType(self.entry.raw_formatter)
 
 
 @cache
@@ -146,52 +166,16 @@ def _read_camera(path: Path) -> CameraDescription:
     return CameraDescription.from_yaml(path)
 
 
-def policy_instrument(name: str) -> type[PolicyInstrument]:
-    """Return the instrument class of a butler instrument name.
-
-    Parameters
-    ----------
-    name : `str`
-        Butler name of the instrument (``VIRCAM``, ``DECam``).
-
-    Returns
-    -------
-    instrument : `type` [`PolicyInstrument`]
-        Its class.
-
-    Raises
-    ------
-    LookupError
-        Raised if no instrument of this package has that name.
-    """
-    pending = list(PolicyInstrument.__subclasses__())
-    known = []
-    while pending:
-        candidate = pending.pop()
-        pending.extend(candidate.__subclasses__())
-        if candidate.getName() == name:
-            return candidate
-        known.append(candidate.getName())
-    raise LookupError(f"instrument {name!r} is not one of obs_vista's ({', '.join(sorted(known))})")
-
-
-class Vircam(PolicyInstrument):
-    """The VISTA InfraRed CAMera, as reduced by CASU.
-
-    Detector IDs are ``ESO DET CHIP NO`` (1-16), detector names the
-    extension names ``DET1.CHIP1`` ... ``DET1.CHIP16``.
-    """
-
-    policyName = "vircam"
-    exposure_max = 10**14
-    raw_formatter_name = "lsst.obs.vista.formatters.ImageHduFormatter"
+class CasuInstrument(PolicyInstrument):
+    """An instrument reduced by CASU, whose visit IDs are ``YYYYMMDD``
+    followed by the second of the day and a product digit."""
 
     _VISIT_EPOCH = datetime.date(2000, 1, 1)
     """Day zero of compact visit IDs, before VISTA's first light (2009)."""
 
     _VISIT_DAY_FACTOR = 1_000_000
     """Visit IDs are ``YYYYMMDD`` times this plus the second of the day and
-    product digit (`lsst.obs.vista.translators.VircamTranslator`)."""
+    product digit (`lsst.obs.vista.translators.CasuTranslator`)."""
 
     @classmethod
     def compact_visit(cls, visit: int) -> int:
@@ -222,25 +206,64 @@ class Vircam(PolicyInstrument):
         date = cls._VISIT_EPOCH + datetime.timedelta(days=days)
         return (date.year * 10000 + date.month * 100 + date.day) * cls._VISIT_DAY_FACTOR + rest
 
-    @classmethod
-    def getName(cls) -> str:
-        # Docstring inherited.
-        return "VIRCAM"
 
+@cache
+def policy_instrument(name: str) -> type[PolicyInstrument]:
+    """Return the instrument class of a butler instrument name.
 
-class DecamCp(PolicyInstrument):
-    """DECam as seen through NOIRLab Community Pipeline instcal products.
+    Parameters
+    ----------
+    name : `str`
+        Butler name of the instrument (``VIRCAM``, ``DECam``, ``WFCAM`` ...).
 
-    Butler name ``DECam``; detector IDs are CCDNUM (1-62), names DETPOS
-    (``S29`` ... ``N31``). Headers are translated by astro_metadata_translator's
-    own DECam translator, so exposure IDs are EXPNUM.
+    Returns
+    -------
+    instrument : `type` [`PolicyInstrument`]
+        Its class, made once per process from its registration: a subclass
+        of the registration's base class, named by it, found as an
+        attribute of this module (so that butler registries, pickles and
+        pipelines can name it).  Its header translator is registered.
+
+    Raises
+    ------
+    LookupError
+        Raised if no instrument of this package has that name.
     """
+    entry = instrument_entry(name)
+    entry.translator_class()
+    base = doImportType(entry.base)
+    return type(
+        entry.class_name,
+        (base,),
+        {"__module__": __name__, "__qualname__": entry.class_name, "__doc__": entry.doc, "entry": entry},
+    )
 
-    policyName = "decam"
-    exposure_max = 10**8
-    raw_formatter_name = "lsst.obs.vista.formatters.ImageHduFormatter"
 
-    @classmethod
-    def getName(cls) -> str:
-        # Docstring inherited.
-        return "DECam"
+def header_instrument(header: Mapping[str, Any], *, name: str) -> type[PolicyInstrument]:
+    """Return the instrument class of an image from its header.
+
+    Parameters
+    ----------
+    header : `~collections.abc.Mapping`
+        Merged primary + extension header.
+    name : `str`
+        What to call the image in the error message.
+
+    Returns
+    -------
+    instrument : `type` [`PolicyInstrument`]
+        The registered instrument whose translator reads the header.
+
+    Raises
+    ------
+    LookupError
+        Raised if no registered instrument's translator can.
+    """
+    return policy_instrument(instrument_for_header(header, name=name).name)
+
+
+def __getattr__(name: str) -> Any:
+    for entry in instrument_entries().values():
+        if entry.class_name == name:
+            return policy_instrument(entry.name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import click
 
-from .._resources import PIPELINES_DIR
+from ..discovery import instrument_entry
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .process_ccd import environment_executable
@@ -94,7 +94,8 @@ def build_coadd_command(
     repo : `str`
         Butler repository.
     instrument : `str`
-        Butler name of the instrument (its pipelines folder).
+        Butler name of a registered instrument (whose pipelines folder
+        holds DRP.yaml).
     skymap : `str`
         Registered skymap name.
     where : `str`
@@ -114,9 +115,10 @@ def build_coadd_command(
     """
     query = f"skymap='{skymap}' AND instrument='{instrument}'" + (f" AND ({where})" if where else "")
     collections = [*inputs, *([SKYMAP_RUN] if SKYMAP_RUN not in inputs else [])]
+    pipeline = instrument_entry(instrument).pipelines_dir / "DRP.yaml"
     command = [
         "pipetask", "run", "-b", repo, "-i", ",".join(collections), "-o", output,
-        "-p", f"{PIPELINES_DIR / instrument / 'DRP.yaml'}#step3", "-d", query, "-j", str(jobs),
+        "-p", f"{pipeline}#step3", "-d", query, "-j", str(jobs),
         "--register-dataset-types",
     ]  # fmt: skip
     if resume:

@@ -1,9 +1,9 @@
-"""The ``butler ingest-casu``, ``butler ingest-instcal`` and ``butler
-ingest-refcat`` subcommands."""
+"""The ``butler`` ingest subcommands: one per registered instrument
+(``ingest-casu``, ``ingest-instcal`` ...) and ``ingest-refcat``."""
 
 from __future__ import annotations
 
-__all__ = ("TRANSFER_HELP", "ingest_casu", "ingest_instcal", "ingest_refcat", "replace_option")
+__all__ = ("TRANSFER_HELP", "ingest_command", "ingest_commands", "ingest_refcat", "replace_option")
 
 from collections.abc import Callable
 from pathlib import Path
@@ -66,61 +66,51 @@ def _run(
         raise click.exceptions.Exit(1)
 
 
-@click.command(
-    short_help="Ingest CASU VISTA stacks, confidence maps, catalogues and tiles.", cls=ButlerSubcommand
-)
-@_ingest_options
-def ingest_casu(repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int) -> None:
-    """Ingest CASU-reduced VIRCAM products into REPO.
+def ingest_commands() -> list[click.Command]:
+    """Return the ingest subcommand of every registered instrument that
+    declares one (``ingest_command`` of its ``instrument.yaml``).
 
-    PATH may be files or directories (searched recursively, following
-    symbolic links; a FIFO, socket or device is named and skipped without
-    being opened, as is a link loop).  Pawprint
-    stacks (*_st.fit) and tiles (*_st_tl.fit) define exposures and visits;
-    their confidence maps and catalogues are paired with them through the
-    CIR_CPM card and file names.  The datasets go to run VIRCAM/raw/casu,
-    which the chained collection VIRCAM/defaults includes, as dataset types
-    casu_stack, casu_confidence and casu_catalog (per exposure and detector)
-    and casu_tile, casu_tile_confidence and casu_tile_catalog (per exposure).
-
-    Each file is ingested completely or not at all; files already ingested
-    with the same content are skipped, and a file that cannot be ingested is
-    reported on one line while the others go on.  The exit status is 1 if
-    any file failed.  Concurrent ingests into one repository take turns, and
-    an ingest that was killed is cleaned up after by the next one.
+    Returns
+    -------
+    commands : `list` [`click.Command`]
+        ``butler ingest-instcal`` (DECam), ``butler ingest-casu`` (VIRCAM) ...
     """
-    _run(("VIRCAM",), repo, locations, transfer, replace, processes)
+    from ..discovery import instrument_entries
+
+    return [ingest_command(entry.name) for entry in instrument_entries().values() if entry.ingest_command]
 
 
-@click.command(
-    short_help="Ingest DECam Community Pipeline instcal trios (ooi image, oow weight, ood mask).",
-    cls=ButlerSubcommand,
-)
-@_ingest_options
-def ingest_instcal(
-    repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int
-) -> None:
-    """Ingest NOIRLab DECam Community Pipeline instcal products into REPO.
+def ingest_command(instrument: str) -> click.Command:
+    """Return the ingest subcommand of one registered instrument, pinned to
+    its products.
 
-    PATH may be files or directories (searched recursively, following
-    symbolic links; a FIFO, socket or device is named and skipped without
-    being opened, as is a link loop), uncompressed or fpack-compressed
-    (.fits.fz), full multi-CCD files or single-CCD cutouts.
-    Images (*_ooi_*) define exposures and visits (EXPNUM); their weight
-    (*_oow_*) and data-quality mask (*_ood_*) files are paired by name and
-    checked to be the same exposure (EXPNUM, DTACQNAM) and CCDs.  A file's
-    role comes from its name: CP writes the image's primary header, with
-    PRODTYPE = 'image', into all three.  The datasets go to run
-    DECam/raw/instcal, which the chained collection DECam/defaults includes,
-    as dataset types cp_image, cp_weight and cp_mask (per exposure and CCD).
+    Parameters
+    ----------
+    instrument : `str`
+        Butler name of the instrument.
 
-    Each file is ingested completely or not at all; files already ingested
-    with the same content are skipped, and a file that cannot be ingested is
-    reported on one line while the others go on.  The exit status is 1 if
-    any file failed.  Concurrent ingests into one repository take turns, and
-    an ingest that was killed is cleaned up after by the next one.
+    Returns
+    -------
+    command : `click.Command`
+        The command its ``instrument.yaml`` declares (name and help).
+
+    Raises
+    ------
+    LookupError
+        Raised if the instrument is not registered or declares no command.
     """
-    _run(("DECam",), repo, locations, transfer, replace, processes)
+    from ..discovery import instrument_entry
+
+    description = instrument_entry(instrument).ingest_command
+    if description is None:
+        raise LookupError(f"instrument {instrument!r} declares no ingest command")
+
+    def ingest(repo: str, locations: tuple[str, ...], transfer: str, replace: bool, processes: int) -> None:
+        _run((instrument,), repo, locations, transfer, replace, processes)
+
+    return click.command(
+        description.name, short_help=description.short_help, help=description.help, cls=ButlerSubcommand
+    )(_ingest_options(ingest))
 
 
 @click.command(

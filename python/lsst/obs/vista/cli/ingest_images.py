@@ -11,7 +11,7 @@ from lsst.daf.butler.cli.opt import processes_option, repo_argument, transfer_op
 
 from .command_style import ScriptCommand, script_log_options
 from .commands import TRANSFER_HELP, replace_option
-from .script import INGEST_INSTRUMENTS
+from .script import ingest_instruments
 
 
 @click.command(cls=ScriptCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +23,7 @@ from .script import INGEST_INSTRUMENTS
 @click.option(
     "--instrument",
     "instruments",
-    type=click.Choice(INGEST_INSTRUMENTS),
+    type=click.Choice(ingest_instruments()),
     multiple=True,
     help="Only this instrument's products (repeatable); by default each file goes to the instrument "
     "whose file names it matches.",
@@ -37,9 +37,10 @@ def ingest_images(
     processes: int,
     instruments: tuple[str, ...],
 ) -> None:
-    """Ingest reduced products into REPO: CASU VIRCAM stacks, confidence
-    maps, catalogues and tiles (as 'butler ingest-casu' does) and DECam CP
-    instcal trios (as 'butler ingest-instcal' does).
+    """Ingest reduced products into REPO: those of every registered
+    instrument, e.g. CASU VIRCAM stacks, confidence maps, catalogues and
+    tiles (as 'butler ingest-casu' does) and DECam CP instcal trios (as
+    'butler ingest-instcal' does).
 
     PATH may be files or directories (searched recursively, following
     symbolic links; a FIFO, socket or device is named and skipped without
@@ -51,7 +52,7 @@ def ingest_images(
     """
     from .script import ingest_products
 
-    chosen = instruments or INGEST_INSTRUMENTS
+    chosen = instruments or ingest_instruments()
     if not ingest_products(repo, locations, transfer, processes, chosen, replace=replace):
         raise click.exceptions.Exit(1)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .._resources import PIPELINES_DIR
+from ..discovery import instrument_entries, instrument_entry
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .quantum_failures import failure_line, read_failures
 from .repository import collection_exists, nearest, open_repository
@@ -48,9 +48,6 @@ from .signal_forwarding import SignalForwarder
 
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler
-
-_INSTRUMENT_DIRECTORIES = {"VIRCAM": "VIRCAM", "DECam": "DECam"}
-"""Butler instrument name -> folder of its pipelines under pipelines/."""
 
 _DEFAULT_LABEL = "calibrateImage"
 """Task a bare ``-C FILE`` or ``-c KEY=VALUE`` applies to (processCcd's own config in Gen2)."""
@@ -184,7 +181,7 @@ def _choose_instrument(repo: str, where: str, known: Sequence[str], inputs: Sequ
         return known[0]
     matching = []
     for name in known:
-        if name not in _INSTRUMENT_DIRECTORIES:
+        if not _has_pipeline(name):
             continue
         constrained = " AND ".join(filter(None, [f"instrument={name!r}", where]))
         try:
@@ -246,9 +243,10 @@ def _resolve_request(
         if instrument is None:
             instrument = _choose_instrument(repo, where, known, inputs)
             where = " AND ".join(filter(None, [f"instrument={instrument!r}", where]))
-        if instrument not in _INSTRUMENT_DIRECTORIES:
+        if not _has_pipeline(instrument):
+            known = ", ".join(name for name in instrument_entries() if _has_pipeline(name))
             raise click.BadParameter(
-                f"no ProcessCcd pipeline for {instrument!r} (known: {', '.join(_INSTRUMENT_DIRECTORIES)})",
+                f"no ProcessCcd pipeline for {instrument!r} (known: {known})",
                 param_hint="--id instrument",
             )
         _check_ids(butler, repo, parsed, instrument)
@@ -338,7 +336,12 @@ def build_pipetask_command(
 
 
 def _pipeline(instrument: str) -> Path:
-    return PIPELINES_DIR / _INSTRUMENT_DIRECTORIES[instrument] / "ProcessCcd.yaml"
+    """Return the ProcessCcd pipeline of a registered instrument."""
+    return instrument_entry(instrument).pipelines_dir / "ProcessCcd.yaml"
+
+
+def _has_pipeline(instrument: str) -> bool:
+    return instrument in instrument_entries() and _pipeline(instrument).is_file()
 
 
 def environment_executable(command: list[str]) -> list[str]:

@@ -3,20 +3,25 @@
 
 from __future__ import annotations
 
-__all__ = ("INGEST_INSTRUMENTS", "ingest_products", "ingest_reference_catalog")
+__all__ = ("ingest_instruments", "ingest_products", "ingest_reference_catalog")
 
 from collections.abc import Iterable, Mapping, Sequence
 
 from lsst.utils.logging import getLogger
 
-from ..ingest import FoundFiles, ProductIngester, find_files, policy_for_instrument
+from ..discovery import instrument_entries
+from ..ingest import FoundFiles, IngestPolicy, ProductIngester, find_files, policy_for_instrument
 from ..refcat import EXTERNAL_COLUMNS, ingest_refcat
 from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
 
-INGEST_INSTRUMENTS = ("VIRCAM", "DECam")
-"""Instruments with a dataset policy, in the order ``ingestImages.py`` tries
-them."""
+
+def ingest_instruments() -> tuple[str, ...]:
+    """Return the registered instruments with a dataset policy, in the order
+    ``ingestImages.py`` tries them (`lsst.obs.vista.discovery`)."""
+    entries = instrument_entries().values()
+    return tuple(entry.name for entry in entries if (entry.policy_dir / "datasets.yaml").is_file())
+
 
 _LOG = getLogger("lsst.obs.vista.ingest")
 _UNMATCHED = ""
@@ -106,10 +111,26 @@ def ingest_reference_catalog(
         return ingest_refcat(butler, name, files, columns=EXTERNAL_COLUMNS, names=names).ok
 
 
+def _owner(filename: str, policies: Mapping[str, IngestPolicy]) -> str | None:
+    """Return the instrument whose products' file names ``filename`` matches
+    with the most literal characters (WFCAM's ``w*_st.fit`` before
+    VIRCAM's ``*_st.fit``), the first such instrument on a tie, or `None`."""
+    best, best_literal = None, -1
+    for instrument, policy in policies.items():
+        match = policy.classify(filename)
+        if match is None:
+            continue
+        literal = len(filename) - sum(len(part) for part in match[1])
+        if literal > best_literal:
+            best, best_literal = instrument, literal
+    return best
+
+
 def _assign(found: FoundFiles, instruments: Sequence[str]) -> dict[str, FoundFiles]:
     """Split the files found by the instrument whose products they are.
 
-    Each file goes to the first instrument whose file names it matches.
+    Each file goes to the instrument whose file-name pattern it matches most
+    specifically (`_owner`).
     What belongs to no instrument goes to the first one that has files (or
     the first one), whose ingest reports it: the given paths that are not
     there or not files, the entries passed over, and the files of no
@@ -123,7 +144,7 @@ def _assign(found: FoundFiles, instruments: Sequence[str]) -> dict[str, FoundFil
     unowned = []
     unmatched = []
     for file in found.files:
-        owner = next((i for i, policy in policies.items() if policy.classify(file.path.name)), None)
+        owner = _owner(file.path.name, policies)
         if owner is None:
             if file.explicit:
                 _LOG.error("%s: file name matches no product of %s", file.path, " or ".join(instruments))

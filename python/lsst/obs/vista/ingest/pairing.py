@@ -131,9 +131,9 @@ def describe_dataset(product: ProductPolicy, key: int | None) -> str:
     Returns
     -------
     name : `str`
-        The EXTNAME (``DET1.CHIP3``) or ``HDU 1``.
+        The EXTNAME (``DET1.CHIP3``), ``CAMNUM = 4`` or ``HDU 1``.
     """
-    return product.hdu.extname_for(key) if key is not None else f"HDU {product.hdu.index}"
+    return product.hdu.label_for(key) if key is not None else f"HDU {product.hdu.index}"
 
 
 def check_companion(

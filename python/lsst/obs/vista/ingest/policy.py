@@ -23,7 +23,7 @@ import yaml
 
 from lsst.daf.butler import DatasetType, DimensionUniverse
 
-from .._resources import POLICY_DIR
+from ..discovery import instrument_entry
 
 _POLICY_FILE_NAME = "datasets.yaml"
 
@@ -32,10 +32,13 @@ _POLICY_FILE_NAME = "datasets.yaml"
 class HduLayout:
     """Where a product's datasets live inside its FITS file.
 
-    Exactly one of `extname` and `index` is set: per-detector products name
-    each detector's HDU with `extname`, a template with a ``{detector}``
-    (detector ID) or ``{detector_name}`` (its name in the camera
-    description) field; single-dataset products give the HDU `index`.
+    Per-detector products name each detector's HDU with `extname`, a
+    template with a ``{detector}`` (detector ID) or ``{detector_name}`` (its
+    name in the camera description) field, or, giving neither `extname` nor
+    `index`, by `detector_card` alone: every HDU with that card is the
+    dataset of the detector it names (WFCAM's CAMNUM, whose HDUs have no
+    fixed EXTNAME: ``WSAIMAGE`` in an archive cutout).  Single-dataset
+    products give the HDU `index`.
     """
 
     kind: str
@@ -48,8 +51,8 @@ class HduLayout:
     """HDU index (0 is the primary) of the single dataset of a file."""
 
     detector_card: str | None = None
-    """Card of a dataset's HDU that must hold its detector ID (DECam's
-    CCDNUM), checked on ingest."""
+    """Card of a dataset's HDU that holds its detector ID (DECam's CCDNUM,
+    checked on ingest; WFCAM's CAMNUM, which selects the HDU)."""
 
     detector_names: Mapping[int, str] = dataclasses.field(default_factory=dict)
     """Detector names by ID, from the camera description: the detectors a
@@ -59,8 +62,10 @@ class HduLayout:
     def __post_init__(self) -> None:
         if self.kind not in ("image", "table"):
             raise ValueError(f"HDU kind must be 'image' or 'table', not {self.kind!r}")
-        if (self.extname is None) == (self.index is None):
-            raise ValueError("An HDU layout gives exactly one of 'extname' and 'index'")
+        if self.extname is not None and self.index is not None:
+            raise ValueError("An HDU layout gives at most one of 'extname' and 'index'")
+        if self.extname is None and self.index is None and self.detector_card is None:
+            raise ValueError("An HDU layout gives 'extname', 'index' or 'detector_card'")
         if self.extname is not None:
             fields = {name for _, name, _, _ in string.Formatter().parse(self.extname) if name is not None}
             if len(fields) != 1 or not fields <= {"detector", "detector_name"}:
@@ -70,6 +75,29 @@ class HduLayout:
                 )
             if self.uses_names and not self.detector_names:
                 raise ValueError(f"EXTNAME template {self.extname!r} needs the camera's detector names")
+
+    @property
+    def by_card(self) -> bool:
+        """Whether each dataset's HDU is the one whose `detector_card` names
+        its detector (no EXTNAME template, no index)."""
+        return self.extname is None and self.index is None
+
+    def label_for(self, detector: int) -> str:
+        """Return how to name a detector's HDU in messages.
+
+        Parameters
+        ----------
+        detector : `int`
+            Detector ID.
+
+        Returns
+        -------
+        label : `str`
+            Its EXTNAME (``DET1.CHIP3``, ``N15``) or ``CAMNUM = 4``.
+        """
+        if self.by_card:
+            return f"{self.detector_card} = {detector}"
+        return self.extname_for(detector)
 
     @property
     def uses_names(self) -> bool:
@@ -90,7 +118,7 @@ class HduLayout:
             The name, e.g. ``DET1.CHIP3`` or ``N15``.
         """
         if self.extname is None:
-            raise TypeError("This layout selects its HDU by index, not by detector")
+            raise TypeError("This layout selects its HDU by index or card, not by EXTNAME")
         if self.uses_names:
             return self.extname.format(detector_name=self.detector_names[detector])
         return self.extname.format(detector=detector)
@@ -311,13 +339,17 @@ class IngestPolicy:
     """Products keyed by dataset type name."""
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> IngestPolicy:
+    def from_yaml(cls, path: str | Path, *, instrument: str, instrument_class: str) -> IngestPolicy:
         """Read and check a dataset policy file.
 
         Parameters
         ----------
         path : `str` or `pathlib.Path`
             The YAML file.
+        instrument : `str`
+            Butler name of the instrument whose policy it is.
+        instrument_class : `str`
+            Fully-qualified name of its instrument class.
 
         Returns
         -------
@@ -345,7 +377,7 @@ class IngestPolicy:
             products = {
                 name: _read_product(name, fields, camera) for name, fields in data.pop("products").items()
             }
-            policy = cls(products=products, **data)
+            policy = cls(products=products, instrument=instrument, instrument_class=instrument_class, **data)
         except (KeyError, TypeError) as err:
             # Missing or unknown keys, named by the dataclass constructors.
             raise ValueError(f"{path}: {err}") from err
@@ -373,9 +405,10 @@ class IngestPolicy:
                 product.reference_card or product.same_shape or product.match_cards or product.warn_if_missing
             ):
                 raise ValueError(f"{product.name}: only companion products have companion settings")
-            if product.per_detector != (product.hdu.extname is not None):
+            if product.per_detector != (product.hdu.index is None):
                 raise ValueError(
-                    f"{product.name}: per-detector products name HDUs by extname, others by index"
+                    f"{product.name}: per-detector products find HDUs by extname or detector card, "
+                    "others by index"
                 )
             for pattern in product.patterns:
                 if pattern in seen:
@@ -493,19 +526,18 @@ def policy_for_instrument(instrument: str) -> IngestPolicy:
     Returns
     -------
     policy : `IngestPolicy`
-        The policy read from ``policy/<instrument in lower case>/datasets.yaml``,
-        the directory every `~lsst.obs.vista.PolicyInstrument` keeps its
-        camera description in.
+        The policy read from ``datasets.yaml`` in the instrument's policy
+        directory (`lsst.obs.vista.discovery`).
 
     Raises
     ------
     LookupError
-        Raised if the instrument has no dataset policy.
+        Raised if the instrument is not registered or has no dataset policy.
     """
-    path = POLICY_DIR / instrument.lower() / _POLICY_FILE_NAME
+    entry = instrument_entry(instrument)
+    path = entry.policy_dir / _POLICY_FILE_NAME
     if not path.is_file():
         raise LookupError(f"Instrument {instrument!r} has no dataset policy ({path} does not exist)")
-    policy = IngestPolicy.from_yaml(path)
-    if policy.instrument != instrument:
-        raise LookupError(f"{path} declares instrument {policy.instrument!r}, not {instrument!r}")
-    return policy
+    return IngestPolicy.from_yaml(
+        path, instrument=entry.name, instrument_class=f"lsst.obs.vista.instrument.{entry.class_name}"
+    )

@@ -19,10 +19,10 @@ from typing import Any
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
 from .fits_scan import HduHeader, MergedHeader, scan_hdus
-from .policy import ProductPolicy, policy_for_instrument
+from .policy import HduLayout, ProductPolicy, policy_for_instrument
 from .records import TRANSLATED_PROPERTIES, ExposureRecords
 from .regions import detector_region, union_region
-from .validation import check_cards
+from .validation import check_cards, describe_hdu
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +130,8 @@ def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | 
         if hdu.kind != layout.kind or (layout.kind == "image" and len(hdu.shape) != 2):
             raise ValueError(f"HDU {layout.index} is not a 2-d {layout.kind} HDU")
         return {None: hdu}
+    if layout.by_card:
+        return _find_datasets_by_card(layout, hdus)
     datasets: dict[int | None, HduHeader] = {}
     for hdu in hdus:
         detector = layout.detector_of(hdu.extname or "")
@@ -155,6 +157,34 @@ def _find_datasets(product: ProductPolicy, hdus: list[HduHeader]) -> dict[int | 
         datasets[detector] = hdu
     if not datasets:
         raise ValueError(f"missing extensions: no {layout.kind} HDU named {layout.extname}")
+    return datasets
+
+
+def _find_datasets_by_card(layout: HduLayout, hdus: list[HduHeader]) -> dict[int | None, HduHeader]:
+    """Return the HDUs with the layout's detector card, by the detector
+    it names (a primary HDU without data is a header, never a dataset)."""
+    card = layout.detector_card
+    assert card is not None, "A layout by card has one."
+    datasets: dict[int | None, HduHeader] = {}
+    for hdu in hdus:
+        number = hdu.get(card)
+        if number is None or (hdu.index == 0 and not hdu.shape):
+            continue
+        where = describe_hdu(hdu)
+        if hdu.kind != layout.kind or (layout.kind == "image" and len(hdu.shape) != 2):
+            raise ValueError(f"{where} is not a 2-d {layout.kind} HDU")
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ValueError(f"{where} has {card} = {number!r}, not a detector number")
+        if layout.detector_names and number not in layout.detector_names:
+            raise ValueError(
+                f"{where} has {card} = {number}, a detector the camera description does not have "
+                f"(detectors {min(layout.detector_names)}-{max(layout.detector_names)})"
+            )
+        if number in datasets:
+            raise ValueError(f"{where} repeats {card} = {number} of {describe_hdu(datasets[number])}")
+        datasets[number] = hdu
+    if not datasets:
+        raise ValueError(f"missing extensions: no {layout.kind} HDU with a {card} card")
     return datasets
 
 

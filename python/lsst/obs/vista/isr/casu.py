@@ -20,19 +20,20 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
-from astro_metadata_translator import ObservationInfo
+from astro_metadata_translator import MetadataTranslator, ObservationInfo
 from astropy.table import Table
 
 from lsst.images import Box
 
 from ..camera import CameraDescription, DetectorDescription
-from ..translators import VircamTranslator
 from .assembly import ExposureDescription, photometric_scaling_from_zero_point
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
 
 
-def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescription) -> NoiseParameters:
+def casu_noise_parameters(
+    metadata: Mapping[str, Any], detector: DetectorDescription, *, coadds: int, n_combined: int
+) -> NoiseParameters:
     r"""Return the noise parameters of a CASU image.
 
     Parameters
@@ -41,24 +42,29 @@ def casu_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescrip
         Merged header.
     detector : `lsst.obs.vista.DetectorDescription`
         Nominal gain (e-/ADU) and read noise (e-) of the detector.
+    coadds : `int`
+        Reads averaged into one input exposure, :math:`N` (VIRCAM's NDIT,
+        WFCAM's NEXP; the translator's ``ext_coadds``).
+    n_combined : `int`
+        Input exposures the image averages at nominal weight (the
+        translator's ``ext_ncombine``).
 
     Returns
     -------
     noise : `NoiseParameters`
-        In gain-normalised ADU per DIT: gain :math:`g\,\mathrm{NDIT}/
-        \mathrm{GAINCOR}`, read noise :math:`(\sigma_e/g)\,\mathrm{GAINCOR}/
-        \sqrt{\mathrm{NDIT}}` (CASU multiplies raw ADU by GAINCOR and divides
-        the sum of the NDIT reads by NDIT), ``n_combined`` = NICOMB (1 for a
-        single exposure), SKYLEVEL and SKYNOISE as measured by CASU.
+        In gain-normalised ADU per read: gain :math:`g\,N/\mathrm{GAINCOR}`,
+        read noise :math:`(\sigma_e/g)\,\mathrm{GAINCOR}/\sqrt{N}` (CASU
+        multiplies raw ADU by GAINCOR, 1 if absent, and divides the sum of
+        the :math:`N` reads by :math:`N`), SKYLEVEL and SKYNOISE as measured
+        by CASU.
     """
     gaincor = float(metadata.get("GAINCOR", 1.0))
-    ndit = int(metadata.get("ESO DET NDIT", 1))
     sky_noise = metadata.get("SKYNOISE")
     sky_level = metadata.get("SKYLEVEL")
     return NoiseParameters(
-        gain=detector.gain * ndit / gaincor,
-        read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(ndit),
-        n_combined=int(metadata.get("NICOMB", 1)),
+        gain=detector.gain * coadds / gaincor,
+        read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(coadds),
+        n_combined=n_combined,
         sky_level=float(sky_level) if sky_level is not None else None,
         sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
     )
@@ -69,6 +75,7 @@ def describe_casu_image(
     bbox: Box,
     *,
     camera: CameraDescription,
+    translator: type[MetadataTranslator],
     name: str,
     vega_to_ab: Mapping[str, float],
 ) -> ExposureDescription:
@@ -81,7 +88,9 @@ def describe_casu_image(
     bbox : `lsst.images.Box`
         Bounding box of the image (stacks are larger than a detector).
     camera : `lsst.obs.vista.CameraDescription`
-        VIRCAM camera description (detectors, filters).
+        The instrument's camera description (detectors, filters).
+    translator : `type` [`astro_metadata_translator.MetadataTranslator`]
+        The instrument's header translator.
     name : `str`
         What to call the image in log messages.
     vega_to_ab : `~collections.abc.Mapping` [`str`, `float`]
@@ -94,8 +103,10 @@ def describe_casu_image(
 
     Notes
     -----
-    - Observation info: `lsst.obs.vista.VircamTranslator`; detector from the
-      camera with the image's bounding box; band from the camera's filter
+    - Observation info: the instrument's translator; detector from the
+      camera with the image's bounding box and the translator's
+      ``ext_subsampling`` (interleaved stacks have pixels of half the
+      pitch); band from the camera's filter
       table.  The translator's extension properties, which the exposure's
       (standard) observation info does not keep, are in the metadata:
       ``CASU_PRODUCT`` (``ext_product``: ``exposure``, ``pawprint_stack``
@@ -113,7 +124,8 @@ def describe_casu_image(
     - Zero point: CASU magnitudes are
       :math:`m = \mathrm{MAGZPT} - 2.5\log_{10}(F/\mathrm{EXPTIME})
       - \mathrm{EXTINCT}\,(X - 1)` with :math:`F` in image units (EXPTIME is
-      one DIT, the time pixel values are normalised to), EXTINCT the
+      the time pixel values are normalised to, the translator's
+      ``ext_flux_exposure_time``: VIRCAM's EXPTIME, one DIT; WFCAM's EXP_TIME), EXTINCT the
       extinction coefficient (mag per airmass) and :math:`X` the airmass (the
       mean of ``ESO TEL AIRM START`` and ``END``).  So one image unit has the
       Vega magnitude
@@ -125,9 +137,14 @@ def describe_casu_image(
       (metadata still records :math:`Z_\mathrm{Vega}`) when the band has no
       entry in ``vega_to_ab``, and entirely when MAGZPT is absent.
     """
-    obs_info = ObservationInfo(dict(metadata), translator_class=VircamTranslator)
+    obs_info = ObservationInfo(dict(metadata), translator_class=translator)
     assert obs_info.detector_num is not None and obs_info.physical_filter is not None
-    detector = camera.make_detector(obs_info.detector_num, bbox=bbox, visit=obs_info.exposure_id)
+    detector = camera.make_detector(
+        obs_info.detector_num,
+        bbox=bbox,
+        visit=obs_info.exposure_id,
+        subsampling=obs_info.ext_subsampling or 1,
+    )
     detector_description = camera.detectors[obs_info.detector_num]
     band = camera.filters[obs_info.physical_filter].band
     if "SEEING" not in metadata:
@@ -143,7 +160,7 @@ def describe_casu_image(
 
     scaling = None
     if "MAGZPT" in metadata:
-        exptime = float(metadata["EXPTIME"])
+        exptime = float(obs_info.ext_flux_exposure_time)
         extinction = float(metadata.get("EXTINCT", 0.0))
         airmass = float(obs_info.boresight_airmass) if obs_info.boresight_airmass is not None else 1.0
         zero_point_vega = float(metadata["MAGZPT"]) + 2.5 * math.log10(exptime) - extinction * (airmass - 1.0)
@@ -167,7 +184,12 @@ def describe_casu_image(
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["SEEING"]),
         photometric_scaling=scaling,
-        noise=casu_noise_parameters(metadata, detector_description),
+        noise=casu_noise_parameters(
+            metadata,
+            detector_description,
+            coadds=obs_info.ext_coadds or 1,
+            n_combined=obs_info.ext_ncombine or 1,
+        ),
         saturation_level=detector_description.saturation * gaincor,
         metadata=extra,
     )

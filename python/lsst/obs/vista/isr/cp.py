@@ -93,7 +93,12 @@ def cp_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescripti
 
 
 def describe_cp_image(
-    metadata: Mapping[str, Any], bbox: Box, *, camera: CameraDescription, name: str
+    metadata: Mapping[str, Any],
+    bbox: Box,
+    *,
+    camera: CameraDescription,
+    translator: type[MetadataTranslator],
+    name: str,
 ) -> ExposureDescription:
     r"""Describe a CP instcal image of one CCD for assembly.
 
@@ -105,6 +110,9 @@ def describe_cp_image(
         Bounding box of the image on its CCD (see `cp_pixel_origin`).
     camera : `lsst.obs.vista.CameraDescription`
         DECam camera description (CCDs, filters).
+    translator : `type` [`astro_metadata_translator.MetadataTranslator`]
+        The instrument's header translator (astro_metadata_translator's own
+        DECam translator, which reads CP headers as they are).
     name : `str`
         What to call the image in log messages.
 
@@ -115,8 +123,7 @@ def describe_cp_image(
 
     Notes
     -----
-    - Observation info: astro_metadata_translator's own DECam translator,
-      which reads CP headers as they are; the CCD is CCDNUM.
+    - Observation info: from ``translator``; the CCD is CCDNUM.
     - WCS: the TPV solution of the extension header (PV1_*, PV2_*), with
       FITS pixel (1, 1) at the first pixel of ``bbox``.
     - PSF: Gaussian of FWHM the FWHM card (the CP's median stellar FWHM,
@@ -133,7 +140,6 @@ def describe_cp_image(
       Legacy Surveys products carry neither card: then there is no
       photometric scaling.
     """
-    translator = MetadataTranslator.translators["DECam"]
     obs_info = ObservationInfo(dict(metadata), filename=name, translator_class=translator)
     ccd = int(metadata["CCDNUM"])
     if ccd not in camera.detectors:

@@ -13,7 +13,7 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.images import Box, Image
 from lsst.pipe.base import PipelineTaskConfig, Struct
 
-from ..instrument import DecamCp
+from ..instrument import header_instrument
 from .assembly import ExposureAssemblyConfig
 from .cp import CpQualityMaskTask, cp_pixel_origin, describe_cp_image
 from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
@@ -111,7 +111,10 @@ class DecamCpIsrTask(AssemblyPipelineTask):
         bbox = Box.from_shape(image.array.shape, start=(y0, x0))
         image, weight, quality = (_on_ccd(plane, bbox) for plane in (image, weight, quality))
         assert image is not None
-        description = describe_cp_image(metadata, bbox, camera=DecamCp.camera(), name=name)
+        instrument = header_instrument(metadata, name=name)
+        description = describe_cp_image(
+            metadata, bbox, camera=instrument.camera(), translator=instrument.translator_class(), name=name
+        )
         if description.photometric_scaling is None:
             self.log.warning("%s: no photometric zero point (no MAGZERO or MAGZPT card).", name)
         result = self.assemble(image, description, noise_map=weight, quality=quality)

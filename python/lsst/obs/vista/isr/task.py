@@ -1,4 +1,5 @@
-"""`VistaIsrTask`: the null ISR of CASU products, assembling ``post_isr_image``."""
+"""`VistaIsrTask`: the null ISR of CASU products (VIRCAM's isr, and that of
+every CASU instrument), assembling ``post_isr_image``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import lsst.pipe.base.connectionTypes as cT
 from lsst.images import Image
 from lsst.pipe.base import PipelineTaskConfig, Struct
 
-from ..instrument import Vircam
+from ..instrument import header_instrument
 from .assembly import ExposureAssemblyConfig
 from .casu import catalogue_source_mask, describe_casu_image
 from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
@@ -73,7 +74,10 @@ class VistaIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConnect
 
 
 class VistaIsrTask(AssemblyPipelineTask):
-    """Assemble ``post_isr_image`` from CASU-reduced VIRCAM products.
+    """Assemble ``post_isr_image`` from CASU-reduced products.
+
+    The instrument (camera description and header translator) is the
+    registered one whose translator reads the stack's header.
 
     CASU products are already instrument-corrected, so this "ISR" only
     reads them and builds a complete exposure: the image as delivered, the
@@ -121,10 +125,12 @@ class VistaIsrTask(AssemblyPipelineTask):
         metadata: dict[str, Any] = dict(stack.metadata)
         if name is None:
             name = self.source_name(metadata)
+        instrument = header_instrument(metadata, name=name)
         description = describe_casu_image(
             metadata,
             stack.bbox,
-            camera=Vircam.camera(),
+            camera=instrument.camera(),
+            translator=instrument.translator_class(),
             name=name,
             vega_to_ab=self.config.vegaToAb,
         )

@@ -6,7 +6,8 @@ __all__ = ("SimulationConfig",)
 
 import dataclasses
 
-from ..instrument import Vircam
+from ..camera import CameraDescription
+from ..instrument import policy_instrument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,6 +24,10 @@ class SimulationConfig:
     needs its own ``dit``, ``ndit``, ``sky_level`` and ``magzpt``.
     """
 
+    instrument: str = "VIRCAM"
+    """Butler name of the registered instrument whose camera description
+    (detectors, filters, plate scale, gains) the data set follows."""
+
     size: int = 2048
     """Side of a detector in pixels (2048 for VIRCAM).  Smaller detectors
     make a miniature camera: the focal-plane layout and the tile offsets
@@ -31,8 +36,9 @@ class SimulationConfig:
     seed: int = 1
     """Seed of every random draw (sky, jitter, confidence maps, noise)."""
 
-    detectors: tuple[int, ...] = tuple(range(1, 17))
-    """Detectors (``ESO DET CHIP NO``) to make, in increasing order."""
+    detectors: tuple[int, ...] = ()
+    """Detectors (``ESO DET CHIP NO``, CAMNUM) to make, in increasing order;
+    all of the camera's if empty."""
 
     n_exposures: int = 9
     """Jittered exposures per pawprint stack (NICOMB, NJITTER)."""
@@ -90,18 +96,27 @@ class SimulationConfig:
     tile_bscale: float = 0.125
     """BSCALE of the tiles' int32 pixels."""
 
+    @property
+    def camera(self) -> CameraDescription:
+        """The camera description of `instrument`."""
+        return policy_instrument(self.instrument).camera()
+
     def __post_init__(self) -> None:
         # A list from a command line is accepted; the frozen dataclass needs
         # a tuple to stay hashable (configurations key caches).
-        object.__setattr__(self, "detectors", tuple(int(d) for d in self.detectors))
-        camera = Vircam.camera()
-        if not self.detectors or any(d not in camera.detectors for d in self.detectors):
-            raise ValueError(f"detectors must be a non-empty subset of 1-16, not {self.detectors}")
+        camera = self.camera
+        detectors = tuple(int(d) for d in self.detectors) or tuple(sorted(camera.detectors))
+        object.__setattr__(self, "detectors", detectors)
+        if any(d not in camera.detectors for d in self.detectors):
+            raise ValueError(
+                f"detectors must be a subset of {self.instrument}'s "
+                f"{min(camera.detectors)}-{max(camera.detectors)}, not {self.detectors}"
+            )
         if list(self.detectors) != sorted(set(self.detectors)):
             raise ValueError(f"detectors must be unique and increasing, not {self.detectors}")
         if self.filter_name not in camera.filters_by_header_name:
             raise ValueError(
-                f"filter_name {self.filter_name!r} is not a VIRCAM filter "
+                f"filter_name {self.filter_name!r} is not a {self.instrument} filter "
                 f"({', '.join(camera.filters_by_header_name)})"
             )
         if self.size < 64:

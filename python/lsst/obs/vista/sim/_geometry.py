@@ -32,7 +32,6 @@ import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._random import Stream, generator
 from ._templates import stack_cd_matrix
@@ -42,14 +41,14 @@ _TILE_STEP = 0.475
 sizes (329.779 arcsec for VIRCAM, the ``OFFSET_X/Y`` of real headers)."""
 
 
-def plate_scale() -> float:
-    """Return the nominal plate scale (arcsec/pixel)."""
-    return Vircam.camera().plate_scale
+def plate_scale(config: SimulationConfig) -> float:
+    """Return the nominal plate scale (arcsec/pixel) of the camera."""
+    return config.camera.plate_scale
 
 
 def layout_scale(config: SimulationConfig) -> float:
     """Return the factor that shrinks the real focal plane to ``size``."""
-    return config.size / Vircam.camera().detector_shape[1]
+    return config.size / config.camera.detector_shape[1]
 
 
 def header_wcs(header: fits.Header) -> WCS:
@@ -71,6 +70,17 @@ def header_wcs(header: fits.Header) -> WCS:
         return WCS(header)
 
 
+def stack_cd(config: SimulationConfig) -> np.ndarray:
+    """Return the CD matrix (deg/pixel) of the simulated stacks: the real
+    VIRCAM stack's, scaled by the ratio of the camera's nominal plate scale
+    to VIRCAM's (exactly the real one for VIRCAM), so that another camera
+    keeps the template's rotation and its scale relative to nominal."""
+    from ..instrument import policy_instrument
+
+    template_scale = policy_instrument("VIRCAM").camera().plate_scale
+    return stack_cd_matrix() * (plate_scale(config) / template_scale)
+
+
 def sky_frame(config: SimulationConfig) -> WCS:
     """Return the tangent-plane frame of the tile.
 
@@ -83,13 +93,13 @@ def sky_frame(config: SimulationConfig) -> WCS:
     -------
     wcs : `astropy.wcs.WCS`
         TAN projection at the tile centre, whose 0-based pixel (0, 0) is the
-        centre and whose CD matrix is that of the real pawprint stacks.
+        centre and whose CD matrix is `stack_cd`.
     """
     wcs = WCS(naxis=2)
     wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     wcs.wcs.crval = [config.ra, config.dec]
     wcs.wcs.crpix = [1.0, 1.0]
-    wcs.wcs.cd = stack_cd_matrix()
+    wcs.wcs.cd = stack_cd(config)
     wcs.wcs.radesys = "ICRS"
     wcs.wcs.set()
     return wcs
@@ -176,7 +186,7 @@ def jitter(index: int, config: SimulationConfig) -> Jitter:
         random sub-pixel parts, shared by all detectors of the stack.
     """
     rng = generator(config.seed, Stream.JITTER, index)
-    half_width = config.jitter / plate_scale()
+    half_width = config.jitter / plate_scale(config)
     offsets = rng.uniform(-half_width, half_width, size=(config.n_exposures, 2))
     offsets -= offsets.min(axis=0)
     # Each exposure covers [offset, offset + size - 1]; the bilinear kernel
@@ -203,7 +213,7 @@ def detector_crpix(detector_id: int, shape: tuple[int, int], config: SimulationC
         The stack's centre minus the detector centre's focal-plane offset
         from the optical axis, in pixels (scaled to ``size``).
     """
-    camera = Vircam.camera()
+    camera = config.camera
     detector = camera.detectors[detector_id]
     per_mm = layout_scale(config) / camera.pixel_size
     ny, nx = shape

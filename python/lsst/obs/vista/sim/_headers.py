@@ -18,12 +18,12 @@ __all__ = (
 import math
 import re
 
+import numpy as np
 from astropy.io import fits
 from astropy.time import Time, TimeDelta
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
-from ._geometry import plate_scale, tile_offset
+from ._geometry import plate_scale, stack_cd, tile_offset
 from ._plan import StackPlan
 from ._schedule import OFFSETS_PER_TILE, seconds_of_day
 from ._templates import extension_template, primary_template, tile_template
@@ -157,7 +157,7 @@ def primary_header(plan: StackPlan) -> fits.Header:
     lst = _local_sidereal_seconds(start)
     altitude, azimuth = _altaz(ra, dec, start)
     end_altitude, _ = _altaz(ra, dec, start + duration)
-    scale = plate_scale()
+    scale = plate_scale(config)
     offset_x, offset_y = (scale * value for value in tile_offset(obs.offset_index, config))
     jitter_x, jitter_y = (scale * value for value in plan.jitter.nominal[0])
 
@@ -236,7 +236,7 @@ def extension_header(plan: StackPlan, detector_id: int, sky_noise: float) -> fit
         provenance and photometry; int32 pixels with BSCALE.
     """
     config, obs = plan.config, plan.visit
-    camera = Vircam.camera()
+    camera = config.camera
     detector = camera.detectors[detector_id]
     noise = plan.noise[detector_id]
     header = extension_template()
@@ -258,6 +258,8 @@ def extension_header(plan: StackPlan, detector_id: int, sky_noise: float) -> fit
     _set(header, "CRVAL2", plan.crval[1])
     _set(header, "CRPIX1", crpix1)
     _set(header, "CRPIX2", crpix2)
+    for (row, column), value in np.ndenumerate(stack_cd(config)):
+        _set(header, f"CD{row + 1}_{column + 1}", float(value))
     _set(header, "ORIGFILE", f"{name}_DET{detector_id:02d}.fits")
     _set(header, "ESO DET CHIP ID", detector.serial)
     _set(header, "ESO DET CHIP NO", detector_id)

@@ -15,7 +15,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._geometry import layout_scale, plate_scale, sky_frame, tile_offset
 from ._random import Stream, generator
@@ -98,6 +97,7 @@ def sky_catalog(config: SimulationConfig) -> SkyCatalog:
         same for all stacks and detectors of the simulation.
     """
     return _sky_catalog(
+        config.instrument,
         config.seed,
         config.size,
         config.ra,
@@ -120,6 +120,7 @@ def _magnitudes(rng: np.random.Generator, count: int, faint: tuple[float, float,
 
 @lru_cache(maxsize=4)
 def _sky_catalog(
+    instrument: str,
     seed: int,
     size: int,
     ra: float,
@@ -130,6 +131,7 @@ def _sky_catalog(
     bright_star_density: float,
 ) -> SkyCatalog:
     config = SimulationConfig(
+        instrument=instrument,
         seed=seed,
         size=size,
         ra=ra,
@@ -139,11 +141,11 @@ def _sky_catalog(
         galaxy_density=galaxy_density,
         bright_star_density=bright_star_density,
     )
-    camera = Vircam.camera()
+    camera = config.camera
     per_mm = layout_scale(config) / camera.pixel_size
     # Half a detector, the jitter, and room for the wings of sources whose
     # centres fall outside the detectors.
-    reach = 0.5 * size + jitter / plate_scale() + 32
+    reach = 0.5 * size + jitter / plate_scale(config) + 32
     xs, ys = [], []
     for offset_index in range(1, OFFSETS_PER_TILE + 1):
         dx, dy = tile_offset(offset_index, config)
@@ -152,7 +154,7 @@ def _sky_catalog(
             ys.append(dy + detector.focal_plane_y * per_mm)
     x_range = (min(xs) - reach, max(xs) + reach)
     y_range = (min(ys) - reach, max(ys) + reach)
-    area = (x_range[1] - x_range[0]) * (y_range[1] - y_range[0]) * (plate_scale() / 60.0) ** 2
+    area = (x_range[1] - x_range[0]) * (y_range[1] - y_range[0]) * (plate_scale(config) / 60.0) ** 2
 
     rng = generator(seed, Stream.SOURCES)
     counts = [rng.poisson(density * area) for density in (star_density, galaxy_density, bright_star_density)]
@@ -174,7 +176,7 @@ def _sky_catalog(
     angle = np.zeros(len(mag))
     arcsec = _RADIUS_AT_20 * 10.0 ** (_RADIUS_SLOPE * (mag[galaxy] - 20.0))
     arcsec *= np.exp(_RADIUS_SCATTER * rng.standard_normal(n_galaxies))
-    radius[galaxy] = np.clip(arcsec / plate_scale(), *_RADIUS_RANGE)
+    radius[galaxy] = np.clip(arcsec / plate_scale(config), *_RADIUS_RANGE)
     axis_ratio[galaxy] = rng.uniform(0.3, 1.0, size=n_galaxies)
     angle[galaxy] = rng.uniform(0.0, math.pi, size=n_galaxies)
     return SkyCatalog(

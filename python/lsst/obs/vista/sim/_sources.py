@@ -22,7 +22,6 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._plan import StackPlan
 from ._psf import stack_psf_fwhm
@@ -61,15 +60,18 @@ def vega_to_ab(config: SimulationConfig) -> float | None:
     Returns
     -------
     offset : `float` or `None`
-        The default ``vegaToAb`` of `lsst.obs.vista.VistaIsrConfig` for the
-        band (the VISTA system offsets that the isr applies), or `None`
-        where it has none.
+        The ``vegaToAb`` of `lsst.obs.vista.VistaIsrConfig` for the band as
+        the instrument's config overrides give it (the offsets the isr
+        applies: VISTA's by default), or `None` where it has none.
     """
     # Imported here: the isr package is not needed to make pixels.
+    from ..instrument import policy_instrument
     from ..isr.task import VistaIsrConfig
 
-    band = Vircam.camera().filters_by_header_name[config.filter_name].band
-    return VistaIsrConfig.vegaToAb.default.get(band)
+    isr_config = VistaIsrConfig()
+    policy_instrument(config.instrument)().applyConfigOverrides("isr", isr_config)
+    band = config.camera.filters_by_header_name[config.filter_name].band
+    return isr_config.vegaToAb.get(band)
 
 
 def zero_points(config: SimulationConfig) -> tuple[float, float | None]:

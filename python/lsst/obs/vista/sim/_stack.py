@@ -51,7 +51,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..instrument import Vircam
 from ._config import SimulationConfig
 from ._random import Stream, generator
 
@@ -101,7 +100,7 @@ class DetectorNoise:
             16 detectors over this one's, i.e. detectors of equal quantum
             efficiency normalised to a common gain.
         """
-        camera = Vircam.camera()
+        camera = config.camera
         detector = camera.detectors[detector_id]
         mean_gain = sum(d.gain for d in camera.detectors.values()) / len(camera.detectors)
         return cls(

@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-__all__ = ("CasuProduct", "VircamTranslator")
+__all__ = ("VircamTranslator",)
 
-import enum
-import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
-import astropy.time
 import astropy.units as u
 from astro_metadata_translator import cache_translation
-from astro_metadata_translator.properties import PropertyDefinition
-from astro_metadata_translator.translators.fits import FitsTranslator
 from astro_metadata_translator.translators.helpers import tracking_from_degree_headers
 from astropy.coordinates import AltAz, Angle, EarthLocation
+
+from .casu import CasuProduct, CasuTranslator
 
 # VISTA on Paranal, as written in every VIRCAM header (ESO TEL GEOLAT/GEOLON/
 # GEOELEV).  Fixed here so that translation never needs the network.
 _PARANAL_VISTA = EarthLocation.from_geodetic(lon=-70.3976 * u.deg, lat=-24.6157 * u.deg, height=2530.0 * u.m)
 
-_TILE_NAME = re.compile(r"_st_tl(_conf|_cat)?\.fits?(\.fz)?$")
-_STACK_NAME = re.compile(r"_st(_conf|_cat)?\.fits?(\.fz)?$")
 
-
-class CasuProduct(enum.IntEnum):
-    """Kind of CASU product a header belongs to.
-
-    The value is the last digit of the exposure ID, which is what keeps a
-    stack, its tile and its first single exposure (all of which share
-    DATE-OBS) apart.
-    """
-
-    EXPOSURE = 0
-    PAWPRINT_STACK = 1
-    TILE = 2
-
-
-class VircamTranslator(FitsTranslator):
+class VircamTranslator(CasuTranslator):
     """Translate headers of CASU-reduced VIRCAM products.
 
     Handles single exposures, pawprint stacks (``*_st.fit``) and tiles
@@ -49,13 +29,8 @@ class VircamTranslator(FitsTranslator):
 
     Notes
     -----
-    Exposure IDs
-        ``YYYYMMDD`` (UTC date of DATE-OBS) followed by the five-digit UTC
-        second of the day and one digit for the `CasuProduct`, e.g. the
-        stack that starts at 2012-09-25T08:05:26.56 is ``20120925291261``.
-        A stack, its tile and its first exposure share DATE-OBS and differ
-        in the last digit.  ``detector_exposure_id`` is
-        ``exposure_id * 100 + detector``.
+    Exposure IDs and product kinds: see `CasuTranslator`.
+
     Exposure time
         CASU normalises pixel values to one DIT ("EXPTIME ... corrected to
         ndit = 1"), so EXPTIME is not the integration time of a product.
@@ -92,31 +67,6 @@ class VircamTranslator(FitsTranslator):
         "relative_humidity": ("ESO TEL AMBI RHUM", {"default": 10.0}),
     }
 
-    extensions = {
-        "product": PropertyDefinition("CASU product kind (exposure, pawprint_stack, tile).", str),
-        "ncombine": PropertyDefinition("Number of exposures or pawprints combined in the product.", int),
-        "flux_exposure_time": PropertyDefinition(
-            "Exposure time (s) that pixel values are normalised to (EXPTIME).", float
-        ),
-    }
-
-    @classmethod
-    def observing_date_to_offset(cls, observing_date: astropy.time.Time) -> astropy.time.TimeDelta:
-        """Return the 12 h offset that gives the night of the CASU file-name
-        date (vYYYYMMDD), as for Rubin and DECam.
-
-        Parameters
-        ----------
-        observing_date : `astropy.time.Time`
-            Time of the observation (unused: the offset is constant).
-
-        Returns
-        -------
-        offset : `astropy.time.TimeDelta`
-            Twelve hours.
-        """
-        return astropy.time.TimeDelta(12 * 3600, format="sec", scale="tai")
-
     @classmethod
     def can_translate(cls, header: Mapping[str, Any], filename: str | None = None) -> bool:
         """Recognise VIRCAM from INSTRUME, or from ORIGFILE on extension
@@ -138,36 +88,6 @@ class VircamTranslator(FitsTranslator):
             return str(header["INSTRUME"]).strip().upper() == "VIRCAM"
         return str(header.get("ORIGFILE", "")).startswith("VIRCAM_")
 
-    def _value(self, key: str) -> Any:
-        """Return a card's value, stripped if it is a string, and record its
-        use; raise `KeyError` naming the card if absent."""
-        if not self.is_key_ok(key):
-            raise KeyError(f"{self._log_prefix}: card {key!r} is missing")
-        self._used_these_cards(key)
-        value = self._header[key]
-        return value.strip() if isinstance(value, str) else value
-
-    @cache_translation
-    def to_ext_product(self) -> str:
-        """Return the CASU product kind as a lower-case string."""
-        return self._product().name.lower()
-
-    def _product(self) -> CasuProduct:
-        # Products announce themselves through their provenance and
-        # confidence-map cards; a primary header alone is identical for a
-        # stack and its first exposure, so the file name decides there.
-        clues = " ".join(str(self._header.get(key, "")) for key in ("PROV0000", "CIR_CPM"))
-        if "_st_tl" in clues:
-            return CasuProduct.TILE
-        if "NICOMB" in self._header or "_st.fit" in clues or "_st_conf" in clues:
-            return CasuProduct.PAWPRINT_STACK
-        name = self.filename or ""
-        if _TILE_NAME.search(name):
-            return CasuProduct.TILE
-        if _STACK_NAME.search(name):
-            return CasuProduct.PAWPRINT_STACK
-        return CasuProduct.EXPOSURE
-
     @cache_translation
     def to_ext_ncombine(self) -> int:
         """Return how many inputs the product combines."""
@@ -175,11 +95,18 @@ class VircamTranslator(FitsTranslator):
             case CasuProduct.PAWPRINT_STACK:
                 return int(self._value("NICOMB")) if "NICOMB" in self._header else 1
             case CasuProduct.TILE:
-                return len(self._tile_pawprints())
+                return len(self._provenance_inputs())
         return 1
 
-    def _tile_pawprints(self) -> list[str]:
-        return [str(value) for key, value in self._header.items() if re.fullmatch(r"PROV0*[1-9]\d*", key)]
+    def _stacked_without_provenance(self) -> bool:
+        # Docstring inherited.
+        return "NICOMB" in self._header
+
+    @cache_translation
+    def to_ext_coadds(self) -> int:
+        """Return NDIT, the reads averaged into each exposure (CASU divides
+        their sum by NDIT); 1 if the header does not say."""
+        return int(self._value("ESO DET NDIT")) if self.is_key_ok("ESO DET NDIT") else 1
 
     @cache_translation
     def to_ext_flux_exposure_time(self) -> float:
@@ -196,43 +123,6 @@ class VircamTranslator(FitsTranslator):
             case CasuProduct.TILE:
                 return single * int(self._value("NJITTER")) * self.to_ext_ncombine() * u.s
         return single * u.s
-
-    @cache_translation
-    def to_dark_time(self) -> u.Quantity:
-        # Docstring inherited.
-        return self.to_exposure_time()
-
-    @cache_translation
-    def to_datetime_begin(self) -> astropy.time.Time:
-        # Docstring inherited.
-        return self._from_fits_date("DATE-OBS", mjd_key="MJD-OBS", scale="utc")
-
-    @cache_translation
-    def to_datetime_end(self) -> astropy.time.Time:
-        # Docstring inherited.
-        return self.to_datetime_begin() + self.to_exposure_time()
-
-    @cache_translation
-    def to_exposure_id(self) -> int:
-        # Docstring inherited.
-        begin = self.to_datetime_begin().utc
-        year, month, day, hour, minute, second = begin.ymdhms
-        second_of_day = int(hour) * 3600 + int(minute) * 60 + int(math.floor(second))
-        return (
-            (int(year) * 10000 + int(month) * 100 + int(day)) * 1_000_000
-            + second_of_day * 10
-            + int(self._product())
-        )
-
-    @cache_translation
-    def to_visit_id(self) -> int:
-        # Docstring inherited.
-        return self.to_exposure_id()
-
-    @cache_translation
-    def to_detector_exposure_id(self) -> int:
-        # Docstring inherited.
-        return self.to_exposure_id() * 100 + self.to_detector_num()
 
     @cache_translation
     def to_observation_id(self) -> str:
@@ -324,8 +214,3 @@ class VircamTranslator(FitsTranslator):
     def to_boresight_rotation_angle(self) -> Angle:
         """Return the rotator position angle on the sky (ESO TEL POSANG)."""
         return Angle(float(self._value("ESO TEL POSANG")) * u.deg).wrap_at(360 * u.deg)
-
-    @cache_translation
-    def to_has_simulated_content(self) -> bool:
-        """Return `True` for files made by `lsst.obs.vista.sim` (SIMULATE=T)."""
-        return bool(self._header.get("SIMULATE", False))
