@@ -1,14 +1,15 @@
 """Fixtures shared by several test modules, and the order of the modules.
 
-The modules with end-to-end (``slow``) tests run first: ``make test`` hands
-whole files to two workers in collection order (``--no-loadscope-reorder``;
-xdist's own order, most tests first, puts the long end-to-end files with few
-tests last), and a long file started last leaves the other worker idle.
+The longest modules run first, then the other modules with end-to-end
+(``slow``) tests: ``make test`` hands whole files to two workers in
+collection order (``--no-loadscope-reorder``; xdist's own order, most tests
+first, puts the long end-to-end files with few tests last), and a long file
+started last leaves the other worker idle.
 
-The end-to-end modules (processCcd.py -j 2, bps, run-time faults) each need
-the same small VIRCAM repository processed once by ``processCcd.py -j 1``;
-it is built once per test session, shared by the xdist workers, and each
-module works on its own copy.
+The end-to-end modules (processCcd.py -j 2, bps, run-time faults, coadds,
+the PostgreSQL registry) each need the same small VIRCAM repository
+processed once by ``processCcd.py -j 1``; it is built once per test session,
+shared by the xdist workers, and each module works on its own copy.
 """
 
 from __future__ import annotations
@@ -28,10 +29,24 @@ SERIAL_OUTPUT = "u/test/j1"
 """Output collection of the uninterrupted ``processCcd.py -j 1`` run in `processed_vircam`."""
 
 
+LONGEST_FIRST = ("test_demo.py", "test_coadd_pipeline.py", "test_calibrate_pipeline.py", "test_docs.py")
+"""The modules that take longest (``pytest --durations=0``), longest first:
+one worker runs the worked example while the other builds the shared
+`processed_vircam_template` for the coadd pipeline, and the last modules to
+start are short ones."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules holding a ``slow`` test first, otherwise in collection order."""
+    """`LONGEST_FIRST`, then the other modules holding a ``slow`` test, then
+    the rest, each group in collection order."""
     slow_modules = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_modules)
+
+    def rank(item: pytest.Item) -> int:
+        if item.path.name in LONGEST_FIRST:
+            return LONGEST_FIRST.index(item.path.name)
+        return len(LONGEST_FIRST) + (item.path not in slow_modules)
+
+    items.sort(key=rank)
 
 
 def _run(*command: str | Path) -> None:

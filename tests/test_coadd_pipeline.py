@@ -19,6 +19,10 @@ from conftest import BIN, ROOT, SERIAL_OUTPUT
 pytestmark = pytest.mark.slow
 
 SKYMAP_CONFIG = ROOT / "config" / "skymap" / "discrete_example.py"
+SMALL_PATCHES = "skyMap.discrete.tractBuilder.cells.numCellsPerPatchInner=6"
+"""The example skymap with patches of 6 x 6 cells instead of 20 x 20: the two
+small visits fall on 6 patches instead of 4, and each warp and coadd has
+1200 x 1200 pixels instead of 3300 x 3300."""
 PIPELINE = ROOT / "pipelines" / "VIRCAM" / "DRP.yaml"
 OUTPUT = "u/test/coadd"
 
@@ -57,7 +61,9 @@ def coadd_driver_runs(
     ``coaddDriver.py``: stopped by SIGTERM after its first warp, then
     resumed by the same command.  Returns the repository, the stopped run's
     status and log lines, and the resumed run."""
-    result = run(BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG)
+    result = run(
+        BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     command = [
         BIN / "coaddDriver.py", processed_vircam, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT,

@@ -6,17 +6,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import psycopg
+import pytest
 from lsst.daf.butler import Butler, ButlerConfig
 
 import lsst.obs.vista  # noqa: F401  (registers the VIRCAM translator for reading)
+from conftest import SERIAL_OUTPUT
 from postgres_server import PostgresServer, find_postgres_bin
 
 ROOT = Path(__file__).parent.parent
 BIN = Path(sys.executable).parent
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 OUTPUTS = ("post_isr_image", "preliminary_visit_image", "single_visit_star")
+OUTPUT = "u/test/run"
+"""processCcd.py's output in the PostgreSQL repository (all three stacks)."""
+THIRD = "u/test/third"
+"""processCcd.py's output of the third stack in the SQLite repository."""
 pytestmark = pytest.mark.slow
 
 
@@ -37,20 +42,28 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def repos(server, tmp_path_factory):
-    """Three stacks of two detectors, ingested into a SQLite repo one after
-    the other and into a PostgreSQL one by two concurrent ingests, then
-    processed in both (-j 1 on SQLite, -j 2 on PostgreSQL)."""
+def repos(server, processed_vircam, processed_vircam_template, tmp_path_factory):
+    """Three stacks of two detectors: in SQLite, this module's copy of the
+    shared `processed_vircam` (the first two stacks, processed by
+    processCcd.py -j 1 into `SERIAL_OUTPUT`) with the third ingested after
+    them and processed into `THIRD`; in PostgreSQL, the same three stacks
+    ingested by two concurrent ingests and processed by -j 2 into `OUTPUT`."""
+    shared = processed_vircam_template.parent  # the shared simulation: --stacks 2, seed 5
+    first, refcat = shared / "vircam", shared / "gaia.fits"
     root = tmp_path_factory.mktemp("postgres")
-    first, second = root / "first", root / "second"
+    second = root / "second"
     common = ("--size", "256", "--detectors", "1,2", "--seed", "5")
-    _run(sys.executable, "-m", "lsst.obs.vista.sim", first, "--stacks", "2", *common, "--refcat", root / "gaia.fits")
     _run(sys.executable, "-m", "lsst.obs.vista.sim", second, "--stacks", "1", "--first-index", "2", *common)
 
-    sqlite = root / "sqlite"
-    _run(BIN / "butler", "create", "--seed-config", SEED, sqlite)
-    for sim in (first, second):
-        _run(BIN / "butler", "ingest-casu", sqlite, sim, "--transfer", "copy")
+    sqlite = processed_vircam
+    _run(BIN / "butler", "ingest-casu", sqlite, second, "--transfer", "copy")
+    with Butler.from_config(str(sqlite)) as butler:
+        processed = {
+            ref.dataId["exposure"]
+            for ref in butler.query_datasets("post_isr_image", collections=SERIAL_OUTPUT)
+        }
+        (third,) = {record.id for record in butler.query_dimension_records("exposure")} - processed
+    _run(BIN / "processCcd.py", sqlite, "--id", "instrument=VIRCAM", "--id", f"exposure={third}", "-o", THIRD)
 
     postgres = root / "postgres"
     seed = root / "seed-postgresql.yaml"
@@ -59,15 +72,17 @@ def repos(server, tmp_path_factory):
     ingests = [
         subprocess.Popen(
             [str(BIN / "butler"), "ingest-casu", str(postgres), str(sim), "--transfer", "copy"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
         )  # fmt: skip
         for sim in (first, second)
     ]
     concurrent = [(ingest.wait(), ingest.stdout.read()) for ingest in ingests]
 
-    for repo, jobs in ((sqlite, "1"), (postgres, "2")):
-        _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
-        _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/run", "-j", jobs)
+    _run(BIN / "butler", "ingest-refcat", postgres, "gaia_dr3", refcat)
+    _run(BIN / "processCcd.py", postgres, "--id", "instrument=VIRCAM", "-o", OUTPUT, "-j", "2")
     return {"sqlite": sqlite, "postgres": postgres, "concurrent": concurrent}
 
 
@@ -109,8 +124,11 @@ def test_the_pipeline_gives_what_it_gives_on_sqlite(repos):
     ):
         for name in OUTPUTS:
             refs = [
-                {ref.dataId.required_values: ref for ref in butler.query_datasets(name, collections="u/test/run")}
-                for butler in (sqlite, postgres)
+                {
+                    ref.dataId.required_values: ref
+                    for ref in butler.query_datasets(name, collections=collections)
+                }
+                for butler, collections in ((sqlite, [SERIAL_OUTPUT, THIRD]), (postgres, OUTPUT))
             ]
             assert len(refs[0]) == 6 and refs[0].keys() == refs[1].keys(), name
             for data_id, ref in refs[0].items():

@@ -11,7 +11,6 @@ import click
 
 from lsst.daf.butler.cli.opt import collections_option, repo_argument, where_option
 
-from ..psf_shape import psf_fwhm
 from .command_style import ButlerSubcommand
 from .repository import open_repository
 
@@ -75,6 +74,11 @@ def summary_rows(
     rows : `list` [`tuple` [`str`, ...]]
         One row of formatted cells per dataset, in data ID order.
     """
+    # Imported here, not each time ``butler`` loads its plugins to list the
+    # commands: psf_shape imports lsst.images (and scipy), about 0.7 CPU-s
+    # that every butler command would pay.
+    from ..psf_shape import psf_fwhm
+
     rows = []
     with open_repository(repo, collections=collections) as butler:
         refs = butler.query_datasets(dataset_type, where=where, explain=False)
