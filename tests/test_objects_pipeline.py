@@ -1,6 +1,10 @@
-"""DRP.yaml#objects through a real ``pipetask`` on a small repository: the
-two-band synthetic coadds of `object_field` put into a plain butler
-repository with its skymap registered, then detection to ``object``."""
+"""DRP.yaml#objects,step4,external through a real ``pipetask`` on a small
+repository: the two-band synthetic coadds of `object_field` put into a
+plain butler repository with its skymap registered, the J visits'
+detector images (``preliminary_visit_image`` with their sky regions) and
+an external catalogue of the stars' true positions (``butler ingest-refcat
+--positions``); then detection to ``object``, ``object_forced_source`` on
+the visits and ``external_forced_measurement`` on the coadds."""
 
 from __future__ import annotations
 
@@ -9,18 +13,99 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.table import Table
 from lsst.daf.butler import Butler, DatasetType
+from lsst.daf.butler.cli.butler import cli
+from lsst.daf.butler.cli.utils import LogCliRunner
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 import coadd_field as field
 import object_field
 from conftest import BIN, ROOT
 from lsst.obs.vista import Vircam
+from lsst.obs.vista.objects import light_curve
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
 
 pytestmark = pytest.mark.slow
 
 SKYMAP = "objects_test"
 OUTPUT = "u/test/objects"
+EXTERNAL = "external_catalog"
+FIRST_EXTERNAL_ID = 9_000_000_000
+INPUTS = f"coadds,skymaps,visits,refcats/{EXTERNAL}"
+
+
+def sky_polygon(image) -> ConvexPolygon:
+    """The sky region of a detector image: its corners through its WCS."""
+    bbox = image.bbox
+    xs = np.array([bbox.x.start, bbox.x.stop, bbox.x.stop, bbox.x.start], dtype=float) - 0.5
+    ys = np.array([bbox.y.start, bbox.y.start, bbox.y.stop, bbox.y.stop], dtype=float) - 0.5
+    sky = image.sky_projection.pixel_to_sky(x=xs, y=ys)
+    return ConvexPolygon(
+        [UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in zip(sky.ra.deg, sky.dec.deg, strict=True)]
+    )
+
+
+def put_visits(butler: Butler, base, truth) -> None:
+    """Put the J visits' detector images with their sky regions."""
+    band = "J"
+    (physical_filter,) = butler.registry.queryDimensionRecords(
+        "physical_filter", instrument="VIRCAM", band=band
+    )
+    butler.registry.insertDimensionData("day_obs", {"instrument": "VIRCAM", "id": 20260101})
+    dataset_type = DatasetType(
+        "preliminary_visit_image",
+        ("instrument", "visit", "detector"),
+        "VisitImage",
+        universe=butler.dimensions,
+    )
+    butler.registry.registerDatasetType(dataset_type)
+    butler.collections.register("visits")
+    stars = {
+        "ra": truth.ra[truth.is_star],
+        "dec": truth.dec[truth.is_star],
+        "flux": truth.flux[band][truth.is_star],
+    }
+    for visit in field.VISITS:
+        images = field.make_visit_images(
+            base, visit, stars, seed=40, extra=object_field.galaxy_images(base, visit, truth, band)
+        )
+        regions = {detector: sky_polygon(image) for detector, image in images.items()}
+        vertices = [v for region in regions.values() for v in region.getVertices()]
+        butler.registry.insertDimensionData(
+            "visit",
+            {
+                "instrument": "VIRCAM", "id": visit.visit, "name": f"v{visit.visit}",
+                "physical_filter": physical_filter.name, "day_obs": 20260101,
+                "region": ConvexPolygon.convexHull(vertices),
+            },
+        )  # fmt: skip
+        for detector, image in images.items():
+            butler.registry.insertDimensionData(
+                "visit_detector_region",
+                {
+                    "instrument": "VIRCAM",
+                    "visit": visit.visit,
+                    "detector": detector,
+                    "region": regions[detector],
+                },
+            )
+            butler.put(
+                image, dataset_type, instrument="VIRCAM", visit=visit.visit, detector=detector, run="visits"
+            )
+
+
+def ingest_external(root: Path, truth) -> None:
+    """The stars' true positions as an external catalogue, ingested."""
+    table = Table()
+    table["id"] = FIRST_EXTERNAL_ID + np.arange(np.count_nonzero(truth.is_star), dtype=np.int64)
+    table["ra"], table["dec"] = truth.ra[truth.is_star], truth.dec[truth.is_star]
+    path = root / "external.parquet"
+    table.write(path, format="parquet")
+    result = LogCliRunner().invoke(
+        cli, ["ingest-refcat", str(root), EXTERNAL, str(path), "--positions", "id,ra,dec"]
+    )
+    assert result.exit_code == 0, result.output
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +130,20 @@ def repository(tmp_path_factory) -> Path:
     for k, band in enumerate(object_field.BANDS):
         coadd = object_field.coadd(base, truth, band, seed=20 + k)
         butler.put(coadd, dataset_type, skymap=SKYMAP, tract=0, patch=patch, band=band, run="coadds")
-    result = subprocess.run(
-        [
-            str(BIN / "pipetask"), "run", "--register-dataset-types", "-b", str(root), "-i", "coadds,skymaps",
-            "-o", OUTPUT, "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'DRP.yaml'}#objects",
-            "-d", f"skymap='{SKYMAP}'",
-        ],
-        capture_output=True, text=True, cwd=ROOT,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    put_visits(butler, base, truth)
+    ingest_external(root, truth)
+    # One graph per subset, as Rubin runs its steps: in one graph the visits would restrict the
+    # coadd bands to theirs (J), and one query joins no more than two spatial families.
+    for subsets in ("objects", "step4", "external"):
+        result = subprocess.run(
+            [
+                str(BIN / "pipetask"), "run", "--register-dataset-types", "-b", str(root), "-i", INPUTS,
+                "-o", OUTPUT, "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'DRP.yaml'}#{subsets}",
+                "-d", f"skymap='{SKYMAP}'",
+            ],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root
 
 
@@ -66,3 +156,32 @@ def test_object_table_written(repository: Path) -> None:
     assert len(table) > 150 and np.count_nonzero(table["detect_isPrimary"]) > 150
     assert {"J_psfFlux", "Ks_psfFlux", "refBand", "objectId"} <= set(table.colnames)
     assert len(np.unique(table["objectId"])) == len(table)
+
+
+def test_forced_sources_and_light_curve(repository: Path) -> None:
+    butler = Butler.from_config(str(repository), collections=[OUTPUT])
+    refs = butler.query_datasets("object_forced_source")
+    assert {(ref.dataId["visit"], ref.dataId["detector"]) for ref in refs} == {
+        (visit.visit, detector) for visit in field.VISITS for detector in (1, 2)
+    }
+    table = butler.get("object", skymap=SKYMAP, tract=0)
+    primary = table[table["detect_isPrimary"]]
+    brightest = primary[np.nanargmax(primary["J_psfFlux"])]
+    curve = light_curve(butler, int(brightest["objectId"]), skymap=SKYMAP)
+    assert len(curve) >= 3 and set(curve["band"]) == {"J"}
+    flux, error = np.asarray(curve["psfFlux"]), np.asarray(curve["psfFluxErr"])
+    assert np.all(np.abs(flux - brightest["J_psfFlux"]) < 5 * np.hypot(error, brightest["J_psfFluxErr"]))
+
+
+def test_external_forced_measurement(repository: Path) -> None:
+    butler = Butler.from_config(str(repository), collections=[OUTPUT])
+    assert {ref.dataId["band"] for ref in butler.query_datasets("external_forced_measurement")} == set(
+        object_field.BANDS
+    )
+    patch = field.skymap()[0].find_patch(*field.CENTRE).id
+    measured = butler.get("external_forced_measurement", skymap=SKYMAP, tract=0, band="Ks", patch=patch)
+    assert len(measured) > 150 and np.all(measured["externalId"] >= FIRST_EXTERNAL_ID)
+    assert np.count_nonzero(measured["psfFlux"] / measured["psfFluxErr"] > 5) > 100
+    fusion = butler.get("external_object", skymap=SKYMAP, tract=0)
+    assert len(fusion) == len(measured) and {"J_psfFlux", "Ks_psfFlux", "externalId"} <= set(fusion.colnames)
+    assert np.array_equal(fusion["Ks_psfFlux"], measured["psfFlux"])

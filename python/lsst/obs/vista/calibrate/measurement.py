@@ -4,7 +4,14 @@ plane."""
 
 from __future__ import annotations
 
-__all__ = ("PIXEL_FLAG_PLANES", "SourceMeasurementConfig", "SourceMeasurementTask", "aperture_column")
+__all__ = (
+    "PIXEL_FLAG_PLANES",
+    "UNUSABLE_PIXEL_FLAGS",
+    "SourceMeasurementConfig",
+    "SourceMeasurementTask",
+    "aperture_column",
+    "fit_psf_fluxes",
+)
 
 import math
 from typing import ClassVar
@@ -31,6 +38,9 @@ PIXEL_FLAG_PLANES = {
 }
 """Rubin's ``pixelFlags_<name>`` and the mask plane each one reports; every
 catalogue has them all (`False` where the mask has no such plane)."""
+
+UNUSABLE_PIXEL_FLAGS = ("nodata", "saturated", "bad", "cr")
+"""`PIXEL_FLAG_PLANES` whose pixels are left out of the measurements."""
 
 
 def aperture_column(radius: float) -> str:
@@ -141,7 +151,7 @@ class SourceMeasurementTask(Task):
             name: mask.get(plane) for name, plane in PIXEL_FLAG_PLANES.items() if plane in mask.schema.names
         }
         unusable = np.zeros(image.shape, dtype=bool)
-        for name in ("nodata", "saturated", "bad", "cr"):
+        for name in UNUSABLE_PIXEL_FLAGS:
             if name in planes:
                 unusable |= planes[name]
         data = np.ascontiguousarray(np.where(unusable, np.float32(0), image), dtype=np.float32)
@@ -168,7 +178,17 @@ class SourceMeasurementTask(Task):
         sources["y"] = y_win + bbox.y.start
         sources["centroid_flag"] = moved
 
-        psf_fit = self._psf_fluxes(data, variance, unusable, planes, bbox, sources, psf)
+        psf_fit = fit_psf_fluxes(
+            data,
+            variance,
+            unusable,
+            planes,
+            bbox,
+            sources["x"],
+            sources["y"],
+            psf,
+            self.config.psfCoreFraction,
+        )
         sources["psfInstFlux"] = psf_fit.flux
         sources["psfInstFluxErr"] = psf_fit.error
         sources["psfFlux_flag"] = ~np.isfinite(psf_fit.flux) | ~(psf_fit.error > 0)
@@ -233,50 +253,6 @@ class SourceMeasurementTask(Task):
             result.append(interpolate(points))
         return result[0], result[1]
 
-    def _psf_fluxes(
-        self,
-        data: np.ndarray,
-        variance: np.ndarray,
-        unusable: np.ndarray,
-        planes: dict[str, np.ndarray],
-        bbox: Box,
-        sources: Table,
-        psf: PointSpreadFunction,
-    ) -> Struct:
-        """Fit the PSF amplitude of every source and flag what its core covers."""
-        n = len(sources)
-        flux = np.full(n, np.nan)
-        error = np.full(n, np.nan)
-        edge = np.zeros(n, dtype=bool)
-        flags = {name: np.zeros(n, dtype=bool) for name in planes}
-        center_flags = {name: np.zeros(n, dtype=bool) for name in planes}
-        height, width = data.shape
-        for i, (x, y) in enumerate(zip(sources["x"], sources["y"], strict=True)):
-            kernel = psf.compute_stellar_image(x=float(x), y=float(y))
-            kbox = kernel.bbox
-            y0, x0 = kbox.y.start - bbox.y.start, kbox.x.start - bbox.x.start
-            y1, x1 = y0 + kernel.array.shape[0], x0 + kernel.array.shape[1]
-            ys, xs = slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width))
-            if ys.start >= ys.stop or xs.start >= xs.stop:
-                edge[i] = True
-                continue
-            edge[i] = y0 < 0 or x0 < 0 or y1 > height or x1 > width
-            weights = kernel.array[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-            core = weights > self.config.psfCoreFraction * kernel.array.max()
-            for name, plane in planes.items():
-                flags[name][i] = bool(plane[ys, xs][core].any())
-            row, column = int(round(y - bbox.y.start)), int(round(x - bbox.x.start))
-            centre = (slice(max(row - 1, 0), row + 2), slice(max(column - 1, 0), column + 2))
-            for name, plane in planes.items():
-                center_flags[name][i] = bool(plane[centre].any())
-            weights = np.where(unusable[ys, xs], 0.0, weights)
-            norm = float(np.sum(weights * weights))
-            if norm <= 0:
-                continue
-            flux[i] = float(np.sum(weights * data[ys, xs])) / norm
-            error[i] = math.sqrt(float(np.sum(weights * weights * variance[ys, xs]))) / norm
-        return Struct(flux=flux, error=error, edge=edge, flags=flags, center_flags=center_flags)
-
     def _shapes(
         self, data: np.ndarray, unusable: np.ndarray, x: np.ndarray, y: np.ndarray, psf_sigma: np.ndarray
     ) -> Struct:
@@ -313,3 +289,78 @@ class SourceMeasurementTask(Task):
             ixx[i], iyy[i], ixy[i] = scale * (1 + e1), scale * (1 - e1), scale * e2
             flag[i] = False
         return Struct(ixx=ixx, iyy=iyy, ixy=ixy, flag=flag)
+
+
+def fit_psf_fluxes(
+    data: np.ndarray,
+    variance: np.ndarray,
+    unusable: np.ndarray,
+    planes: dict[str, np.ndarray],
+    bbox: Box,
+    x: np.ndarray,
+    y: np.ndarray,
+    psf: PointSpreadFunction,
+    core_fraction: float,
+) -> Struct:
+    """Fit the PSF amplitude at given positions and flag what its core covers.
+
+    Parameters
+    ----------
+    data : `numpy.ndarray`
+        Background-subtracted pixels, 0 where ``unusable``.
+    variance : `numpy.ndarray`
+        Variance plane.
+    unusable : `numpy.ndarray`
+        Pixels left out of the sums.
+    planes : `dict` [`str`, `numpy.ndarray`]
+        Mask planes by ``pixelFlags_<name>`` name.
+    bbox : `lsst.images.Box`
+        Bounding box of the arrays (parent coordinates).
+    x, y : `numpy.ndarray`
+        Positions (parent pixel coordinates).
+    psf : `lsst.images.psfs.PointSpreadFunction`
+        PSF model.
+    core_fraction : `float`
+        A mask plane flags a position where the PSF there is above this
+        fraction of its peak.
+
+    Returns
+    -------
+    result : `lsst.pipe.base.Struct`
+        ``flux`` and ``error`` (image units; NaN if no usable pixel),
+        ``edge`` (the PSF stamp leaves the image), ``flags`` and
+        ``center_flags`` (by plane name, the PSF core and the central 3x3
+        pixels).
+    """
+    n = len(x)
+    flux = np.full(n, np.nan)
+    error = np.full(n, np.nan)
+    edge = np.zeros(n, dtype=bool)
+    flags = {name: np.zeros(n, dtype=bool) for name in planes}
+    center_flags = {name: np.zeros(n, dtype=bool) for name in planes}
+    height, width = data.shape
+    for i, (xi, yi) in enumerate(zip(x, y, strict=True)):
+        kernel = psf.compute_stellar_image(x=float(xi), y=float(yi))
+        kbox = kernel.bbox
+        y0, x0 = kbox.y.start - bbox.y.start, kbox.x.start - bbox.x.start
+        y1, x1 = y0 + kernel.array.shape[0], x0 + kernel.array.shape[1]
+        ys, xs = slice(max(y0, 0), min(y1, height)), slice(max(x0, 0), min(x1, width))
+        if ys.start >= ys.stop or xs.start >= xs.stop:
+            edge[i] = True
+            continue
+        edge[i] = y0 < 0 or x0 < 0 or y1 > height or x1 > width
+        weights = kernel.array[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
+        core = weights > core_fraction * kernel.array.max()
+        for name, plane in planes.items():
+            flags[name][i] = bool(plane[ys, xs][core].any())
+        row, column = int(round(yi - bbox.y.start)), int(round(xi - bbox.x.start))
+        centre = (slice(max(row - 1, 0), row + 2), slice(max(column - 1, 0), column + 2))
+        for name, plane in planes.items():
+            center_flags[name][i] = bool(plane[centre].any())
+        weights = np.where(unusable[ys, xs], 0.0, weights)
+        norm = float(np.sum(weights * weights))
+        if norm <= 0:
+            continue
+        flux[i] = float(np.sum(weights * data[ys, xs])) / norm
+        error[i] = math.sqrt(float(np.sum(weights * weights * variance[ys, xs]))) / norm
+    return Struct(flux=flux, error=error, edge=edge, flags=flags, center_flags=center_flags)

@@ -121,7 +121,16 @@ def ingest_command(instrument: str) -> click.Command:
 @click.argument("name", metavar="NAME")
 # Checked in the command, not by click, to say when a file was taken for NAME.
 @click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(exists=True, dir_okay=False))
-def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
+@click.option(
+    "--positions",
+    metavar="ID,RA,DEC",
+    help=(
+        "The files are an external catalogue (FITS or Parquet) of positions to measure on the coadds "
+        "(forcedPhotExternal), not Gaia-like: keep only its integer ID, ICRS ra and dec (degrees), "
+        "whose columns are named ID, RA and DEC, as source_id, ra and dec."
+    ),
+)
+def ingest_refcat(repo: str, name: str, files: tuple[str, ...], positions: str | None) -> None:
     """Ingest Gaia-like FITS tables into REPO as reference catalogue NAME.
 
     NAME, required, is the dataset type of the catalogue; the pipelines
@@ -148,6 +157,12 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     empty file next to files with rows is only named).  All shards are
     written in one transaction.  The exit status is 1 if a file
     or the repository stopped the ingest.
+
+    With --positions ID,RA,DEC the files (FITS or Parquet) are an external
+    catalogue whose positions the coadds are measured at (DRP.yaml's
+    external subset, dataset type external_catalog by default): only its
+    integer ID and ICRS ra and dec in degrees are kept, stored as
+    source_id, ra and dec, with the same checks, sharding and re-run rules.
     """
     if not files:
         taken = (
@@ -160,5 +175,12 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...]) -> None:
     # plugins to list the commands.
     from .script import ingest_reference_catalog
 
-    if not ingest_reference_catalog(repo, name, files):
+    names = None
+    if positions is not None:
+        names = dict(zip(("source_id", "ra", "dec"), positions.split(","), strict=False))
+        if len(names) != 3 or len(positions.split(",")) != 3 or not all(names.values()):
+            raise click.BadParameter(
+                f"{positions!r} is not three column names ID,RA,DEC.", param_hint="--positions"
+            )
+    if not ingest_reference_catalog(repo, name, files, names=names):
         raise click.exceptions.Exit(1)

@@ -11,7 +11,7 @@ from lsst.utils.logging import getLogger
 
 from ..discovery import instrument_entries
 from ..ingest import FoundFiles, IngestPolicy, ProductIngester, find_files, policy_for_instrument
-from ..refcat import ingest_refcat
+from ..refcat import EXTERNAL_COLUMNS, ingest_refcat
 from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
 
@@ -83,7 +83,9 @@ def ingest_products(
     return ok
 
 
-def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool:
+def ingest_reference_catalog(
+    repo: str, name: str, files: Iterable[str], *, names: Mapping[str, str] | None = None
+) -> bool:
     """Shard reference catalogue files into a butler repository.
 
     Parameters
@@ -93,7 +95,10 @@ def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool
     name : `str`
         Dataset type name of the catalogue.
     files : iterable [`str`]
-        Gaia-like FITS tables.
+        Gaia-like FITS tables, or external catalogues if ``names`` is given.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        An external catalogue's columns for ``source_id``, ``ra`` and
+        ``dec``: only those are kept (`~lsst.obs.vista.refcat.EXTERNAL_COLUMNS`).
 
     Returns
     -------
@@ -101,7 +106,9 @@ def ingest_reference_catalog(repo: str, name: str, files: Iterable[str]) -> bool
         `True` if the rows were ingested or were all present already.
     """
     with open_repository(repo, writeable=True) as butler:
-        return ingest_refcat(butler, name, files).ok
+        if names is None:
+            return ingest_refcat(butler, name, files).ok
+        return ingest_refcat(butler, name, files, columns=EXTERNAL_COLUMNS, names=names).ok
 
 
 def _owner(filename: str, policies: Mapping[str, IngestPolicy]) -> str | None:

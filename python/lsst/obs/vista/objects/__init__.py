@@ -4,6 +4,8 @@ tables."""
 
 from .detection import *
 from .forced import *
+from .forced_external import *
+from .forced_visit import *
 from .measurement import *
 from .merge import *
 from .noise import *

@@ -19,6 +19,8 @@ __all__ = (
     "WriteObjectTableConfig",
     "WriteObjectTableConnections",
     "WriteObjectTableTask",
+    "band_column_description",
+    "band_no_data",
 )
 
 from collections.abc import Mapping
@@ -90,7 +92,7 @@ _UNITS = {
 }
 
 
-def _band_description(name: str) -> tuple[str, u.UnitBase | None]:
+def band_column_description(name: str) -> tuple[str, u.UnitBase | None]:
     """Return the description and unit of a per-band column (without the
     band prefix)."""
     if name.startswith("pixelFlags_"):
@@ -130,7 +132,7 @@ def _band_description(name: str) -> tuple[str, u.UnitBase | None]:
     return table[name]
 
 
-def _no_data(column: str, dtype: np.dtype, n: int) -> np.ndarray:
+def band_no_data(column: str, dtype: np.dtype, n: int) -> np.ndarray:
     """Return the values of a per-band column (without the band prefix)
     for a band with no coadd: NaN, and every failure flag set."""
     if dtype.kind != "b":
@@ -237,8 +239,8 @@ class WriteObjectTableTask(PipelineTask):
                 if measured is not None:
                     values = np.asarray(measured[column])
                 else:
-                    values = _no_data(column, template[column].dtype, n)
-                description, unit = _band_description(column)
+                    values = band_no_data(column, template[column].dtype, n)
+                description, unit = band_column_description(column)
                 table[f"{band}_{column}"] = values
                 table[f"{band}_{column}"].description = f"{band} band: {description}"
                 table[f"{band}_{column}"].unit = unit
@@ -306,7 +308,7 @@ class ConsolidateObjectTableTask(PipelineTask):
                 for name in like.colnames:
                     if name.startswith(f"{band}_"):
                         column = name.removeprefix(f"{band}_")
-                        table[name] = _no_data(column, like[name].dtype, len(table))
+                        table[name] = band_no_data(column, like[name].dtype, len(table))
                         table[name].description = like[name].description
                         table[name].unit = like[name].unit
             table.meta["BANDS"] = ",".join(bands)

@@ -29,7 +29,7 @@ __all__ = ("REFCAT_STORAGE_CLASS", "RefcatIngestReport", "ingest_refcat", "refca
 import dataclasses
 import datetime
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from astropy.table import Table, vstack
@@ -45,7 +45,7 @@ from lsst.utils.logging import PeriodicLogger, getLogger
 
 from ..ingest.walk import find_files
 from .pixelization import REFCAT_DIMENSION
-from .schema import RefcatSchemaError, standardize_columns
+from .schema import GAIA_COLUMNS, ColumnSpec, RefcatSchemaError, standardize_columns
 from .sharding import merge_shard, read_reference_file, shard_rows
 
 _LOG = getLogger("lsst.obs.vista.refcat")
@@ -110,9 +110,15 @@ class RefcatIngestReport:
 
 
 def ingest_refcat(
-    butler: Butler, name: str, paths: Iterable[str | Path], *, progress_interval: float = 10.0
+    butler: Butler,
+    name: str,
+    paths: Iterable[str | Path],
+    *,
+    progress_interval: float = 10.0,
+    columns: Mapping[str, ColumnSpec] = GAIA_COLUMNS,
+    names: Mapping[str, str] | None = None,
 ) -> RefcatIngestReport:
-    """Shard Gaia-like FITS tables into htm7 datasets of a repository.
+    """Shard Gaia-like (or external) tables into htm7 datasets of a repository.
 
     Parameters
     ----------
@@ -122,9 +128,16 @@ def ingest_refcat(
         Dataset type name of the catalogue (``gaia_dr3`` is the one the
         pipelines look for by default).
     paths : iterable [`str` or `pathlib.Path`]
-        FITS files whose first table HDU has the `GAIA_COLUMNS`.
+        FITS files whose first table HDU has the schema's columns, or
+        Parquet files (``.parquet``, ``.pq``).
     progress_interval : `float`, optional
         Seconds between progress lines.
+    columns : `~collections.abc.Mapping` [`str`, `ColumnSpec`], optional
+        The schema: `GAIA_COLUMNS` for a reference catalogue,
+        `~.schema.EXTERNAL_COLUMNS` for positions to measure.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        The files' name of a schema column where it differs (e.g.
+        ``{"source_id": "object_id"}``).
 
     Returns
     -------
@@ -138,10 +151,10 @@ def ingest_refcat(
     try:
         # A name the repository cannot take stops the ingest before any file is read.
         _dataset_type(butler, name)
-        shards = _read_files(paths, report, progress_interval)
+        shards = _read_files(paths, report, progress_interval, columns, names)
         if shards is None:
             return report
-        to_write = _merge_with_stored(butler, name, shards, report)
+        to_write = _merge_with_stored(butler, name, shards, report, columns)
         if to_write:
             _write(butler, name, to_write, report, progress_interval)
     except _RepositoryError as error:
@@ -173,7 +186,11 @@ def ingest_refcat(
 
 
 def _read_files(
-    paths: list[Path], report: RefcatIngestReport, progress_interval: float
+    paths: list[Path],
+    report: RefcatIngestReport,
+    progress_interval: float,
+    columns: Mapping[str, ColumnSpec],
+    names: Mapping[str, str] | None,
 ) -> dict[int, Table] | None:
     """Read and check every file and split their rows into shards; `None`
     if any file failed.
@@ -194,7 +211,7 @@ def _read_files(
                 raise RefcatSchemaError(f"{path}: {found.rejected[path]}")
             if path.is_dir():
                 raise RefcatSchemaError(f"{path}: a directory, not a file")
-            table = read_reference_file(path)
+            table = read_reference_file(path, columns=columns, names=names)
         except RefcatSchemaError as error:
             report.failed[path] = str(error)
             _LOG.error("%s", error)
@@ -238,7 +255,11 @@ def _dataset_type(butler: Butler, name: str) -> tuple[DatasetType, bool]:
 
 
 def _merge_with_stored(
-    butler: Butler, name: str, shards: dict[int, Table], report: RefcatIngestReport
+    butler: Butler,
+    name: str,
+    shards: dict[int, Table],
+    report: RefcatIngestReport,
+    columns: Mapping[str, ColumnSpec],
 ) -> dict[int, Table]:
     """Merge the new rows of each trixel with its stored shard; return the
     shards that change."""
@@ -268,10 +289,10 @@ def _merge_with_stored(
         if (ref := stored_refs.get(trixel)) is not None:
             where = f"{name} shard {REFCAT_DIMENSION}={trixel} in {ref.run}"
             try:
-                stored = standardize_columns(butler.get(ref), where, units_given=True)
+                stored = standardize_columns(butler.get(ref), where, units_given=True, columns=columns)
             except RefcatSchemaError as error:
                 raise _RepositoryError(str(error)) from error
-        merged = merge_shard(stored, rows)
+        merged = merge_shard(stored, rows, columns)
         if merged is None:
             report.unchanged.append(trixel)
             continue

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ("GAIA_COLUMNS", "ColumnSpec", "RefcatSchemaError", "ValueRange", "standardize_columns")
+__all__ = (
+    "EXTERNAL_COLUMNS",
+    "GAIA_COLUMNS",
+    "ColumnSpec",
+    "RefcatSchemaError",
+    "ValueRange",
+    "standardize_columns",
+)
 
 import dataclasses
 import warnings
@@ -120,8 +127,18 @@ includes :math:`\cos\delta`), ``ref_epoch`` in Julian years (TCB), Gaia's
 Vega magnitudes.  Proper motion and parallax may be masked (Gaia's
 two-parameter solutions); other columns of an input table are not kept."""
 
+EXTERNAL_COLUMNS: Mapping[str, ColumnSpec] = {
+    "source_id": GAIA_COLUMNS["source_id"],
+    "ra": GAIA_COLUMNS["ra"],
+    "dec": GAIA_COLUMNS["dec"],
+}
+"""Columns of an external catalogue whose positions are measured on the
+coadds (an HSC, Rubin or Legacy Surveys object table): its integer ID and
+ICRS position (degrees), stored under these names whatever the file calls
+them (`standardize_columns`' ``names``)."""
+
 _NOT_NULL = ("source_id", "ra", "dec", "ref_epoch")
-"""Columns without which a row is no reference star."""
+"""Columns without which a row is no reference star (or external position)."""
 
 _KINDS = {"i": "an integer", "f": "a number", "b": "a boolean"}
 """What a column of each stored kind must be, for the error message."""
@@ -140,9 +157,16 @@ _ACCEPTED_KINDS = {"i": "iu", "f": "fiu", "b": "b"}
 """Numpy kinds an input column of each stored kind may have."""
 
 
-def standardize_columns(table: Table, where: str, *, units_given: bool = False) -> Table:
-    """Check a table's columns against `GAIA_COLUMNS` and return them in the
-    stored types and units.
+def standardize_columns(
+    table: Table,
+    where: str,
+    *,
+    units_given: bool = False,
+    columns: Mapping[str, ColumnSpec] = GAIA_COLUMNS,
+    names: Mapping[str, str] | None = None,
+) -> Table:
+    """Check a table's columns against a schema (`GAIA_COLUMNS` by default)
+    and return them in the stored types and units.
 
     Parameters
     ----------
@@ -156,11 +180,17 @@ def standardize_columns(table: Table, where: str, *, units_given: bool = False) 
         are written with units) or may have none, meaning the Gaia unit
         (FITS files, which often lack TUNIT cards).  A column with a unit is
         converted to the Gaia unit either way.
+    columns : `~collections.abc.Mapping` [`str`, `ColumnSpec`], optional
+        The schema: `GAIA_COLUMNS` or `EXTERNAL_COLUMNS`.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        The input's name of a stored column, where it differs (an external
+        catalogue's ``object_id`` for ``source_id``); error messages use
+        the input's names.
 
     Returns
     -------
     standardized : `astropy.table.Table`
-        The `GAIA_COLUMNS` in their order, stored types and units; optional
+        The schema's columns in their order, stored types and units; optional
         ones that were missing are fully masked; NaNs are masked.
 
     Raises
@@ -173,33 +203,41 @@ def standardize_columns(table: Table, where: str, *, units_given: bool = False) 
         naming ``where`` and every such column with its count of bad
         rows.
     """
+    names = dict(names or {})
     problems = []
-    missing = [name for name, spec in GAIA_COLUMNS.items() if spec.required and name not in table.colnames]
+    missing = [
+        names.get(name, name)
+        for name, spec in columns.items()
+        if spec.required and names.get(name, name) not in table.colnames
+    ]
     if missing:
         problems.append(f"missing column{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing))}")
-    columns = {}
-    for name, spec in GAIA_COLUMNS.items():
-        if name not in table.colnames:
-            if name not in missing:
-                columns[name] = MaskedColumn(
+    standardized = {}
+    for name, spec in columns.items():
+        source = names.get(name, name)
+        if source not in table.colnames:
+            if source not in missing:
+                standardized[name] = MaskedColumn(
                     np.zeros(len(table), dtype=spec.dtype), mask=True, unit=spec.unit, name=name
                 )
             continue
-        column = table[name]
+        column = table[source]
         problem = _type_problem(column, spec) or _unit_problem(column, spec, units_given)
         if problem:
-            problems.append(f"column {name!r} {problem}")
+            problems.append(f"column {source!r} {problem}")
             continue
-        columns[name] = converted = _convert(column, spec, name)
+        standardized[name] = converted = _convert(column, spec, name)
         if name in _NOT_NULL and (n_null := np.count_nonzero(converted.mask)):
-            problems.append(f"column {name!r} has {_values(n_null)} null or not finite")
+            problems.append(f"column {source!r} has {_values(n_null)} null or not finite")
         if spec.valid is not None:
             n_outside = spec.valid.count_outside(np.ma.getdata(converted)[~converted.mask])
             if n_outside:
-                problems.append(f"column {name!r} has {_values(n_outside)} outside {spec.valid} {spec.unit}")
+                problems.append(
+                    f"column {source!r} has {_values(n_outside)} outside {spec.valid} {spec.unit}"
+                )
     if problems:
         raise RefcatSchemaError(f"{where}: {'; '.join(problems)}")
-    return Table(columns)
+    return Table(standardized)
 
 
 def _values(n: int) -> str:

@@ -1,10 +1,12 @@
-"""Reading Gaia-like FITS tables and splitting them into htm7 shards."""
+"""Reading Gaia-like (or external) FITS and Parquet tables and splitting them
+into htm7 shards."""
 
 from __future__ import annotations
 
-__all__ = ("merge_shard", "read_reference_file", "shard_rows")
+__all__ = ("PARQUET_SUFFIXES", "merge_shard", "read_reference_file", "shard_rows")
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import astropy.units as u
@@ -13,28 +15,45 @@ from astropy.io import fits
 from astropy.table import Table, unique, vstack
 
 from .pixelization import htm7_index
-from .schema import GAIA_COLUMNS, RefcatSchemaError, standardize_columns
+from .schema import GAIA_COLUMNS, ColumnSpec, RefcatSchemaError, standardize_columns
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+"""File name endings read as Parquet; other files are read as FITS."""
 
 
-def read_reference_file(path: Path) -> Table:
-    """Read the first table HDU of a FITS file and check its columns.
+def read_reference_file(
+    path: Path, *, columns: Mapping[str, ColumnSpec] = GAIA_COLUMNS, names: Mapping[str, str] | None = None
+) -> Table:
+    """Read a FITS file's first table HDU or a Parquet file and check its
+    columns.
 
     Parameters
     ----------
     path : `pathlib.Path`
-        A Gaia-like FITS table (``gaia_source`` columns, see `GAIA_COLUMNS`).
+        A Gaia-like table (``gaia_source`` columns, see `GAIA_COLUMNS`) or
+        an external catalogue (`~.schema.EXTERNAL_COLUMNS`).
+    columns : `~collections.abc.Mapping` [`str`, `ColumnSpec`], optional
+        The schema the table must have.
+    names : `~collections.abc.Mapping` [`str`, `str`], optional
+        The file's name of a schema column, where it differs.
 
     Returns
     -------
     table : `astropy.table.Table`
-        The `GAIA_COLUMNS`, in their stored types and units.
+        The schema's columns, in their stored types and units.
 
     Raises
     ------
     RefcatSchemaError
-        Raised, with one line naming the file and HDU, if the file is not a
-        FITS table or its columns are not those of a reference catalogue.
+        Raised, with one line naming the file (and HDU), if the file is not
+        a table or its columns are not the schema's.
     """
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            table = Table.read(path, format="parquet")
+        except (OSError, TypeError, ValueError) as error:
+            raise RefcatSchemaError(f"{path}: not readable as a Parquet table ({error})") from error
+        return standardize_columns(table, str(path), columns=columns, names=names)
     try:
         with fits.open(path, memmap=False) as hdus:
             index = next((i for i, hdu in enumerate(hdus) if isinstance(hdu, fits.BinTableHDU)), None)
@@ -47,7 +66,7 @@ def read_reference_file(path: Path) -> Table:
         raise RefcatSchemaError(f"{path}: not readable as a FITS table ({error})") from error
     if table is None:
         raise RefcatSchemaError(f"{path}: no binary table HDU")
-    return standardize_columns(table, f"{path}[HDU {index}]")
+    return standardize_columns(table, f"{path}[HDU {index}]", columns=columns, names=names)
 
 
 def shard_rows(table: Table) -> dict[int, Table]:
@@ -74,7 +93,9 @@ def shard_rows(table: Table) -> dict[int, Table]:
     return shards
 
 
-def merge_shard(stored: Table | None, new: Table) -> Table | None:
+def merge_shard(
+    stored: Table | None, new: Table, columns: Mapping[str, ColumnSpec] = GAIA_COLUMNS
+) -> Table | None:
     """Return a shard's rows after adding new ones, or `None` if the stored
     shard already holds them.
 
@@ -87,6 +108,8 @@ def merge_shard(stored: Table | None, new: Table) -> Table | None:
         Rows of the same trixel to add, sorted by ``source_id``.  A row
         whose ``source_id`` is in ``stored`` replaces the stored row (a
         later release or a corrected file).
+    columns : `~collections.abc.Mapping` [`str`, `ColumnSpec`], optional
+        The schema of the shards.
 
     Returns
     -------
@@ -99,15 +122,15 @@ def merge_shard(stored: Table | None, new: Table) -> Table | None:
     kept = stored[~np.isin(stored["source_id"], new["source_id"])]
     merged = vstack([kept, new], join_type="exact", metadata_conflicts="silent")
     merged.sort("source_id")
-    return None if _same_rows(stored, merged) else merged
+    return None if _same_rows(stored, merged, columns) else merged
 
 
-def _same_rows(a: Table, b: Table) -> bool:
+def _same_rows(a: Table, b: Table, columns: Mapping[str, ColumnSpec]) -> bool:
     """Whether two tables sorted by ``source_id`` hold the same values, with
     the same masks."""
     if len(a) != len(b):
         return False
-    for name in GAIA_COLUMNS:
+    for name in columns:
         mask_a, mask_b = np.ma.getmaskarray(a[name]), np.ma.getmaskarray(b[name])
         if not np.array_equal(mask_a, mask_b):
             return False
