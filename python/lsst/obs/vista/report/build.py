@@ -66,10 +66,12 @@ def make_report(
     where : `str`, optional
         Data ID expression restricting the visits and detectors.
     max_detectors : `int`, optional
-        Detectors (the first in data ID order) given image and PSF figures;
-        all enter the table and the histograms.
+        Detectors (the first in data ID order) given figures (and matched to
+        the reference catalogue); all enter the table, the visit maps and
+        the histograms.
     match_radius : `float`, optional
-        Largest separation (arcsec) of a match between visits.
+        Largest separation (arcsec) of a match between visits or to the
+        reference catalogue.
 
     Returns
     -------
