@@ -75,6 +75,16 @@ def test_report_holds_real_numbers(demo):
         assert row["n_inputs"] == 2 and 0 < row["covered_fraction"] < 1, row
         assert 0.5 < row["psf_fwhm_arcsec"] < 1.5 and 20 < row["depth_5sigma"] < 28, row
     html = (directory / "report" / "index.html").read_text()
+    # The bundled DECam images are said to be cutouts around saturated stars; the VIRCAM ones are not.
+    about = html[html.index('id="data"') : html.index('id="visit-maps"')]
+    decam = next(line for line in about.splitlines() if "<b>DECam</b>" in line)
+    vircam = next(line for line in about.splitlines() if "<b>VIRCAM</b>" in line)
+    assert "cutouts" in decam and "saturated stars" in decam and "cutouts" not in vircam
+    for key, row in rows.items():
+        # A zero point gives a depth; without one the table says so instead.
+        assert (row["depth_5sigma"] is None) == (row["zero_point"] is None), key
+        if key[0] == "VIRCAM":
+            assert 20 < row["depth_5sigma"] < 28 and 0.5 < row["psf_fwhm_arcsec"] < 1.5, key
     for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png", coadds[0]["figure"]):
         assert figure in html and (directory / "report" / figure).stat().st_size > 1000
 

@@ -130,7 +130,8 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         ``astrometric_offset_mas`` and ``astrometric_rms_mas``,
         ``sky_level`` and ``sky_noise`` (image units, ``unit``) and
         ``depth_5sigma`` (`point_source_depth` of the PSF model at the
-        centre on ``sky_noise``, AB mag), ``corners`` ([RA, Dec] degrees of
+        centre on ``sky_noise``, with the correlated-noise factor
+        ``NOISE_CORR_PSF``, AB mag), ``corners`` ([RA, Dec] degrees of
         the four corners, for the visit maps) and ``saturated_fraction``
         (of the pixels, SATURATED).  Values not measured are
         `None`.
@@ -178,7 +179,12 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         "sky_level": _number(None if stats is None else stats.skyBg),
         "sky_noise": sky_noise,
         "unit": str(image.unit),
-        "depth_5sigma": point_source_depth(kernel, sky_noise, _number(zero_point)),
+        "depth_5sigma": point_source_depth(
+            kernel,
+            sky_noise,
+            _number(zero_point),
+            correlation_factor=float(metadata.get("NOISE_CORR_PSF", 1.0)),
+        ),
         "saturated_fraction": float(image.mask.get("SATURATED").mean())
         if "SATURATED" in image.mask.schema.names
         else None,

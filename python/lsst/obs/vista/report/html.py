@@ -114,8 +114,9 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         "stars; <b>source none</b>: no zero point is known, so the calibrated fluxes (nJy) are NaN and the "
         "image metadata says PHOTOCAL_SOURCE=none. Sky level and noise in image units. 5σ depth: the AB "
         "magnitude of a point source measured at 5σ by its PSF flux on the sky noise, "
-        "ZP − 2.5 log10(5 · sky noise · sqrt(NEA)) with the noise-equivalent area NEA = 1 / Σ p² of the PSF "
-        "model p (normalised to 1) at the centre; none without a zero point.</p>",
+        "ZP − 2.5 log10(5 · c · sky noise · sqrt(NEA)) with the noise-equivalent area NEA = 1 / Σ p² of the "
+        "PSF model p (normalised to 1) at the centre and c the factor by which correlated noise raises "
+        "PSF-flux errors (NOISE_CORR_PSF, a stack's resampling); none without a zero point.</p>",
         _section("data", "About the data"),
         *_about_data(rows),
         _section("visit-maps", "Visit maps: FWHM, zero point, sky"),

@@ -131,7 +131,12 @@ def clean_point_sources(stars: Table) -> np.ndarray:
 
 
 def point_source_depth(
-    kernel: np.ndarray, sky_noise: float | None, zero_point: float | None, n_sigma: float = DEPTH_SIGMA
+    kernel: np.ndarray,
+    sky_noise: float | None,
+    zero_point: float | None,
+    *,
+    correlation_factor: float = 1.0,
+    n_sigma: float = DEPTH_SIGMA,
 ) -> float | None:
     """Return the AB magnitude of a point source detected at ``n_sigma`` in
     its PSF flux on the sky background.
@@ -144,20 +149,26 @@ def point_source_depth(
         Per-pixel noise of the background (image units).
     zero_point : `float` or `None`
         AB magnitude of one image unit.
+    correlation_factor : `float`, optional
+        How much correlated pixel noise (a stack's resampling) raises the
+        PSF-flux error above that of white noise: ``calibrateImage``'s
+        ``NOISE_CORR_PSF``.
     n_sigma : `float`, optional
         Significance.
 
     Returns
     -------
     depth : `float` or `None`
-        ``zero_point - 2.5 log10(n_sigma * sky_noise * sqrt(NEA))``, where
-        the noise-equivalent area ``NEA = (sum k)**2 / sum k**2`` of the
-        kernel makes ``sky_noise * sqrt(NEA)`` the error of an optimal
-        (PSF-weighted) flux on a flat background; `None` without a zero
+        ``zero_point - 2.5 log10(n_sigma * correlation_factor * sky_noise *
+        sqrt(NEA))``, where the noise-equivalent area
+        ``NEA = (sum k)**2 / sum k**2`` of the kernel makes
+        ``sky_noise * sqrt(NEA)`` the error of an optimal (PSF-weighted)
+        flux on a flat background of white noise; `None` without a zero
         point or a positive noise.
     """
     kernel = np.asarray(kernel, dtype=np.float64)
     if zero_point is None or sky_noise is None or not (sky_noise > 0) or not math.isfinite(zero_point):
         return None
     area = float(np.sum(kernel)) ** 2 / float(np.sum(kernel**2))
-    return finite_or_none(zero_point - 2.5 * math.log10(n_sigma * sky_noise * math.sqrt(area)))
+    error = correlation_factor * sky_noise * math.sqrt(area)
+    return finite_or_none(zero_point - 2.5 * math.log10(n_sigma * error))
