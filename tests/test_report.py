@@ -185,13 +185,13 @@ def test_depth_agrees_with_the_catalogue_errors(report: tuple[Path, dict], repo:
 
 
 def test_residuals_against_the_reference_catalogue(report: tuple[Path, dict]) -> None:
-    """The synthetic catalogue's G is the band's AB magnitude of each star,
+    """The synthetic catalogue (of the first stack's stars) holds each star's AB magnitude in G,
     with no error: our PSF magnitudes match it and our positions match to
     the centroid errors."""
     output, summary = report
     for row in summary["rows"]:
         reference = row["reference"]
-        assert reference["catalog"] == "gaia_dr3" and reference["n_matches"] >= 10
+        assert reference["catalog"] == "gaia_dr3" and reference["n_matches"] >= 5
         assert abs(reference["photometric_median"]) < 0.02
         assert reference["astrometric_rms_mas"] < 100
         assert "no colour term for band z" in reference["magnitude"]
