@@ -111,7 +111,7 @@ def test_tutorial_notebook_runs(demo, monkeypatch):
     # Four VIRCAM exposures of one detector, matched to their catalogue, and two coadds.
     assert text.count(" 1 z") + text.count(" 1 y") == 4, text
     matches = re.search(r"(\d+) matches; median psfMag - G ([-+.\d]+) mag; rms offset ([.\d]+) mas", text)
-    assert matches and int(matches[1]) >= 10 and abs(float(matches[2])) < 0.05 and float(matches[3]) < 100, (
+    assert matches and int(matches[1]) >= 10 and abs(float(matches[2])) < 0.1 and float(matches[3]) < 100, (
         text
     )
     assert re.search(r"\d+ coadds; tract \d+ patch \d+ band y", text), text
