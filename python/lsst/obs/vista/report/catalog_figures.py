@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
@@ -105,9 +106,10 @@ def plot_visit_maps(rows: Sequence[dict[str, Any]], title: str, path: Path) -> N
     axes = figure.subplots(1, len(_MAP_QUANTITIES), sharex=True, sharey=True)
     for axis, (key, label, cmap) in zip(axes, _MAP_QUANTITIES, strict=True):
         values = np.array([np.nan if row.get(key) is None else row[key] for row in rows], dtype=float)
-        collection = PolyCollection(polygons, cmap=cmap, edgecolors="black", linewidths=0.6)
+        collection = PolyCollection(
+            polygons, cmap=colormaps[cmap].with_extremes(bad="#dddddd"), edgecolors="black", linewidths=0.6
+        )
         collection.set_array(np.ma.masked_invalid(values))
-        collection.cmap.set_bad("#dddddd")
         axis.add_collection(collection)
         for polygon, row, value in zip(polygons, rows, values, strict=True):
             centre = np.mean(polygon, axis=0)
