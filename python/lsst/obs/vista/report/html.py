@@ -46,11 +46,12 @@ body { font-family: sans-serif; margin: 1.5em; max-width: 1500px; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: right; }
 th { background: #eee; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+figure.third { width: 31%; }
+figure.half { width: 47%; }
 figcaption { font-size: 0.85em; max-width: 60em; }
 img { max-width: 100%; }
 figure img { width: 100%; }
-figure.wide { max-width: 1400px; }
 .note { color: #555; font-size: 0.9em; }
 .missing { color: #b00000; }
 a.top { font-size: 0.55em; font-weight: normal; margin-left: 1em; }
@@ -127,6 +128,7 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
                     f"{_text(entry['instrument'])} visit {entry['visit']} (band {_text(entry['band'])}): its "
                     f"{entry['n_detectors']} detector(s) on the sky (their WCS corners, east left), coloured "
                     "by PSF FWHM, zero point and sky level; grey: not measured.",
+                    "third",
                 )
                 for entry in summary.get("visit_maps", [])
             ]
@@ -256,6 +258,7 @@ def _detector_section(row: dict[str, Any]) -> list[str]:
             f"PSF model ({_text(row['psf_model'])}) at the centre; median of {psf['n_stars']} stamps of "
             f"{_text(psf['selection'])} and of their residuals from the model scaled to each star "
             f"(largest |median residual| {_format(psf['max_abs_residual'], '.3f')} of the peak).",
+            "half",
         ),
         _figure(
             figures["catalog"],
@@ -267,6 +270,7 @@ def _detector_section(row: dict[str, Any]) -> list[str]:
             "along the major axis) of the model on a grid and of the PSF stars as measured, mean model |e| "
             f"{_format(row['psf_ellipticity'], '.3f')}. Size (second-moment FWHM) against magnitude: stars "
             "on the horizontal locus at the PSF's size, galaxies above it.",
+            "half",
         ),
     ]
 
@@ -391,10 +395,12 @@ def _repeatability_caption(instrument: str, group: dict[str, Any]) -> str:
     return " ".join(text)
 
 
-def _figure(source: str, caption: str) -> str:
+def _figure(source: str, caption: str, size: str = "") -> str:
+    """A figure linked to its PNG; ``size`` a CSS class (``third``, ``half``)."""
     link = html.escape(source, quote=True)
+    css = f' class="{size}"' if size else ""
     return (
-        f'<figure><a href="{link}"><img src="{link}" alt="{link}" loading="lazy"></a>'
+        f'<figure{css}><a href="{link}"><img src="{link}" alt="{link}" loading="lazy"></a>'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
