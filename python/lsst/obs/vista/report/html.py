@@ -265,7 +265,7 @@ def _detector_section(row: dict[str, Any]) -> list[str]:
             f"Against the reference catalogue ({_text(reference['catalog'])}; {_text(reference['note'])}): "
             "astrometric residuals (source − reference, mas) as whiskers at each star's position, rms "
             f"{_format(reference['astrometric_rms_mas'], '.1f')} mas; PSF magnitude minus the reference "
-            f"magnitude ({_text(reference['magnitude'])}) against the latter, median "
+            f"magnitude ({_text(reference['magnitude'] or 'none matched')}) against the latter, median "
             f"{_format(reference['photometric_median'], '+.3f')} mag. PSF ellipticity whiskers (length |e|, "
             "along the major axis) of the model on a grid and of the PSF stars as measured, mean model |e| "
             f"{_format(row['psf_ellipticity'], '.3f')}. Size (second-moment FWHM) against magnitude: stars "
