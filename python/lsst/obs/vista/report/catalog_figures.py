@@ -102,7 +102,8 @@ def plot_visit_maps(rows: Sequence[dict[str, Any]], title: str, path: Path) -> N
         ]
         for row in rows
     ]
-    figure = Figure(figsize=(15.0, 4.4), layout="constrained")
+    figure = Figure(figsize=(15.0, 4.4))
+    figure.subplots_adjust(left=0.05, right=0.97, bottom=0.13, top=0.86, wspace=0.3)
     axes = figure.subplots(1, len(_MAP_QUANTITIES), sharex=True, sharey=True)
     for axis, (key, label, cmap) in zip(axes, _MAP_QUANTITIES, strict=True):
         values = np.array([np.nan if row.get(key) is None else row[key] for row in rows], dtype=float)
