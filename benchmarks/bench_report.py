@@ -2,7 +2,7 @@
 
 - data: the repository of ``bin/run_demo.sh`` (full-size: three 2048 x 2048
   VIRCAM detectors in four visits, the eight DECam CP cutouts), built into
-  ``--demo`` when it holds none (about 15 minutes on 2 cores) and reused
+  ``--demo`` when it holds none (``bin/run_demo.sh``, coadds included) and reused
   after;
 - measured: `make_report` with every detector drawn (image, mask and
   variance panels, full-resolution image, PSF residuals, reference
