@@ -6,9 +6,9 @@
   after;
 - measured: `make_report` with every detector drawn (image, mask and
   variance panels, full-resolution image, PSF residuals, reference
-  residuals, ellipticity and size-magnitude figures), wall clock and CPU
-  time of its loop over detectors (``seconds_per_detector``) and of the
-  whole report;
+  residuals, ellipticity and size-magnitude figures): wall clock of its
+  loop over detectors (``seconds_per_detector``), wall clock and CPU time
+  of the whole report;
 - baseline: reading each detector's two datasets (``preliminary_visit_image``
   and ``single_visit_star``) with the butler, the floor of any report; and
   the issue's target of 2 s per detector.
