@@ -23,10 +23,15 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_automodapi.automodapi",
+    "myst_nb",
     "obs_vista_reference",
 ]
 
-exclude_patterns = ["_build", "README.md"]
+# The tutorial notebook is shown with the outputs saved in it: the docs build does not run
+# it (it needs the demo repository); tests/test_demo.py runs it on every test run.
+nb_execution_mode = "off"
+
+exclude_patterns = ["_build", "README.md", "**.ipynb_checkpoints"]
 html_theme = "alabaster"
 html_theme_options = {"page_width": "1200px", "sidebar_width": "240px"}
 html_static_path: list[str] = []

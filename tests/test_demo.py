@@ -1,16 +1,21 @@
 """The worked example (bin/run_demo.sh, what `make demo` runs) with small
-settings: every step runs, and its report holds real numbers."""
+settings: every step runs, its report holds real numbers, and the tutorial
+notebook (docs/tutorial.ipynb) runs on its repository."""
 
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbclient import NotebookClient
 
 ROOT = Path(__file__).parent.parent
+TUTORIAL = ROOT / "docs" / "tutorial.ipynb"
 pytestmark = pytest.mark.slow
 
 
@@ -70,6 +75,16 @@ def test_report_holds_real_numbers(demo):
         assert row["n_inputs"] == 2 and 0 < row["covered_fraction"] < 1, row
         assert 0.5 < row["psf_fwhm_arcsec"] < 1.5 and 20 < row["depth_5sigma"] < 28, row
     html = (directory / "report" / "index.html").read_text()
+    # The bundled DECam images are said to be cutouts around saturated stars; the VIRCAM ones are not.
+    about = html[html.index('id="data"') : html.index('id="visit-maps"')]
+    decam = next(line for line in about.splitlines() if "<b>DECam</b>" in line)
+    vircam = next(line for line in about.splitlines() if "<b>VIRCAM</b>" in line)
+    assert "cutouts" in decam and "saturated stars" in decam and "cutouts" not in vircam
+    for key, row in rows.items():
+        # A zero point gives a depth; without one the table says so instead.
+        assert (row["depth_5sigma"] is None) == (row["zero_point"] is None), key
+        if key[0] == "VIRCAM":
+            assert 20 < row["depth_5sigma"] < 28 and 0.5 < row["psf_fwhm_arcsec"] < 1.5, key
     for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png", coadds[0]["figure"]):
         assert figure in html and (directory / "report" / figure).stat().st_size > 1000
 
@@ -77,3 +92,33 @@ def test_report_holds_real_numbers(demo):
 def test_rerun_is_safe(demo):
     directory, _ = demo
     assert "already exists; reusing it" in _run_demo(directory)
+
+
+def test_tutorial_notebook_runs(demo, monkeypatch):
+    directory, _ = demo
+    monkeypatch.setenv("OBS_VISTA_DEMO_REPO", str(directory / "repo"))
+    notebook = nbformat.read(TUTORIAL, as_version=4)
+    # The kernel is this interpreter (ipykernel's own "python3"), in the notebook's directory.
+    NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": TUTORIAL.parent}}
+    ).execute()
+    outputs = {
+        index: "".join(output.get("text", "") for output in cell.outputs)
+        for index, cell in enumerate(notebook.cells)
+        if cell.cell_type == "code"
+    }
+    text = "\n".join(outputs.values())
+    # Four VIRCAM exposures of one detector, matched to their catalogue, and two coadds.
+    assert text.count(" 1 z") + text.count(" 1 y") == 4, text
+    matches = re.search(r"(\d+) matches; median psfMag - G ([-+.\d]+) mag; rms offset ([.\d]+) mas", text)
+    assert matches and int(matches[1]) >= 10 and abs(float(matches[2])) < 0.1 and float(matches[3]) < 100, (
+        text
+    )
+    assert re.search(r"\d+ coadds; tract \d+ patch \d+ band y", text), text
+    images = sum(
+        1
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    )
+    assert images == 3

@@ -34,8 +34,8 @@ def report_options(command: Callable) -> Callable:
                 default=16,
                 show_default=True,
                 metavar="N",
-                help="Draw image and PSF figures for the first N visit/detectors (all enter the table and "
-                "histograms).",
+                help="Draw the figures of the first N visit/detectors (all enter the table, the visit maps "
+                "and the histograms).",
             ),
             click.option(
                 "--match-radius",
@@ -43,7 +43,7 @@ def report_options(command: Callable) -> Callable:
                 default=1.0,
                 show_default=True,
                 metavar="ARCSEC",
-                help="Largest separation of a source matched between visits.",
+                help="Largest separation of a source matched between visits or to the reference catalogue.",
             ),
         )
     ):
@@ -92,12 +92,17 @@ def make_report(
 ) -> None:
     """Write a static HTML report of the single-frame processing in REPO.
 
-    DIR/index.html, PNG figures and DIR/summary.json: a table per visit and
-    detector (noise ratio, sources, PSF stars, PSF FWHM ours vs header, zero
-    point applied and fitted, astrometric offset and rms, sky level and
-    noise), image/mask/variance panels with the detections, the PSF model
-    and its residuals, the distribution of image/sqrt(variance) of
-    background pixels against N(0, 1) per instrument, and the multi-epoch
-    repeatability of PSF fluxes between visits of the same band.
+    DIR/index.html, PNG figures and DIR/summary.json: how the report was
+    made (date, version, collections, the calibrateImage config), a table per
+    visit and detector (noise ratio, sources, PSF stars, PSF FWHM in arcsec
+    ours vs header, zero point applied and fitted, astrometric offset and
+    rms, sky level and noise, 5-sigma depth), maps of each visit's
+    detectors, the distribution of image/sqrt(variance) of background pixels
+    against N(0, 1) per instrument, the multi-epoch repeatability of PSF
+    fluxes between visits of the same band, the coadds, and per detector
+    image/mask/variance panels with the detections, the PSF model and its
+    residuals, residuals against the reference catalogue, PSF ellipticity
+    and a size-magnitude diagram.  Progress: one log line per detector, and
+    a progress bar with butler --progress.
     """
     write_report(repo, collections, output, where, max_detectors, match_radius)

@@ -10,24 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import astropy.units as u
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import scipy.signal
+from matplotlib.figure import Figure
 
 from lsst.daf.butler import Butler, MissingDatasetTypeError
 from lsst.images.cells import CellCoadd
 
 from ..psf_shape import fwhm_from_moments, kernel_moments
-from .figures import zscale
-from .statistics import finite_or_none
+from .figures import save_png, zscale
+from .statistics import DEPTH_SIGMA, finite_or_none
 
 _LOG = logging.getLogger(__name__)
-
-_DEPTH_SIGMA = 5.0
-"""Significance of the point-source depth quoted (Rubin quotes 5 sigma)."""
 
 
 def coadd_rows(butler: Butler, output: Path, *, max_coadds: int = 8) -> list[dict[str, Any]]:
@@ -100,7 +94,7 @@ def _cell_values(coadd: CellCoadd) -> tuple[np.ndarray, np.ndarray]:
         filtered = scipy.signal.fftconvolve(noise[sl], kernel[::-1, ::-1], mode="valid")
         sigma = float(np.std(filtered)) / float(np.sum(kernel**2))
         if sigma > 0:
-            depth[cell.i, cell.j] = (_DEPTH_SIGMA * sigma * u.nJy).to_value(u.ABmag)
+            depth[cell.i, cell.j] = (DEPTH_SIGMA * sigma * u.nJy).to_value(u.ABmag)
     return fwhm, depth
 
 
@@ -141,7 +135,8 @@ def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str
     variance = coadd.variance.array[y0:y1, x0:x1]
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(variance > 0, 1.0 / variance, np.nan)
-    figure, axes = plt.subplots(1, 4, figsize=(20, 5.4), layout="constrained")
+    figure = Figure(figsize=(20, 5.4), layout="constrained")
+    axes = figure.subplots(1, 4)
     panels = [
         (image, "image (nJy)", zscale(image), "gray"),
         (depth, "inverse variance (nJy$^{-2}$)", None, "viridis"),
@@ -170,5 +165,4 @@ def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str
     figure.suptitle(
         f"deep_coadd {row['skymap']} tract {row['tract']} patch {row['patch']} band {row['band']}"
     )
-    figure.savefig(path, dpi=80)
-    plt.close(figure)
+    save_png(figure, path, dpi=80)

@@ -3,11 +3,20 @@ the Agg canvas (no display, no global pyplot state)."""
 
 from __future__ import annotations
 
-__all__ = ("plot_planes", "plot_psf", "plot_unit_gaussian_histogram", "zscale")
+__all__ = (
+    "plot_planes",
+    "plot_psf",
+    "plot_unit_gaussian_histogram",
+    "save_png",
+    "write_full_resolution",
+    "zscale",
+)
 
+import math
 from pathlib import Path
 
 import numpy as np
+import PIL.Image
 from astropy.visualization import ImageNormalize, ZScaleInterval
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
@@ -32,6 +41,11 @@ _MASK_LAYERS = (
 """Mask panel colours, later layers drawn over earlier ones; "other planes"
 is any plane but these three."""
 
+_DISPLAY_PIXELS = 600
+"""Image panels are block-averaged to at most this many pixels a side: about
+twice what a panel of the figure shows (its full resolution is a separate
+PNG, `write_full_resolution`)."""
+
 _HISTOGRAM_RANGE = 6.0
 """Histograms of normalised values span +-this many sigma."""
 
@@ -53,24 +67,33 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     """
     image = data.image
     bbox = image.bbox
-    extent = (bbox.x.start - 0.5, bbox.x.stop - 0.5, bbox.y.start - 0.5, bbox.y.stop - 0.5)
+    factor = max(1, math.ceil(max(bbox.x.size, bbox.y.size) / _DISPLAY_PIXELS))
+    # Whole blocks of factor x factor pixels; a remainder at the top and right is left out.
+    height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
+    extent = (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
     no_data = image.mask.get("NO_DATA") if "NO_DATA" in image.mask.schema.names else None
-    pixels = np.array(image.image.array, dtype=np.float64)
-    variance = np.array(image.variance.array, dtype=np.float64)
+    pixels = np.array(image.image.array, dtype=np.float32)
+    variance = np.array(image.variance.array, dtype=np.float32)
     if no_data is not None:
         pixels[no_data] = np.nan
         variance[no_data] = np.nan
+    pixels = _block_reduce(pixels, factor, np.mean)
+    variance = _block_reduce(variance, factor, np.mean)
     figure = Figure(figsize=(13.5, 4.6))
+    # Fixed margins rather than a layout engine, which costs as much as the drawing.
+    figure.subplots_adjust(left=0.05, right=0.98, bottom=0.11, top=0.88, wspace=0.12)
     axes = figure.subplots(1, 3, sharex=True, sharey=True)
     shown = axes[0].imshow(
         pixels, origin="lower", extent=extent, cmap="gray", norm=zscale(pixels), interpolation="nearest"
     )
     figure.colorbar(shown, ax=axes[0], shrink=0.8, label=str(image.unit))
     _draw_sources(axes[0], data)
-    axes[0].set_title("image (background subtracted)")
+    title = "image (background subtracted)"
+    axes[0].set_title(title if factor == 1 else f"{title}, {factor}×{factor} binned", fontsize=10)
     colours, legend = _mask_layers(image)
     axes[1].imshow(
-        colours,
+        # The highest layer of each block, so that a masked pixel stays visible.
+        _block_reduce(colours, factor, np.max),
         origin="lower",
         extent=extent,
         cmap=ListedColormap(["white", *(c for _, c in _MASK_LAYERS)]),
@@ -94,7 +117,46 @@ def plot_planes(data: DetectorData, path: Path) -> None:
         axis.set_xlabel("x (pixels)")
     axes[0].set_ylabel("y (pixels)")
     figure.suptitle(f"{data.label}  band {data.data_id['band']}", fontsize=11)
-    figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+    save_png(figure, path)
+
+
+def save_png(figure: Figure, path: Path, dpi: float = _DPI) -> None:
+    """Write a figure as PNG, compressed for speed rather than size.
+
+    Parameters
+    ----------
+    figure : `matplotlib.figure.Figure`
+        The figure, laid out (no tight bounding box, which would draw it
+        twice).
+    path : `pathlib.Path`
+        PNG to write.
+    dpi : `float`, optional
+        Resolution.
+    """
+    # zlib's fastest level: PNG encoding was the largest cost of a figure.
+    figure.savefig(path, dpi=dpi, pil_kwargs={"compress_level": 1})
+
+
+def write_full_resolution(image: VisitImage, path: Path) -> None:
+    """Write the image at its own resolution, one PNG pixel per image pixel.
+
+    Parameters
+    ----------
+    image : `lsst.images.VisitImage`
+        The exposure.
+    path : `pathlib.Path`
+        PNG to write: 8-bit grey on the zscale range, row 0 at the bottom,
+        NO_DATA black.
+    """
+    pixels = np.array(image.image.array, dtype=np.float32)
+    if "NO_DATA" in image.mask.schema.names:
+        pixels[image.mask.get("NO_DATA")] = np.nan
+    normalise = zscale(pixels)
+    low, high = float(normalise.vmin), float(normalise.vmax)
+    grey = np.clip((pixels - low) * (255.0 / max(high - low, 1e-30)), 0.0, 255.0)
+    grey = np.nan_to_num(grey, nan=0.0).astype(np.uint8)[::-1]
+    # zlib's fastest level: the sky's noise hardly compresses anyway.
+    PIL.Image.fromarray(grey, mode="L").save(path, compress_level=1)
 
 
 def plot_psf(residuals: PsfResiduals, title: str, path: Path) -> None:
@@ -110,6 +172,7 @@ def plot_psf(residuals: PsfResiduals, title: str, path: Path) -> None:
         PNG to write.
     """
     figure = Figure(figsize=(11.0, 3.8))
+    figure.subplots_adjust(left=0.03, right=0.94, bottom=0.07, top=0.84, wspace=0.2)
     axes = figure.subplots(1, 3)
     kernel = residuals.kernel / residuals.kernel.max()
     shown = axes[0].imshow(kernel, origin="lower", cmap="magma", vmin=0, vmax=1, interpolation="nearest")
@@ -137,7 +200,7 @@ def plot_psf(residuals: PsfResiduals, title: str, path: Path) -> None:
         figure.colorbar(shown, ax=axes[2], shrink=0.8)
         axes[2].set_title("median (data - model) / peak", fontsize=9)
     figure.suptitle(f"{title}  ({residuals.selection})", fontsize=10)
-    figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+    save_png(figure, path)
 
 
 def plot_unit_gaussian_histogram(
@@ -156,7 +219,7 @@ def plot_unit_gaussian_histogram(
     path : `pathlib.Path`
         PNG to write.
     """
-    figure = Figure(figsize=(6.4, 4.4))
+    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
     axis = figure.subplots()
     values = values[np.isfinite(values)]
     bins = np.linspace(-_HISTOGRAM_RANGE, _HISTOGRAM_RANGE, 61 if values.size > 500 else 25)
@@ -180,7 +243,7 @@ def plot_unit_gaussian_histogram(
         0.02, 0.97, "\n".join(lines), transform=axis.transAxes, va="top", fontsize=8, family="monospace"
     )
     axis.legend(loc="upper right", fontsize=8)
-    figure.savefig(path, dpi=_DPI, bbox_inches="tight")
+    save_png(figure, path)
 
 
 def _draw_sources(axis: Axes, data: DetectorData) -> None:
@@ -239,24 +302,47 @@ def _draw_sources(axis: Axes, data: DetectorData) -> None:
     axis.legend(loc="upper right", fontsize=7, framealpha=0.8)
 
 
+def _block_reduce(array: np.ndarray, factor: int, reduce) -> np.ndarray:
+    """Reduce blocks of ``factor`` x ``factor`` pixels (the whole blocks) with ``reduce``."""
+    if factor == 1:
+        return array
+    rows, columns = array.shape[0] // factor, array.shape[1] // factor
+    blocks = array[: rows * factor, : columns * factor].reshape(rows, factor, columns, factor)
+    # The contiguous axis first: numpy reduces it much faster.
+    return reduce(reduce(blocks, axis=3), axis=1)
+
+
 def _mask_layers(image: VisitImage) -> tuple[np.ndarray, list[Patch]]:
     """Return an index image of the mask's layers (0 none) and its legend."""
     mask = image.mask
-    names = set(mask.schema.names)
-    layers = np.zeros(mask.array.shape[:2], dtype=np.int16)
+    schema = mask.schema
+    names = set(schema.names)
+    words = _words(mask.array)
+    layers = np.zeros(mask.array.shape[:2], dtype=np.int8)
     named = {name for name, _ in _MASK_LAYERS}
     legend = []
     for index, (name, colour) in enumerate(_MASK_LAYERS, start=1):
-        if name == "other planes":
-            others = [plane for plane in names if plane not in named]
-            pixels = planes_set(mask.array, mask.schema, others) if others else None
-        else:
-            pixels = mask.get(name) if name in names else None
-        if pixels is None:
+        planes = [plane for plane in names if plane not in named] if name == "other planes" else [name]
+        planes = [plane for plane in planes if plane in names]
+        if not planes:
             continue
+        if words is None:
+            pixels = planes_set(mask.array, schema, planes)
+        else:
+            pixels = (words & _words(schema.bitmask(*planes)[np.newaxis, :])[0]) != 0
         layers[pixels] = index
         legend.append(Patch(color=colour, label=f"{name} {100.0 * pixels.mean():.1f}%"))
     return layers, legend
+
+
+def _words(array: np.ndarray) -> np.ndarray | None:
+    """The mask bytes of each pixel as one unsigned integer (`None` where
+    they are not 1, 2, 4 or 8): one comparison per pixel instead of one per
+    byte and a reduction."""
+    size = array.shape[-1]
+    if size not in (1, 2, 4, 8):
+        return None
+    return np.ascontiguousarray(array).view(f"u{size}")[..., 0]
 
 
 def zscale(pixels: np.ndarray) -> ImageNormalize:

@@ -15,8 +15,9 @@ from astropy.table import Table
 from lsst.daf.butler import Butler, DataCoordinate, MissingDatasetTypeError
 from lsst.images import VisitImage
 
-from ..psf_shape import psf_fwhm
+from ..psf_shape import fwhm_from_moments, kernel_moments
 from .statistics import finite_or_none as _number
+from .statistics import point_source_depth
 
 _LOG = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ class DetectorData:
 
     stars: Table
     """``single_visit_star``."""
+
+    run: str
+    """RUN collection of the ``preliminary_visit_image`` (where the task's
+    config is)."""
 
     @property
     def label(self) -> str:
@@ -91,11 +96,12 @@ def load_detector(butler: Butler, data_id: DataCoordinate) -> DetectorData:
     -------
     data : `DetectorData`
     """
-    image = butler.get(_IMAGE, dataId=data_id)
+    ref = butler.find_dataset(_IMAGE, data_id)
+    image = butler.get(ref)
     stars = butler.get(_STARS, dataId=data_id)
     required = dict(data_id.required)
     required["band"] = image.band
-    return DetectorData(data_id=required, image=image, stars=stars)
+    return DetectorData(data_id=required, image=image, stars=stars, run=ref.run)
 
 
 def table_row(data: DetectorData) -> dict[str, Any]:
@@ -111,23 +117,32 @@ def table_row(data: DetectorData) -> dict[str, Any]:
     row : `dict` [`str`, `typing.Any`]
         Data ID (``instrument``, ``visit``, ``detector``, ``band``), then
         ``noise_ratio`` (isr's background noise over the predicted sigma),
-        ``n_sources``, ``n_point_sources`` (extendedness 0), ``psf_model``
-        and ``n_psf_stars``, ``psf_fwhm`` (our model's second-moment FWHM
-        at the centre, pixels) and ``header_fwhm`` (``FWHM`` or ``SEEING``
-        card, pixels), ``zero_point`` (AB magnitude of one image unit
-        applied), ``zero_point_source`` (header, fit, or none when no zero point is known), ``zero_point_fit``
-        and ``zero_point_scatter`` (mag) with ``n_photometry_stars``,
+        ``width`` and ``height`` (pixels), ``n_sources``,
+        ``n_point_sources`` (extendedness 0), ``psf_model`` and
+        ``n_psf_stars``, ``pixel_scale`` (arcsec per pixel at the centre),
+        ``psf_fwhm`` and ``psf_fwhm_arcsec`` (our model's second-moment FWHM
+        at the centre) and ``header_fwhm`` and ``header_fwhm_arcsec``
+        (``FWHM`` or ``SEEING`` card), ``zero_point`` (AB magnitude of one
+        image unit applied), ``zero_point_source`` (header, fit, or none
+        when no zero point is known), ``zero_point_fit`` and
+        ``zero_point_scatter`` (mag) with ``n_photometry_stars``,
         ``astrometry_model``, ``n_astrometry_matches``,
         ``astrometric_offset_mas`` and ``astrometric_rms_mas``,
-        ``sky_level`` and ``sky_noise`` (image units, ``unit``).  Values
-        not measured are `None`.
+        ``sky_level`` and ``sky_noise`` (image units, ``unit``) and
+        ``depth_5sigma`` (`point_source_depth` of the PSF model at the
+        centre on ``sky_noise``, with the correlated-noise factor
+        ``NOISE_CORR_PSF``, AB mag), ``corners`` ([RA, Dec] degrees of
+        the four corners, for the visit maps) and ``saturated_fraction``
+        (of the pixels, SATURATED).  Values not measured are
+        `None`.
     """
     image = data.image
     metadata = image.metadata
     stats = image.summary_stats
     bbox = image.bbox
-    x_centre = 0.5 * (bbox.x.start + bbox.x.stop - 1)
-    y_centre = 0.5 * (bbox.y.start + bbox.y.stop - 1)
+    kernel = image.psf.compute_kernel_image(x=bbox.x.center, y=bbox.y.center).array
+    ixx, iyy, _ = kernel_moments(kernel)
+    scale = None if stats is None else _number(stats.pixelScale)
     header_fwhm = next((metadata[key] for key in _HEADER_FWHM_KEYS if metadata.get(key) is not None), None)
     extendedness = np.asarray(data.stars["extendedness"], dtype=float) if len(data.stars) else np.zeros(0)
     zero_point = metadata.get("PHOTOCAL_ZP")
@@ -135,15 +150,23 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         zero_point = stats.zeroPoint
     offset = metadata.get("ASTROM_OFFSET_MAS")
     rms = metadata.get("ASTROM_RMS_MAS")
+    fwhm = _number(fwhm_from_moments(ixx, iyy))
+    header_fwhm = _number(header_fwhm)
+    sky_noise = None if stats is None else _number(stats.skyNoise)
     return {
         **data.data_id,
+        "width": bbox.x.size,
+        "height": bbox.y.size,
         "noise_ratio": _number(metadata.get("NOISE_RATIO")),
         "n_sources": len(data.stars),
         "n_point_sources": int(np.sum(extendedness == 0)),
         "psf_model": metadata.get("PSF_MODEL"),
         "n_psf_stars": _integer(metadata.get("PSF_NSTARS")),
-        "psf_fwhm": _number(psf_fwhm(image.psf, x=x_centre, y=y_centre)),
-        "header_fwhm": _number(header_fwhm),
+        "pixel_scale": scale,
+        "psf_fwhm": fwhm,
+        "psf_fwhm_arcsec": _arcsec(fwhm, scale),
+        "header_fwhm": header_fwhm,
+        "header_fwhm_arcsec": _arcsec(header_fwhm, scale),
         "zero_point": _number(zero_point),
         "zero_point_source": metadata.get("PHOTOCAL_SOURCE"),
         "zero_point_fit": _number(metadata.get("PHOTOCAL_ZP_FIT")),
@@ -154,9 +177,25 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         "astrometric_offset_mas": _number(offset),
         "astrometric_rms_mas": _number(rms),
         "sky_level": _number(None if stats is None else stats.skyBg),
-        "sky_noise": _number(None if stats is None else stats.skyNoise),
+        "sky_noise": sky_noise,
         "unit": str(image.unit),
+        "depth_5sigma": point_source_depth(
+            kernel,
+            sky_noise,
+            _number(zero_point),
+            correlation_factor=float(metadata.get("NOISE_CORR_PSF", 1.0)),
+        ),
+        "saturated_fraction": float(image.mask.get("SATURATED").mean())
+        if "SATURATED" in image.mask.schema.names
+        else None,
+        "corners": None
+        if stats is None
+        else [[float(ra), float(dec)] for ra, dec in zip(stats.raCorners, stats.decCorners, strict=True)],
     }
+
+
+def _arcsec(pixels: float | None, scale: float | None) -> float | None:
+    return None if pixels is None or scale is None else pixels * scale
 
 
 def _integer(value: Any) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ("TABLE_COLUMNS", "write_index")
+__all__ = ("TABLE_COLUMNS", "detector_anchor", "write_index")
 
 import html
 from collections.abc import Sequence
@@ -14,13 +14,15 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("visit", "visit", ""),
     ("detector", "detector", ""),
     ("band", "band", ""),
+    ("size", "pixels", ""),
     ("noise_ratio", "noise ratio (isr)", ".3f"),
     ("n_sources", "sources", ""),
     ("n_point_sources", "point sources", ""),
     ("psf_model", "PSF model", ""),
     ("n_psf_stars", "PSF stars", ""),
-    ("psf_fwhm", "FWHM ours (pix)", ".3f"),
-    ("header_fwhm", "FWHM header (pix)", ".3f"),
+    ("psf_fwhm_arcsec", "FWHM ours (″)", ".2f"),
+    ("psf_fwhm", "FWHM ours (pix)", ".2f"),
+    ("header_fwhm_arcsec", "FWHM header (″)", ".2f"),
     ("zero_point", "ZP applied (AB)", ".3f"),
     ("zero_point_source", "ZP source", ""),
     ("zero_point_fit", "ZP fit (AB)", ".3f"),
@@ -31,18 +33,32 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("sky_level", "sky level", ".2f"),
     ("sky_noise", "sky noise", ".3f"),
     ("unit", "unit", ""),
+    ("depth_5sigma", "5σ depth (AB)", ".2f"),
 )
 """(row key, column heading, format) of the table per visit and detector."""
+
+_CUTOUT_PIXELS = 250_000
+"""Images with fewer pixels (500 x 500) are cutouts, not whole detectors:
+the smallest detector of the supported cameras has 2k x 2k pixels."""
 
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; max-width: 1500px; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #bbb; padding: 2px 6px; text-align: right; }
 th { background: #eee; }
-figure { display: inline-block; margin: 0.5em; vertical-align: top; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; max-width: 100%; }
+figure.third { width: 31%; }
+figure.half { width: 47%; }
 figcaption { font-size: 0.85em; max-width: 60em; }
 img { max-width: 100%; }
+figure img { width: 100%; }
 .note { color: #555; font-size: 0.9em; }
+.missing { color: #b00000; }
+a.top { font-size: 0.55em; font-weight: normal; margin-left: 1em; }
+nav .index { font-size: 0.85em; margin: 0.3em 0 0.3em 0; }
+table.meta th { text-align: left; }
+table.meta td { text-align: left; }
+table.meta ul { margin: 0; padding-left: 1.2em; }
 """
 
 
@@ -57,56 +73,206 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         What `lsst.obs.vista.report.make_report` returns (figure paths
         relative to the page).
     """
+    rows = summary["rows"]
+    shown = [row for row in rows if row.get("figures")]
+    sections = [
+        ("provenance", "How this report was made"),
+        ("table", "Per visit and detector"),
+        ("data", "About the data"),
+        ("visit-maps", "Visit maps: FWHM, zero point, sky"),
+        ("residuals", "Normalised residuals of background pixels"),
+        ("repeatability", "Multi-epoch repeatability"),
+        *([("coadds", "Coadds (deep_coadd)")] if summary.get("coadds") else []),
+        ("detectors", "Per detector"),
+    ]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>calibrateImage report</title>',
         f"<style>{_STYLE}</style></head><body>",
         "<h1>Single-frame processing report</h1>",
-        f'<p class="note">Repository {_text(summary["repo"])}, collections '
-        f"{_text(', '.join(summary['collections']))}"
-        + (f", where {_text(summary['where'])}" if summary["where"] else "")
-        + f"; {len(summary['rows'])} visit/detector(s). Numbers in summary.json.</p>",
-        "<h2>Per visit and detector</h2>",
-        _table(summary["rows"])
-        if summary["rows"]
+        f'<p class="note">{len(rows)} visit/detector(s) of {_text(", ".join(summary["collections"]))}; '
+        f"generated {_text(summary['generated'])} by {_text(summary['package'])} "
+        f'{_text(summary["version"])}. Numbers in <a href="summary.json">summary.json</a>. '
+        "Every figure links to its full-resolution PNG.</p>",
+        '<nav id="contents"><h2>Contents</h2><ol>',
+        *(
+            f'<li><a href="#{anchor}">{_text(title)}</a>'
+            + (_detector_index(shown) if anchor == "detectors" else "")
+            + "</li>"
+            for anchor, title in sections
+        ),
+        "</ol></nav>",
+        _section("provenance", "How this report was made"),
+        _provenance(summary),
+        _section("table", "Per visit and detector"),
+        _table(rows)
+        if rows
         else "<p><b>No preliminary_visit_image with its single_visit_star in these collections.</b></p>",
-        '<p class="note">Noise ratio: isr\'s robust background noise over the predicted sigma. '
-        "FWHM ours: second moments of the PSF model at the detector centre; header: the CP FWHM or CASU "
-        "SEEING card. ZP: AB magnitude of one image unit, from the header calibration or fitted to "
-        "reference stars. Sky level and noise in image units.</p>",
-        "<h2>Normalised residuals of background pixels</h2>",
+        "<p class=\"note\">Detector: links to its figures. Pixels: the image's size. Noise ratio: isr's "
+        "robust background noise over the predicted sigma. FWHM ours: second moments of the PSF model at the "
+        "detector centre, in arcsec (the WCS's pixel scale there) and pixels; header: the CP FWHM or CASU "
+        "SEEING card. ZP: AB magnitude of one image unit, from the header calibration or fitted to reference "
+        "stars; <b>source none</b>: no zero point is known, so the calibrated fluxes (nJy) are NaN and the "
+        "image metadata says PHOTOCAL_SOURCE=none. Sky level and noise in image units. 5σ depth: the AB "
+        "magnitude of a point source measured at 5σ by its PSF flux on the sky noise, "
+        "ZP − 2.5 log10(5 · c · sky noise · sqrt(NEA)) with the noise-equivalent area NEA = 1 / Σ p² of the "
+        "PSF model p (normalised to 1) at the centre and c the factor by which correlated noise raises "
+        "PSF-flux errors (NOISE_CORR_PSF, a stack's resampling); none without a zero point.</p>",
+        _section("data", "About the data"),
+        *_about_data(rows),
+        _section("visit-maps", "Visit maps: FWHM, zero point, sky"),
+        *(
+            [
+                _figure(
+                    entry["figure"],
+                    f"{_text(entry['instrument'])} visit {entry['visit']} (band {_text(entry['band'])}): its "
+                    f"{entry['n_detectors']} detector(s) on the sky (their WCS corners, east left), coloured "
+                    "by PSF FWHM, zero point and sky level; grey: not measured.",
+                    "third",
+                )
+                for entry in summary.get("visit_maps", [])
+            ]
+            or ['<p class="note">No data.</p>']
+        ),
+        _section("residuals", "Normalised residuals of background pixels"),
         *_histogram_section(summary["normalised_residuals"], _residual_caption),
-        "<h2>Multi-epoch repeatability</h2>",
+        _section("repeatability", "Multi-epoch repeatability"),
         *_histogram_section(summary["repeatability"], _repeatability_caption),
         *_coadd_section(summary.get("coadds", [])),
-        "<h2>Per detector</h2>",
+        _section("detectors", "Per detector"),
     ]
-    shown = [row for row in summary["rows"] if row.get("figures")]
-    if len(shown) < len(summary["rows"]):
-        parts.append(
-            f'<p class="note">The first {len(shown)} of {len(summary["rows"])} (--max-detectors).</p>'
-        )
+    if len(shown) < len(rows):
+        parts.append(f'<p class="note">The first {len(shown)} of {len(rows)} (--max-detectors).</p>')
     for row in shown:
-        label = f"{row['instrument']} visit {row['visit']} detector {row['detector']} ({row['band']})"
-        psf = row["psf_residuals"]
-        parts.append(f"<h3>{_text(label)}</h3>")
-        parts.append(
-            _figure(
-                row["figures"]["planes"],
-                "Background-subtracted image with detections (circles: point sources, squares: extended, "
-                "large red circles: PSF stars), mask planes, variance.",
-            )
-        )
-        parts.append(
-            _figure(
-                row["figures"]["psf"],
-                f"PSF model ({_text(row['psf_model'])}) at the centre; median of {psf['n_stars']} stamps of "
-                f"{_text(psf['selection'])} and of their residuals from the model scaled to each star "
-                f"(largest |median residual| {_format(psf['max_abs_residual'], '.3f')} of the peak).",
-            )
-        )
+        parts.extend(_detector_section(row))
     parts.append("</body></html>")
     path.write_text("\n".join(parts) + "\n")
+
+
+def detector_anchor(row: dict[str, Any]) -> str:
+    """Return the page anchor of a visit and detector's figures.
+
+    Parameters
+    ----------
+    row : `dict`
+        Its table row.
+
+    Returns
+    -------
+    anchor : `str`
+        ``<instrument>-<visit>-<detector>``.
+    """
+    return f"{row['instrument']}-{row['visit']}-{row['detector']}"
+
+
+def _section(anchor: str, title: str) -> str:
+    return f'<h2 id="{anchor}">{_text(title)} <a class="top" href="#contents">↑ contents</a></h2>'
+
+
+def _detector_index(shown: Sequence[dict[str, Any]]) -> str:
+    if not shown:
+        return ""
+    links = (
+        f'<a href="#{detector_anchor(row)}">{_text(row["instrument"])} {row["visit"]}/{row["detector"]}</a>'
+        for row in shown
+    )
+    return '<div class="index">' + " · ".join(links) + "</div>"
+
+
+def _provenance(summary: dict[str, Any]) -> str:
+    options = ", ".join(f"{key} = {value}" for key, value in summary["options"].items())
+    configs = summary.get("configs", {})
+    config_items = "".join(
+        f"<li>{_text(run)}: "
+        + (f'<a href="{html.escape(name, quote=True)}">{_text(name)}</a>' if name else "not saved in the run")
+        + "</li>"
+        for run, name in configs.items()
+    )
+    lines = [
+        ("generated", f"{summary['generated']} (UTC)"),
+        ("package", f"{summary['package']} {summary['version']}"),
+        ("repository", summary["repo"]),
+        ("collections", ", ".join(summary["collections"])),
+        ("where", summary["where"] or "(everything)"),
+        ("report options", options),
+    ]
+    return (
+        '<table class="meta">'
+        + "".join(f"<tr><th>{_text(key)}</th><td>{_text(value)}</td></tr>" for key, value in lines)
+        + "<tr><th>calibrateImage config</th><td>"
+        + (f"<ul>{config_items}</ul>" if config_items else "none read")
+        + "</td></tr></table>"
+    )
+
+
+def _about_data(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Say which images are cutouts, so that their numbers read right."""
+    parts = []
+    by_instrument: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_instrument.setdefault(row["instrument"], []).append(row)
+    for instrument, members in by_instrument.items():
+        sizes = sorted({(row["width"], row["height"]) for row in members})
+        largest = max(width * height for width, height in sizes)
+        text = (
+            f"<b>{_text(instrument)}</b>: {len(members)} visit/detector(s), images of "
+            + ", ".join(f"{width}×{height}" for width, height in sizes)
+            + " pixels."
+        )
+        if largest < _CUTOUT_PIXELS:
+            saturated = [row["saturated_fraction"] for row in members if row.get("saturated_fraction")]
+            text += (
+                f" These are <b>cutouts</b>, not whole detectors (fewer than {_CUTOUT_PIXELS:,} pixels)"
+                + (
+                    f"; {len(saturated)} of them hold saturated pixels (up to {max(saturated):.1%} of the "
+                    "image): tiny fields around bright, saturated stars"
+                    if saturated
+                    else ""
+                )
+                + ". The DECam Community Pipeline images bundled with the worked example are such cutouts, "
+                "made by the Legacy Surveys for their pipeline's tests. Read their numbers accordingly: few "
+                "stars for the PSF model and the zero point (the header's, or none), sky noise and depth "
+                "from a small area that a bright star's wings cover, and flagged pixels a large part of "
+                "the image."
+            )
+        parts.append(f"<p>{text}</p>")
+    return parts or ['<p class="note">No data.</p>']
+
+
+def _detector_section(row: dict[str, Any]) -> list[str]:
+    label = f"{row['instrument']} visit {row['visit']} detector {row['detector']} ({row['band']})"
+    psf = row["psf_residuals"]
+    reference = row["reference"]
+    figures = row["figures"]
+    return [
+        f'<h3 id="{detector_anchor(row)}">{_text(label)} <a class="top" href="#table">↑ table</a></h3>',
+        _figure(
+            figures["planes"],
+            "Background-subtracted image with detections (circles: point sources, squares: extended, "
+            "large red circles: PSF stars), mask planes, variance. "
+            f'<a href="{html.escape(figures["image"], quote=True)}">The image at full resolution</a> '
+            "(one PNG pixel per pixel, zscale).",
+        ),
+        _figure(
+            figures["psf"],
+            f"PSF model ({_text(row['psf_model'])}) at the centre; median of {psf['n_stars']} stamps of "
+            f"{_text(psf['selection'])} and of their residuals from the model scaled to each star "
+            f"(largest |median residual| {_format(psf['max_abs_residual'], '.3f')} of the peak).",
+            "half",
+        ),
+        _figure(
+            figures["catalog"],
+            f"Against the reference catalogue ({_text(reference['catalog'])}; {_text(reference['note'])}): "
+            "astrometric residuals (source − reference, mas) as whiskers at each star's position, rms "
+            f"{_format(reference['astrometric_rms_mas'], '.1f')} mas; PSF magnitude minus the reference "
+            f"magnitude ({_text(reference['magnitude'] or 'none matched')}) against the latter, median "
+            f"{_format(reference['photometric_median'], '+.3f')} mag. PSF ellipticity whiskers (length |e|, "
+            "along the major axis) of the model on a grid and of the PSF stars as measured, mean model |e| "
+            f"{_format(row['psf_ellipticity'], '.3f')}. Size (second-moment FWHM) against magnitude: stars "
+            "on the horizontal locus at the PSF's size, galaxies above it.",
+            "half",
+        ),
+    ]
 
 
 def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
@@ -126,7 +292,7 @@ def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
         "clipped pixels",
     )
     parts = [
-        "<h2>Coadds (deep_coadd)</h2>",
+        _section("coadds", "Coadds (deep_coadd)"),
         "<table><tr>" + "".join(f"<th>{_text(h)}</th>" for h in header) + "</tr>",
     ]
     for row in coadds:
@@ -159,13 +325,21 @@ def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
 
 def _table(rows: Sequence[dict[str, Any]]) -> str:
     header = "".join(f"<th>{_text(title)}</th>" for _, title, _ in TABLE_COLUMNS)
-    body = [
-        "<tr>"
-        + "".join(f"<td>{_format(row.get(key), spec)}</td>" for key, _, spec in TABLE_COLUMNS)
-        + "</tr>"
-        for row in rows
-    ]
-    return "<table><tr>" + header + "</tr>\n" + "\n".join(body) + "</table>"
+    body = []
+    for row in rows:
+        cells = []
+        for key, _, spec in TABLE_COLUMNS:
+            if key == "size":
+                text = f"{row['width']}×{row['height']}"
+            else:
+                text = _format(row.get(key), spec)
+            if key == "detector" and row.get("figures"):
+                text = f'<a href="#{detector_anchor(row)}">{text}</a>'
+            if key == "zero_point_source" and row.get(key) == "none":
+                text = f'<b class="missing">{text}</b>'
+            cells.append(f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return '<table class="rows"><tr>' + header + "</tr>\n" + "\n".join(body) + "</table>"
 
 
 def _histogram_section(groups: dict[str, dict[str, Any]], caption) -> list[str]:
@@ -221,9 +395,12 @@ def _repeatability_caption(instrument: str, group: dict[str, Any]) -> str:
     return " ".join(text)
 
 
-def _figure(source: str, caption: str) -> str:
+def _figure(source: str, caption: str, size: str = "") -> str:
+    """A figure linked to its PNG; ``size`` a CSS class (``third``, ``half``)."""
+    link = html.escape(source, quote=True)
+    css = f' class="{size}"' if size else ""
     return (
-        f'<figure><img src="{html.escape(source, quote=True)}" alt="{html.escape(source, quote=True)}">'
+        f'<figure{css}><a href="{link}"><img src="{link}" alt="{link}" loading="lazy"></a>'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 

@@ -3,7 +3,14 @@ distributions against a unit Gaussian, and the sources fit to compare."""
 
 from __future__ import annotations
 
-__all__ = ("clean_point_sources", "distribution_summary", "finite_or_none", "normalised_background_residuals")
+__all__ = (
+    "DEPTH_SIGMA",
+    "clean_point_sources",
+    "distribution_summary",
+    "finite_or_none",
+    "normalised_background_residuals",
+    "point_source_depth",
+)
 
 import math
 from typing import Any
@@ -20,6 +27,11 @@ from ..isr.masks import unflagged
 MAX_PIXELS_PER_DETECTOR = 200_000
 """Background pixels (a regular subsample) a detector contributes to the
 pooled normalised-residual distribution."""
+
+
+DEPTH_SIGMA = 5.0
+"""Significance of the point-source depth quoted (Rubin's and the Legacy
+Surveys' 5 sigma)."""
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -116,3 +128,47 @@ def clean_point_sources(stars: Table) -> np.ndarray:
         & np.isfinite(error)
         & (error > 0)
     )
+
+
+def point_source_depth(
+    kernel: np.ndarray,
+    sky_noise: float | None,
+    zero_point: float | None,
+    *,
+    correlation_factor: float = 1.0,
+    n_sigma: float = DEPTH_SIGMA,
+) -> float | None:
+    """Return the AB magnitude of a point source detected at ``n_sigma`` in
+    its PSF flux on the sky background.
+
+    Parameters
+    ----------
+    kernel : `numpy.ndarray`
+        PSF kernel image (any normalisation).
+    sky_noise : `float` or `None`
+        Per-pixel noise of the background (image units).
+    zero_point : `float` or `None`
+        AB magnitude of one image unit.
+    correlation_factor : `float`, optional
+        How much correlated pixel noise (a stack's resampling) raises the
+        PSF-flux error above that of white noise: ``calibrateImage``'s
+        ``NOISE_CORR_PSF``.
+    n_sigma : `float`, optional
+        Significance.
+
+    Returns
+    -------
+    depth : `float` or `None`
+        ``zero_point - 2.5 log10(n_sigma * correlation_factor * sky_noise *
+        sqrt(NEA))``, where the noise-equivalent area
+        ``NEA = (sum k)**2 / sum k**2`` of the kernel makes
+        ``sky_noise * sqrt(NEA)`` the error of an optimal (PSF-weighted)
+        flux on a flat background of white noise; `None` without a zero
+        point or a positive noise.
+    """
+    kernel = np.asarray(kernel, dtype=np.float64)
+    if zero_point is None or sky_noise is None or not (sky_noise > 0) or not math.isfinite(zero_point):
+        return None
+    area = float(np.sum(kernel)) ** 2 / float(np.sum(kernel**2))
+    error = correlation_factor * sky_noise * math.sqrt(area)
+    return finite_or_none(zero_point - 2.5 * math.log10(n_sigma * error))
