@@ -165,7 +165,7 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
     )
     primary = primary_header(plan)
     sky = sky_catalog(config)
-    flux = sky.flux(config)
+    flux = sky.flux(config, plan.midpoint_mjd)
     mean_origin = plan.jitter.offsets.mean(axis=0)
     with contextlib.ExitStack() as files:
         image_file = files.enter_context(FitsFile(result.stack, primary))
