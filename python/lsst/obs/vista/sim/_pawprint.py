@@ -110,6 +110,7 @@ def _truth_primary(plan: StackPlan) -> fits.Header:
     header["STACKIDX"] = (plan.visit.index, "stack index of lsst.obs.vista.sim")
     header["SEED"] = (config.seed, "random seed of the simulation")
     header["SIZE"] = (config.size, "detector side (pixels)")
+    header["BAND"] = (config.camera.filters_by_header_name[config.filter_name].band, "band of the filter")
     header["NICOMB"] = (config.n_exposures, "exposures in the stack")
     header["DIT"] = (config.dit, "[s] pixel values are per DIT (EXPTIME)")
     header["NDIT"] = (config.ndit, "DITs averaged per exposure")
