@@ -97,6 +97,8 @@ def test_report_holds_real_numbers(demo):
     assert curve["true_amplitude_mag"] > 0 and curve["bands"], objects
     for entry in curve["bands"].values():
         assert entry["n_visits"] == 2 and entry["chi2_per_point"] < 10, curve
+        # Two epochs of a faint star: the measured change within 40% of the true one.
+        assert abs(entry["range_ratio"] - 1) < 0.4, curve
     for figure in (
         "repeatability_VIRCAM.png",
         "normalised_residuals_DECam.png",
