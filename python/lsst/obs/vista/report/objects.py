@@ -116,7 +116,10 @@ def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sig
     error scaled by the local noise (inf where no coadd has data)."""
     result = np.full(len(ra), np.inf)
     sky = SkyCoord(ra * u.deg, dec * u.deg)
-    for ref in butler.query_datasets("deep_coadd", where=f"band = '{band}'", explain=False):
+    refs = butler.query_datasets(
+        "deep_coadd", where="band = band_name", bind={"band_name": band}, explain=False
+    )
+    for ref in refs:
         coadd = butler.get(ref)
         pixels = coadd.sky_projection.sky_to_pixel(sky)
         ix = np.rint(np.asarray(pixels.x, dtype=float)).astype(int) - coadd.bbox.x.start
