@@ -6,8 +6,11 @@
 # into an embedded SQLite butler repository and processed by the ProcessCcd
 # pipelines (isr -> calibrateImage) through processCcd.py / pipetask run; the
 # VIRCAM visits (two bands) are warped onto a registered skymap and coadded
-# cell by cell (DRP.yaml#step3); then a report (table and figures, coadds
-# included) is written to DEMO/report/index.html.
+# cell by cell (DRP.yaml#step3); the coadds' objects are detected, merged,
+# deblended and measured (DRP.yaml#objects) and measured on every visit
+# (DRP.yaml#step4: light curves); then a report (table and figures, coadds
+# and objects against the simulator's truth included) is written to
+# DEMO/report/index.html.
 #
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
@@ -36,20 +39,21 @@ else
     run butler create "$repo"
 fi
 
-step "Make synthetic VIRCAM pawprint stacks: two in Z half a detector apart, and two in Y at the same pointings an hour later (PSF varying 10% to the corners; truth in $data/vircam/truth/)"
+step "Make synthetic VIRCAM pawprint stacks: two in Z half a detector apart, and two in Y at the same pointings an hour later (PSF varying 10% to the corners; a third of the stars variable; truth in $data/vircam/truth/)"
 if ls "$data"/vircam/*_st.fit >/dev/null 2>&1; then
     echo "$data/vircam already holds stacks; reusing them."
 else
     # Stacks 0 and 2 of a tile's offset pattern overlap by half a detector: the
     # same stars at two epochs, for the repeatability figure.  Stacks 6 and 8
     # are the same offsets of the next tile: the second band of the coadds.
+    # Every call makes the same sky (same seed and --variables).
     run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --size "$size" \
-        --detectors "$detectors" --seed 7 --psf-variation 0.1 --refcat "$data/gaia_synthetic.fits"
+        --detectors "$detectors" --seed 7 --psf-variation 0.1 --variables 0.3 --refcat "$data/gaia_synthetic.fits"
     run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --first-index 2 --size "$size" \
-        --detectors "$detectors" --seed 7 --psf-variation 0.1
+        --detectors "$detectors" --seed 7 --psf-variation 0.1 --variables 0.3
     for index in 6 8; do
         run python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --first-index "$index" --size "$size" \
-            --detectors "$detectors" --seed 7 --psf-variation 0.1 --filter Y
+            --detectors "$detectors" --seed 7 --psf-variation 0.1 --variables 0.3 --filter Y
     done
 fi
 
@@ -69,6 +73,19 @@ else
         -p pipelines/VIRCAM/DRP.yaml#step3 -d "skymap='discrete_example' AND instrument='VIRCAM'"
 fi
 
+step "Objects of the coadds (detection, merge, deblending, measurement, forced photometry per band; object table), then forced photometry on every visit (light curves)"
+# Separate runs into the same output, as Rubin runs its steps: in one graph
+# the visits would restrict the coadd bands to theirs.
+for subset in objects step4; do
+    if butler query-datasets "$repo" "$([ $subset = objects ] && echo object || echo object_forced_source)" \
+        --collections u/demo/coadd 2>/dev/null | grep -q discrete_example; then
+        echo "u/demo/coadd already holds the $subset outputs; reusing them."
+    else
+        run pipetask run -b "$repo" -i u/demo/coadd -o u/demo/coadd -j "$jobs" --register-dataset-types \
+            -p "pipelines/VIRCAM/DRP.yaml#$subset" -d "skymap='discrete_example' AND instrument='VIRCAM'"
+    fi
+done
+
 step "Ingest the real DECam CP instcal trios and the Gaia DR2 chunks of the Legacy Surveys' test cases"
 run butler ingest-instcal "$repo" tests/data/decam_cp --transfer direct --processes "$jobs"
 run butler ingest-refcat "$repo" gaia_dr2 tests/data/decam_cp/testcase4/reference/gaia-chunk-*.fits \
@@ -81,8 +98,9 @@ run processCcd.py "$repo" --id instrument=DECam -j "$jobs" -o u/demo/decam \
 step "What isr measured: noise ratio (background noise / predicted sigma), rescale, zero point, masks"
 run butler summarize-isr "$repo" --collections u/demo/vircam,u/demo/decam
 
-step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms, coadds"
-run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam,u/demo/coadd -o "$demo/report"
+step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms, coadds, objects against the simulator's truth"
+run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam,u/demo/coadd -o "$demo/report" \
+    --truth "$data/vircam/truth"
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \

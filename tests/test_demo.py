@@ -47,7 +47,7 @@ def demo(tmp_path_factory):
 
 def test_every_step_ran(demo):
     _, stdout = demo
-    assert stdout.count("==> [") == 10
+    assert stdout.count("==> [") == 11
     assert "$ pipetask run" in stdout  # processCcd.py prints what it runs
     assert "Open " in stdout.splitlines()[-1]
 
@@ -85,7 +85,27 @@ def test_report_holds_real_numbers(demo):
         assert (row["depth_5sigma"] is None) == (row["zero_point"] is None), key
         if key[0] == "VIRCAM":
             assert 20 < row["depth_5sigma"] < 28 and 0.5 < row["psf_fwhm_arcsec"] < 1.5, key
-    for figure in ("repeatability_VIRCAM.png", "normalised_residuals_DECam.png", coadds[0]["figure"]):
+    objects = summary["objects"]
+    assert objects["bands"] == ["z", "y"] and objects["n_objects"] > 20
+    # Against the simulator's truth: every true source well above the coadds' noise is found,
+    # and next to nothing is spurious.
+    assert objects["completeness"]["n_true"] >= 10 and objects["completeness"]["fraction"] >= 0.9, objects
+    assert objects["purity"]["fraction"] >= 0.9, objects
+    assert abs(objects["colour_offset"]["median"]) < 0.05, objects
+    # The variable star's light curve follows the true one.
+    curve = objects["light_curve"]
+    assert curve["true_amplitude_mag"] > 0 and curve["bands"], objects
+    for entry in curve["bands"].values():
+        assert entry["n_visits"] == 2 and entry["chi2_per_point"] < 10, curve
+        # Two epochs of a faint star: the measured change within 40% of the true one.
+        assert abs(entry["range_ratio"] - 1) < 0.4, curve
+    for figure in (
+        "repeatability_VIRCAM.png",
+        "normalised_residuals_DECam.png",
+        coadds[0]["figure"],
+        objects["figure"],
+        curve["figure"],
+    ):
         assert figure in html and (directory / "report" / figure).stat().st_size > 1000
 
 
@@ -115,6 +135,10 @@ def test_tutorial_notebook_runs(demo, monkeypatch):
         text
     )
     assert re.search(r"\d+ coadds; tract \d+ patch \d+ band y", text), text
+    primary = re.search(r"(\d+) primary objects in bands (z, y|y, z)", text)
+    assert primary and int(primary[1]) > 20, text
+    visits = re.search(r"objectId \d+: y_psfFlux \d+ nJy on the coadd, (\d+) visit measurements", text)
+    assert visits and int(visits[1]) >= 2, text
     images = sum(
         1
         for cell in notebook.cells

@@ -84,7 +84,16 @@ def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 )
 def test_help_names_the_arguments(command: tuple) -> None:
     result = _run(*command, "--help")
-    for argument in ("REPO", "--collections", "-o, --output", "--where", "--max-detectors", "--match-radius"):
+    arguments = (
+        "REPO",
+        "--collections",
+        "-o, --output",
+        "--where",
+        "--max-detectors",
+        "--match-radius",
+        "--truth",
+    )
+    for argument in arguments:
         assert argument in result.stdout
 
 

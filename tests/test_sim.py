@@ -34,6 +34,7 @@ from lsst.obs.vista.sim import (
     read_source_truth,
     stack_headers,
     true_psf_fwhm,
+    variable_magnitude_offset,
     write_pawprint_stack,
     write_reference_catalog,
     write_tile,
@@ -897,3 +898,37 @@ def test_reference_catalog(tmp_path, varying_stack):
 def test_reference_catalog_needs_an_ab_offset(tmp_path):
     with pytest.raises(ValueError, match="no Vega-to-AB offset"):
         write_reference_catalog(SimulationConfig(size=256, filter_name="NB118"), tmp_path / "x.fits")
+
+
+def test_variable_stars(tmp_path):
+    """A stack holds each variable at its true flux at the stack's midpoint (MJDMID), the
+    constant sources as without variables, and the truth says which vary and how."""
+    constant = read_source_truth(write_pawprint_stack(tmp_path / "constant", 0, VARYING_CONFIG).truth, 1)
+    assert not np.any(constant["amplitude"])
+    config = SimulationConfig(size=256, detectors=(1,), psf_variation=0.25, variable_fraction=0.5, **DENSE)
+    fluxes = []
+    for index in (0, 2):
+        stack = write_pawprint_stack(tmp_path / "variable", index, config)
+        detector = Detector(stack, 1)
+        sources = read_source_truth(stack.truth, 1)
+        variable = np.asarray(sources["amplitude"]) > 0
+        assert variable.any() and not np.any(variable & np.asarray(sources["is_galaxy"]))
+        if index == 0:
+            # The same sources; only the variables' fluxes change.
+            assert np.array_equal(sources["id"], constant["id"])
+            np.testing.assert_array_equal(sources["flux"][~variable], constant["flux"][~variable])
+            offset = variable_magnitude_offset(
+                sources["amplitude"], sources["period"], sources["phase"], sources.meta["MJDMID"]
+            )
+            np.testing.assert_allclose(sources["flux"], constant["flux"] * 10 ** (-0.4 * offset), rtol=1e-12)
+        checked = 0
+        for row, box, _, _ in _isolated_truth_stars(
+            sources, detector.model - detector.sky, detector.confidence, detector.saturated
+        ):
+            assert box.sum() == pytest.approx(row["flux"], rel=0.01)
+            checked += row["amplitude"] > 0
+        assert checked > 0
+        fluxes.append(dict(zip(sources["id"], sources["flux"], strict=True)))
+    # The two stacks, half a detector and 20 minutes apart, see the variables at different fluxes.
+    common = [k for k in fluxes[0] if k in fluxes[1]]
+    assert common and any(fluxes[0][k] != fluxes[1][k] for k in common)

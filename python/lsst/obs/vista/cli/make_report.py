@@ -43,7 +43,16 @@ def report_options(command: Callable) -> Callable:
                 default=1.0,
                 show_default=True,
                 metavar="ARCSEC",
-                help="Largest separation of a source matched between visits or to the reference catalogue.",
+                help="Largest separation of a source matched between visits or to the reference catalogue "
+                "(or of an object from its true source).",
+            ),
+            click.option(
+                "--truth",
+                type=click.Path(exists=True, file_okay=False),
+                default=None,
+                metavar="DIR",
+                help="The truth/ directory of simulated stacks (python -m lsst.obs.vista.sim): compare the "
+                "objects with their true sources.",
             ),
         )
     ):
@@ -58,6 +67,7 @@ def write_report(
     where: str,
     max_detectors: int,
     match_radius: float,
+    truth: str | None = None,
 ) -> None:
     """Write the report and print where it is.
 
@@ -71,7 +81,13 @@ def write_report(
 
     with open_repository(repo, collections=collections):
         summary = build_report(
-            repo, collections, output, where=where, max_detectors=max_detectors, match_radius=match_radius
+            repo,
+            collections,
+            output,
+            where=where,
+            max_detectors=max_detectors,
+            match_radius=match_radius,
+            truth=truth,
         )
     click.echo(f"{output}/index.html: {len(summary['rows'])} visit/detector(s) in {summary['seconds']} s")
 
@@ -89,6 +105,7 @@ def make_report(
     where: str,
     max_detectors: int,
     match_radius: float,
+    truth: str | None,
 ) -> None:
     """Write a static HTML report of the single-frame processing in REPO.
 
@@ -99,10 +116,12 @@ def make_report(
     rms, sky level and noise, 5-sigma depth), maps of each visit's
     detectors, the distribution of image/sqrt(variance) of background pixels
     against N(0, 1) per instrument, the multi-epoch repeatability of PSF
-    fluxes between visits of the same band, the coadds, and per detector
+    fluxes between visits of the same band, the coadds, their objects
+    (colour–magnitude diagram, number counts; with --truth completeness,
+    purity and a variable star's light curve), and per detector
     image/mask/variance panels with the detections, the PSF model and its
     residuals, residuals against the reference catalogue, PSF ellipticity
     and a size-magnitude diagram.  Progress: one log line per detector, and
     a progress bar with butler --progress.
     """
-    write_report(repo, collections, output, where, max_detectors, match_radius)
+    write_report(repo, collections, output, where, max_detectors, match_radius, truth)

@@ -26,8 +26,9 @@ def report(
     where: str,
     max_detectors: int,
     match_radius: float,
+    truth: str | None,
 ) -> None:
-    write_report(repo, collections, output, where, max_detectors, match_radius)
+    write_report(repo, collections, output, where, max_detectors, match_radius, truth)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

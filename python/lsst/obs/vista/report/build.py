@@ -26,10 +26,12 @@ from .coadds import coadd_rows
 from .figures import plot_planes, plot_psf, plot_unit_gaussian_histogram, write_full_resolution
 from .gather import DetectorData, find_detectors, load_detector, table_row
 from .html import write_index
+from .objects import object_summary
 from .psf_residuals import psf_residuals
 from .reference import TaskConfigs, match_reference
 from .repeatability import repeatability_by_band
 from .shapes import psf_model_shapes
+from .sim_truth import read_simulated_truth
 from .statistics import (
     clean_point_sources,
     distribution_summary,
@@ -50,6 +52,7 @@ def make_report(
     where: str = "",
     max_detectors: int = 16,
     match_radius: float = 1.0,
+    truth: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write the report of the single-frame processing in a repository.
 
@@ -71,7 +74,11 @@ def make_report(
         the histograms.
     match_radius : `float`, optional
         Largest separation (arcsec) of a match between visits or to the
-        reference catalogue.
+        reference catalogue, and of an object from its true source.
+    truth : `str` or `pathlib.Path`, optional
+        The ``truth/`` directory of simulated stacks
+        (`lsst.obs.vista.sim`): the objects are compared with their true
+        sources (completeness, purity, a variable star's light curve).
 
     Returns
     -------
@@ -84,7 +91,8 @@ def make_report(
         ``figures`` for those drawn), ``visit_maps``,
         ``normalised_residuals`` and ``repeatability`` by instrument (``n``,
         ``median``, ``robust_std``, ``figure``; repeatability also by band,
-        with every visit pair compared), ``coadds``, ``seconds`` and
+        with every visit pair compared), ``coadds``, ``objects``
+        (`object_summary`, `None` without an ``object`` table), ``seconds`` and
         ``seconds_per_detector``.
     """
     start = time.perf_counter()
@@ -132,6 +140,13 @@ def make_report(
         summary["rows"] = rows
         summary["visit_maps"] = _visit_maps(rows, output)
         summary["coadds"] = coadd_rows(butler, output)
+        summary["objects"] = object_summary(
+            butler,
+            output,
+            summary["coadds"],
+            read_simulated_truth(truth) if truth is not None else None,
+            match_radius,
+        )
     summary["normalised_residuals"] = _residual_histograms(residuals, output)
     summary["repeatability"] = _repeatability_histograms(stars_by_visit, match_radius, output)
     summary["seconds"] = round(time.perf_counter() - start, 2)

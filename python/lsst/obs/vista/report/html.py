@@ -83,6 +83,7 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         ("residuals", "Normalised residuals of background pixels"),
         ("repeatability", "Multi-epoch repeatability"),
         *([("coadds", "Coadds (deep_coadd)")] if summary.get("coadds") else []),
+        *([("objects", "Objects")] if summary.get("objects") else []),
         ("detectors", "Per detector"),
     ]
     parts = [
@@ -139,6 +140,7 @@ def write_index(path: Path, summary: dict[str, Any]) -> None:
         _section("repeatability", "Multi-epoch repeatability"),
         *_histogram_section(summary["repeatability"], _repeatability_caption),
         *_coadd_section(summary.get("coadds", [])),
+        *_object_section(summary.get("objects")),
         _section("detectors", "Per detector"),
     ]
     if len(shown) < len(rows):
@@ -320,6 +322,70 @@ def _coadd_section(coadds: Sequence[dict[str, Any]]) -> list[str]:
                     "variance, inputs per pixel, PSF FWHM per cell.",
                 )
             )
+    return parts
+
+
+def _object_section(objects: dict[str, Any] | None) -> list[str]:
+    """The objects' numbers and figures (nothing without an object table)."""
+    if not objects:
+        return []
+    depth = ", ".join(
+        f"{_text(band)} {_format(value, '.2f')}" for band, value in objects["depth_5sigma"].items()
+    )
+    text = [
+        f"{objects['n_objects']} primary objects (detect_isPrimary) in bands "
+        f"{_text(', '.join(objects['bands']))}; "
+        f"{_format(objects['extended_fraction'], '.0%')} extended (refExtendedness), "
+        f"{_format(objects['deblended_fraction'], '.0%')} deblended children. Coadd 5σ depth (AB): {depth}."
+    ]
+    completeness = objects.get("completeness")
+    if completeness:
+        purity = objects["purity"]
+        text.append(
+            f"Against the simulator's truth: {completeness['n_found']} of {completeness['n_true']} true "
+            f"sources with S/N ≥ {completeness['snr_min']:g} found (completeness "
+            f"{_format(completeness['fraction'], '.1%')}; {completeness['n_found_all']} of "
+            f"{completeness['n_true_all']} at any S/N); {purity['n_matched']} of {purity['n_objects']} "
+            f"objects have a true source (purity {_format(purity['fraction'], '.1%')})."
+        )
+    colour = objects.get("colour_offset")
+    if colour and colour["n_stars"]:
+        text.append(
+            f"{_text(colour['colour'])} of {colour['n_stars']} stars with S/N ≥ 50: measured − true median "
+            f"{_format(colour['median'], '+.3f')} mag."
+        )
+    parts = [
+        _section("objects", "Objects"),
+        f"<p>{' '.join(text)}</p>",
+        _figure(
+            objects["figure"],
+            "Colour–magnitude diagram (PSF fluxes; point-like and extended by refExtendedness); "
+            "colour–colour diagram with three bands or more (with two, the colour's error against the "
+            "truth); number counts per band against the coadd's 5σ depth (dashed: the true sources on "
+            "the coadds); completeness against the true S/N (mean flux over the coadd's local PSF-flux "
+            "error, in the best band). "
+            "Objects and true sources match within the match radius.",
+        ),
+    ]
+    curve = objects.get("light_curve")
+    if curve:
+        details = "; ".join(
+            f"{_text(band)}: {entry['n_visits']} visits, measured range "
+            f"{_format(entry['measured_range_njy'], '.0f')} nJy for a true "
+            f"{_format(entry['true_range_njy'], '.0f')} nJy (ratio {_format(entry['range_ratio'], '.2f')}), "
+            f"mean χ² per point {_format(entry['chi2_per_point'], '.2f')}"
+            for band, entry in curve["bands"].items()
+        )
+        parts.append(
+            _figure(
+                curve["figure"],
+                "Light curve of the brightest detected variable star (objectId "
+                f"{curve['objectId']}, true source {curve['true_id']}): forced PSF fluxes on the visits "
+                "(object_forced_source) and the true "
+                f"sinusoid of semi-amplitude {curve['true_amplitude_mag']:.2f} mag. {details}.",
+                "half",
+            )
+        )
     return parts
 
 

@@ -11,7 +11,8 @@ flux, magnitudes, true PSF FWHM) with the true zero points, for testing the
 processing after it.  The PSF may vary across the detectors
 (``psf_variation``); `true_psf_fwhm` gives the exact FWHM of a stack's PSF
 anywhere.  `write_reference_catalog` writes a Gaia-DR3-like reference
-catalogue of the simulated stars, with proper motions.
+catalogue of the simulated stars, with proper motions.  A fraction of the
+stars may vary (``variable_fraction``; `variable_magnitude_offset`).
 
 Use `write_pawprint_stack`, `write_tile` and `write_reference_catalog`, or
 the command line::
@@ -28,6 +29,7 @@ __all__ = (
     "read_source_truth",
     "stack_headers",
     "true_psf_fwhm",
+    "variable_magnitude_offset",
     "write_pawprint_stack",
     "write_reference_catalog",
     "write_tile",
@@ -38,5 +40,6 @@ from ._headers import stack_headers
 from ._pawprint import SimulatedStack, write_pawprint_stack
 from ._psf import true_psf_fwhm
 from ._refcat import REFERENCE_EPOCH, write_reference_catalog
+from ._sky import variable_magnitude_offset
 from ._sources import SOURCE_COLUMNS, read_source_truth
 from ._tile import SimulatedTile, write_tile

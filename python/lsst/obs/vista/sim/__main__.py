@@ -87,6 +87,14 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument(
+        "--variables",
+        type=float,
+        default=defaults.variable_fraction,
+        metavar="F",
+        help="fraction of the stars that vary sinusoidally (semi-amplitude 0.1-0.5 mag, period 1-6 h; "
+        f"truth in the sources' amplitude, period and phase columns) (default {defaults.variable_fraction})",
+    )
+    parser.add_argument(
         "--refcat",
         metavar="FILE",
         help="also write a Gaia-DR3-like reference catalogue of the stars, whose positions propagated "
@@ -129,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             detectors=args.detectors,
             psf_variation=args.psf_variation,
             filter_name=args.filter,
+            variable_fraction=args.variables,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -81,6 +81,13 @@ class SimulationConfig:
     """Stars with 11 < mag < 14.5 (saturated in single exposures) per
     square arcminute."""
 
+    variable_fraction: float = 0.0
+    """Fraction of the stars with 15 < mag < 23 that vary: a sinusoidal
+    light curve in magnitude, the same in every band (see
+    `lsst.obs.vista.sim.variable_magnitude_offset`), for light curves with
+    a known answer; each stack sees a variable at its magnitude at the
+    stack's mid-time."""
+
     start: str = "2012-09-25T06:00:00"
     """UTC start of the first stack (index 0)."""
 
@@ -139,5 +146,7 @@ class SimulationConfig:
             raise ValueError(f"seed must not be negative, not {self.seed}")
         if self.sky_level <= 0 or self.bscale <= 0 or self.tile_bscale <= 0:
             raise ValueError("sky_level, bscale and tile_bscale must be positive")
+        if not 0 <= self.variable_fraction <= 1:
+            raise ValueError(f"variable_fraction must be between 0 and 1, not {self.variable_fraction}")
         if min(self.star_density, self.galaxy_density, self.bright_star_density) < 0:
             raise ValueError("source densities must not be negative")

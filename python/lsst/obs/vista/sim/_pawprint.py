@@ -110,6 +110,7 @@ def _truth_primary(plan: StackPlan) -> fits.Header:
     header["STACKIDX"] = (plan.visit.index, "stack index of lsst.obs.vista.sim")
     header["SEED"] = (config.seed, "random seed of the simulation")
     header["SIZE"] = (config.size, "detector side (pixels)")
+    header["BAND"] = (config.camera.filters_by_header_name[config.filter_name].band, "band of the filter")
     header["NICOMB"] = (config.n_exposures, "exposures in the stack")
     header["DIT"] = (config.dit, "[s] pixel values are per DIT (EXPTIME)")
     header["NDIT"] = (config.ndit, "DITs averaged per exposure")
@@ -165,7 +166,7 @@ def write_pawprint_stack(outdir: str | Path, index: int, config: SimulationConfi
     )
     primary = primary_header(plan)
     sky = sky_catalog(config)
-    flux = sky.flux(config)
+    flux = sky.flux(config, plan.midpoint_mjd)
     mean_origin = plan.jitter.offsets.mean(axis=0)
     with contextlib.ExitStack() as files:
         image_file = files.enter_context(FitsFile(result.stack, primary))

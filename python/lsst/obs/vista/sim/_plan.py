@@ -82,6 +82,15 @@ class StackPlan:
         return detector_crpix(detector_id, self.shape, self.config)
 
     @property
+    def midpoint_mjd(self) -> float:
+        """UTC MJD of DATE-OBS plus half the stack's exposure time (DIT x
+        NDIT x NICOMB), the midpoint its headers give: the time at which the
+        stack sees its variable sources (their change within the stack is
+        not simulated)."""
+        config = self.config
+        return float(self.visit.start.utc.mjd + 0.5 * config.dit * config.ndit * config.n_exposures / 86400.0)
+
+    @property
     def _resampling_variance(self) -> float:
         """Mean over exposures and axes of the bilinear kernel's variance
         t (1 - t)."""

@@ -7,7 +7,7 @@ sources at the same sky positions.
 
 from __future__ import annotations
 
-__all__ = ("SkyCatalog", "sky_catalog")
+__all__ = ("SkyCatalog", "sky_catalog", "variable_magnitude_offset")
 
 import dataclasses
 import math
@@ -31,6 +31,36 @@ _RADIUS_AT_20 = 0.6
 _RADIUS_SLOPE = -0.1
 _RADIUS_SCATTER = 0.3
 _RADIUS_RANGE = (0.3, 6.0)
+
+# Variable stars: semi-amplitude (mag) drawn uniformly, period (days) drawn
+# log-uniformly (1 to 6 hours, so that the stacks of one night, minutes to
+# hours apart, see different magnitudes).
+_AMPLITUDE_RANGE = (0.1, 0.5)
+_PERIOD_RANGE = (1.0 / 24.0, 6.0 / 24.0)
+
+
+def variable_magnitude_offset(
+    amplitude: np.ndarray | float, period: np.ndarray | float, phase: np.ndarray | float, mjd: float
+) -> np.ndarray:
+    """Return the magnitude of variable sources at a time minus their mean.
+
+    Parameters
+    ----------
+    amplitude : `numpy.ndarray` or `float`
+        Semi-amplitude (mag); 0 for constant sources.
+    period : `numpy.ndarray` or `float`
+        Period (days); any positive value for constant sources.
+    phase : `numpy.ndarray` or `float`
+        Phase (radians) at MJD 0.
+    mjd : `float`
+        UTC MJD.
+
+    Returns
+    -------
+    offset : `numpy.ndarray`
+        ``amplitude * sin(2 pi mjd / period + phase)``.
+    """
+    return np.asarray(amplitude) * np.sin(2.0 * np.pi * mjd / np.asarray(period) + np.asarray(phase))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,16 +92,29 @@ class SkyCatalog:
     angle: np.ndarray
     """Angle (radians) of the major axis from +x towards +y."""
 
+    amplitude: np.ndarray
+    """Semi-amplitude (mag) of a variable's sinusoidal light curve; 0 for
+    constant sources."""
+
+    period: np.ndarray
+    """Period (days) of a variable; 1 for constant sources."""
+
+    phase: np.ndarray
+    """Phase (radians) of a variable at MJD 0."""
+
     def __len__(self) -> int:
         return len(self.ra)
 
-    def flux(self, config: SimulationConfig) -> np.ndarray:
+    def flux(self, config: SimulationConfig, mjd: float | None = None) -> np.ndarray:
         """Return the total flux of each source (ADU per DIT).
 
         Parameters
         ----------
         config : `SimulationConfig`
             The simulation (DIT and zero point).
+        mjd : `float`, optional
+            UTC MJD at which variables are seen; their mean magnitude
+            ``mag`` if not given.
 
         Returns
         -------
@@ -79,7 +122,10 @@ class SkyCatalog:
             ``EXPTIME * 10**(-0.4 (mag - MAGZPT))``; the airmass term of the
             CASU zero point is not applied.
         """
-        return config.dit * 10.0 ** (-0.4 * (self.mag - config.magzpt))
+        mag = self.mag
+        if mjd is not None:
+            mag = mag + variable_magnitude_offset(self.amplitude, self.period, self.phase, mjd)
+        return config.dit * 10.0 ** (-0.4 * (mag - config.magzpt))
 
 
 def sky_catalog(config: SimulationConfig) -> SkyCatalog:
@@ -106,6 +152,7 @@ def sky_catalog(config: SimulationConfig) -> SkyCatalog:
         config.star_density,
         config.galaxy_density,
         config.bright_star_density,
+        config.variable_fraction,
     )
 
 
@@ -129,6 +176,7 @@ def _sky_catalog(
     star_density: float,
     galaxy_density: float,
     bright_star_density: float,
+    variable_fraction: float,
 ) -> SkyCatalog:
     config = SimulationConfig(
         instrument=instrument,
@@ -179,6 +227,16 @@ def _sky_catalog(
     radius[galaxy] = np.clip(arcsec / plate_scale(config), *_RADIUS_RANGE)
     axis_ratio[galaxy] = rng.uniform(0.3, 1.0, size=n_galaxies)
     angle[galaxy] = rng.uniform(0.0, math.pi, size=n_galaxies)
+    # Drawn for every source from a stream of their own, so that the other
+    # properties do not depend on variable_fraction.
+    variability = generator(seed, Stream.VARIABILITY)
+    draw = variability.uniform(size=(4, len(mag)))
+    variable = np.zeros(len(mag), dtype=bool)
+    variable[: counts[0]] = draw[0, : counts[0]] < variable_fraction
+    amplitude = np.where(variable, _AMPLITUDE_RANGE[0] + draw[1] * np.subtract(*_AMPLITUDE_RANGE[::-1]), 0.0)
+    log_period = np.log(_PERIOD_RANGE[0]) + draw[2] * np.log(_PERIOD_RANGE[1] / _PERIOD_RANGE[0])
+    period = np.where(variable, np.exp(log_period), 1.0)
+    phase = np.where(variable, 2.0 * math.pi * draw[3], 0.0)
     return SkyCatalog(
         ra=np.asarray(source_ra) % 360.0,
         dec=np.asarray(source_dec),
@@ -187,4 +245,7 @@ def _sky_catalog(
         radius=radius,
         axis_ratio=axis_ratio,
         angle=angle,
+        amplitude=amplitude,
+        period=period,
+        phase=phase,
     )

@@ -1,0 +1,348 @@
+"""The objects part of the report: the primary rows of each ``object``
+table, a colour–magnitude and a colour–colour diagram, number counts
+against the coadds' depth, and, given the simulator's truth, completeness
+and purity and the light curve of a variable star."""
+
+from __future__ import annotations
+
+__all__ = ("object_summary",)
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import astropy.units as u
+import numpy as np
+from astropy.coordinates import SkyCoord
+from astropy.table import Table, vstack
+from astropy.time import Time
+from matplotlib.figure import Figure
+
+from lsst.daf.butler import Butler, MissingDatasetTypeError
+
+from ..objects import light_curve
+from .figures import save_png
+from .sim_truth import SimulatedTruth
+from .statistics import DEPTH_SIGMA, finite_or_none
+
+_LOG = logging.getLogger(__name__)
+
+_BAND_ORDER = ("u", "g", "r", "i", "z", "y", "Y", "J", "H", "K", "Ks")
+"""Bands from blue to red: colours are bluer minus redder band."""
+
+COMPLETENESS_SNR = 10.0
+"""True S/N (mean flux over the coadd's local PSF-flux error, best band)
+above which completeness is quoted."""
+
+
+def object_summary(
+    butler: Butler,
+    output: Path,
+    coadds: Sequence[dict[str, Any]],
+    truth: SimulatedTruth | None,
+    match_radius: float,
+) -> dict[str, Any] | None:
+    """Summarise the ``object`` tables and draw their figures.
+
+    Parameters
+    ----------
+    butler : `lsst.daf.butler.Butler`
+        Butler with the report's collections.
+    output : `pathlib.Path`
+        Directory for the figures.
+    coadds : sequence [`dict`]
+        The coadd rows of the report (`coadd_rows`): the depth of each band.
+    truth : `SimulatedTruth` or `None`
+        The simulator's truth, for completeness, purity and the light curve.
+    match_radius : `float`
+        Largest separation (arcsec) of an object from its true source.
+
+    Returns
+    -------
+    summary : `dict` or `None`
+        ``n_objects`` (primary), ``bands``, ``depth_5sigma`` per band,
+        ``extended_fraction``, ``deblended_fraction``, ``figure``; with
+        truth also ``completeness``, ``purity``, ``colour_offset`` and
+        ``light_curve``; `None` if there is no ``object`` table.
+    """
+    try:
+        refs = list(butler.query_datasets("object", explain=False))
+    except MissingDatasetTypeError:
+        return None
+    if not refs:
+        return None
+    tables = [butler.get(ref) for ref in refs]
+    objects = vstack([table[np.asarray(table["detect_isPrimary"], dtype=bool)] for table in tables])
+    skymap = str(refs[0].dataId["skymap"])
+    bands = _ordered_bands(objects)
+    depth = {
+        band: finite_or_none(np.median([row["depth_5sigma"] for row in coadds if row["band"] == band]))
+        for band in bands
+        if any(row["band"] == band and row["depth_5sigma"] is not None for row in coadds)
+    }
+    mags = {band: _ab_mag(objects[f"{band}_psfFlux"]) for band in bands}
+    summary: dict[str, Any] = {
+        "n_objects": len(objects),
+        "bands": bands,
+        "depth_5sigma": depth,
+        "extended_fraction": finite_or_none(np.mean(np.asarray(objects["refExtendedness"]) > 0.5)),
+        "deblended_fraction": finite_or_none(np.mean(np.asarray(objects["parentObjectId"]) != 0)),
+    }
+    matched = None
+    if truth is not None and len(objects):
+        matched = _against_truth(butler, objects, bands, truth, match_radius, summary)
+    summary["figure"] = "objects.png"
+    _plot_objects(objects, bands, mags, depth, truth, matched, output / summary["figure"])
+    if matched is not None:
+        summary["light_curve"] = _variable_light_curve(butler, skymap, objects, truth, matched, output)
+    _LOG.info("Report on %d primary object(s) in %d band(s).", len(objects), len(bands))
+    return summary
+
+
+def _ordered_bands(objects: Table) -> list[str]:
+    bands = [name.removesuffix("_psfFlux") for name in objects.colnames if name.endswith("_psfFlux")]
+    return sorted(bands, key=lambda b: (_BAND_ORDER.index(b) if b in _BAND_ORDER else len(_BAND_ORDER), b))
+
+
+def _ab_mag(flux: Any) -> np.ndarray:
+    values = np.asarray(flux, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(values > 0, (values * u.nJy).to_value(u.ABmag), np.nan)
+
+
+def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sigma: float) -> np.ndarray:
+    """PSF-flux error (nJy) at each position in a band's coadds: the median
+    error scaled by the local noise (inf where no coadd has data)."""
+    result = np.full(len(ra), np.inf)
+    sky = SkyCoord(ra * u.deg, dec * u.deg)
+    refs = butler.query_datasets(
+        "deep_coadd", where="band = band_name", bind={"band_name": band}, explain=False
+    )
+    for ref in refs:
+        coadd = butler.get(ref)
+        pixels = coadd.sky_projection.sky_to_pixel(sky)
+        ix = np.rint(np.asarray(pixels.x, dtype=float)).astype(int) - coadd.bbox.x.start
+        iy = np.rint(np.asarray(pixels.y, dtype=float)).astype(int) - coadd.bbox.y.start
+        variance = coadd.variance.array
+        good = (coadd.mask.get("NO_DATA") == 0) & (variance > 0)
+        inside = (ix >= 0) & (iy >= 0) & (ix < variance.shape[1]) & (iy < variance.shape[0])
+        inside[inside] = good[iy[inside], ix[inside]]
+        median = float(np.median(variance[good]))
+        local = sigma * np.sqrt(variance[iy[inside], ix[inside]] / median)
+        result[inside] = np.minimum(result[inside], local)
+    return result
+
+
+def _against_truth(
+    butler: Butler,
+    objects: Table,
+    bands: list[str],
+    truth: SimulatedTruth,
+    radius: float,
+    summary: dict[str, Any],
+) -> dict[str, np.ndarray]:
+    """Match objects and true sources; add completeness, purity and the
+    colour offset of bright stars to ``summary``; return the matches."""
+    sources = truth.sources
+    ra, dec = np.asarray(sources["ra"], dtype=float), np.asarray(sources["dec"], dtype=float)
+    snr = np.zeros(len(sources))
+    for band, depth in summary["depth_5sigma"].items():
+        if depth is None or f"{band}_flux" not in sources.colnames:
+            continue
+        sigma = (depth * u.ABmag).to_value(u.nJy) / DEPTH_SIGMA
+        band_snr = np.asarray(sources[f"{band}_flux"], dtype=float) / _local_sigma(
+            butler, band, ra, dec, sigma
+        )
+        snr = np.fmax(snr, np.nan_to_num(band_snr))
+    covered = snr > 0
+    true_sky = SkyCoord(ra * u.deg, dec * u.deg)
+    object_sky = SkyCoord(
+        np.asarray(objects["coord_ra"], dtype=float) * u.deg,
+        np.asarray(objects["coord_dec"], dtype=float) * u.deg,
+    )
+    to_object, separation, _ = true_sky.match_to_catalog_sky(object_sky)
+    found = covered & (separation.to_value(u.arcsec) < radius)
+    to_true, object_separation, _ = object_sky.match_to_catalog_sky(true_sky[covered])
+    genuine = object_separation.to_value(u.arcsec) < radius
+    bright = covered & (snr >= COMPLETENESS_SNR)
+    summary["completeness"] = {
+        "snr_min": COMPLETENESS_SNR,
+        "n_true": int(np.count_nonzero(bright)),
+        "n_found": int(np.count_nonzero(found & bright)),
+        "fraction": finite_or_none(np.count_nonzero(found & bright) / np.count_nonzero(bright))
+        if bright.any()
+        else None,
+        "n_true_all": int(np.count_nonzero(covered)),
+        "n_found_all": int(np.count_nonzero(found)),
+    }
+    summary["purity"] = {
+        "n_objects": len(objects),
+        "n_matched": int(np.count_nonzero(genuine)),
+        "fraction": finite_or_none(np.mean(genuine)) if len(objects) else None,
+        "spurious": [int(i) for i in np.asarray(objects["objectId"])[~genuine]],
+    }
+    if len(bands) >= 2:
+        blue, red = bands[0], bands[1]
+        stars = found & ~np.asarray(sources["is_galaxy"], dtype=bool) & (snr >= 50)
+        measured = (
+            _ab_mag(objects[f"{blue}_psfFlux"])[to_object[stars]]
+            - _ab_mag(objects[f"{red}_psfFlux"])[to_object[stars]]
+        )
+        true_colour = _ab_mag(sources[f"{blue}_flux"][stars]) - _ab_mag(sources[f"{red}_flux"][stars])
+        offsets = measured - true_colour
+        offsets = offsets[np.isfinite(offsets)]
+        summary["colour_offset"] = {
+            "colour": f"{blue}-{red}",
+            "n_stars": int(offsets.size),
+            "median": finite_or_none(np.median(offsets)) if offsets.size else None,
+        }
+    return {"to_object": to_object, "found": found, "snr": snr, "covered": covered, "genuine": genuine}
+
+
+def _variable_light_curve(
+    butler: Butler,
+    skymap: str,
+    objects: Table,
+    truth: SimulatedTruth,
+    matched: dict[str, np.ndarray],
+    output: Path,
+) -> dict[str, Any] | None:
+    """Draw the light curve of the brightest detected variable star with
+    two or more visits in a band; return its numbers (`None` if none)."""
+    sources = truth.sources
+    variable = matched["found"] & (np.asarray(sources["amplitude"]) > 0)
+    for index in np.argsort(-matched["snr"]):
+        if not variable[index]:
+            continue
+        object_id = int(objects["objectId"][matched["to_object"][index]])
+        curve = light_curve(butler, object_id, skymap=skymap)
+        if len(curve) == 0:
+            continue
+        bands = [b for b in sorted(set(curve["band"])) if np.count_nonzero(curve["band"] == b) >= 2]
+        if bands:
+            break
+    else:
+        return None
+    mjd = Time(np.asarray(curve["midpointMjdTai"], dtype=float), format="mjd", scale="tai").utc.mjd
+    entry: dict[str, Any] = {
+        "objectId": object_id,
+        "true_id": int(sources["id"][index]),
+        "true_amplitude_mag": float(sources["amplitude"][index]),
+        "true_period_days": float(sources["period"][index]),
+        "bands": {},
+        "figure": "light_curve.png",
+    }
+    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    axis = figure.subplots()
+    grid = np.linspace(mjd.min() - 0.02, mjd.max() + 0.02, 400)
+    for band in bands:
+        rows = np.asarray(curve["band"]) == band
+        flux = np.asarray(curve["psfFlux"], dtype=float)[rows]
+        error = np.asarray(curve["psfFluxErr"], dtype=float)[rows]
+        expected = truth.flux_at(index, band, mjd[rows])
+        line = axis.plot(24 * (grid - grid[0]), truth.flux_at(index, band, grid), lw=1, label=f"{band} truth")
+        axis.errorbar(
+            24 * (mjd[rows] - grid[0]),
+            flux,
+            error,
+            fmt="o",
+            color=line[0].get_color(),
+            label=f"{band} forced",
+        )
+        measured_range = float(np.ptp(flux))
+        true_range = float(np.ptp(expected))
+        entry["bands"][band] = {
+            "n_visits": int(rows.sum()),
+            "measured_range_njy": finite_or_none(measured_range),
+            "true_range_njy": finite_or_none(true_range),
+            "range_ratio": finite_or_none(measured_range / true_range) if true_range > 0 else None,
+            "chi2_per_point": finite_or_none(np.mean(((flux - expected) / error) ** 2)),
+        }
+    axis.set_xlabel(f"hours since MJD {grid[0]:.4f} (UTC)")
+    axis.set_ylabel("psfFlux (nJy)")
+    axis.set_title(
+        f"objectId {object_id}: true semi-amplitude {entry['true_amplitude_mag']:.2f} mag, "
+        f"period {24 * entry['true_period_days']:.2f} h"
+    )
+    axis.legend(fontsize="small")
+    save_png(figure, output / entry["figure"], dpi=80)
+    return entry
+
+
+def _plot_objects(
+    objects: Table,
+    bands: list[str],
+    mags: dict[str, np.ndarray],
+    depth: dict[str, float | None],
+    truth: SimulatedTruth | None,
+    matched: dict[str, np.ndarray] | None,
+    path: Path,
+) -> None:
+    """Colour–magnitude, colour–colour, number counts and completeness."""
+    figure = Figure(figsize=(20, 5), layout="constrained")
+    axes = figure.subplots(1, 4)
+    extended = np.asarray(objects["refExtendedness"], dtype=float) > 0.5
+    if len(bands) >= 2:
+        blue, red = bands[0], bands[1]
+        colour = mags[blue] - mags[red]
+        for selection, label, marker in ((~extended, "point-like", "*"), (extended, "extended", "o")):
+            axes[0].scatter(colour[selection], mags[red][selection], s=12, marker=marker, label=label)
+        axes[0].invert_yaxis()
+        axes[0].set_xlabel(f"{blue} − {red} (psfFlux, AB)")
+        axes[0].set_ylabel(f"{red} (AB)")
+        axes[0].legend(fontsize="small")
+        axes[0].set_title("colour–magnitude")
+    if len(bands) >= 3:
+        axes[1].scatter(mags[bands[1]] - mags[bands[2]], mags[bands[0]] - mags[bands[1]], s=8)
+        axes[1].set_xlabel(f"{bands[1]} − {bands[2]}")
+        axes[1].set_ylabel(f"{bands[0]} − {bands[1]}")
+        axes[1].set_title("colour–colour")
+    elif len(bands) == 2 and matched is not None and truth is not None:
+        # Two bands make one colour: its error against the truth instead.
+        found = matched["found"]
+        sources = truth.sources
+        true_colour = _ab_mag(sources[f"{blue}_flux"]) - _ab_mag(sources[f"{red}_flux"])
+        to_object = matched["to_object"][found]
+        delta = (mags[blue] - mags[red])[to_object] - true_colour[found]
+        axes[1].scatter(mags[red][to_object], delta, s=8)
+        axes[1].axhline(0.0, color="k", lw=0.5)
+        axes[1].set_xlabel(f"{red} (AB)")
+        axes[1].set_ylabel(f"{blue} − {red}: measured − true")
+        axes[1].set_title("two bands: colour against truth (no colour–colour)")
+    bins = np.arange(14.0, 26.01, 0.5)
+    for band in bands:
+        line = axes[2].hist(mags[band][np.isfinite(mags[band])], bins=bins, histtype="step", label=band)
+        colour_of_band = line[2][0].get_edgecolor()
+        if truth is not None and matched is not None and f"{band}_flux" in truth.sources.colnames:
+            true_mags = _ab_mag(truth.sources[f"{band}_flux"])[matched["covered"]]
+            axes[2].hist(
+                true_mags[np.isfinite(true_mags)],
+                bins=bins,
+                histtype="step",
+                linestyle="--",
+                color=colour_of_band,
+                label=f"{band} truth",
+            )
+        if depth.get(band) is not None:
+            axes[2].axvline(depth[band], color=colour_of_band, linestyle=":", label=f"{band} 5σ depth")
+    axes[2].set_xlabel("psfFlux magnitude (AB)")
+    axes[2].set_ylabel("objects per 0.5 mag")
+    axes[2].legend(fontsize="small")
+    axes[2].set_title("number counts")
+    if matched is not None:
+        snr = matched["snr"][matched["covered"]]
+        found = matched["found"][matched["covered"]]
+        edges = np.array([1, 3, 5, 10, 20, 50, 100, 1e4])
+        which = np.digitize(snr, edges) - 1
+        fraction = [found[which == k].mean() if np.any(which == k) else np.nan for k in range(len(edges) - 1)]
+        axes[3].step(edges[:-1], fraction, where="post")
+        axes[3].set_xscale("log")
+        axes[3].set_ylim(0, 1.05)
+        axes[3].axvline(COMPLETENESS_SNR, color="k", linestyle=":")
+        axes[3].set_xlabel("true S/N (best band)")
+        axes[3].set_ylabel("fraction detected")
+        axes[3].set_title(f"completeness; purity {np.mean(matched['genuine']):.1%}")
+    else:
+        axes[3].set_axis_off()
+    save_png(figure, path, dpi=80)
