@@ -111,7 +111,7 @@ def match_by_position(
     sky = sky_projection.pixel_to_sky(
         x=np.asarray(sources["x"], dtype=float), y=np.asarray(sources["y"], dtype=float)
     )
-    measured = SkyCoord(np.atleast_1d(sky.ra.to_value(u.deg)) * u.deg, np.atleast_1d(sky.dec.to_value(u.deg)) * u.deg)
+    measured = SkyCoord(np.atleast_1d(sky.ra.to(u.deg)), np.atleast_1d(sky.dec.to(u.deg)))
     stars = SkyCoord(
         np.asarray(reference["coord_ra"], dtype=float) * u.deg,
         np.asarray(reference["coord_dec"], dtype=float) * u.deg,
@@ -326,6 +326,12 @@ class PhotometryTask(Task):
         term = self.config.colorTerms.get(band)
         if term is None:
             return nothing(f"no colour term for band {band!r}")
+        absent = [column for column in (term.primary, *term.colorColumns) if column not in reference.colnames]
+        if absent:
+            return nothing(
+                f"the reference catalogue has no column {', '.join(map(repr, absent))} of band {band!r}'s "
+                "colour term"
+            )
         ref_mag = reference_magnitudes(reference[reference_index], term)
         flux = np.asarray(sources["psfInstFlux"], dtype=float)[source_index]
         error = np.asarray(sources["psfInstFluxErr"], dtype=float)[source_index]

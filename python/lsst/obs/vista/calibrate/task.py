@@ -94,9 +94,9 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
     )
     photometry_ref_cat = cT.PrerequisiteInput(
         doc=(
-            "Photometric reference catalogue shards overlapping the detector, where it is not the astrometric "
-            "one (e.g. 2MASS for the CASU instruments, as CASU calibrates them); removed when its name is "
-            "astrometry_ref_cat's.  Optional: without them the header zero point is kept."
+            "Photometric reference catalogue shards overlapping the detector, where it is not the "
+            "astrometric one (e.g. 2MASS for the CASU instruments, as CASU calibrates them); removed "
+            "when its name is astrometry_ref_cat's.  Optional: without them the header zero point is kept."
         ),
         name="gaia_dr3",
         storageClass="ArrowAstropy",
@@ -273,10 +273,8 @@ class CalibrateImageTask(PipelineTask):
         missing: dict[str, str] = {}
         shards = _read_shards(butlerQC, inputRefs.astrometry_ref_cat, missing)
         photometry_shards = None
-        photometry_name = None
         if _separate_photometry_catalog(self.config):
             photometry_shards = _read_shards(butlerQC, inputRefs.photometry_ref_cat, missing)
-            photometry_name = self.config.connections.photometry_ref_cat
         casu_catalog = None
         if self.config.doCompareCasuCatalog:
             if not inputRefs.casu_catalog:
@@ -297,7 +295,6 @@ class CalibrateImageTask(PipelineTask):
             reference_shards=shards,
             reference_name=reference_name,
             photometry_shards=photometry_shards,
-            photometry_reference_name=photometry_name,
             casu_catalog=casu_catalog,
             name=name,
             id_generator=SourceIdGenerator(
@@ -317,7 +314,6 @@ class CalibrateImageTask(PipelineTask):
         reference_shards: dict[int, Table] | None = None,
         reference_name: str | None = None,
         photometry_shards: dict[int, Table] | None = None,
-        photometry_reference_name: str | None = None,
         casu_catalog: Table | None = None,
         name: str = "exposure",
         id_generator: SourceIdGenerator | None = None,
@@ -333,10 +329,11 @@ class CalibrateImageTask(PipelineTask):
         reference_name : `str`, optional
             Name of the reference catalogue, for messages.
         photometry_shards : `dict` [`int`, `astropy.table.Table`], optional
-            Shards of a separate photometric reference catalogue (possibly
-            none); by default the photometry uses ``reference_shards``.
-        photometry_reference_name : `str`, optional
-            Name of the photometric reference catalogue, for messages.
+            Shards of the photometric reference catalogue
+            (``connections.photometry_ref_cat``) where it is not the
+            astrometric one; none (the header zero point is kept) if not
+            given.  Ignored when the photometry uses the astrometric
+            catalogue.
         casu_catalog : `astropy.table.Table`, optional
             CASU catalogue of the stack, to compare with.
         name : `str`, optional
@@ -364,7 +361,14 @@ class CalibrateImageTask(PipelineTask):
                 instrument=obs_info.instrument, visit=obs_info.visit_id, detector=obs_info.detector_num
             )
         characterized = self._characterize(exposure, seed=id_generator.seed, name=name)
-        references = _References(reference_shards, reference_name, photometry_shards, photometry_reference_name)
+        references = _References(
+            astrometry_shards=reference_shards,
+            astrometry_name=reference_name,
+            photometry_shards=(photometry_shards or {})
+            if _separate_photometry_catalog(self.config)
+            else None,
+            photometry_name=self.config.connections.photometry_ref_cat,
+        )
         calibration = self._calibrate(exposure, characterized.sources, references, casu_catalog, name=name)
         return self._make_outputs(exposure, characterized, calibration, id_generator)
 
@@ -784,7 +788,8 @@ def _read_shards(butlerQC: QuantumContext, refs: list[Any], missing: dict[str, s
             shards[int(ref.dataId["htm7"])] = butlerQC.get(ref).get()
         except FileNotFoundError as err:
             missing[f"{ref.datasetType.name}@htm7={ref.dataId['htm7']}"] = (
-                f"its file {err.filename or err} is missing from the datastore; used instead: the other shards"
+                f"its file {err.filename or err} is missing from the datastore; "
+                "used instead: the other shards"
             )
     return shards
 

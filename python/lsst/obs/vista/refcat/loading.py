@@ -205,7 +205,8 @@ def _unmoved(catalog: Table, epoch: Time, unknown_proper_motion: u.Quantity) -> 
         stars[f"{band}_m"] = catalog[f"{band}_m"]
         error = catalog[f"{band}_msigcom"]
         stars[f"{band}_mErr"] = MaskedColumn(
-            np.ma.getdata(error), mask=np.ma.getmaskarray(error) | np.ma.getmaskarray(catalog[f"{band}_m"]),
+            np.ma.getdata(error),
+            mask=np.ma.getmaskarray(error) | np.ma.getmaskarray(catalog[f"{band}_m"]),
             unit=u.mag,
         )
     return stars

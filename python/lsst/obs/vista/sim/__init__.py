@@ -11,7 +11,9 @@ flux, magnitudes, true PSF FWHM) with the true zero points, for testing the
 processing after it.  The PSF may vary across the detectors
 (``psf_variation``); `true_psf_fwhm` gives the exact FWHM of a stack's PSF
 anywhere.  `write_reference_catalog` writes a Gaia-DR3-like reference
-catalogue of the simulated stars, with proper motions.
+catalogue of the simulated stars, with proper motions, and
+`write_twomass_catalog` a 2MASS-PSC-like one whose J, H, Ks give each star's
+magnitude in the simulated band through the instrument's colour term.
 
 Use `write_pawprint_stack`, `write_tile` and `write_reference_catalog`, or
 the command line::
@@ -27,10 +29,12 @@ __all__ = (
     "SimulationConfig",
     "read_source_truth",
     "stack_headers",
+    "TWOMASS_JDATE",
     "true_psf_fwhm",
     "write_pawprint_stack",
     "write_reference_catalog",
     "write_tile",
+    "write_twomass_catalog",
 )
 
 from ._config import SimulationConfig
@@ -40,3 +44,4 @@ from ._psf import true_psf_fwhm
 from ._refcat import REFERENCE_EPOCH, write_reference_catalog
 from ._sources import SOURCE_COLUMNS, read_source_truth
 from ._tile import SimulatedTile, write_tile
+from ._twomass import TWOMASS_JDATE, write_twomass_catalog

@@ -23,6 +23,7 @@ class Stream(enum.IntEnum):
     SOURCES = 4
     NOISE = 5
     PROPER_MOTION = 6
+    COLOUR = 7
 
 
 def generator(seed: int, stream: Stream, *keys: int) -> np.random.Generator:
