@@ -1,8 +1,6 @@
 # ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # CalibrateImageTask (label ``calibrateImage``) overrides for CASU VIRCAM stacks, applied by
 # lsst.obs.vista.Vircam to every pipeline that declares the instrument.
-import math
-
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.calibrate import ColorTermConfig
 from lsst.obs.vista.isr import VistaIsrConfig
@@ -48,5 +46,5 @@ for _band, (_primary, _colour, _slope) in _TWOMASS_TO_VISTA.items():
         colorColumns=list(_colour),
         coefficients=[_isr.vegaToAb[_band], _slope],
         # A star without both 2MASS magnitudes of its colour is left out, not given a guessed colour.
-        defaultColor=math.nan,
+        requireColor=True,
     )

@@ -1,8 +1,6 @@
 # ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # CalibrateImageTask (label ``calibrateImage``) overrides for CASU WFCAM stacks, applied by
 # lsst.obs.vista.Wfcam to every pipeline that declares the instrument.
-import math
-
 from lsst.obs.vista import Wfcam
 from lsst.obs.vista.calibrate import ColorTermConfig
 from lsst.obs.vista.isr import VistaIsrConfig
@@ -44,5 +42,5 @@ for _band, (_primary, _colour, _slope, _constant) in _TWOMASS_TO_WFCAM.items():
         colorColumns=list(_colour),
         coefficients=[_isr.vegaToAb[_band] + _constant, _slope],
         # A star without both 2MASS magnitudes of its colour is left out, not given a guessed colour.
-        defaultColor=math.nan,
+        requireColor=True,
     )

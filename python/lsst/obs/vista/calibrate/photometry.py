@@ -42,12 +42,23 @@ class ColorTermConfig(pexConfig.Config):
         doc="Polynomial coefficients in the colour, constant term first.", default=[0.0]
     )
     colorRange = pexConfig.ListField[float](
-        doc="Range of colours the polynomial was fitted over; colours outside are clipped to it.",
-        default=[-math.inf, math.inf],
-        listCheck=lambda value: len(value) == 2 and value[0] < value[1],
+        doc=(
+            "Range of colours the polynomial was fitted over, low and high; colours outside are clipped to "
+            "it.  Empty: no clipping."
+        ),
+        default=[],
+        listCheck=lambda value: len(value) == 0 or (len(value) == 2 and value[0] < value[1]),
     )
     defaultColor = pexConfig.Field[float](
-        doc="Colour used for reference stars whose colour is not measured.", default=0.0
+        doc="Colour used for reference stars whose colour is not measured (unless requireColor).",
+        default=0.0,
+    )
+    requireColor = pexConfig.Field[bool](
+        doc=(
+            "Leave out reference stars whose colour is not measured, rather than give them defaultColor "
+            "(where the colour term is steep, a guessed colour is worse than no star)."
+        ),
+        default=False,
     )
 
 
@@ -65,14 +76,16 @@ def reference_magnitudes(reference: Table, term: ColorTermConfig) -> np.ndarray:
     -------
     mag : `numpy.ndarray`
         Predicted AB magnitudes; NaN where the primary magnitude is missing
-        (NaN or masked).
+        (NaN or masked), or with ``requireColor`` the colour.
     """
     primary = _magnitudes(reference[term.primary])
     if term.colorColumns:
         first, second = term.colorColumns
         color = _magnitudes(reference[first]) - _magnitudes(reference[second])
-        color = np.where(np.isfinite(color), color, term.defaultColor)
-        color = np.clip(color, *term.colorRange)
+        if not term.requireColor:
+            color = np.where(np.isfinite(color), color, term.defaultColor)
+        if term.colorRange:
+            color = np.clip(color, *term.colorRange)
     else:
         color = np.zeros(len(reference))
     return primary + np.polynomial.polynomial.polyval(color, list(term.coefficients))

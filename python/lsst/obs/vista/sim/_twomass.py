@@ -98,7 +98,9 @@ def write_twomass_catalog(
     h_minus_k = rng.uniform(0.0, 0.3, size=len(sky))
     relative = {"j_m": 0.0 * j_minus_h, "h_m": -j_minus_h, "k_m": -j_minus_h - h_minus_k}
     first, second = term.colorColumns
-    colour = np.clip(relative[first] - relative[second], *term.colorRange)
+    colour = relative[first] - relative[second]
+    if term.colorRange:
+        colour = np.clip(colour, *term.colorRange)
     predicted = np.polynomial.polynomial.polyval(colour, list(term.coefficients))
     # primary = mag_AB - predicted, and J = primary - (primary's offset from J).
     j = sky.mag + offset - predicted - relative[term.primary]
