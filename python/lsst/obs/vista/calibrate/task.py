@@ -221,7 +221,10 @@ class CalibrateImageTask(PipelineTask):
        (fitted, reserved, or too few for a model), then ``extendedness``;
     5. ``astrometry`` against the reference catalogue, if any;
     6. ``photometry``: the header zero point, or one fitted to reference
-       stars with colour terms; calibrated fluxes in nJy.
+       stars with colour terms, from the astrometric catalogue or from a
+       separate ``photometry_ref_cat`` (2MASS for VIRCAM and WFCAM)
+       matched by position; ``PHOTOCAL_REFCAT`` names it, ``PHOTOCAL_OFFSET``
+       is fitted minus header; calibrated fluxes in nJy.
 
     Every step takes empty, one-row and all-masked inputs: where it cannot
     do its work (no sources, too few PSF stars, no reference catalogue or
