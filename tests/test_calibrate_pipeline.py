@@ -22,6 +22,7 @@ import lsst.obs.vista  # noqa: F401  (registers the VIRCAM translator for readin
 from lsst.obs.vista.calibrate import CalibrateImageConfig, CalibrateImageTask
 from lsst.obs.vista.cli.process_ccd import where_from_ids
 from lsst.obs.vista.refcat import RefcatSchemaError, read_reference_file, shard_rows
+from lsst.obs.vista.sim import read_source_truth
 
 ROOT = Path(__file__).parent.parent
 DECAM_DATA = ROOT / "tests" / "data" / "decam_cp"
@@ -55,9 +56,11 @@ def repo(tmp_path_factory):
     _run(
         sys.executable, "-m", "lsst.obs.vista.sim", sim, "--stacks", "1", "--size", "768",
         "--detectors", "1", "--seed", "7", "--psf-variation", "0.1", "--refcat", root / "gaia.fits",
+        "--twomass", root / "twomass.fits",
     )  # fmt: skip
     _run(BIN / "butler", "ingest-casu", repo, sim, "--transfer", "symlink")
     _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
+    _run(BIN / "butler", "ingest-refcat", "--schema", "2mass", repo, "twomass_psc", root / "twomass.fits")
     _run(BIN / "butler", "ingest-instcal", repo, DECAM_DATA, "--transfer", "direct")
     _run(
         BIN / "butler", "ingest-refcat", repo, "gaia_dr2", *sorted(DECAM_DATA.glob("*/reference/gaia-*.fits"))
@@ -70,6 +73,7 @@ def repo(tmp_path_factory):
     )  # fmt: skip
     return {
         "path": repo,
+        "sim": sim,
         "vircam_stdout": vircam.stdout,
         "decam_stdout": decam.stdout,
         "decam_log": decam.stderr,
@@ -203,6 +207,25 @@ def test_decam_against_the_legacy_surveys(butler, record_property):
         assert abs(sigma_nmgy / float(row["sig1"]) - 1) < 0.1, (key, sigma_nmgy, float(row["sig1"]))
         record_property(f"decam_{key}", dict(zp=applied, legacy=legacy, header=header, noise=sigma_nmgy))
     assert compared >= 6
+
+
+def test_vircam_zero_point_fitted_to_twomass(butler, repo):
+    """processCcd.py finds refcats/twomass_psc by itself, and the VIRCAM zero
+    point fitted to it through config/vircam's colour equation is applied
+    and within 0.01 mag of the simulation's truth."""
+    assert "refcats/twomass_psc" in repo["vircam_stdout"]
+    (truth_file,) = (repo["sim"] / "truth").glob("*_st_truth.fits")
+    truth = read_source_truth(truth_file, 1)
+    outputs = list(_outputs(butler, "u/test/vircam"))
+    assert outputs
+    for _, _, calibrated in outputs:
+        metadata = calibrated.metadata
+        assert metadata["PHOTOCAL_SOURCE"] == "fit"
+        assert metadata["PHOTOCAL_REFCAT"] == "twomass_psc"
+        assert abs(calibrated.summary_stats.zeroPoint - truth.meta["ZPAB"]) < 0.01
+        assert metadata["PHOTOCAL_OFFSET"] == pytest.approx(
+            metadata["PHOTOCAL_ZP_FIT"] - metadata["PHOTOCAL_ZP_HEADER"]
+        )
 
 
 def test_decam_without_reference_stars_keeps_the_header(butler, repo):

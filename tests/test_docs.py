@@ -89,13 +89,14 @@ def test_readme_reference_catalogue_and_photometry(configs: dict[str, dict[str, 
         calibrate = configs[instrument]["calibrateImage"]
         assert calibrate.connections.astrometry_ref_cat == "gaia_dr3"
         assert calibrate.photometry.minStarsToApply == 10
-    assert not configs["VIRCAM"]["calibrateImage"].photometry.colorTerms
+    assert configs["VIRCAM"]["calibrateImage"].connections.photometry_ref_cat == "twomass_psc"
+    assert set(configs["VIRCAM"]["calibrateImage"].photometry.colorTerms) == {"z", "y", "J", "H", "Ks"}
     assert configs["DECam"]["calibrateImage"].photometry.colorTerms
     _readme_says(
         "`calibrateImage` reads the dataset type `gaia_dr3`",
         "`-c calibrateImage:connections.astrometry_ref_cat=NAME`",
         "replaces the header's from 10 matched stars",
-        "VIRCAM keeps CASU's `MAGZPT`",
+        "without 2MASS shards VIRCAM and WFCAM keep CASU's `MAGZPT`",
     )
 
 

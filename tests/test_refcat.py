@@ -22,6 +22,7 @@ from lsst.sphgeom import Angle, Circle, HtmPixelization, LonLat, UnitVector3d
 from lsst.obs.vista.ingest import ProductIngester
 from lsst.obs.vista.refcat import (
     GAIA_COLUMNS,
+    TWOMASS_COLUMNS,
     RefcatIngestReport,
     RefcatSchemaError,
     htm7_overlapping,
@@ -29,6 +30,7 @@ from lsst.obs.vista.refcat import (
     load_reference_stars,
     standardize_columns,
 )
+from lsst.obs.vista.sim import TWOMASS_JDATE, SimulationConfig, write_twomass_catalog
 
 DATA = Path(__file__).parent / "data" / "decam_cp"
 CHUNKS = sorted(DATA.glob("testcase*/reference/gaia-chunk-*.fits"))
@@ -413,3 +415,63 @@ def test_collection_of_another_kind_stops_the_ingest_before_anything_is_written(
     with Butler.from_config(str(root)) as butler:
         assert butler.collections.query("*") == [CHAIN]
         assert not butler.registry.queryDatasetTypes("gaia_dr3")
+
+
+def test_twomass_catalogue_through_the_command_line(tmp_path):
+    """A 2MASS-PSC-like table (the simulator's, PSC column names) is ingested
+    with --schema 2mass under pts_key as source_id, a re-run writes
+    nothing, and the loader gives J, H, Ks with their errors at the
+    catalogue positions, growing the errors since jdate."""
+    config = SimulationConfig(size=256, detectors=(1,), filter_name="J", star_density=3.0)
+    written = write_twomass_catalog(config, tmp_path / "twomass.fits")
+    repo = new_repo(tmp_path / "repo")
+    command = [
+        BIN / "butler",
+        "ingest-refcat",
+        "--schema",
+        "2mass",
+        repo,
+        "twomass_psc",
+        tmp_path / "twomass.fits",
+    ]
+    first = subprocess.run(command, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert f"Ingested {len(written)} rows into" in first.stderr
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0 and "Nothing new" in again.stderr, again.stderr
+    with Butler.from_config(str(repo)) as butler:
+        refs = butler.query_datasets("twomass_psc", collections="refcats/twomass_psc")
+        shards = {ref.dataId["htm7"]: butler.get(ref) for ref in refs}
+    assert all(shard.colnames == list(TWOMASS_COLUMNS) for shard in shards.values())
+    epoch = Time("2012-09-25T06:00:00", scale="utc")
+    stars = load_reference_stars(shards, epoch=epoch, name="twomass_psc")
+    stars.sort("id")
+    assert list(stars["id"]) == sorted(written["pts_key"])
+    written.sort("pts_key")
+    np.testing.assert_array_equal(stars["coord_ra"], written["ra"])
+    for band in "jhk":
+        np.testing.assert_array_equal(stars[f"{band}_m"], written[f"{band}_m"])
+        np.testing.assert_array_equal(stars[f"{band}_mErr"], written[f"{band}_msigcom"])
+    assert stars["pm_flag"].all()
+    years = (epoch - Time(TWOMASS_JDATE, format="jd")).to_value(u.yr)
+    grown = np.hypot(written["err_maj"][0] * 1000, 10 * years)
+    assert stars["coord_decErr"][0] == pytest.approx(grown, rel=1e-5)
+
+
+def test_twomass_file_without_pts_key_is_one_line(tmp_path):
+    """A 2MASS table without the PSC key fails on one line naming the file
+    and the column, and nothing is written."""
+    config = SimulationConfig(size=256, detectors=(1,), filter_name="J", star_density=3.0)
+    table = write_twomass_catalog(config, tmp_path / "twomass.fits")
+    del table["pts_key"]
+    table.write(tmp_path / "no_key.fits")
+    repo = new_repo(tmp_path / "repo")
+    result = subprocess.run(
+        [BIN / "butler", "ingest-refcat", "--schema", "2mass", repo, "twomass_psc", tmp_path / "no_key.fits"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert f"{tmp_path / 'no_key.fits'}[HDU 1]: missing column 'pts_key'" in result.stderr
+    with Butler.from_config(str(repo)) as butler:
+        assert not butler.registry.queryDatasetTypes("twomass_psc")

@@ -169,6 +169,8 @@ def test_table_rows_hold_measured_numbers(report: tuple[Path, dict]) -> None:
         # VIRCAM's pixels are 0.34 arcsec.
         assert row["psf_fwhm_arcsec"] == pytest.approx(row["psf_fwhm"] * 0.34, rel=0.03)
         assert row["zero_point_source"] in ("header", "fit")  # VIRCAM always has one
+        # Fitted minus header where both are known (gaia_dr3 alone: no VIRCAM fit).
+        assert (row["zero_point_offset"] is None) == (row["zero_point_fit"] is None)
         assert 20 < row["zero_point"] < 35
         assert row["sky_noise"] > 0 and math.isfinite(row["sky_level"])
         assert row["psf_residuals"]["n_stars"] > 0

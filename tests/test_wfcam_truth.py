@@ -23,8 +23,13 @@ from lsst.obs.vista.calibrate.catalog import usable_for_calibration
 from lsst.obs.vista.formatters import read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.psf_shape import psf_fwhm
-from lsst.obs.vista.refcat import read_reference_file, shard_rows
-from lsst.obs.vista.sim import SimulationConfig, read_source_truth, write_reference_catalog
+from lsst.obs.vista.refcat import TWOMASS_COLUMNS, TWOMASS_NAMES, read_reference_file, shard_rows
+from lsst.obs.vista.sim import (
+    SimulationConfig,
+    read_source_truth,
+    write_reference_catalog,
+    write_twomass_catalog,
+)
 from lsst.obs.vista.sim.wfcam import write_wfcam_stack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,6 +158,8 @@ def test_zero_points(field):
     assert result.exposure.metadata["PHOTOCAL_SOURCE"] == "header"
     assert abs(result.exposure.summary_stats.zeroPoint - truth.meta["ZPAB"]) < 0.01
     config = _calibrate_config()
+    # Photometry against the Gaia-like catalogue, not 2MASS.
+    config.connections.photometry_ref_cat = config.connections.astrometry_ref_cat
     config.photometry.colorTerms["J"] = ColorTermConfig(primary="phot_g_mean_mag")
     fitted = CalibrateImageTask(config=config).run(
         field["exposure"], reference_shards=field["shards"], reference_name="gaia_dr3", name="fit"
@@ -161,3 +168,32 @@ def test_zero_points(field):
     assert metadata["PHOTOCAL_SOURCE"] == "fit"
     assert abs(metadata["PHOTOCAL_ZP"] - truth.meta["ZPAB"]) < 0.01
     assert math.isclose(truth.meta["ZPAB"] - truth.meta["ZPVEGA"], 0.938)
+
+
+def test_twomass_zero_point(field, tmp_path):
+    """Against a 2MASS-like catalogue (J, H, Ks giving each star's J through
+    config/wfcam's colour equation) as the separate photometric catalogue,
+    the zero point of the stack made 10% brighter after isr is fitted,
+    applied and within 0.01 mag of the truth; PHOTOCAL_OFFSET is fitted
+    minus header."""
+    write_twomass_catalog(CONFIG, tmp_path / "twomass.fits")
+    table = read_reference_file(tmp_path / "twomass.fits", columns=TWOMASS_COLUMNS, names=TWOMASS_NAMES)
+    exposure = field["exposure"].copy()
+    exposure.image.array[...] *= 1.1
+    exposure.variance.array[...] *= 1.1**2
+    result = CalibrateImageTask(config=_calibrate_config()).run(
+        exposure,
+        reference_shards=field["shards"],
+        reference_name="gaia_dr3",
+        photometry_shards=shard_rows(table),
+        name="twomass",
+    )
+    metadata = result.exposure.metadata
+    true_zero_point = field["truth"].meta["ZPAB"] + 2.5 * math.log10(1.1)
+    assert metadata["PHOTOCAL_SOURCE"] == "fit"
+    assert metadata["PHOTOCAL_REFCAT"] == "twomass_psc"
+    assert metadata["PHOTOCAL_NSTARS"] >= 10
+    assert abs(metadata["PHOTOCAL_ZP"] - true_zero_point) < 0.01
+    assert metadata["PHOTOCAL_OFFSET"] == pytest.approx(
+        metadata["PHOTOCAL_ZP"] - metadata["PHOTOCAL_ZP_HEADER"]
+    )

@@ -3,16 +3,25 @@ to reference stars where enough of them, with colours, are matched."""
 
 from __future__ import annotations
 
-__all__ = ("ColorTermConfig", "PhotometryConfig", "PhotometryTask", "reference_magnitudes")
+__all__ = (
+    "ColorTermConfig",
+    "PhotometryConfig",
+    "PhotometryTask",
+    "match_by_position",
+    "reference_magnitudes",
+)
 
 import math
 from typing import ClassVar
 
+import astropy.units as u
 import numpy as np
+from astropy.coordinates import SkyCoord
 from astropy.stats import sigma_clipped_stats
 from astropy.table import Table
 
 import lsst.pex.config as pexConfig
+from lsst.images import SkyProjection
 from lsst.pipe.base import Struct, Task
 
 from .skipped import say_skipped
@@ -33,12 +42,23 @@ class ColorTermConfig(pexConfig.Config):
         doc="Polynomial coefficients in the colour, constant term first.", default=[0.0]
     )
     colorRange = pexConfig.ListField[float](
-        doc="Range of colours the polynomial was fitted over; colours outside are clipped to it.",
-        default=[-math.inf, math.inf],
-        listCheck=lambda value: len(value) == 2 and value[0] < value[1],
+        doc=(
+            "Range of colours the polynomial was fitted over, low and high; colours outside are clipped to "
+            "it.  Empty: no clipping."
+        ),
+        default=[],
+        listCheck=lambda value: len(value) == 0 or (len(value) == 2 and value[0] < value[1]),
     )
     defaultColor = pexConfig.Field[float](
-        doc="Colour used for reference stars whose colour is not measured.", default=0.0
+        doc="Colour used for reference stars whose colour is not measured (unless requireColor).",
+        default=0.0,
+    )
+    requireColor = pexConfig.Field[bool](
+        doc=(
+            "Leave out reference stars whose colour is not measured, rather than give them defaultColor "
+            "(where the colour term is steep, a guessed colour is worse than no star)."
+        ),
+        default=False,
     )
 
 
@@ -55,17 +75,65 @@ def reference_magnitudes(reference: Table, term: ColorTermConfig) -> np.ndarray:
     Returns
     -------
     mag : `numpy.ndarray`
-        Predicted AB magnitudes; NaN where the primary magnitude is missing.
+        Predicted AB magnitudes; NaN where the primary magnitude is missing
+        (NaN or masked), or with ``requireColor`` the colour.
     """
-    primary = np.asarray(reference[term.primary], dtype=float)
+    primary = _magnitudes(reference[term.primary])
     if term.colorColumns:
         first, second = term.colorColumns
-        color = np.asarray(reference[first], dtype=float) - np.asarray(reference[second], dtype=float)
-        color = np.where(np.isfinite(color), color, term.defaultColor)
-        color = np.clip(color, *term.colorRange)
+        color = _magnitudes(reference[first]) - _magnitudes(reference[second])
+        if not term.requireColor:
+            color = np.where(np.isfinite(color), color, term.defaultColor)
+        if term.colorRange:
+            color = np.clip(color, *term.colorRange)
     else:
         color = np.zeros(len(reference))
     return primary + np.polynomial.polynomial.polyval(color, list(term.coefficients))
+
+
+def _magnitudes(column: np.ndarray) -> np.ndarray:
+    """Return a magnitude column as floats, NaN where it is masked."""
+    return np.ma.filled(np.ma.asarray(column, dtype=float), np.nan)
+
+
+def match_by_position(
+    sources: Table, reference: Table | None, sky_projection: SkyProjection, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Match reference stars to sources by position, each to its nearest.
+
+    Parameters
+    ----------
+    sources : `astropy.table.Table`
+        Sources with ``x``, ``y`` (parent pixel coordinates).
+    reference : `astropy.table.Table` or `None`
+        Reference stars with ``coord_ra``, ``coord_dec`` (deg).
+    sky_projection : `lsst.images.SkyProjection`
+        The WCS of the sources' pixels.
+    radius : `float`
+        Largest separation of a match (arcsec).
+
+    Returns
+    -------
+    source_index, reference_index : `numpy.ndarray` [`int`]
+        Matched pairs: a source and a star that are each other's nearest,
+        within ``radius``.
+    """
+    empty = np.zeros(0, dtype=int)
+    if reference is None or len(reference) == 0 or len(sources) == 0:
+        return empty, empty
+    sky = sky_projection.pixel_to_sky(
+        x=np.asarray(sources["x"], dtype=float), y=np.asarray(sources["y"], dtype=float)
+    )
+    measured = SkyCoord(np.atleast_1d(sky.ra.to(u.deg)), np.atleast_1d(sky.dec.to(u.deg)))
+    stars = SkyCoord(
+        np.asarray(reference["coord_ra"], dtype=float) * u.deg,
+        np.asarray(reference["coord_dec"], dtype=float) * u.deg,
+    )
+    nearest_star, separation, _ = measured.match_to_catalog_sky(stars)
+    nearest_source, _, _ = stars.match_to_catalog_sky(measured)
+    source_index = np.arange(len(sources))
+    mutual = (nearest_source[nearest_star] == source_index) & (separation.to_value(u.arcsec) <= radius)
+    return source_index[mutual], np.asarray(nearest_star)[mutual]
 
 
 class PhotometryConfig(pexConfig.Config):
@@ -102,6 +170,15 @@ class PhotometryConfig(pexConfig.Config):
     clipSigma = pexConfig.Field[float](
         doc="Residuals beyond this many sigma (robust) are left out of the zero point.",
         default=3.0,
+        check=lambda value: value > 0,
+    )
+    matchRadius = pexConfig.Field[float](
+        doc=(
+            "Largest separation (arcsec) of a source and a star of a photometric reference catalogue that is "
+            "not the astrometric one (matched through the fitted WCS).  2MASS positions are good to "
+            "~0.1 arcsec at their 1997-2001 epochs, and most stars move < 20 mas/yr."
+        ),
+        default=1.0,
         check=lambda value: value > 0,
     )
     doApplyFit = pexConfig.Field[bool](
@@ -262,6 +339,12 @@ class PhotometryTask(Task):
         term = self.config.colorTerms.get(band)
         if term is None:
             return nothing(f"no colour term for band {band!r}")
+        absent = [column for column in (term.primary, *term.colorColumns) if column not in reference.colnames]
+        if absent:
+            return nothing(
+                f"the reference catalogue has no column {', '.join(map(repr, absent))} of band {band!r}'s "
+                "colour term"
+            )
         ref_mag = reference_magnitudes(reference[reference_index], term)
         flux = np.asarray(sources["psfInstFlux"], dtype=float)[source_index]
         error = np.asarray(sources["psfInstFluxErr"], dtype=float)[source_index]

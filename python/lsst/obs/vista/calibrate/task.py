@@ -6,6 +6,7 @@ from __future__ import annotations
 
 __all__ = ("CalibrateImageConfig", "CalibrateImageConnections", "CalibrateImageTask")
 
+import dataclasses
 import logging
 import math
 from collections.abc import Mapping
@@ -47,7 +48,7 @@ from .columns import column_definitions, describe_columns
 from .detection import SourceDetectionTask
 from .measurement import SourceMeasurementTask, aperture_column
 from .noise_correlation import correlation_error_factor, measure_noise_correlation
-from .photometry import PhotometryTask
+from .photometry import PhotometryTask, match_by_position
 from .psf import PiffPsfDeterminerTask
 from .skipped import say_skipped
 from .summary import (
@@ -91,6 +92,19 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         multiple=True,
         minimum=0,
     )
+    photometry_ref_cat = cT.PrerequisiteInput(
+        doc=(
+            "Photometric reference catalogue shards overlapping the detector, where it is not the "
+            "astrometric one (e.g. 2MASS for the CASU instruments, as CASU calibrates them); removed "
+            "when its name is astrometry_ref_cat's.  Optional: without them the header zero point is kept."
+        ),
+        name="gaia_dr3",
+        storageClass="ArrowAstropy",
+        dimensions=("htm7",),
+        deferLoad=True,
+        multiple=True,
+        minimum=0,
+    )
     casu_catalog = cT.PrerequisiteInput(
         doc="CASU catalogue of the stack, compared with our measurements (reported, not used as reference).",
         name="casu_catalog",
@@ -122,6 +136,8 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         super().__init__(config=config)
         if not config.doCompareCasuCatalog:
             del self.casu_catalog
+        if not _separate_photometry_catalog(config):
+            del self.photometry_ref_cat
 
     def adjustQuantum(
         self,
@@ -205,7 +221,10 @@ class CalibrateImageTask(PipelineTask):
        (fitted, reserved, or too few for a model), then ``extendedness``;
     5. ``astrometry`` against the reference catalogue, if any;
     6. ``photometry``: the header zero point, or one fitted to reference
-       stars with colour terms; calibrated fluxes in nJy.
+       stars with colour terms, from the astrometric catalogue or from a
+       separate ``photometry_ref_cat`` (2MASS for VIRCAM and WFCAM)
+       matched by position; ``PHOTOCAL_REFCAT`` names it, ``PHOTOCAL_OFFSET``
+       is fitted minus header; calibrated fluxes in nJy.
 
     Every step takes empty, one-row and all-masked inputs: where it cannot
     do its work (no sources, too few PSF stars, no reference catalogue or
@@ -255,15 +274,10 @@ class CalibrateImageTask(PipelineTask):
         exposure = butlerQC.get(exposure_refs[0])
         name = data_id_text(exposure_refs[0].dataId)
         missing: dict[str, str] = {}
-        shards: dict[int, Table] = {}
-        for ref in inputRefs.astrometry_ref_cat:
-            try:
-                shards[int(ref.dataId["htm7"])] = butlerQC.get(ref).get()
-            except FileNotFoundError as err:
-                missing[f"{ref.datasetType.name}@htm7={ref.dataId['htm7']}"] = (
-                    f"its file {err.filename or err} is missing from the datastore; "
-                    "used instead: the other shards"
-                )
+        shards = _read_shards(butlerQC, inputRefs.astrometry_ref_cat, missing)
+        photometry_shards = None
+        if _separate_photometry_catalog(self.config):
+            photometry_shards = _read_shards(butlerQC, inputRefs.photometry_ref_cat, missing)
         casu_catalog = None
         if self.config.doCompareCasuCatalog:
             if not inputRefs.casu_catalog:
@@ -283,6 +297,7 @@ class CalibrateImageTask(PipelineTask):
             exposure,
             reference_shards=shards,
             reference_name=reference_name,
+            photometry_shards=photometry_shards,
             casu_catalog=casu_catalog,
             name=name,
             id_generator=SourceIdGenerator(
@@ -301,6 +316,7 @@ class CalibrateImageTask(PipelineTask):
         *,
         reference_shards: dict[int, Table] | None = None,
         reference_name: str | None = None,
+        photometry_shards: dict[int, Table] | None = None,
         casu_catalog: Table | None = None,
         name: str = "exposure",
         id_generator: SourceIdGenerator | None = None,
@@ -315,6 +331,12 @@ class CalibrateImageTask(PipelineTask):
             Reference catalogue shards by htm7 trixel.
         reference_name : `str`, optional
             Name of the reference catalogue, for messages.
+        photometry_shards : `dict` [`int`, `astropy.table.Table`], optional
+            Shards of the photometric reference catalogue
+            (``connections.photometry_ref_cat``) where it is not the
+            astrometric one; none (the header zero point is kept) if not
+            given.  Ignored when the photometry uses the astrometric
+            catalogue.
         casu_catalog : `astropy.table.Table`, optional
             CASU catalogue of the stack, to compare with.
         name : `str`, optional
@@ -342,9 +364,15 @@ class CalibrateImageTask(PipelineTask):
                 instrument=obs_info.instrument, visit=obs_info.visit_id, detector=obs_info.detector_num
             )
         characterized = self._characterize(exposure, seed=id_generator.seed, name=name)
-        calibration = self._calibrate(
-            exposure, characterized.sources, reference_shards, reference_name, casu_catalog, name=name
+        references = _References(
+            astrometry_shards=reference_shards,
+            astrometry_name=reference_name,
+            photometry_shards=(photometry_shards or {})
+            if _separate_photometry_catalog(self.config)
+            else None,
+            photometry_name=self.config.connections.photometry_ref_cat,
         )
+        calibration = self._calibrate(exposure, characterized.sources, references, casu_catalog, name=name)
         return self._make_outputs(exposure, characterized, calibration, id_generator)
 
     def _characterize(self, exposure: VisitImage, *, seed: int, name: str) -> Struct:
@@ -441,18 +469,25 @@ class CalibrateImageTask(PipelineTask):
         self,
         exposure: VisitImage,
         sources: Table,
-        reference_shards: dict[int, Table] | None,
-        reference_name: str | None,
+        references: _References,
         casu_catalog: Table | None,
         *,
         name: str,
     ) -> Struct:
         """Fit the WCS and zero point to the reference stars (if any) and
-        add calibrated columns to ``sources``."""
+        add calibrated columns to ``sources``.
+
+        With a separate photometric catalogue, its stars are matched to the
+        sources by position through the fitted WCS (within the photometry's
+        ``matchRadius``); otherwise the photometry takes the astrometric
+        matches.
+        """
         sources["usable"] = usable_for_calibration(sources) & (sources["extendedness"] == 0)
         sky_projection = exposure.sky_projection
         pixel_scale = pixel_scale_at_centre(exposure.sky_projection, exposure.bbox)
-        reference = self._load_reference(exposure, reference_shards, reference_name, pixel_scale, name=name)
+        reference = self._load_reference(
+            exposure, references.astrometry_shards, references.astrometry_name, pixel_scale, name=name
+        )
         header_zero_point = _header_zero_point(exposure)
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
         sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
@@ -460,17 +495,30 @@ class CalibrateImageTask(PipelineTask):
         sky_projection = astrometry.sky_projection
         sources["calib_astrometry_used"][astrometry.source_index] = True
         metadata: dict[str, Any] = dict(astrometry.metadata)
+        photometric_reference = reference
+        photometric_name = references.astrometry_name
+        source_index, reference_index = astrometry.source_index, astrometry.reference_index
+        if references.photometry_shards is not None:
+            photometric_name = references.photometry_name
+            photometric_reference = self._load_reference(
+                exposure, references.photometry_shards, photometric_name, pixel_scale, name=name
+            )
+            source_index, reference_index = match_by_position(
+                sources, photometric_reference, sky_projection, self.config.photometry.matchRadius
+            )
         photometry = self.photometry.run(
             sources,
-            reference,
-            astrometry.source_index,
-            astrometry.reference_index,
+            photometric_reference,
+            source_index,
+            reference_index,
             band=exposure.band,
             header_zero_point=header_zero_point,
             name=name,
         )
         sources["calib_photometry_used"][photometry.source_index] = True
         metadata.update(photometry.metadata)
+        if photometric_reference is not None:
+            metadata["PHOTOCAL_REFCAT"] = photometric_name
 
         add_sky_coordinates(sources, sky_projection)
         prefixes = ["psf", *(aperture_column(r) for r in self.config.measurement.apertureRadii)]
@@ -716,6 +764,37 @@ class CalibrateImageTask(PipelineTask):
             )
         self.log.info("%s: %d reference stars on the detector.", name, int(np.sum(inside)))
         return stars[inside]
+
+
+def _separate_photometry_catalog(config: CalibrateImageConfig) -> bool:
+    """Whether the photometry has its own reference catalogue."""
+    return config.connections.photometry_ref_cat != config.connections.astrometry_ref_cat
+
+
+@dataclasses.dataclass(frozen=True)
+class _References:
+    """The reference catalogue shards of one exposure, with their names."""
+
+    astrometry_shards: dict[int, Table] | None
+    astrometry_name: str | None
+    photometry_shards: dict[int, Table] | None
+    """`None` when the photometry uses the astrometric catalogue."""
+    photometry_name: str | None
+
+
+def _read_shards(butlerQC: QuantumContext, refs: list[Any], missing: dict[str, str]) -> dict[int, Table]:
+    """Read reference catalogue shards by htm7 trixel; one whose file is
+    missing is left out and said in ``missing``."""
+    shards: dict[int, Table] = {}
+    for ref in refs:
+        try:
+            shards[int(ref.dataId["htm7"])] = butlerQC.get(ref).get()
+        except FileNotFoundError as err:
+            missing[f"{ref.datasetType.name}@htm7={ref.dataId['htm7']}"] = (
+                f"its file {err.filename or err} is missing from the datastore; "
+                "used instead: the other shards"
+            )
+    return shards
 
 
 def _sky_coord(ra: Any, dec: Any) -> SkyCoord:

@@ -122,6 +122,17 @@ def ingest_command(instrument: str) -> click.Command:
 # Checked in the command, not by click, to say when a file was taken for NAME.
 @click.argument("files", nargs=-1, metavar="FILE...", type=click.Path(exists=True, dir_okay=False))
 @click.option(
+    "--schema",
+    type=click.Choice(["gaia", "2mass"]),
+    default="gaia",
+    show_default=True,
+    help=(
+        "Columns of the files: Gaia's gaia_source, or the 2MASS Point Source Catalog's (pts_key, ra, dec, "
+        "err_maj, j_m, h_m, k_m, their *_msigcom, jdate), the photometric reference of VIRCAM and WFCAM "
+        "(dataset type twomass_psc)."
+    ),
+)
+@click.option(
     "--positions",
     metavar="ID,RA,DEC",
     help=(
@@ -130,7 +141,7 @@ def ingest_command(instrument: str) -> click.Command:
         "whose columns are named ID, RA and DEC, as source_id, ra and dec."
     ),
 )
-def ingest_refcat(repo: str, name: str, files: tuple[str, ...], positions: str | None) -> None:
+def ingest_refcat(repo: str, name: str, files: tuple[str, ...], schema: str, positions: str | None) -> None:
     """Ingest Gaia-like FITS tables into REPO as reference catalogue NAME.
 
     NAME, required, is the dataset type of the catalogue; the pipelines
@@ -141,6 +152,13 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...], positions: str |
     phot_{g,bp,rp}_mean_mag with phot_{g,bp,rp}_mean_flux_over_error, in
     Gaia's units (assumed where a column has no TUNIT); parallax and the
     other Gaia quality columns are kept if present, anything else is not.
+
+    With --schema 2mass the files are 2MASS Point Source Catalog tables
+    (e.g. from IRSA's fp_psc) under the PSC's names: pts_key (kept as
+    source_id), ra, dec, err_maj, j_m, h_m, k_m with j_msigcom, h_msigcom,
+    k_msigcom, and jdate (the epoch of the position); err_min and *_snr are
+    kept if present.  The VIRCAM and WFCAM pipelines fit their zero points
+    to twomass_psc, so give twomass_psc as NAME.
 
     The rows are split by HTM level-7 trixel into one dataset per trixel
     (dimension htm7, storage class ArrowAstropy), found through the chained
@@ -176,11 +194,13 @@ def ingest_refcat(repo: str, name: str, files: tuple[str, ...], positions: str |
     from .script import ingest_reference_catalog
 
     names = None
+    if positions is not None and schema != "gaia":
+        raise click.BadParameter("--positions takes no --schema: an external catalogue has its own.")
     if positions is not None:
         names = dict(zip(("source_id", "ra", "dec"), positions.split(","), strict=False))
         if len(names) != 3 or len(positions.split(",")) != 3 or not all(names.values()):
             raise click.BadParameter(
                 f"{positions!r} is not three column names ID,RA,DEC.", param_hint="--positions"
             )
-    if not ingest_reference_catalog(repo, name, files, names=names):
+    if not ingest_reference_catalog(repo, name, files, names=names, schema=schema):
         raise click.exceptions.Exit(1)

@@ -49,6 +49,11 @@ from .signal_forwarding import SignalForwarder
 if TYPE_CHECKING:
     from lsst.daf.butler import Butler
 
+_REFERENCE_COLLECTIONS = ("refcats/gaia_dr3", "refcats/twomass_psc")
+"""Chains of the reference catalogues calibrateImage reads by default (``butler ingest-refcat``
+names them refcats/NAME): Gaia for astrometry and DECam's photometry, 2MASS for VIRCAM's and
+WFCAM's photometry; added to the default inputs where they exist."""
+
 _DEFAULT_LABEL = "calibrateImage"
 """Task a bare ``-C FILE`` or ``-c KEY=VALUE`` applies to (processCcd's own config in Gen2)."""
 
@@ -252,11 +257,12 @@ def _resolve_request(
         _check_ids(butler, repo, parsed, instrument)
         if not inputs:
             inputs = [f"{instrument}/defaults"]
-            try:
-                butler.collections.get_info("refcats/gaia_dr3")
-                inputs.append("refcats/gaia_dr3")
-            except MissingCollectionError:
-                pass
+            for collection in _REFERENCE_COLLECTIONS:
+                try:
+                    butler.collections.get_info(collection)
+                    inputs.append(collection)
+                except MissingCollectionError:
+                    pass
         # An identifier or a value of the wrong type in -d fails here, as
         # one line, rather than in pipetask.
         butler.query_data_ids(["exposure", "detector"], where=where, limit=1, explain=False)
@@ -594,8 +600,8 @@ def _run(
     show_default=True,
     help="Number of processes; above 1, concurrent single-process runs on balanced groups of data IDs.",
 )
-@input_option(help="Input collections, comma-separated or repeated (default <instrument>/defaults and "
-              "refcats/gaia_dr3 if ingested).")  # fmt: skip
+@input_option(help="Input collections, comma-separated or repeated (default <instrument>/defaults, and "
+              "refcats/gaia_dr3 and refcats/twomass_psc where ingested).")  # fmt: skip
 @output_option(metavar="COLL", help="Output chained collection (default u/$USER/processCcd).")
 @click.option("--dry-run", is_flag=True, help="Print the commands and stop.")
 @script_log_options

@@ -11,7 +11,7 @@ from lsst.utils.logging import getLogger
 
 from ..discovery import instrument_entries
 from ..ingest import FoundFiles, IngestPolicy, ProductIngester, find_files, policy_for_instrument
-from ..refcat import EXTERNAL_COLUMNS, ingest_refcat
+from ..refcat import EXTERNAL_COLUMNS, REFERENCE_SCHEMAS, ingest_refcat
 from .repository import open_repository
 from .repository_config import ensure_background_map_formatter
 
@@ -84,7 +84,12 @@ def ingest_products(
 
 
 def ingest_reference_catalog(
-    repo: str, name: str, files: Iterable[str], *, names: Mapping[str, str] | None = None
+    repo: str,
+    name: str,
+    files: Iterable[str],
+    *,
+    names: Mapping[str, str] | None = None,
+    schema: str = "gaia",
 ) -> bool:
     """Shard reference catalogue files into a butler repository.
 
@@ -99,6 +104,9 @@ def ingest_reference_catalog(
     names : `~collections.abc.Mapping` [`str`, `str`], optional
         An external catalogue's columns for ``source_id``, ``ra`` and
         ``dec``: only those are kept (`~lsst.obs.vista.refcat.EXTERNAL_COLUMNS`).
+    schema : `str`, optional
+        Columns of a reference catalogue's files, a key of
+        `~lsst.obs.vista.refcat.REFERENCE_SCHEMAS` (``gaia`` or ``2mass``).
 
     Returns
     -------
@@ -107,7 +115,8 @@ def ingest_reference_catalog(
     """
     with open_repository(repo, writeable=True) as butler:
         if names is None:
-            return ingest_refcat(butler, name, files).ok
+            columns, schema_names = REFERENCE_SCHEMAS[schema]
+            return ingest_refcat(butler, name, files, columns=columns, names=schema_names).ok
         return ingest_refcat(butler, name, files, columns=EXTERNAL_COLUMNS, names=names).ok
 
 

@@ -16,7 +16,7 @@ from astropy.time import Time
 from lsst.sphgeom import Region
 
 from .pixelization import REFCAT_DIMENSION
-from .schema import GAIA_COLUMNS, standardize_columns
+from .schema import GAIA_COLUMNS, TWOMASS_COLUMNS, standardize_columns
 
 UNKNOWN_PROPER_MOTION = 10 * u.mas / u.yr
 """Per-axis proper-motion uncertainty assumed for a star without one (a Gaia
@@ -29,6 +29,8 @@ _MAG_PER_RELATIVE_FLUX = 2.5 / np.log(10)
 law)."""
 
 _BANDS = ("g", "bp", "rp")
+
+_TWOMASS_BANDS = ("j", "h", "k")
 
 
 def load_reference_stars(
@@ -44,7 +46,9 @@ def load_reference_stars(
     Parameters
     ----------
     shards : `~collections.abc.Mapping` [`int`, `astropy.table.Table`]
-        Shards keyed by htm7 trixel, as ``butler ingest-refcat`` writes them.
+        Shards keyed by htm7 trixel, as ``butler ingest-refcat`` writes them:
+        Gaia-like (`GAIA_COLUMNS`), or 2MASS-like (`TWOMASS_COLUMNS`,
+        recognised by their ``jdate`` column).
     epoch : `astropy.time.Time`
         Epoch of the observation.
     region : `lsst.sphgeom.Region`, optional
@@ -88,6 +92,14 @@ def load_reference_stars(
             Gaia (Vega) magnitudes, masked where unknown, and their errors
             ``phot_*_mean_magErr`` (mag) from the flux signal-to-noise.
 
+        A 2MASS-like catalogue has no proper motions: its stars keep their
+        catalogue positions (``pm_flag`` is `True`), whose errors are
+        ``err_maj`` on both axes grown by ``unknown_proper_motion`` times
+        the time since ``jdate`` (``ref_epoch``); its photometry columns
+        are ``j_m``, ``h_m``, ``k_m`` (2MASS Vega mag, masked where
+        unknown) and their errors ``j_mErr``, ``h_mErr``, ``k_mErr``
+        (``*_msigcom``).
+
         ``meta["epoch"]`` is ``epoch`` in ISO format (TAI).
 
     Raises
@@ -96,8 +108,12 @@ def load_reference_stars(
         Raised if a shard lacks a column or has one of the wrong type or
         unit; one line naming the catalogue and the shard's trixel.
     """
+    twomass = any("jdate" in shard.colnames for shard in shards.values())
+    columns = TWOMASS_COLUMNS if twomass else GAIA_COLUMNS
     tables = [
-        standardize_columns(shard, f"{name} shard {REFCAT_DIMENSION}={trixel}", units_given=True)
+        standardize_columns(
+            shard, f"{name} shard {REFCAT_DIMENSION}={trixel}", units_given=True, columns=columns
+        )
         for trixel, shard in shards.items()
     ]
     if tables:
@@ -106,10 +122,11 @@ def load_reference_stars(
         catalog = Table(
             [
                 MaskedColumn(np.zeros(0, spec.dtype), name=column, unit=spec.unit)
-                for column, spec in GAIA_COLUMNS.items()
+                for column, spec in columns.items()
             ]
         )
-    stars = _propagate(catalog, epoch, unknown_proper_motion)
+    propagate = _unmoved if twomass else _propagate
+    stars = propagate(catalog, epoch, unknown_proper_motion)
     if region is not None:
         inside = region.contains(np.radians(stars["coord_ra"].value), np.radians(stars["coord_dec"].value))
         stars = stars[np.asarray(inside, dtype=bool)]
@@ -157,5 +174,39 @@ def _propagate(catalog: Table, epoch: Time, unknown_proper_motion: u.Quantity) -
             error = _MAG_PER_RELATIVE_FLUX / np.ma.getdata(signal_to_noise)
         stars[f"phot_{band}_mean_magErr"] = MaskedColumn(
             error, mask=np.ma.getmaskarray(magnitude) | ~(np.isfinite(error) & (error > 0)), unit=u.mag
+        )
+    return stars
+
+
+def _unmoved(catalog: Table, epoch: Time, unknown_proper_motion: u.Quantity) -> Table:
+    """Return the stars of a 2MASS-like catalogue, which has no proper
+    motions, at their catalogue positions; the table of
+    `load_reference_stars`."""
+    n = len(catalog)
+    ref_epoch = Time(np.asarray(catalog["jdate"], dtype=float), format="jd", scale="utc")
+    elapsed = (epoch.utc - ref_epoch).to(u.yr)
+    unknown = unknown_proper_motion.to(u.mas / u.yr)
+    error = np.hypot(catalog["err_maj"].quantity, unknown * elapsed).to(u.mas)
+    stars = Table()
+    stars["id"] = np.asarray(catalog["source_id"])
+    stars["coord_ra"] = np.asarray(catalog["ra"], dtype=float) * u.deg
+    stars["coord_dec"] = np.asarray(catalog["dec"], dtype=float) * u.deg
+    stars["coord_raErr"] = error
+    stars["coord_decErr"] = error
+    stars["pm_ra"] = np.zeros(n) * u.mas / u.yr
+    stars["pm_dec"] = np.zeros(n) * u.mas / u.yr
+    stars["pm_raErr"] = np.full(n, unknown.value) * unknown.unit
+    stars["pm_decErr"] = np.full(n, unknown.value) * unknown.unit
+    stars["pm_flag"] = np.ones(n, dtype=bool)
+    stars["parallax"] = MaskedColumn(np.zeros(n, np.float32), mask=True, unit=u.mas)
+    stars["parallaxErr"] = MaskedColumn(np.zeros(n, np.float32), mask=True, unit=u.mas)
+    stars["ref_epoch"] = ref_epoch.jyear * u.yr
+    for band in _TWOMASS_BANDS:
+        stars[f"{band}_m"] = catalog[f"{band}_m"]
+        error = catalog[f"{band}_msigcom"]
+        stars[f"{band}_mErr"] = MaskedColumn(
+            np.ma.getdata(error),
+            mask=np.ma.getmaskarray(error) | np.ma.getmaskarray(catalog[f"{band}_m"]),
+            unit=u.mag,
         )
     return stars

@@ -5,6 +5,9 @@ from __future__ import annotations
 __all__ = (
     "EXTERNAL_COLUMNS",
     "GAIA_COLUMNS",
+    "REFERENCE_SCHEMAS",
+    "TWOMASS_COLUMNS",
+    "TWOMASS_NAMES",
     "ColumnSpec",
     "RefcatSchemaError",
     "ValueRange",
@@ -137,7 +140,45 @@ coadds (an HSC, Rubin or Legacy Surveys object table): its integer ID and
 ICRS position (degrees), stored under these names whatever the file calls
 them (`standardize_columns`' ``names``)."""
 
-_NOT_NULL = ("source_id", "ra", "dec", "ref_epoch")
+TWOMASS_COLUMNS: Mapping[str, ColumnSpec] = {
+    "source_id": GAIA_COLUMNS["source_id"],
+    "ra": GAIA_COLUMNS["ra"],
+    "dec": GAIA_COLUMNS["dec"],
+    "err_maj": _spec(np.float32, "arcsec"),
+    "err_min": _spec(np.float32, "arcsec", False),
+    "j_m": _spec(np.float32, "mag"),
+    "j_msigcom": _spec(np.float32, "mag"),
+    "h_m": _spec(np.float32, "mag"),
+    "h_msigcom": _spec(np.float32, "mag"),
+    "k_m": _spec(np.float32, "mag"),
+    "k_msigcom": _spec(np.float32, "mag"),
+    "j_snr": _spec(np.float32, None, False),
+    "h_snr": _spec(np.float32, None, False),
+    "k_snr": _spec(np.float32, None, False),
+    "jdate": _spec(np.float64, "d"),
+}
+"""Columns of the 2MASS Point Source Catalog (``fp_psc``) that a reference
+catalogue keeps, under the PSC's names and units: position (degrees, J2000
+ICRS, at the epoch of the 2MASS observation) and the major and minor axes
+of its error ellipse (arcsec); J, H and Ks magnitudes (the 2MASS Vega
+system; masked where the PSC has no detection in a band) with their total
+errors ``*_msigcom``; ``jdate``, the Julian date of the observation, which
+is the epoch of the position (the PSC has no proper motions).  The PSC's
+unique integer key ``pts_key`` is stored as ``source_id`` (`TWOMASS_NAMES`)
+like every catalogue's ID; its text columns (``designation``, ``ph_qual``,
+flags) are not kept."""
+
+TWOMASS_NAMES: Mapping[str, str] = {"source_id": "pts_key"}
+"""The 2MASS PSC's names of `TWOMASS_COLUMNS` where they differ."""
+
+REFERENCE_SCHEMAS: Mapping[str, tuple[Mapping[str, ColumnSpec], Mapping[str, str]]] = {
+    "gaia": (GAIA_COLUMNS, {}),
+    "2mass": (TWOMASS_COLUMNS, TWOMASS_NAMES),
+}
+"""The reference catalogue schemas ``butler ingest-refcat --schema`` takes:
+their columns and the input's names of those that differ."""
+
+_NOT_NULL = ("source_id", "ra", "dec", "ref_epoch", "jdate")
 """Columns without which a row is no reference star (or external position)."""
 
 _KINDS = {"i": "an integer", "f": "a number", "b": "a boolean"}
@@ -181,7 +222,7 @@ def standardize_columns(
         (FITS files, which often lack TUNIT cards).  A column with a unit is
         converted to the Gaia unit either way.
     columns : `~collections.abc.Mapping` [`str`, `ColumnSpec`], optional
-        The schema: `GAIA_COLUMNS` or `EXTERNAL_COLUMNS`.
+        The schema: `GAIA_COLUMNS`, `TWOMASS_COLUMNS` or `EXTERNAL_COLUMNS`.
     names : `~collections.abc.Mapping` [`str`, `str`], optional
         The input's name of a stored column, where it differs (an external
         catalogue's ``object_id`` for ``source_id``); error messages use

@@ -124,7 +124,8 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         at the centre) and ``header_fwhm`` and ``header_fwhm_arcsec``
         (``FWHM`` or ``SEEING`` card), ``zero_point`` (AB magnitude of one
         image unit applied), ``zero_point_source`` (header, fit, or none
-        when no zero point is known), ``zero_point_fit`` and
+        when no zero point is known), ``zero_point_fit``,
+        ``zero_point_offset`` (fitted minus header) and
         ``zero_point_scatter`` (mag) with ``n_photometry_stars``,
         ``astrometry_model``, ``n_astrometry_matches``,
         ``astrometric_offset_mas`` and ``astrometric_rms_mas``,
@@ -170,6 +171,7 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         "zero_point": _number(zero_point),
         "zero_point_source": metadata.get("PHOTOCAL_SOURCE"),
         "zero_point_fit": _number(metadata.get("PHOTOCAL_ZP_FIT")),
+        "zero_point_offset": _number(metadata.get("PHOTOCAL_OFFSET")),
         "zero_point_scatter": _number(metadata.get("PHOTOCAL_SCATTER")),
         "n_photometry_stars": _integer(metadata.get("PHOTOCAL_NSTARS")),
         "astrometry_model": metadata.get("ASTROM_MODEL"),

@@ -26,6 +26,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("zero_point", "ZP applied (AB)", ".3f"),
     ("zero_point_source", "ZP source", ""),
     ("zero_point_fit", "ZP fit (AB)", ".3f"),
+    ("zero_point_offset", "ZP fit − header (mag)", "+.3f"),
     ("zero_point_scatter", "ZP scatter (mag)", ".3f"),
     ("n_astrometry_matches", "astrom. matches", ""),
     ("astrometric_offset_mas", "astrom. offset (mas)", ".1f"),

@@ -160,9 +160,10 @@ def match_reference(
     i, j = np.flatnonzero(matched), forward[matched]
     d_ra, d_dec = targets[j].spherical_offsets_to(sources[i])
     band = data.data_id["band"]
-    terms = config.photometry.colorTerms
-    if band in terms:
-        reference_mag = reference_magnitudes(reference[j], terms[band])
+    term = config.photometry.colorTerms.get(band)
+    # The colour term may be for a separate photometric catalogue (2MASS for VIRCAM and WFCAM).
+    if term is not None and {term.primary, *term.colorColumns} <= set(reference.colnames):
+        reference_mag = reference_magnitudes(reference[j], term)
         label = f"{catalog} through the colour term of band {band} (AB)"
     else:
         reference_mag = _values(reference[j], _FALLBACK_MAGNITUDE)

@@ -11,8 +11,11 @@ flux, magnitudes, true PSF FWHM) with the true zero points, for testing the
 processing after it.  The PSF may vary across the detectors
 (``psf_variation``); `true_psf_fwhm` gives the exact FWHM of a stack's PSF
 anywhere.  `write_reference_catalog` writes a Gaia-DR3-like reference
-catalogue of the simulated stars, with proper motions.  A fraction of the
-stars may vary (``variable_fraction``; `variable_magnitude_offset`).
+catalogue of the simulated stars, with proper motions, and
+`write_twomass_catalog` a 2MASS-PSC-like one whose J, H, Ks give each star's
+magnitude in the simulated band through the instrument's colour term.  A
+fraction of the stars may vary (``variable_fraction``;
+`variable_magnitude_offset`).
 
 Use `write_pawprint_stack`, `write_tile` and `write_reference_catalog`, or
 the command line::
@@ -28,11 +31,13 @@ __all__ = (
     "SimulationConfig",
     "read_source_truth",
     "stack_headers",
+    "TWOMASS_JDATE",
     "true_psf_fwhm",
     "variable_magnitude_offset",
     "write_pawprint_stack",
     "write_reference_catalog",
     "write_tile",
+    "write_twomass_catalog",
 )
 
 from ._config import SimulationConfig
@@ -43,3 +48,4 @@ from ._refcat import REFERENCE_EPOCH, write_reference_catalog
 from ._sky import variable_magnitude_offset
 from ._sources import SOURCE_COLUMNS, read_source_truth
 from ._tile import SimulatedTile, write_tile
+from ._twomass import TWOMASS_JDATE, write_twomass_catalog

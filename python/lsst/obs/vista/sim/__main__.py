@@ -1,4 +1,5 @@
-"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile] [--refcat FILE]``."""
+"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile] [--refcat FILE]
+[--twomass FILE]``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ._pawprint import SimulatedStack, write_pawprint_stack
 from ._refcat import write_reference_catalog
 from ._schedule import OFFSETS_PER_TILE
 from ._tile import write_tile
+from ._twomass import write_twomass_catalog
 
 _DESCRIPTION = """\
 Write synthetic VISTA/VIRCAM CASU pawprint stacks (v<night>_<number>_st.fit
@@ -22,7 +24,9 @@ for stacks also the true sources of each detector with their true PSF FWHM
 and the true zero points) goes to OUTDIR/truth/<stem>_truth.fits, out of
 the way of a directory ingest.  --refcat writes a Gaia-DR3-like reference
 catalogue of the simulated stars (proper motions, ref_epoch 2016.0; G holds
-the band's AB magnitude, BP-RP = 0).  Stacks are numbered from 0; six
+the band's AB magnitude, BP-RP = 0); --twomass a 2MASS-PSC-like one (J, H,
+Ks through the instrument's colour term give the band's AB magnitude, for
+butler ingest-refcat --schema 2mass).  Stacks are numbered from 0; six
 consecutive stacks from a multiple of 6 are the offsets of one tile.  A
 full-size stack (16 detectors of 2048 pixels) takes about half a minute and
 2.1 GB of disk (1.7 GB of it truth); a full-size tile about 3 minutes and
@@ -101,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         "to the first stack's DATE-OBS are the true ones",
     )
     parser.add_argument(
+        "--twomass",
+        metavar="FILE",
+        help="also write a 2MASS-PSC-like reference catalogue of the stars, at their true positions, whose "
+        "J, H, Ks give each star's magnitude in the band through the instrument's colour term",
+    )
+    parser.add_argument(
         "--tile",
         action="store_true",
         help=f"also mosaic every {OFFSETS_PER_TILE} stacks into a tile (N and the first index must be "
@@ -161,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.refcat:
         table = write_reference_catalog(config, args.refcat, index=args.first_index)
         print(f"reference catalogue: {args.refcat} ({len(table)} stars)", flush=True)
+    if args.twomass:
+        table = write_twomass_catalog(config, args.twomass)
+        print(f"2MASS-like reference catalogue: {args.twomass} ({len(table)} stars)", flush=True)
     return 0
 
 

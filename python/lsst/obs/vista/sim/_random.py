@@ -24,6 +24,7 @@ class Stream(enum.IntEnum):
     NOISE = 5
     PROPER_MOTION = 6
     VARIABILITY = 7
+    COLOUR = 8
 
 
 def generator(seed: int, stream: Stream, *keys: int) -> np.random.Generator:
