@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import fcntl
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from commands import BIN, ROOT, invoke, run, simulate
+
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 SERIAL_OUTPUT = "u/test/j1"
 """Output collection of the uninterrupted ``processCcd.py -j 1`` run in `processed_vircam`."""
@@ -49,21 +47,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=rank)
 
 
-def _run(*command: str | Path) -> None:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
 def _build_processed_vircam(root: Path) -> None:
     repo = root / "repo"
-    _run(BIN / "butler", "create", "--seed-config", SEED, repo)
-    _run(
-        sys.executable, "-m", "lsst.obs.vista.sim", root / "vircam", "--stacks", "2", "--size", "256",
-        "--detectors", "1,2", "--seed", "5", "--refcat", root / "gaia.fits",
+    invoke("butler", "create", "--seed-config", SEED, repo)
+    simulate(
+        root / "vircam", "--stacks", "2", "--size", "256", "--detectors", "1,2", "--seed", "5",
+        "--refcat", root / "gaia.fits",
     )  # fmt: skip
-    _run(BIN / "butler", "ingest-casu", repo, root / "vircam", "--transfer", "copy")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
-    _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", SERIAL_OUTPUT)
+    invoke("butler", "ingest-casu", repo, root / "vircam", "--transfer", "copy")
+    invoke("butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
+    run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", SERIAL_OUTPUT)
 
 
 @pytest.fixture(scope="session")

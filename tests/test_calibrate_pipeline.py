@@ -7,7 +7,6 @@ measured on the same CCDs."""
 import math
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import astropy.units as u
@@ -19,14 +18,13 @@ from lsst.images import BackgroundMap, VisitImage
 from lsst.pipe.base import NoWorkFound, Pipeline
 
 import lsst.obs.vista  # noqa: F401  (registers the VIRCAM translator for reading)
+from commands import BIN, ROOT, invoke, run, simulate
 from lsst.obs.vista.calibrate import CalibrateImageConfig, CalibrateImageTask
 from lsst.obs.vista.cli.process_ccd import where_from_ids
 from lsst.obs.vista.refcat import RefcatSchemaError, read_reference_file, shard_rows
 from lsst.obs.vista.sim import read_source_truth
 
-ROOT = Path(__file__).parent.parent
 DECAM_DATA = ROOT / "tests" / "data" / "decam_cp"
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
 STAR_COLUMNS = (
@@ -40,33 +38,25 @@ STAR_COLUMNS = (
 )  # fmt: skip
 
 
-def _run(*command: str | Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     """A repo with both instruments processed by processCcd.py."""
     root = tmp_path_factory.mktemp("calibrate")
     repo = root / "repo"
     sim = root / "vircam"
-    _run(BIN / "butler", "create", "--seed-config", ROOT / "config" / "butler" / "seed.yaml", repo)
-    _run(
-        sys.executable, "-m", "lsst.obs.vista.sim", sim, "--stacks", "1", "--size", "768",
+    invoke("butler", "create", "--seed-config", ROOT / "config" / "butler" / "seed.yaml", repo)
+    simulate(
+        sim, "--stacks", "1", "--size", "768",
         "--detectors", "1", "--seed", "7", "--psf-variation", "0.1", "--refcat", root / "gaia.fits",
         "--twomass", root / "twomass.fits",
     )  # fmt: skip
-    _run(BIN / "butler", "ingest-casu", repo, sim, "--transfer", "symlink")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
-    _run(BIN / "butler", "ingest-refcat", "--schema", "2mass", repo, "twomass_psc", root / "twomass.fits")
-    _run(BIN / "butler", "ingest-instcal", repo, DECAM_DATA, "--transfer", "direct")
-    _run(
-        BIN / "butler", "ingest-refcat", repo, "gaia_dr2", *sorted(DECAM_DATA.glob("*/reference/gaia-*.fits"))
-    )
-    vircam = _run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/vircam")
-    decam = _run(
+    invoke("butler", "ingest-casu", repo, sim, "--transfer", "symlink")
+    invoke("butler", "ingest-refcat", repo, "gaia_dr3", root / "gaia.fits")
+    invoke("butler", "ingest-refcat", "--schema", "2mass", repo, "twomass_psc", root / "twomass.fits")
+    invoke("butler", "ingest-instcal", repo, DECAM_DATA, "--transfer", "direct")
+    invoke("butler", "ingest-refcat", repo, "gaia_dr2", *sorted(DECAM_DATA.glob("*/reference/gaia-*.fits")))
+    vircam = run(BIN / "processCcd.py", repo, "--id", "instrument=VIRCAM", "-o", "u/test/vircam")
+    decam = run(
         BIN / "processCcd.py", repo, "--id", "instrument=DECam", "-o", "u/test/decam",
         "--input", "DECam/defaults", "--input", "refcats/gaia_dr2",
         "-c", "connections.astrometry_ref_cat=gaia_dr2",

@@ -2,8 +2,6 @@
 ingest-casu`, `pipetask run` of pipelines/ProcessCcd.yaml#isr (with -j 2 and
 with -C), the legacy export command."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ from click.testing import CliRunner
 from lsst.daf.butler import Butler
 from lsst.images import MaskedImage, VisitImage
 
+from commands import invoke
 from isr_support import read_confidence, read_truth
 from lsst.obs.vista.cli.export_legacy import export_legacy, legacy_file_name
 from lsst.obs.vista.isr.legacy_export import legacy_plane_map
@@ -20,15 +19,8 @@ from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
 PIPELINE = Path(__file__).parent.parent / "pipelines" / "VIRCAM" / "ProcessCcd.yaml"
 DEFAULT_RUN = "u/test/isr"
-
-
-def run(*command: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +31,11 @@ def repo(tmp_path_factory):
     stacks = [write_pawprint_stack(data, index, config) for index in range(3)]
     stacks[2].confidence.unlink()
     root = tmp_path_factory.mktemp("repo")
-    run(str(BIN / "butler"), "create", str(root))
-    run(str(BIN / "butler"), "register-instrument", str(root), "lsst.obs.vista.Vircam")
-    run(str(BIN / "butler"), "ingest-casu", str(root), str(data))
-    run(
-        str(BIN / "pipetask"),
+    invoke("butler", "create", root)
+    invoke("butler", "register-instrument", root, "lsst.obs.vista.Vircam")
+    invoke("butler", "ingest-casu", root, data)
+    invoke(
+        "pipetask",
         "run",
         "-b",
         str(root),
@@ -123,8 +115,8 @@ def test_config_file_on_the_command_line_retargets_the_variance(repo, tmp_path):
         "config.variance.retarget(MetadataVarianceTask)\n"
         "config.noiseCheck.doRescale = False\n"
     )
-    run(
-        str(BIN / "pipetask"),
+    invoke(
+        "pipetask",
         "run",
         "-b",
         str(root),

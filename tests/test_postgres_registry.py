@@ -3,19 +3,16 @@
 SQLite; two ingests started at the same time into it both succeed."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import psycopg
 import pytest
 from lsst.daf.butler import Butler, ButlerConfig
 
 import lsst.obs.vista  # noqa: F401  (registers the VIRCAM translator for reading)
+from commands import BIN, ROOT, invoke, run, simulate
 from conftest import SERIAL_OUTPUT
 from postgres_server import PostgresServer, find_postgres_bin
 
-ROOT = Path(__file__).parent.parent
-BIN = Path(sys.executable).parent
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 OUTPUTS = ("post_isr_image", "preliminary_visit_image", "single_visit_star")
 OUTPUT = "u/test/run"
@@ -23,12 +20,6 @@ OUTPUT = "u/test/run"
 THIRD = "u/test/third"
 """processCcd.py's output of the third stack in the SQLite repository."""
 pytestmark = pytest.mark.slow
-
-
-def _run(*command: str | Path) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -53,22 +44,22 @@ def repos(server, processed_vircam, processed_vircam_template, tmp_path_factory)
     root = tmp_path_factory.mktemp("postgres")
     second = root / "second"
     common = ("--size", "256", "--detectors", "1,2", "--seed", "5")
-    _run(sys.executable, "-m", "lsst.obs.vista.sim", second, "--stacks", "1", "--first-index", "2", *common)
+    simulate(second, "--stacks", "1", "--first-index", "2", *common)
 
     sqlite = processed_vircam
-    _run(BIN / "butler", "ingest-casu", sqlite, second, "--transfer", "copy")
+    invoke("butler", "ingest-casu", sqlite, second, "--transfer", "copy")
     with Butler.from_config(str(sqlite)) as butler:
         processed = {
             ref.dataId["exposure"]
             for ref in butler.query_datasets("post_isr_image", collections=SERIAL_OUTPUT)
         }
         (third,) = {record.id for record in butler.query_dimension_records("exposure")} - processed
-    _run(BIN / "processCcd.py", sqlite, "--id", "instrument=VIRCAM", "--id", f"exposure={third}", "-o", THIRD)
+    run(BIN / "processCcd.py", sqlite, "--id", "instrument=VIRCAM", "--id", f"exposure={third}", "-o", THIRD)
 
     postgres = root / "postgres"
     seed = root / "seed-postgresql.yaml"
     seed.write_text(f"includeConfigs: {SEED}\nregistry:\n  db: {server.create_database('butler')}\n")
-    _run(BIN / "butler", "create", "--seed-config", seed, postgres)
+    invoke("butler", "create", "--seed-config", seed, postgres)
     ingests = [
         subprocess.Popen(
             [str(BIN / "butler"), "ingest-casu", str(postgres), str(sim), "--transfer", "copy"],
@@ -81,8 +72,8 @@ def repos(server, processed_vircam, processed_vircam_template, tmp_path_factory)
     ]
     concurrent = [(ingest.wait(), ingest.stdout.read()) for ingest in ingests]
 
-    _run(BIN / "butler", "ingest-refcat", postgres, "gaia_dr3", refcat)
-    _run(BIN / "processCcd.py", postgres, "--id", "instrument=VIRCAM", "-o", OUTPUT, "-j", "2")
+    invoke("butler", "ingest-refcat", postgres, "gaia_dr3", refcat)
+    run(BIN / "processCcd.py", postgres, "--id", "instrument=VIRCAM", "-o", OUTPUT, "-j", "2")
     return {"sqlite": sqlite, "postgres": postgres, "concurrent": concurrent}
 
 

@@ -10,7 +10,6 @@ import datetime
 import json
 import math
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from lsst.daf.butler import Butler
 
 import lsst.obs.vista  # noqa: F401  (VIRCAM translator, needed to read the outputs)
+from commands import BIN, invoke, run, simulate
 from lsst.obs.vista.provenance import package_version
 from lsst.obs.vista.report import (
     DEPTH_SIGMA,
@@ -30,17 +30,10 @@ from lsst.obs.vista.report import (
     match_visit_pair,
 )
 
-BIN = Path(sys.executable).parent
 REPO_ROOT = Path(__file__).resolve().parents[1]
 OUTPUT = "u/test/report"
 SIM = ("--size", "512", "--detectors", "1", "--seed", "7")
 pytestmark = pytest.mark.slow
-
-
-def _run(*command: object) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=REPO_ROOT)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -48,33 +41,22 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("report")
     data, repo = root / "data", root / "repo"
     refcat = root / "gaia.fits"
-    _run(sys.executable, "-m", "lsst.obs.vista.sim", data, "--stacks", "1", *SIM, "--refcat", refcat)
-    _run(sys.executable, "-m", "lsst.obs.vista.sim", data, "--stacks", "1", "--first-index", "2", *SIM)
-    _run(BIN / "butler", "create", "--seed-config", REPO_ROOT / "config/butler/seed.yaml", repo)
-    _run(BIN / "butler", "ingest-casu", repo, data, "--transfer", "symlink")
-    _run(BIN / "butler", "ingest-refcat", repo, "gaia_dr3", refcat)
-    _run(
-        BIN / "pipetask",
-        "run",
-        "-b",
-        repo,
-        "-i",
-        "VIRCAM/defaults,refcats/gaia_dr3",
-        "-o",
-        OUTPUT,
-        "-p",
-        REPO_ROOT / "pipelines/VIRCAM/ProcessCcd.yaml",
-        "--register-dataset-types",
-        "-j",
-        "1",
-    )
+    simulate(data, "--stacks", "1", *SIM, "--refcat", refcat)
+    simulate(data, "--stacks", "1", "--first-index", "2", *SIM)
+    invoke("butler", "create", "--seed-config", REPO_ROOT / "config/butler/seed.yaml", repo)
+    invoke("butler", "ingest-casu", repo, data, "--transfer", "symlink")
+    invoke("butler", "ingest-refcat", repo, "gaia_dr3", refcat)
+    invoke(
+        "pipetask", "run", "-b", repo, "-i", "VIRCAM/defaults,refcats/gaia_dr3", "-o", OUTPUT,
+        "-p", REPO_ROOT / "pipelines/VIRCAM/ProcessCcd.yaml", "--register-dataset-types", "-j", "1",
+    )  # fmt: skip
     return repo
 
 
 @pytest.fixture(scope="module")
 def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("html")
-    result = _run(BIN / "butler", "make-report", repo, "--collections", OUTPUT, "-o", output)
+    result = run(BIN / "butler", "make-report", repo, "--collections", OUTPUT, "-o", output)
     assert "index.html" in result.stdout
     return output, json.loads((output / "summary.json").read_text())
 
@@ -83,7 +65,7 @@ def report(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
     "command", [(BIN / "butler", "make-report"), (sys.executable, "-m", "lsst.obs.vista.report")]
 )
 def test_help_names_the_arguments(command: tuple) -> None:
-    result = _run(*command, "--help")
+    result = run(*command, "--help")
     arguments = (
         "REPO",
         "--collections",

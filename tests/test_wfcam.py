@@ -19,6 +19,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from lsst.daf.butler import Butler
 
+from commands import invoke
 from lsst.obs.vista import Wfcam
 from lsst.obs.vista.formatters import flat_metadata
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -73,11 +74,11 @@ def repo(products, tmp_path_factory):
         assert result.returncode == 0, result.stderr[-3000:]
         return result
 
-    run(BIN / "butler", "create", root)
+    invoke("butler", "create", root)
     run(BIN / "ingestImages.py", root, products["data"])
     ingest = run(BIN / "butler", "ingest-wfcam", root, *products["cutouts"])
-    run(
-        BIN / "pipetask", "run", "-b", root, "-i", "WFCAM/defaults", "-o", OUTPUT, "--register-dataset-types",
+    invoke(
+        "pipetask", "run", "-b", root, "-i", "WFCAM/defaults", "-o", OUTPUT, "--register-dataset-types",
         "-p", f"{ROOT / 'pipelines' / 'WFCAM' / 'ProcessCcd.yaml'}#isr",
     )  # fmt: skip
     return root, ingest.stderr
