@@ -40,6 +40,11 @@ COVERED_HALF_HEIGHT = 260
 every visit covers: the detectors are 680 tract pixels tall, the dithers
 move them by up to 62."""
 
+COVERED_HALF_WIDTH = 640
+"""Half-width (tract pixels) of the band around the field centre that every
+visit covers: the two detectors and their gap are 1428 tract pixels wide,
+the dithers move them by up to 57."""
+
 PAIR_SEPARATION = 13.0
 """Separation (tract pixels, two coadd PSF FWHM) of the close pairs."""
 
@@ -61,18 +66,19 @@ class Truth:
         return self.size == 0
 
 
-def truth(seed: int = 7) -> Truth:
-    """The objects on a jittered grid over the patch's inner box, where
-    every visit covers it."""
+def truth(seed: int = 7, skymap=None) -> Truth:
+    """The objects on a jittered grid over the inner box of the patch at the
+    field centre, where every visit covers it (``skymap``: the test
+    skymap's unless given)."""
     rng = np.random.default_rng(seed)
-    tract = field.skymap()[0]
+    tract = (skymap or field.skymap())[0]
     patch = tract.find_patch(*field.CENTRE)
     inner = patch.inner_bbox
     xs = np.arange(inner.x.start + SPACING / 2, inner.x.stop - SPACING / 2, SPACING)
     ys = np.arange(inner.y.start + SPACING / 2, inner.y.stop - SPACING / 2, SPACING)
     x, y = (a.ravel() for a in np.meshgrid(xs, ys))
-    centre_y = float(tract.sky_to_pixel(*field.CENTRE)[1][0])
-    covered = np.abs(y - centre_y) < COVERED_HALF_HEIGHT
+    centre_x, centre_y = (float(value[0]) for value in tract.sky_to_pixel(*field.CENTRE))
+    covered = (np.abs(y - centre_y) < COVERED_HALF_HEIGHT) & (np.abs(x - centre_x) < COVERED_HALF_WIDTH)
     x, y = x[covered], y[covered]
     x = x + rng.uniform(-5, 5, x.size)
     y = y + rng.uniform(-5, 5, y.size)
@@ -121,9 +127,10 @@ def galaxy_images(base, visit: field.Visit, objects: Truth, band: str) -> dict[i
     return images
 
 
-def coadd(base, objects: Truth, band: str, *, seed: int) -> CellCoadd:
-    """The coadd of one band on the patch at the field centre."""
-    skymap = field.skymap()
+def coadd(base, objects: Truth, band: str, *, seed: int, skymap=None) -> CellCoadd:
+    """The coadd of one band on the patch at the field centre (``skymap``:
+    the test skymap's unless given)."""
+    skymap = skymap or field.skymap()
     patch = skymap[0].find_patch(*field.CENTRE)
     stars = {"ra": objects.ra[objects.is_star], "dec": objects.dec[objects.is_star]}
     stars["flux"] = objects.flux[band][objects.is_star]

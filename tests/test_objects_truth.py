@@ -63,10 +63,11 @@ def patch_id():
 
 def run_objects(coadds, patch_id, bands, *, pieces=False):
     detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
+    tables = {band: result.detections for band, result in detections.items()}
     merge = MergeCoaddDetectionsTask()
     merge.config.priorityList = PRIORITY
     merged = merge.run(
-        {b: d.detections for b, d in detections.items()},
+        tables,
         {b: d.footprints for b, d in detections.items()},
         tract=0,
         patch=patch_id,
@@ -74,10 +75,18 @@ def run_objects(coadds, patch_id, bands, *, pieces=False):
     ref = MeasureObjectsRefTask()
     ref.config.priorityList = PRIORITY
     reference = ref.run(
-        coadds, merged.merged, merged.merged_footprints, skymap=field.skymap(), tract=0, patch=patch_id
+        coadds,
+        merged.merged,
+        merged.merged_footprints,
+        detections=tables,
+        skymap=field.skymap(),
+        tract=0,
+        patch=patch_id,
     ).measurement
     forced = {
-        band: ForcedPhotObjectsTask().run(coadds[band], reference, merged.merged_footprints).measurement
+        band: ForcedPhotObjectsTask()
+        .run(coadds[band], reference, merged.merged_footprints, detections=tables[band])
+        .measurement
         for band in coadds
     }
     if pieces:

@@ -128,6 +128,7 @@ def measure_objects(
     *,
     fixed_centroid: bool = False,
     kron: Table | None = None,
+    centroid_only: bool = False,
 ) -> Table:
     """Measure objects on a coadd.
 
@@ -155,6 +156,10 @@ def measure_objects(
         Forced mode: the reference ``kron_a``, ``kron_b``, ``kron_theta``
         and ``kron_radius`` per object, used instead of measuring them; the
         positions are then kept.
+    centroid_only : `bool`, optional
+        Measure the centroid, the moments and the PSF flux only (the other
+        columns stay NaN and flagged): what the reference measurement
+        needs of every band to combine their centroids.
 
     Returns
     -------
@@ -255,6 +260,8 @@ def measure_objects(
             columns["psfFluxErr"][i] = psf_factor * math.sqrt(float(np.sum(weights**2 * variance))) / norm
             columns["psfFlux_flag"][i] = not columns["psfFluxErr"][i] > 0
         columns["ixxPSF"][i], columns["iyyPSF"][i], columns["ixyPSF"][i] = kxx, kyy, kxy
+        if centroid_only:
+            continue
         core = psf_stamp > config.psfCoreFraction * float(kernel.array.max())
         centre = (
             slice(max(ir - ys.start - 1, 0), ir - ys.start + 2),
