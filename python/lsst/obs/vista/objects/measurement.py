@@ -47,7 +47,7 @@ from lsst.images.cells import CellCoadd
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
-from ..coadd.resampling import resample_image
+from ..coadd.resampling import LANCZOS_ORDER, _lanczos_weights
 from ..psf_shape import kernel_moments
 from .detection import mean_psf_kernel
 from .noise import CoaddNoise
@@ -367,14 +367,33 @@ def _kron_flux(
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
     """Return the coadd's PSF model of a star at tract pixel (x, y): its
-    cell's kernel, Lanczos-3 shifted to the position, on tract pixels."""
+    cell's kernel, Lanczos-3 shifted to the position, on tract pixels.
+
+    The shift is the same for every pixel, so the Lanczos weights are one
+    set per axis, applied as two one-dimensional filters (the image is 0
+    beyond the kernel's edge, as `resample_image` takes it)."""
     kernel = coadd.psf.compute_kernel_image(x=x, y=y)
     kbox = kernel.bbox
     x0, y0 = int(round(x)) + kbox.x.start, int(round(y)) + kbox.y.start
-    rows = np.arange(y0, y0 + kbox.y.size, dtype=float)
-    columns = np.arange(x0, x0 + kbox.x.size, dtype=float)
-    oy, ox = np.meshgrid(rows - y, columns - x, indexing="ij")
-    array = resample_image(kernel.array, ox - kbox.x.start, oy - kbox.y.start)
+    array = np.asarray(kernel.array, dtype=np.float64)
+    # Output pixel j samples the kernel at j - (x - round(x)).
+    for axis, shift in ((1, x - round(x)), (0, y - round(y))):
+        position = -shift
+        base = math.floor(position)
+        weights = np.empty(2 * LANCZOS_ORDER)
+        _lanczos_weights(position - base, weights)
+        # Tap k is the input pixel j + base - a + 1 + k.
+        offsets = base - LANCZOS_ORDER + 1 + np.arange(2 * LANCZOS_ORDER)
+        shifted = np.zeros_like(array)
+        size = array.shape[axis]
+        for weight, offset in zip(weights, offsets, strict=True):
+            source = slice(max(offset, 0), min(size + offset, size))
+            target = slice(max(-offset, 0), min(size - offset, size))
+            if axis == 1:
+                shifted[:, target] += weight * array[:, source]
+            else:
+                shifted[target, :] += weight * array[source, :]
+        array = shifted
     return Image(array, bbox=Box.factory[y0 : y0 + kbox.y.size, x0 : x0 + kbox.x.size])
 
 
