@@ -204,7 +204,12 @@ def source_extractor_dual(
     thresholds in units of the unfiltered pixel noise: ours times the
     filter's white-noise factor times the resampling covariance's factor),
     minimum area, deblending and apertures, and Kron's factor and smallest
-    radius.
+    radius.  The measurement images get no background (BACK_TYPE MANUAL,
+    0): the coadds are sky-subtracted per visit, and on this dense field
+    SExtractor's mesh background, which keeps the stars' wings, would make
+    its aperture fluxes low by 1.4% at radius 12 and 2.5% at radius 17
+    (ours are within 0.3% of the truth), a difference of backgrounds, not
+    of the photometry compared.
     """
     if shutil.which(SOURCE_EXTRACTOR) is None:
         raise FileNotFoundError(f"{SOURCE_EXTRACTOR} is not installed (Debian package source-extractor)")

@@ -17,6 +17,7 @@ import astropy.units as u
 import numpy as np
 import pytest
 import scipy.ndimage
+from lsst.images import Box
 
 import coadd_field as field
 import object_field
@@ -408,3 +409,35 @@ def test_source_extractor_peer(peer, matched, objects, truth):
             assert ratio.size > 30, (band, name)
             assert abs(np.median(ratio) - 1) < bound, (band, name)
             assert robust_std(ratio) < 0.05, (band, name)
+
+
+def test_merge_aligns_bands_of_different_coverage(coadds, patch_id):
+    """A band with inputs in fewer cells is detected on their box only:
+    the merged footprints cover the union of the bands' boxes, with each
+    band's footprints in place."""
+    full = DetectCoaddPeaksTask().run(coadds["Ks"])
+    cells = coadds["J"].grid
+    corner = cells.bbox_of(next(iter(coadds["J"].psf.bounds.cell_indices())))
+    part_box = Box.factory[corner.y.start : corner.y.start + 360, corner.x.start : corner.x.start + 480]
+    part = DetectCoaddPeaksTask().run(coadds["J"][part_box])
+    assert part.footprints.bbox == part_box
+    merge = MergeCoaddDetectionsTask()
+    merge.config.priorityList = PRIORITY
+    merged = merge.run(
+        {"Ks": full.detections, "J": part.detections},
+        {"Ks": full.footprints, "J": part.footprints},
+        tract=0,
+        patch=patch_id,
+    )
+    ownership = merged.merged_footprints
+    assert ownership.bbox == full.footprints.bbox
+    # Every J peak lies in the footprint of an object at most a match radius away.
+    rows = np.round(part.detections["y"]).astype(int) - ownership.bbox.y.start
+    columns = np.round(part.detections["x"]).astype(int) - ownership.bbox.x.start
+    owner = ownership.array[rows, columns]
+    assert len(owner) > 20 and np.all(owner > 0)
+    table = merged.merged
+    distance = np.hypot(
+        table["x"][owner - 1] - part.detections["x"], table["y"][owner - 1] - part.detections["y"]
+    )
+    assert np.median(distance) < 1.0
