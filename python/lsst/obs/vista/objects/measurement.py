@@ -225,7 +225,10 @@ def measure_objects(
         xs = slice(max(ic - half, 0), min(ic + half + 1, width))
         truncated = ys.stop - ys.start < 2 * half + 1 or xs.stop - xs.start < 2 * half + 1
         labels = ownership[ys, xs]
-        neighbours = (labels > 0) & ~np.isin(labels, own[i])
+        if len(own[i]) == 1:
+            neighbours = (labels > 0) & (labels != own[i][0])
+        else:
+            neighbours = (labels > 0) & ~np.isin(labels, own[i])
         usable = planes.usable[ys, xs]
         data = np.where(neighbours, planes.noise[ys, xs], planes.image[ys, xs])
         data = np.ascontiguousarray(np.where(usable, data, 0.0))
@@ -418,7 +421,7 @@ def _adaptive_moments(
     try:
         result = galsim.hsm.FindAdaptiveMom(
             galsim.Image(data, xmin=0, ymin=0),
-            badpix=galsim.Image(bad.astype(np.int32), xmin=0, ymin=0),
+            badpix=galsim.Image(bad.astype(np.int32), xmin=0, ymin=0) if bad.any() else None,
             guess_sig=psf_sigma,
             guess_centroid=galsim.PositionD(sx, sy),
             strict=False,
