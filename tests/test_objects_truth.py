@@ -414,8 +414,14 @@ def test_source_extractor_peer(peer, matched, objects, truth):
 def test_merge_aligns_bands_of_different_coverage(coadds, patch_id):
     """A band with inputs in fewer cells is detected on their box only:
     the merged footprints cover the union of the bands' boxes, with each
-    band's footprints in place."""
+    band's footprints in place.  The real noise detection records is the
+    one measured on the coadd (the later tasks take it from there)."""
     full = DetectCoaddPeaksTask().run(coadds["Ks"])
+    planes = coadd_planes(coadds["Ks"], ["NO_DATA"], 128)
+    measured = CoaddNoise(planes.noise, planes.variance, planes.usable, 6)
+    recorded = CoaddNoise.from_metadata(full.detections.meta, 6)
+    assert recorded.pixel_ratio == measured.pixel_ratio
+    np.testing.assert_array_equal(recorded.correlation, measured.correlation)
     cells = coadds["J"].grid
     corner = cells.bbox_of(next(iter(coadds["J"].psf.bounds.cell_indices())))
     part_box = Box.factory[corner.y.start : corner.y.start + 360, corner.x.start : corner.x.start + 480]
