@@ -7,13 +7,27 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import resource
+import shutil
+import subprocess
+import time
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
+from astropy.io import fits
+from astropy.table import Table
 from lsst.images.cells import CellCoadd
 
 import coadd_field as field
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
+from lsst.obs.vista.objects import (
+    CoaddNoise,
+    DetectCoaddPeaksConfig,
+    ObjectMeasurementConfig,
+    coadd_planes,
+    mean_psf_kernel,
+)
 
 BANDS = ("J", "Ks")
 """The two bands, in the reference-band priority order."""
@@ -25,6 +39,11 @@ COVERED_HALF_HEIGHT = 260
 """Half-height (tract pixels) of the band around the field centre that
 every visit covers: the detectors are 680 tract pixels tall, the dithers
 move them by up to 62."""
+
+COVERED_HALF_WIDTH = 640
+"""Half-width (tract pixels) of the band around the field centre that every
+visit covers: the two detectors and their gap are 1428 tract pixels wide,
+the dithers move them by up to 57."""
 
 PAIR_SEPARATION = 13.0
 """Separation (tract pixels, two coadd PSF FWHM) of the close pairs."""
@@ -47,18 +66,19 @@ class Truth:
         return self.size == 0
 
 
-def truth(seed: int = 7) -> Truth:
-    """The objects on a jittered grid over the patch's inner box, where
-    every visit covers it."""
+def truth(seed: int = 7, skymap=None) -> Truth:
+    """The objects on a jittered grid over the inner box of the patch at the
+    field centre, where every visit covers it (``skymap``: the test
+    skymap's unless given)."""
     rng = np.random.default_rng(seed)
-    tract = field.skymap()[0]
+    tract = (skymap or field.skymap())[0]
     patch = tract.find_patch(*field.CENTRE)
     inner = patch.inner_bbox
     xs = np.arange(inner.x.start + SPACING / 2, inner.x.stop - SPACING / 2, SPACING)
     ys = np.arange(inner.y.start + SPACING / 2, inner.y.stop - SPACING / 2, SPACING)
     x, y = (a.ravel() for a in np.meshgrid(xs, ys))
-    centre_y = float(tract.sky_to_pixel(*field.CENTRE)[1][0])
-    covered = np.abs(y - centre_y) < COVERED_HALF_HEIGHT
+    centre_x, centre_y = (float(value[0]) for value in tract.sky_to_pixel(*field.CENTRE))
+    covered = (np.abs(y - centre_y) < COVERED_HALF_HEIGHT) & (np.abs(x - centre_x) < COVERED_HALF_WIDTH)
     x, y = x[covered], y[covered]
     x = x + rng.uniform(-5, 5, x.size)
     y = y + rng.uniform(-5, 5, y.size)
@@ -107,9 +127,10 @@ def galaxy_images(base, visit: field.Visit, objects: Truth, band: str) -> dict[i
     return images
 
 
-def coadd(base, objects: Truth, band: str, *, seed: int) -> CellCoadd:
-    """The coadd of one band on the patch at the field centre."""
-    skymap = field.skymap()
+def coadd(base, objects: Truth, band: str, *, seed: int, skymap=None) -> CellCoadd:
+    """The coadd of one band on the patch at the field centre (``skymap``:
+    the test skymap's unless given)."""
+    skymap = skymap or field.skymap()
     patch = skymap[0].find_patch(*field.CENTRE)
     stars = {"ra": objects.ra[objects.is_star], "dec": objects.dec[objects.is_star]}
     stars["flux"] = objects.flux[band][objects.is_star]
@@ -124,3 +145,159 @@ def coadd(base, objects: Truth, band: str, *, seed: int) -> CellCoadd:
         warps.append(result.warp)
         noises.append(result.noise_warp)
     return AssembleCellCoaddTask().run(warps, noises).coadd
+
+
+SOURCE_EXTRACTOR = "source-extractor"
+"""Debian's SExtractor binary (package ``source-extractor``)."""
+
+SOURCE_EXTRACTOR_COLUMNS = (
+    "NUMBER",
+    "X_IMAGE",
+    "Y_IMAGE",
+    "FLUX_AUTO",
+    "FLUXERR_AUTO",
+    "KRON_RADIUS",
+    "FLUX_APER",
+    "FLUXERR_APER",
+    "FLAGS",
+)
+"""Columns of the peer's catalogues (FLUX_APER has one entry per aperture)."""
+
+
+_LARGEST_FILTER = 31
+"""Side (pixels) of SExtractor's largest detection filter."""
+
+
+@dataclasses.dataclass
+class PeerCatalogues:
+    """SExtractor's dual-image catalogues of a patch.
+
+    ``catalogues`` by measurement band (``x``, ``y`` in tract pixels beside
+    SExtractor's own columns, fluxes in nJy), ``seconds`` and
+    ``cpu_seconds`` the wall and CPU time of its runs (not counting the
+    writing of its inputs) and ``apertures`` the radii (pixels) of the
+    FLUX_APER entries.
+    """
+
+    catalogues: dict[str, Table]
+    seconds: float
+    cpu_seconds: float
+    apertures: list[float]
+
+
+def source_extractor_dual(
+    coadds: dict[str, CellCoadd],
+    detection_band: str,
+    directory: Path,
+    detection: DetectCoaddPeaksConfig | None = None,
+    measurement: ObjectMeasurementConfig | None = None,
+) -> PeerCatalogues:
+    """Run SExtractor in dual-image mode on a patch's coadds.
+
+    The detection image is ``detection_band``'s coadd; every band is the
+    measurement image of one run.  Weights are the inverse of the coadd's
+    variance plane (0 where the coadd has no data), taken as given (the
+    coadds' variances are absolute).  The settings are ours
+    (`DetectCoaddPeaksConfig`, `ObjectMeasurementConfig`): the same
+    background mesh, the coadd's mean PSF as the detection filter, the same
+    threshold in units of the filtered image's real noise (SExtractor
+    thresholds in units of the unfiltered pixel noise: ours times the
+    filter's white-noise factor times the resampling covariance's factor),
+    minimum area, deblending and apertures, and Kron's factor and smallest
+    radius.  The measurement images get no background (BACK_TYPE MANUAL,
+    0): the coadds are sky-subtracted per visit, and on this dense field
+    SExtractor's mesh background, which keeps the stars' wings, would make
+    its aperture fluxes low by 1.4% at radius 12 and 2.5% at radius 17
+    (ours are within 0.3% of the truth), a difference of backgrounds, not
+    of the photometry compared.
+    """
+    if shutil.which(SOURCE_EXTRACTOR) is None:
+        raise FileNotFoundError(f"{SOURCE_EXTRACTOR} is not installed (Debian package source-extractor)")
+    detection = detection or DetectCoaddPeaksConfig()
+    measurement = measurement or ObjectMeasurementConfig()
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for band, coadd in coadds.items():
+        planes = coadd_planes(coadd, list(detection.badMaskPlanes), detection.backgroundCellSize)
+        weight = np.zeros(planes.variance.shape, dtype=np.float32)
+        weight[planes.usable] = 1.0 / planes.variance[planes.usable]
+        image = np.where(planes.usable, coadd.image.array, 0.0).astype(np.float32)
+        files[band] = (directory / f"{band}.fits", directory / f"{band}.weight.fits")
+        fits.PrimaryHDU(image).writeto(files[band][0], overwrite=True)
+        fits.PrimaryHDU(weight).writeto(files[band][1], overwrite=True)
+        if band == detection_band:
+            kernel = mean_psf_kernel(coadd)
+            # SExtractor's filters are at most 31 pixels wide.
+            crop = max(0, (kernel.shape[0] - _LARGEST_FILTER) // 2)
+            kernel = kernel[crop : kernel.shape[0] - crop, crop : kernel.shape[1] - crop]
+            kernel = kernel / kernel.sum()
+            noise = CoaddNoise(planes.noise, planes.variance, planes.usable, detection.maxLag)
+            threshold = detection.threshold * noise.factor(kernel) * math.sqrt(float(np.sum(kernel**2)))
+    conv = directory / "psf.conv"
+    rows = [" ".join(f"{value:.8f}" for value in row) for row in kernel]
+    conv.write_text("CONV NORM\n# the detection band's mean coadd PSF\n" + "\n".join(rows) + "\n")
+    parameters = directory / "objects.param"
+    parameters.write_text(
+        "\n".join(
+            f"{c}({len(measurement.apertureRadii)})" if c.endswith("APER") else c
+            for c in SOURCE_EXTRACTOR_COLUMNS
+        )
+        + "\n"
+    )
+    settings = {
+        "PARAMETERS_NAME": str(parameters),
+        "CATALOG_TYPE": "FITS_1.0",
+        "WEIGHT_TYPE": "MAP_WEIGHT,MAP_WEIGHT",
+        "RESCALE_WEIGHTS": "N",
+        "WEIGHT_GAIN": "N",
+        "GAIN": "0",
+        "SATUR_LEVEL": "1e15",
+        "FILTER": "Y",
+        "FILTER_NAME": str(conv),
+        "DETECT_THRESH": f"{threshold:.6f}",
+        "ANALYSIS_THRESH": f"{threshold:.6f}",
+        "DETECT_MINAREA": str(detection.minArea),
+        "DEBLEND_NTHRESH": str(detection.deblendThresholds),
+        "DEBLEND_MINCONT": str(detection.deblendContrast),
+        "CLEAN": "N",
+        "BACK_TYPE": "AUTO,MANUAL",
+        "BACK_VALUE": "0,0",
+        "BACK_SIZE": str(detection.backgroundCellSize),
+        "BACK_FILTERSIZE": "3",
+        "PHOT_APERTURES": ",".join(f"{2 * r:g}" for r in measurement.apertureRadii),
+        "PHOT_AUTOPARAMS": f"{measurement.kronFactor:g},{measurement.kronMinRadius:g}",
+        "MEMORY_PIXSTACK": str(max(300000, coadds[detection_band].image.array.size)),
+        "NTHREADS": "1",
+        "VERBOSE_TYPE": "QUIET",
+    }
+    catalogues = {}
+    seconds = 0.0
+    cpu_start = resource.getrusage(resource.RUSAGE_CHILDREN)
+    detection_image, detection_weight = files[detection_band]
+    for band, (image, weight) in files.items():
+        catalogue = directory / f"{band}.cat"
+        command = [
+            SOURCE_EXTRACTOR,
+            f"{detection_image},{image}",
+            "-c",
+            "/dev/null",
+            "-CATALOG_NAME",
+            str(catalogue),
+            "-WEIGHT_IMAGE",
+            f"{detection_weight},{weight}",
+        ]
+        command += [item for key, value in settings.items() for item in (f"-{key}", value)]
+        start = time.perf_counter()
+        run = subprocess.run(command, cwd=directory, capture_output=True, text=True)
+        if run.returncode:
+            raise RuntimeError(f"{SOURCE_EXTRACTOR} failed on {image}: {run.stderr.strip()}")
+        seconds += time.perf_counter() - start
+        table = Table.read(catalogue, hdu=2 if settings["CATALOG_TYPE"] == "FITS_LDAC" else 1)
+        bbox = coadds[band].bbox
+        # SExtractor's pixel centres are at integers from 1.
+        table["x"] = np.asarray(table["X_IMAGE"], dtype=float) - 1.0 + bbox.x.start
+        table["y"] = np.asarray(table["Y_IMAGE"], dtype=float) - 1.0 + bbox.y.start
+        catalogues[band] = table
+    cpu_end = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = sum(getattr(cpu_end, f) - getattr(cpu_start, f) for f in ("ru_utime", "ru_stime"))
+    return PeerCatalogues(catalogues, seconds, cpu_seconds, list(measurement.apertureRadii))

@@ -10,12 +10,14 @@ descriptions and units, and a band without a coadd.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import pytest
 import scipy.ndimage
+from lsst.images import Box
 
 import coadd_field as field
 import object_field
@@ -62,10 +64,11 @@ def patch_id():
 
 def run_objects(coadds, patch_id, bands, *, pieces=False):
     detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
+    tables = {band: result.detections for band, result in detections.items()}
     merge = MergeCoaddDetectionsTask()
     merge.config.priorityList = PRIORITY
     merged = merge.run(
-        {b: d.detections for b, d in detections.items()},
+        tables,
         {b: d.footprints for b, d in detections.items()},
         tract=0,
         patch=patch_id,
@@ -73,10 +76,18 @@ def run_objects(coadds, patch_id, bands, *, pieces=False):
     ref = MeasureObjectsRefTask()
     ref.config.priorityList = PRIORITY
     reference = ref.run(
-        coadds, merged.merged, merged.merged_footprints, skymap=field.skymap(), tract=0, patch=patch_id
+        coadds,
+        merged.merged,
+        merged.merged_footprints,
+        detections=tables,
+        skymap=field.skymap(),
+        tract=0,
+        patch=patch_id,
     ).measurement
     forced = {
-        band: ForcedPhotObjectsTask().run(coadds[band], reference, merged.merged_footprints).measurement
+        band: ForcedPhotObjectsTask()
+        .run(coadds[band], reference, merged.merged_footprints, detections=tables[band])
+        .measurement
         for band in coadds
     }
     if pieces:
@@ -324,3 +335,115 @@ def test_units_are_those_of_rubins_object_table(objects):
         assert table[name].unit == expected, (name, table[name].unit, expected)
         compared += 1
     assert compared > 40
+
+
+PEER_DETECTION_BAND = "Ks"
+"""SExtractor's detection band: the first of the priority list, where the
+field's stars (J - Ks from -0.3 to 1) are the most significant."""
+
+
+@pytest.fixture(scope="module")
+def peer(coadds, tmp_path_factory):
+    """SExtractor in dual-image mode on the same coadds (Ks detects, each band measures)."""
+    if shutil.which(object_field.SOURCE_EXTRACTOR) is None:
+        pytest.skip(f"{object_field.SOURCE_EXTRACTOR} is not installed (Debian package source-extractor)")
+    return object_field.source_extractor_dual(coadds, PEER_DETECTION_BAND, tmp_path_factory.mktemp("peer"))
+
+
+def nearest(x, y, to_x, to_y):
+    """Index of the nearest of (to_x, to_y) within MATCH_RADIUS of each (x, y), -1 if none."""
+    distance = np.hypot(np.asarray(x)[:, None] - to_x[None], np.asarray(y)[:, None] - to_y[None])
+    return np.where(distance.min(axis=1) < MATCH_RADIUS, distance.argmin(axis=1), -1)
+
+
+def test_source_extractor_peer(peer, matched, objects, truth):
+    """Ours against SExtractor in dual-image mode on the same coadds:
+    completeness at S/N >= 10 in the detection band (the peer's) at least
+    95% for both; on isolated stars of S/N > 50 in each band, the median
+    ratio of our aperture flux (radius 12) to SExtractor's FLUX_APER of
+    the same radius, and of our PSF flux to its FLUX_APER of radius 17
+    (all of a star's flux but 0.3%), within 2%, and of our Kron flux to
+    its FLUX_AUTO within 4% (its Kron radius comes from the isophote's
+    moments, ours from the adaptive moments: its FLUX_AUTO misses 2-3% of
+    a star's flux)."""
+    primary, index = matched
+    _, table, _ = objects
+    bright = truth_snr(table, truth, PEER_DETECTION_BAND) >= 10
+    ours = np.isin(np.arange(len(truth.x)), index[index >= 0])
+    catalogue = peer.catalogues[PEER_DETECTION_BAND]
+    theirs_to_truth = nearest(catalogue["x"], catalogue["y"], truth.x, truth.y)
+    theirs = np.isin(np.arange(len(truth.x)), theirs_to_truth[theirs_to_truth >= 0])
+    print(
+        f"completeness at {PEER_DETECTION_BAND} S/N >= 10 ({bright.sum()} objects): ours "
+        f"{ours[bright].mean():.3f}, SExtractor {theirs[bright].mean():.3f}; SExtractor's spurious "
+        f"{np.mean(theirs_to_truth < 0):.3f} of {len(catalogue)}"
+    )
+    assert bright.sum() > 150
+    assert ours[bright].mean() >= 0.95
+    assert theirs[bright].mean() >= 0.95
+    star = (index >= 0) & primary["detect_isIsolated"]
+    star[star] = truth.is_star[index[star]]
+    comparisons = {
+        # ours, theirs, largest offset of the median ratio from 1
+        "ap12Flux / FLUX_APER(12)": ("ap12Flux", peer.apertures.index(12.0), 0.02),
+        "psfFlux / FLUX_APER(17)": ("psfFlux", peer.apertures.index(17.0), 0.02),
+        "kronFlux / FLUX_AUTO": ("kronFlux", None, 0.04),
+    }
+    for band in object_field.BANDS:
+        snr = np.asarray(primary[f"{band}_psfFlux"] / primary[f"{band}_psfFluxErr"])
+        chosen = np.nonzero(star & (snr > 50))[0]
+        catalogue = peer.catalogues[band]
+        match = nearest(primary["x"][chosen], primary["y"][chosen], catalogue["x"], catalogue["y"])
+        found = match >= 0
+        found[found] = np.asarray(catalogue["FLAGS"][match[found]]) == 0
+        chosen, match = chosen[found], match[found]
+        for name, (column, aperture, bound) in comparisons.items():
+            theirs_flux = (
+                catalogue["FLUX_AUTO"][match] if aperture is None else catalogue["FLUX_APER"][match, aperture]
+            )
+            ratio = np.asarray(primary[f"{band}_{column}"][chosen]) / np.asarray(theirs_flux)
+            print(
+                f"{band} {name}: {ratio.size} stars, median {np.median(ratio):.4f}, "
+                f"robust scatter {robust_std(ratio):.4f}"
+            )
+            assert ratio.size > 30, (band, name)
+            assert abs(np.median(ratio) - 1) < bound, (band, name)
+            assert robust_std(ratio) < 0.05, (band, name)
+
+
+def test_merge_aligns_bands_of_different_coverage(coadds, patch_id):
+    """A band with inputs in fewer cells is detected on their box only:
+    the merged footprints cover the union of the bands' boxes, with each
+    band's footprints in place.  The real noise detection records is the
+    one measured on the coadd (the later tasks take it from there)."""
+    full = DetectCoaddPeaksTask().run(coadds["Ks"])
+    planes = coadd_planes(coadds["Ks"], ["NO_DATA"], 128)
+    measured = CoaddNoise(planes.noise, planes.variance, planes.usable, 6)
+    recorded = CoaddNoise.from_metadata(full.detections.meta, 6)
+    assert recorded.pixel_ratio == measured.pixel_ratio
+    np.testing.assert_array_equal(recorded.correlation, measured.correlation)
+    cells = coadds["J"].grid
+    corner = cells.bbox_of(next(iter(coadds["J"].psf.bounds.cell_indices())))
+    part_box = Box.factory[corner.y.start : corner.y.start + 360, corner.x.start : corner.x.start + 480]
+    part = DetectCoaddPeaksTask().run(coadds["J"][part_box])
+    assert part.footprints.bbox == part_box
+    merge = MergeCoaddDetectionsTask()
+    merge.config.priorityList = PRIORITY
+    merged = merge.run(
+        {"Ks": full.detections, "J": part.detections},
+        {"Ks": full.footprints, "J": part.footprints},
+        tract=0,
+        patch=patch_id,
+    )
+    ownership = merged.merged_footprints
+    assert ownership.bbox == full.footprints.bbox
+    # Every J peak lies in the footprint of an object at most a match radius away.
+    rows = np.round(part.detections["y"]).astype(int) - ownership.bbox.y.start
+    columns = np.round(part.detections["x"]).astype(int) - ownership.bbox.x.start
+    owner = ownership.array[rows, columns]
+    assert len(owner) > 20 and np.all(owner > 0)
+    table = merged.merged
+    distance = np.hypot(
+        table["x"][owner - 1] - part.detections["x"], table["y"][owner - 1] - part.detections["y"]
+    )
+    assert np.median(distance) < 1.0

@@ -19,7 +19,9 @@ __all__ = (
     "DetectCoaddPeaksConfig",
     "DetectCoaddPeaksConnections",
     "DetectCoaddPeaksTask",
+    "bounding_box",
     "coadd_planes",
+    "covered_box",
     "filtered_snr",
     "mean_psf_kernel",
 )
@@ -34,7 +36,7 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
-from lsst.images import Image
+from lsst.images import Box, Image
 from lsst.images.cells import CellCoadd
 from lsst.pipe.base import (
     InputQuantizedConnection,
@@ -124,6 +126,25 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
         default=6,
         check=lambda value: value >= 1,
     )
+
+
+def covered_box(coadd: CellCoadd) -> Box:
+    """Return the smallest box holding every cell of a coadd that has inputs.
+
+    A patch is much larger than a small survey field: the objects tasks
+    work on this box only (and on one box for all bands, the union of
+    theirs, so that the bands' footprints stay aligned).
+    """
+    boxes = [coadd.grid.bbox_of(cell) for cell in coadd.psf.bounds.cell_indices()]
+    return bounding_box(boxes).intersection(coadd.bbox) if boxes else coadd.bbox
+
+
+def bounding_box(boxes: list[Box]) -> Box:
+    """Return the smallest box holding every one of ``boxes`` (not empty)."""
+    return Box.factory[
+        min(box.y.start for box in boxes) : max(box.y.stop for box in boxes),
+        min(box.x.start for box in boxes) : max(box.x.stop for box in boxes),
+    ]
 
 
 def coadd_planes(
@@ -247,8 +268,11 @@ class DetectCoaddPeaksTask(PipelineTask):
             footprint holding it, from 1), ``npix`` (its pixels),
             ``deblended`` (whether its footprint has other peaks)) and
             ``footprints`` (`lsst.images.Image` of int32 ``id``, 0 outside
-            every footprint).
+            every footprint), on the box of the coadd's cells with inputs
+            (`covered_box`).  The table's metadata records the coadd's
+            real noise (`CoaddNoise.metadata`) for the later tasks.
         """
+        coadd = coadd[covered_box(coadd)]
         planes = coadd_planes(coadd, list(self.config.badMaskPlanes), self.config.backgroundCellSize)
         real_noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
         kernel = mean_psf_kernel(coadd)
@@ -281,7 +305,7 @@ class DetectCoaddPeaksTask(PipelineTask):
         detections["npix"] = objects["npix"].astype(np.int32)
         counts = np.bincount(detections["footprint"], minlength=footprint_labels.max() + 1)
         detections["deblended"] = counts[detections["footprint"]] > 1
-        detections.meta["NOISE_PIXEL_RATIO"] = real_noise.pixel_ratio
+        detections.meta.update(real_noise.metadata)
         detections.meta["NOISE_FILTER_FACTOR"] = factor
         self.log.info(
             "%s: %d peak(s) in %d footprint(s) above %g sigma (filtered noise %.3f times the variance "

@@ -51,6 +51,12 @@ class ForcedPhotObjectsConnections(PipelineTaskConnections, dimensions=("skymap"
         storageClass="ImageV2",
         dimensions=("skymap", "tract", "patch"),
     )
+    detections = cT.Input(
+        doc="The band's detections, whose metadata records the coadd's real noise.",
+        name="object_detection",
+        storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
     measurement = cT.Output(
         doc="Every object measured in the band at its reference position and Kron ellipse.",
         name="object_forced_measurement",
@@ -97,7 +103,15 @@ class ForcedPhotObjectsTask(PipelineTask):
         result = self.run(**inputs, name=data_id_text(butlerQC.quantum.dataId))
         butlerQC.put(result, outputRefs)
 
-    def run(self, coadd: CellCoadd, reference: Table, merged_footprints: Image, *, name: str = "") -> Struct:
+    def run(
+        self,
+        coadd: CellCoadd,
+        reference: Table,
+        merged_footprints: Image,
+        *,
+        detections: Table | None = None,
+        name: str = "",
+    ) -> Struct:
         """Measure the objects on one band's coadd.
 
         Parameters
@@ -108,6 +122,9 @@ class ForcedPhotObjectsTask(PipelineTask):
             ``object_ref_measurement``.
         merged_footprints : `lsst.images.Image`
             ``object_detection_merged_footprints``.
+        detections : `astropy.table.Table`, optional
+            The band's ``object_detection``: the coadd's real noise is
+            taken from its metadata (measured again without it).
         name : `str`, optional
             The quantum's data ID, for log lines.
 
@@ -118,13 +135,17 @@ class ForcedPhotObjectsTask(PipelineTask):
             band's measurements under Rubin's per-band names without the
             band prefix, fluxes in nJy.
         """
+        # The merged footprints' box: the bands' cells with inputs.
+        coadd = coadd[merged_footprints.bbox]
         planes = coadd_planes(
             coadd,
             list(self.config.badMaskPlanes),
             self.config.backgroundCellSize,
             merged_footprints.array > 0,
         )
-        noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
+        noise = CoaddNoise.of_planes(
+            planes, self.config.maxLag, None if detections is None else detections.meta
+        )
         measured = measure_objects(
             coadd,
             planes,

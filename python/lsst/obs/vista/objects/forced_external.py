@@ -182,6 +182,8 @@ class ForcedPhotExternalTask(PipelineTask):
         if len(external) == 0:
             raise NoWorkFound(f"{name}: no external position in the patch; nothing measured.")
         x, y = np.asarray(external["x"]), np.asarray(external["y"])
+        # The merged footprints' box: the bands' cells with inputs.
+        coadd = coadd[merged_footprints.bbox]
         planes = coadd_planes(
             coadd,
             list(self.config.badMaskPlanes),

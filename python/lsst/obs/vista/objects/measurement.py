@@ -47,7 +47,7 @@ from lsst.images.cells import CellCoadd
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
-from ..coadd.resampling import resample_image
+from ..coadd.resampling import LANCZOS_ORDER, _lanczos_weights
 from ..psf_shape import kernel_moments
 from .detection import mean_psf_kernel
 from .noise import CoaddNoise
@@ -128,6 +128,7 @@ def measure_objects(
     *,
     fixed_centroid: bool = False,
     kron: Table | None = None,
+    centroid_only: bool = False,
 ) -> Table:
     """Measure objects on a coadd.
 
@@ -155,6 +156,10 @@ def measure_objects(
         Forced mode: the reference ``kron_a``, ``kron_b``, ``kron_theta``
         and ``kron_radius`` per object, used instead of measuring them; the
         positions are then kept.
+    centroid_only : `bool`, optional
+        Measure the centroid, the moments and the PSF flux only (the other
+        columns stay NaN and flagged): what the reference measurement
+        needs of every band to combine their centroids.
 
     Returns
     -------
@@ -220,7 +225,10 @@ def measure_objects(
         xs = slice(max(ic - half, 0), min(ic + half + 1, width))
         truncated = ys.stop - ys.start < 2 * half + 1 or xs.stop - xs.start < 2 * half + 1
         labels = ownership[ys, xs]
-        neighbours = (labels > 0) & ~np.isin(labels, own[i])
+        if len(own[i]) == 1:
+            neighbours = (labels > 0) & (labels != own[i][0])
+        else:
+            neighbours = (labels > 0) & ~np.isin(labels, own[i])
         usable = planes.usable[ys, xs]
         data = np.where(neighbours, planes.noise[ys, xs], planes.image[ys, xs])
         data = np.ascontiguousarray(np.where(usable, data, 0.0))
@@ -255,6 +263,8 @@ def measure_objects(
             columns["psfFluxErr"][i] = psf_factor * math.sqrt(float(np.sum(weights**2 * variance))) / norm
             columns["psfFlux_flag"][i] = not columns["psfFluxErr"][i] > 0
         columns["ixxPSF"][i], columns["iyyPSF"][i], columns["ixyPSF"][i] = kxx, kyy, kxy
+        if centroid_only:
+            continue
         core = psf_stamp > config.psfCoreFraction * float(kernel.array.max())
         centre = (
             slice(max(ir - ys.start - 1, 0), ir - ys.start + 2),
@@ -360,14 +370,33 @@ def _kron_flux(
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
     """Return the coadd's PSF model of a star at tract pixel (x, y): its
-    cell's kernel, Lanczos-3 shifted to the position, on tract pixels."""
+    cell's kernel, Lanczos-3 shifted to the position, on tract pixels.
+
+    The shift is the same for every pixel, so the Lanczos weights are one
+    set per axis, applied as two one-dimensional filters (the image is 0
+    beyond the kernel's edge, as `resample_image` takes it)."""
     kernel = coadd.psf.compute_kernel_image(x=x, y=y)
     kbox = kernel.bbox
     x0, y0 = int(round(x)) + kbox.x.start, int(round(y)) + kbox.y.start
-    rows = np.arange(y0, y0 + kbox.y.size, dtype=float)
-    columns = np.arange(x0, x0 + kbox.x.size, dtype=float)
-    oy, ox = np.meshgrid(rows - y, columns - x, indexing="ij")
-    array = resample_image(kernel.array, ox - kbox.x.start, oy - kbox.y.start)
+    array = np.asarray(kernel.array, dtype=np.float64)
+    # Output pixel j samples the kernel at j - (x - round(x)).
+    for axis, shift in ((1, x - round(x)), (0, y - round(y))):
+        position = -shift
+        base = math.floor(position)
+        weights = np.empty(2 * LANCZOS_ORDER)
+        _lanczos_weights(position - base, weights)
+        # Tap k is the input pixel j + base - a + 1 + k.
+        offsets = base - LANCZOS_ORDER + 1 + np.arange(2 * LANCZOS_ORDER)
+        shifted = np.zeros_like(array)
+        size = array.shape[axis]
+        for weight, offset in zip(weights, offsets, strict=True):
+            source = slice(max(offset, 0), min(size + offset, size))
+            target = slice(max(-offset, 0), min(size - offset, size))
+            if axis == 1:
+                shifted[:, target] += weight * array[:, source]
+            else:
+                shifted[target, :] += weight * array[source, :]
+        array = shifted
     return Image(array, bbox=Box.factory[y0 : y0 + kbox.y.size, x0 : x0 + kbox.x.size])
 
 
@@ -392,7 +421,7 @@ def _adaptive_moments(
     try:
         result = galsim.hsm.FindAdaptiveMom(
             galsim.Image(data, xmin=0, ymin=0),
-            badpix=galsim.Image(bad.astype(np.int32), xmin=0, ymin=0),
+            badpix=galsim.Image(bad.astype(np.int32), xmin=0, ymin=0) if bad.any() else None,
             guess_sig=psf_sigma,
             guess_centroid=galsim.PositionD(sx, sy),
             strict=False,

@@ -44,6 +44,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.pipeline_task import data_id_text
+from .detection import bounding_box
 from .object_id import pack_object_ids
 
 DEFAULT_PRIORITY = ["Ks", "H", "J", "y", "z", "i", "r", "g", "u"]
@@ -147,7 +148,8 @@ class MergeCoaddDetectionsTask(PipelineTask):
         detections : `~collections.abc.Mapping` [`str`, `astropy.table.Table`]
             Each band's ``object_detection``.
         footprints : `~collections.abc.Mapping` [`str`, `lsst.images.Image`]
-            Each band's ``object_detection_footprints``, on one pixel grid.
+            Each band's ``object_detection_footprints``, on one pixel grid
+            (their boxes may differ: the merged footprints cover their union).
         tract, patch : `int`
             The patch, for the object IDs.
         name : `str`, optional
@@ -169,14 +171,15 @@ class MergeCoaddDetectionsTask(PipelineTask):
         bands = band_priority(list(detections), self.config.priorityList)
         if not bands:
             raise NoWorkFound(f"{name}: no band has detections; no merged catalogue written.")
-        bbox = footprints[bands[0]].bbox
+        bbox = bounding_box([footprints[band].bbox for band in bands])
         x: list[float] = []
         y: list[float] = []
         significance: dict[str, list[float]] = {band: [] for band in bands}
         ownership = np.zeros(bbox.shape, dtype=np.int32)
         for band in bands:
             table = detections[band]
-            labels = footprints[band].array
+            labels = np.zeros(bbox.shape, dtype=np.int32)
+            labels[footprints[band].bbox.slice_within(bbox)] = footprints[band].array
             band_to_object = np.zeros(len(table) + 1, dtype=np.int32)
             # Peaks of one band are distinct children: match against earlier bands only.
             earlier = len(x)

@@ -13,6 +13,8 @@ from __future__ import annotations
 __all__ = ("CoaddNoise",)
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +46,42 @@ class CoaddNoise:
         self.correlation = measure_noise_correlation(normalised, good, max_lag)
         """Correlation of neighbouring pixels (`measure_noise_correlation`)."""
         self._cache: dict[object, float] = {}
+
+    _RATIO_KEY = "NOISE_PIXEL_RATIO"
+    _CORRELATION_KEY = "NOISE_CORRELATION"
+
+    @classmethod
+    def of_planes(cls, planes: Any, max_lag: int, recorded: Mapping[str, Any] | None = None) -> CoaddNoise:
+        """Return the noise detection recorded (``recorded``: its table's
+        metadata), or measure it on the planes (`~.detection.coadd_planes`)
+        if it recorded none."""
+        noise = cls.from_metadata(recorded, max_lag) if recorded is not None else None
+        return noise or cls(planes.noise, planes.variance, planes.usable, max_lag)
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The measurement as table metadata (`from_metadata` reads it)."""
+        return {self._RATIO_KEY: self.pixel_ratio, self._CORRELATION_KEY: self.correlation.ravel().tolist()}
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any], max_lag: int) -> CoaddNoise | None:
+        """Return the noise a detection table's metadata records, `None` if
+        it records none or one of fewer lags than ``max_lag``."""
+        if cls._CORRELATION_KEY not in metadata or cls._RATIO_KEY not in metadata:
+            return None
+        values = np.asarray(metadata[cls._CORRELATION_KEY], dtype=np.float64)
+        size = math.isqrt(values.size)
+        if size * size != values.size or size < 2 * max_lag + 1:
+            return None
+        lags = size // 2
+        noise = cls.__new__(cls)
+        noise.pixel_ratio = float(metadata[cls._RATIO_KEY])
+        correlation = values.reshape(size, size)
+        noise.correlation = correlation[
+            lags - max_lag : lags + max_lag + 1, lags - max_lag : lags + max_lag + 1
+        ]
+        noise._cache = {}
+        return noise
 
     def factor(self, weights: np.ndarray, key: object = None) -> float:
         """Return the factor by which the variance-plane error of a weighted

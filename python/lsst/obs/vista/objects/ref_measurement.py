@@ -94,6 +94,13 @@ class MeasureObjectsRefConnections(PipelineTaskConnections, dimensions=("skymap"
         storageClass="ImageV2",
         dimensions=("skymap", "tract", "patch"),
     )
+    detections = cT.Input(
+        doc="Each band's detections, whose metadata records the band's coadd's real noise.",
+        name="object_detection",
+        storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract", "patch", "band"),
+        multiple=True,
+    )
     measurement = cT.Output(
         doc="Each object measured in its reference band.",
         name="object_ref_measurement",
@@ -151,6 +158,7 @@ class MeasureObjectsRefTask(PipelineTask):
             coadds,
             butlerQC.get(inputRefs.merged),
             butlerQC.get(inputRefs.merged_footprints),
+            detections={str(ref.dataId["band"]): butlerQC.get(ref) for ref in inputRefs.detections},
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
@@ -164,6 +172,7 @@ class MeasureObjectsRefTask(PipelineTask):
         merged: Table,
         merged_footprints: Image,
         *,
+        detections: Mapping[str, Table] | None = None,
         skymap: SkyMap,
         tract: int,
         patch: int,
@@ -179,6 +188,9 @@ class MeasureObjectsRefTask(PipelineTask):
             ``object_detection_merged``.
         merged_footprints : `lsst.images.Image`
             ``object_detection_merged_footprints``.
+        detections : `~collections.abc.Mapping` [`str`, `astropy.table.Table`], optional
+            Each band's ``object_detection``: a coadd's real noise is taken
+            from its metadata (measured again for a band without it).
         skymap : `lsst.obs.vista.skymap.geometry.SkyMap`
             The skymap.
         tract, patch : `int`
@@ -197,16 +209,22 @@ class MeasureObjectsRefTask(PipelineTask):
         ref_band = self._reference_bands(merged, bands)
         own = own_labels(merged)
         n = len(merged)
+        recorded = detections or {}
+        prepared = {
+            band: self._prepare(coadds[band], merged_footprints, getattr(recorded.get(band), "meta", None))
+            for band in bands
+        }
         # Pass 1: every band's centroids and PSF signal-to-noise.
         sum_weight, sum_x, sum_y = np.zeros(n), np.zeros(n), np.zeros(n)
         for band in bands:
             free = measure_objects(
-                *self._prepare(coadds[band], merged_footprints),
+                *prepared[band],
                 merged_footprints.array,
                 np.asarray(merged["x"], dtype=float),
                 np.asarray(merged["y"], dtype=float),
                 own,
                 self.config.measurement,
+                centroid_only=True,
             )
             snr = np.asarray(free["psfFlux"]) / np.asarray(free["psfFluxErr"])
             good = np.isfinite(snr) & ~np.asarray(free["centroid_flag"]) & ~np.asarray(free["psfFlux_flag"])
@@ -225,7 +243,7 @@ class MeasureObjectsRefTask(PipelineTask):
             if not members.size and (result is not None or band != bands[-1]):
                 continue
             measured = measure_objects(
-                *self._prepare(coadds[band], merged_footprints),
+                *prepared[band],
                 merged_footprints.array,
                 x[members],
                 y[members],
@@ -281,16 +299,21 @@ class MeasureObjectsRefTask(PipelineTask):
         )
         return Struct(measurement=table)
 
-    def _prepare(self, item: Any, merged_footprints: Image) -> tuple[CellCoadd, Any, CoaddNoise]:
-        """Return a coadd (read if a handle), its planes and its real noise."""
+    def _prepare(
+        self, item: Any, merged_footprints: Image, recorded: Mapping[str, Any] | None
+    ) -> tuple[CellCoadd, Any, CoaddNoise]:
+        """Return a coadd (read if a handle) on the box of the merged
+        footprints, its planes and its real noise (as ``recorded`` by
+        detection, if given)."""
         coadd: CellCoadd = item if isinstance(item, CellCoadd) else item.get()
+        coadd = coadd[merged_footprints.bbox]
         planes = coadd_planes(
             coadd,
             list(self.config.badMaskPlanes),
             self.config.backgroundCellSize,
             merged_footprints.array > 0,
         )
-        return coadd, planes, CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
+        return coadd, planes, CoaddNoise.of_planes(planes, self.config.maxLag, recorded)
 
     def _reference_bands(self, merged: Table, bands: list[str]) -> np.ndarray:
         """Return each object's reference band."""
