@@ -180,6 +180,8 @@ def make_exposure(base: VisitImage, scenario: Scenario) -> VisitImage:
     metadata = dict(base.metadata)
     if not scenario.noise_ratio:
         del metadata["NOISE_RATIO"]
+    if not scenario.zero_point:
+        metadata.pop("ZERO_POINT_AB", None)
     if scenario.quantized:
         metadata["QUANTIZATION_STEP"] = 1.0
     return VisitImage(

@@ -34,6 +34,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.assembly import photometric_scaling_from_zero_point
+from ..isr.handoff import IsrHandoff
 from ..isr.pipeline_task import data_id_text, require_registered_inputs
 from ..provenance import DISTRIBUTION, package_version
 from ..psf_shape import psf_moments
@@ -363,7 +364,8 @@ class CalibrateImageTask(PipelineTask):
             id_generator = SourceIdGenerator(
                 instrument=obs_info.instrument, visit=obs_info.visit_id, detector=obs_info.detector_num
             )
-        characterized = self._characterize(exposure, seed=id_generator.seed, name=name)
+        handoff = IsrHandoff.from_metadata(exposure.metadata)
+        characterized = self._characterize(exposure, handoff, seed=id_generator.seed, name=name)
         references = _References(
             astrometry_shards=reference_shards,
             astrometry_name=reference_name,
@@ -372,10 +374,12 @@ class CalibrateImageTask(PipelineTask):
             else None,
             photometry_name=self.config.connections.photometry_ref_cat,
         )
-        calibration = self._calibrate(exposure, characterized.sources, references, casu_catalog, name=name)
+        calibration = self._calibrate(
+            exposure, characterized.sources, references, casu_catalog, handoff.zero_point_ab, name=name
+        )
         return self._make_outputs(exposure, characterized, calibration, id_generator)
 
-    def _characterize(self, exposure: VisitImage, *, seed: int, name: str) -> Struct:
+    def _characterize(self, exposure: VisitImage, handoff: IsrHandoff, *, seed: int, name: str) -> Struct:
         """Subtract the background, detect, fit the PSF and measure; the
         steps that need no reference catalogue."""
         bbox = exposure.bbox
@@ -397,7 +401,7 @@ class CalibrateImageTask(PipelineTask):
             unusable,
             bbox,
             exposure.unit,
-            quantization_step=exposure.metadata.get("QUANTIZATION_STEP"),
+            quantization_step=handoff.quantization_step,
             name=name,
             seed=seed,
         )
@@ -443,7 +447,7 @@ class CalibrateImageTask(PipelineTask):
             size_ratio=self.config.extendednessSizeRatio,
         )
         sky = self._sky_noise(
-            image, variance, background_pixels, unusable, _residual_noise_ratio(exposure), name=name
+            image, variance, background_pixels, unusable, handoff.residual_noise_ratio, name=name
         )
         return Struct(
             image=image,
@@ -471,11 +475,13 @@ class CalibrateImageTask(PipelineTask):
         sources: Table,
         references: _References,
         casu_catalog: Table | None,
+        header_zero_point: float | None,
         *,
         name: str,
     ) -> Struct:
         """Fit the WCS and zero point to the reference stars (if any) and
-        add calibrated columns to ``sources``.
+        add calibrated columns to ``sources``; ``header_zero_point`` is the
+        AB zero point isr took from the headers.
 
         With a separate photometric catalogue, its stars are matched to the
         sources by position through the fitted WCS (within the photometry's
@@ -488,7 +494,6 @@ class CalibrateImageTask(PipelineTask):
         reference = self._load_reference(
             exposure, references.astrometry_shards, references.astrometry_name, pixel_scale, name=name
         )
-        header_zero_point = _header_zero_point(exposure)
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
         sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
         astrometry = self.astrometry.run(sources, reference, sky_projection, pixel_scale, name=name)
@@ -587,10 +592,11 @@ class CalibrateImageTask(PipelineTask):
             "sep mesh background (sources masked iteratively), Akima spline through the mesh",
             is_subtracted=True,
         )
+        # The header zero point keeps isr's photometric scaling as it is.
         scaling = (
-            exposure.photometric_scaling
-            if photometry.zero_point is None
-            else photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
+            photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
+            if photometry.source == "fit"
+            else exposure.photometric_scaling
         )
         calibrated = VisitImage(
             Image(
@@ -799,25 +805,6 @@ def _read_shards(butlerQC: QuantumContext, refs: list[Any], missing: dict[str, s
 
 def _sky_coord(ra: Any, dec: Any) -> SkyCoord:
     return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg))
-
-
-def _residual_noise_ratio(exposure: VisitImage) -> float | None:
-    """Return the ratio of the measured background noise to the variance
-    plane as isr left it: ``NOISE_RATIO`` over the rescale isr applied."""
-    ratio = exposure.metadata.get("NOISE_RATIO")
-    if ratio is None:
-        return None
-    return float(ratio) / math.sqrt(float(exposure.metadata.get("VARIANCE_RESCALE", 1.0)))
-
-
-def _header_zero_point(exposure: VisitImage) -> float | None:
-    """Return the AB zero point isr applied (the photometric scaling at the centre)."""
-    scaling = exposure.photometric_scaling
-    if scaling is None:
-        return None
-    x, y = exposure.bbox.x.center, exposure.bbox.y.center
-    value = scaling(x=x, y=y)
-    return float((value * u.nJy).to_value(u.ABmag))
 
 
 def _area_deg2(bbox: Box, pixel_scale: float) -> float:

@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import astropy.units as u
 import numpy as np
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 from astropy.table import Table
@@ -26,7 +25,7 @@ from astropy.table import Table
 from lsst.images import Box
 
 from ..camera import CameraDescription, DetectorDescription
-from .assembly import ExposureDescription, photometric_scaling_from_zero_point
+from .assembly import ExposureDescription
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
 
@@ -132,10 +131,10 @@ def describe_casu_image(
       :math:`Z_\mathrm{Vega} = \mathrm{MAGZPT} + 2.5\log_{10}\mathrm{EXPTIME}
       - \mathrm{EXTINCT}\,(X - 1)` and the AB magnitude
       :math:`Z_\mathrm{AB} = Z_\mathrm{Vega} + (m_\mathrm{AB} -
-      m_\mathrm{Vega})`; the photometric scaling is
-      :math:`10^{-0.4 (Z_\mathrm{AB} - 31.4)}` nJy per ADU.  It is omitted
-      (metadata still records :math:`Z_\mathrm{Vega}`) when the band has no
-      entry in ``vega_to_ab``, and entirely when MAGZPT is absent.
+      m_\mathrm{Vega})`, from which the assembly makes the photometric
+      scaling.  It is omitted (metadata still records :math:`Z_\mathrm{Vega}`)
+      when the band has no entry in ``vega_to_ab``, and entirely when MAGZPT
+      is absent.
     """
     obs_info = ObservationInfo(dict(metadata), translator_class=translator)
     assert obs_info.detector_num is not None and obs_info.physical_filter is not None
@@ -158,7 +157,7 @@ def describe_casu_image(
         "SEEING": float(metadata["SEEING"]),
     }
 
-    scaling = None
+    zero_point_ab = None
     if "MAGZPT" in metadata:
         exptime = float(obs_info.ext_flux_exposure_time)
         extinction = float(metadata.get("EXTINCT", 0.0))
@@ -173,8 +172,6 @@ def describe_casu_image(
         )
         if band in vega_to_ab:
             zero_point_ab = zero_point_vega + vega_to_ab[band]
-            extra["ZERO_POINT_AB"] = zero_point_ab
-            scaling = photometric_scaling_from_zero_point(zero_point_ab, bbox, u.adu)
 
     return ExposureDescription(
         name=name,
@@ -183,7 +180,7 @@ def describe_casu_image(
         band=band,
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["SEEING"]),
-        photometric_scaling=scaling,
+        zero_point_ab=zero_point_ab,
         noise=casu_noise_parameters(
             metadata,
             detector_description,

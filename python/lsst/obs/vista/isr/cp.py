@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-import astropy.units as u
 import numpy as np
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
@@ -30,7 +29,7 @@ from lsst.images import Box, MaskPlane
 
 from ..camera import CameraDescription, DetectorDescription
 from ..cp_quality import CpQualityPolicy
-from .assembly import ExposureDescription, photometric_scaling_from_zero_point
+from .assembly import ExposureDescription
 from .masks import QualityMaskTask
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
@@ -158,10 +157,8 @@ def describe_cp_image(
         zero_point = float(metadata["MAGZERO"])
     elif "MAGZPT" in metadata and exptime > 0:
         zero_point = float(metadata["MAGZPT"]) + 2.5 * math.log10(exptime)
-    scaling = None
     if zero_point is not None:
-        extra.update(EXPTIME=exptime, ZERO_POINT_AB=zero_point)
-        scaling = photometric_scaling_from_zero_point(zero_point, bbox, u.adu)
+        extra["EXPTIME"] = exptime
 
     saturations = [float(metadata[key]) for key in ("SATURATA", "SATURATB", "SATURATE") if key in metadata]
     return ExposureDescription(
@@ -171,7 +168,7 @@ def describe_cp_image(
         band=band,
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["FWHM"]),
-        photometric_scaling=scaling,
+        zero_point_ab=zero_point,
         noise=cp_noise_parameters(metadata, detector_description),
         saturation_level=min(saturations) if saturations else detector_description.saturation,
         metadata=extra,

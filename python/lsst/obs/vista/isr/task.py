@@ -134,7 +134,7 @@ class VistaIsrTask(AssemblyPipelineTask):
             name=name,
             vega_to_ab=self.config.vegaToAb,
         )
-        if description.photometric_scaling is None:
+        if description.zero_point_ab is None:
             self.log.warning("%s: no AB zero point (band %r or MAGZPT missing).", name, description.band)
         known_sources = None
         if catalog is not None:
