@@ -9,12 +9,12 @@ its published source.  This module only turns that data into
 
 from __future__ import annotations
 
-__all__ = ("CameraDescription", "DetectorDescription", "FilterDescription")
+__all__ = ("CameraDescription", "DetectorDescription", "FilterDescription", "read_camera")
 
 import dataclasses
 import math
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +121,11 @@ class CameraDescription:
             detectors=detectors,
             filters=filters,
         )
+
+    @cached_property
+    def detector_names(self) -> Mapping[int, str]:
+        """Detector names keyed by detector ID."""
+        return {detector_id: d.name for detector_id, d in self.detectors.items()}
 
     @cached_property
     def filters_by_header_name(self) -> Mapping[str, FilterDescription]:
@@ -243,3 +248,22 @@ class CameraDescription:
 
         Ast.Channel(None, _Sink()).write(frame_set)
         return _BridgeFrameSet.fromString("\n".join(sink) + "\n")
+
+
+@cache
+def read_camera(path: Path) -> CameraDescription:
+    """Return the camera description of a policy YAML file, read once per
+    process; the one reader of ``camera.yaml`` (instruments and ingest
+    policies use it).
+
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        The YAML file.
+
+    Returns
+    -------
+    camera : `CameraDescription`
+        The description.
+    """
+    return CameraDescription.from_yaml(path)
