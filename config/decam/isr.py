@@ -13,10 +13,6 @@ config.fallbackVariance.retarget(MetadataVarianceTask)
 config.masking.saturationMargin = 1.0
 config.masking.saturationGrow = 0
 
-# The weight map is per-pixel inverse variance, not a relative depth: only weight <= 0 is
-# NO_DATA, and no pixel is BAD for being shallower than the median.
-config.masking.lowConfidenceThreshold = 0.0
-
 # Cutouts can be ~100 pixels on a side with a bright star and a galaxy whose wings fill them:
 # the background is an 11-pixel running median, which follows the wings, and the check
 # reports a ratio from as few as 1000 background pixels (a ~3% estimate) rather than none.

@@ -40,7 +40,7 @@ from .masks import (
 )
 from .noise_check import NoiseCheckTask
 from .parameters import NoiseParameters
-from .variance import ConfidenceMapVarianceTask, MetadataVarianceTask, VarianceModelTask
+from .variance import MetadataVarianceTask, VarianceModelTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,8 +79,12 @@ class ExposureAssemblyConfig(pexConfig.Config):
     """Configuration of the assembly core; instrument tasks inherit it."""
 
     variance = pexConfig.ConfigurableField(
-        target=ConfidenceMapVarianceTask,
-        doc="Variance model (retargetable: confidence map, weight map, metadata, measured background).",
+        target=MetadataVarianceTask,
+        doc=(
+            "Variance model (retargetable: confidence map, weight map, metadata, measured background).  "
+            "By default the header's noise parameters alone, which every instrument's description gives; "
+            "instruments that deliver a noise map choose the model that reads it."
+        ),
     )
     fallbackVariance = pexConfig.ConfigurableField(
         target=MetadataVarianceTask,

@@ -62,10 +62,11 @@ class PixelMaskConfig(pexConfig.Config):
 
     lowConfidenceThreshold = pexConfig.Field[float](
         doc=(
-            "Pixels whose relative depth, in percent of nominal (the CASU confidence), is above zero but "
-            "below this are BAD and LOW_CONFIDENCE.  Zero disables the rule."
+            "Pixels whose relative depth (the variance model's relative weight), in percent of nominal, "
+            "is above zero but below this are BAD and LOW_CONFIDENCE.  Zero (the default) disables the "
+            "rule: whether a shallow pixel is bad depends on what the noise map means."
         ),
-        default=20.0,
+        default=0.0,
         check=lambda value: 0.0 <= value <= 100.0,
     )
     noDataValues = pexConfig.ListField[float](

@@ -64,12 +64,12 @@ class VistaIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConnect
     )
     vegaToAb = pexConfig.DictField[str, float](
         doc=(
-            "m_AB - m_Vega by band, to turn CASU's Vega zero points into the nJy photometric scaling.  "
-            "Broad bands: the VISTA system offsets published by CASU (Gonzalez-Fernandez et al. 2018, "
-            "MNRAS 474, 5459).  Bands absent here get no photometric scaling; their Vega zero point is "
-            "still recorded in the metadata."
+            "m_AB - m_Vega by band, to turn CASU's Vega zero points into the nJy photometric scaling; "
+            "each instrument's photometric system has its own (config/<instrument>/isr.py).  Bands "
+            "absent here get no photometric scaling; their Vega zero point is still recorded in the "
+            "metadata."
         ),
-        default={"z": 0.502, "y": 0.600, "J": 0.916, "H": 1.366, "Ks": 1.827},
+        default={},
     )
 
 
@@ -81,8 +81,9 @@ class VistaIsrTask(AssemblyPipelineTask):
 
     CASU products are already instrument-corrected, so this "ISR" only
     reads them and builds a complete exposure: the image as delivered, the
-    variance from the configured model (CASU confidence model by default;
-    see `lsst.obs.vista.isr.variance`), masks from the confidence map, NaNs,
+    variance from the configured model (the CASU instruments' configs choose
+    the confidence model; see `lsst.obs.vista.isr.variance`), masks from the
+    confidence map, NaNs,
     magic values and saturation, the ZPN WCS, a Gaussian PSF from SEEING, the
     zero point from MAGZPT, observation info and the detector.  Details are
     in `ExposureAssemblyTask` and `lsst.obs.vista.isr.casu.describe_casu_image`.
