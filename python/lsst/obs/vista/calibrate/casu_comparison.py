@@ -12,8 +12,9 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 import lsst.pex.config as pexConfig
-from lsst.pipe.base import Struct, Task
+from lsst.pipe.base import Struct
 
+from .catalog_comparison import CatalogComparisonTask
 from .skipped import say_skipped
 
 
@@ -36,7 +37,7 @@ class CasuCatalogComparisonConfig(pexConfig.Config):
     )
 
 
-class CasuCatalogComparisonTask(Task):
+class CasuCatalogComparisonTask(CatalogComparisonTask):
     """Match our sources to the CASU catalogue and report position offsets
     and flux ratios in the output metadata (``CASU_*``).
 
@@ -50,10 +51,10 @@ class CasuCatalogComparisonTask(Task):
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CasuCatalogComparisonConfig
     config: CasuCatalogComparisonConfig
-    _DefaultName: ClassVar[str] = "casuComparison"
+    compares: ClassVar[bool] = True
 
     def run(self, sources: Table, catalog: Table, pixel_scale: float, *, name: str) -> Struct:
-        """Compare.
+        """Compare with the CASU catalogue.
 
         Parameters
         ----------
