@@ -20,7 +20,7 @@ from lsst.obs.vista.isr import (
     VistaIsrConfig,
     WeightMapVarianceTask,
 )
-from lsst.obs.vista.isr.casu import catalogue_source_mask, describe_casu_image
+from lsst.obs.vista.isr.casu import catalog_source_mask, describe_casu_image
 from lsst.obs.vista.isr.handoff import IsrHandoff
 from lsst.obs.vista.isr.legacy_export import legacy_plane_map, write_legacy_exposure
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
@@ -232,7 +232,7 @@ def test_catalogue_sources_are_excluded_from_the_noise_check(stack):
             "Areal_1_profile": [np.pi * 4.0, 0.0],
         }
     )
-    mask = catalogue_source_mask(table, (64, 64), radius_scale=2.0, min_radius=3.0)
+    mask = catalog_source_mask(table, (64, 64), radius_scale=2.0, min_radius=3.0)
     yy, xx = np.mgrid[:64, :64]
     # FITS (11, 21) is array (20, 10); radius 2 x sqrt(area / pi) = 4; the
     # second source is off the image.

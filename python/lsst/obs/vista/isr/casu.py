@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = (
     "casu_noise_parameters",
-    "catalogue_source_mask",
+    "catalog_source_mask",
     "describe_casu_image",
 )
 
@@ -192,14 +192,14 @@ def describe_casu_image(
     )
 
 
-def catalogue_source_mask(
-    catalogue: Table, shape: tuple[int, int], *, radius_scale: float = 2.0, min_radius: float = 3.0
+def catalog_source_mask(
+    catalog: Table, shape: tuple[int, int], *, radius_scale: float = 2.0, min_radius: float = 3.0
 ) -> np.ndarray:
     r"""Return the pixels covered by the sources of a CASU catalogue.
 
     Parameters
     ----------
-    catalogue : `astropy.table.Table`
+    catalog : `astropy.table.Table`
         CASU (imcore) catalogue of the image, with ``X_coordinate``,
         ``Y_coordinate`` (FITS pixels, 1-based) and ``Areal_1_profile``
         (isophotal area, pixels).
@@ -217,9 +217,9 @@ def catalogue_source_mask(
         `True` within a disc around each source.
     """
     mask = np.zeros(shape, dtype=bool)
-    x = np.asarray(catalogue["X_coordinate"], dtype=float) - 1.0
-    y = np.asarray(catalogue["Y_coordinate"], dtype=float) - 1.0
-    area = np.asarray(catalogue["Areal_1_profile"], dtype=float)
+    x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
+    y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
+    area = np.asarray(catalog["Areal_1_profile"], dtype=float)
     radii = np.maximum(radius_scale * np.sqrt(np.clip(area, 0.0, None) / np.pi), min_radius)
     ny, nx = shape
     for xc, yc, radius in zip(x, y, radii, strict=True):

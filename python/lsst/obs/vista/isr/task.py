@@ -16,7 +16,7 @@ from lsst.pipe.base import PipelineTaskConfig, Struct
 
 from ..instrument import header_instrument
 from .assembly import ExposureAssemblyConfig
-from .casu import catalogue_source_mask, describe_casu_image
+from .casu import catalog_source_mask, describe_casu_image
 from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
 
 
@@ -139,7 +139,7 @@ class VistaIsrTask(AssemblyPipelineTask):
             self.log.warning("%s: no AB zero point (band %r or MAGZPT missing).", name, description.band)
         known_sources = None
         if catalog is not None:
-            known_sources = catalogue_source_mask(
+            known_sources = catalog_source_mask(
                 catalog, stack.array.shape, radius_scale=self.config.catalogRadiusScale
             )
         result = self.assemble(stack, description, noise_map=confidence, known_sources=known_sources)
