@@ -47,6 +47,10 @@ class CasuCatalogComparisonTask(CatalogComparisonTask):
     stack, whose first pixel is the exposure's (0, 0).  Fluxes are compared
     for sources CASU classifies as stellar (``Classification == -1``); where
     none is matched, one log line and ``SKIPPED_CASU_COMPARISON`` say so.
+
+    The metadata entries are ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
+    separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
+    ``CASU_NFLUX``.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CasuCatalogComparisonConfig
@@ -54,27 +58,7 @@ class CasuCatalogComparisonTask(CatalogComparisonTask):
     compares: ClassVar[bool] = True
 
     def run(self, sources: Table, catalog: Table, pixel_scale: float, *, name: str) -> Struct:
-        """Compare with the CASU catalogue.
-
-        Parameters
-        ----------
-        sources : `astropy.table.Table`
-            Our measured sources (``x``, ``y``, ``psfInstFlux``,
-            ``psfInstFluxErr``).
-        catalog : `astropy.table.Table`
-            The CASU catalogue.
-        pixel_scale : `float`
-            Arcsec per pixel, for offsets in mas.
-        name : `str`
-            What to call the exposure in log messages.
-
-        Returns
-        -------
-        result : `lsst.pipe.base.Struct`
-            ``metadata``: ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
-            separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
-            ``CASU_NFLUX``; ``SKIPPED_CASU_COMPARISON`` without a flux ratio.
-        """
+        # Docstring inherited.
         casu_x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
         casu_y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
         metadata: dict[str, float | int | str | None] = {
