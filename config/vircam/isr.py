@@ -26,6 +26,12 @@ config.fallbackVariance.retarget(BackgroundVarianceTask)
 # the only record of where the stack has no data.
 config.masking.noDataValues = [0.0]
 
+# A pawprint stack averages jittered exposures after bilinear resampling: a star saturated in
+# some of them stays below the single-read level, and resampling spreads saturated pixels into
+# their neighbours.  So pixels from 90% of the level are SATURATED, grown by one pixel.
+config.masking.saturationMargin = 0.9
+config.masking.saturationGrow = 1
+
 # The confidence model reproduces the true variance to ~1%; a 5% mismatch between the
 # background noise and the variance plane means wrong inputs (gain, SKYNOISE, confidence).
 config.noiseCheck.tolerance = 0.05

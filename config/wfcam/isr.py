@@ -22,6 +22,12 @@ config.fallbackVariance.retarget(MetadataVarianceTask)
 # CASU writes 0 where no exposure covered a stack pixel.
 config.masking.noDataValues = [0.0]
 
+# As for VIRCAM: a stack averages (interleaved, resampled) exposures, so a partly saturated star
+# stays below the level and saturation spreads to neighbours: SATURATED from 90% of the level,
+# grown by one pixel.
+config.masking.saturationMargin = 0.9
+config.masking.saturationGrow = 1
+
 # As for VIRCAM: a 5% mismatch between the background noise and the variance plane means wrong
 # inputs (gain, SKYNOISE, confidence).
 config.noiseCheck.tolerance = 0.05
