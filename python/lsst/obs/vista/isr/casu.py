@@ -58,14 +58,12 @@ def casu_noise_parameters(
         by CASU.
     """
     gaincor = float(metadata.get("GAINCOR", 1.0))
-    sky_noise = metadata.get("SKYNOISE")
-    sky_level = metadata.get("SKYLEVEL")
-    return NoiseParameters(
+    return NoiseParameters.from_header_values(
         gain=detector.gain * coadds / gaincor,
         read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(coadds),
         n_combined=n_combined,
-        sky_level=float(sky_level) if sky_level is not None else None,
-        sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+        sky_level=metadata.get("SKYLEVEL"),
+        sky_noise=metadata.get("SKYNOISE"),
     )
 
 

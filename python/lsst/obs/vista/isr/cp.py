@@ -80,14 +80,12 @@ def cp_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescripti
     """
     gain = _mean_of_amplifiers(metadata, "GAIN") or detector.gain
     read_noise = _mean_of_amplifiers(metadata, "RDNOISE") or detector.read_noise
-    sky_level = metadata.get("AVSKY", metadata.get("SKYBRITE"))
-    sky_noise = metadata.get("AVSIG", metadata.get("SKYSIGMA"))
-    return NoiseParameters(
+    return NoiseParameters.from_header_values(
         gain=gain,
         read_noise=read_noise / gain,
         n_combined=1,
-        sky_level=float(sky_level) if sky_level is not None else None,
-        sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+        sky_level=metadata.get("AVSKY", metadata.get("SKYBRITE")),
+        sky_noise=metadata.get("AVSIG", metadata.get("SKYSIGMA")),
     )
 
 
