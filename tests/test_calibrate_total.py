@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import astropy.units as u
+import lsst.pex.config as pexConfig
 import numpy as np
 import pyarrow.parquet
 import pytest
@@ -49,6 +50,7 @@ from lsst.obs.vista.calibrate import (
     SKIPPED_PREFIX,
     CalibrateImageConfig,
     CalibrateImageTask,
+    CasuCatalogComparisonTask,
 )
 from lsst.obs.vista.calibrate.aperture_correction import PSF_FLUX_ALGORITHM
 from lsst.obs.vista.formatters import read_image_hdu
@@ -75,6 +77,8 @@ of the reference stars that are "around the detector, not on it"."""
 def _calibrate_config() -> CalibrateImageConfig:
     config = CalibrateImageConfig()
     DecamCp().applyConfigOverrides("calibrateImage", config)
+    # The scenarios' CASU-like catalogues go through the CASU comparison, as a CASU instrument's do.
+    config.catalogComparison.retarget(CasuCatalogComparisonTask)
     return config
 
 
@@ -180,6 +184,8 @@ def make_exposure(base: VisitImage, scenario: Scenario) -> VisitImage:
     metadata = dict(base.metadata)
     if not scenario.noise_ratio:
         del metadata["NOISE_RATIO"]
+    if not scenario.zero_point:
+        metadata.pop("ZERO_POINT_AB", None)
     if scenario.quantized:
         metadata["QUANTIZATION_STEP"] = 1.0
     return VisitImage(
@@ -284,7 +290,7 @@ def calibrate(task: CalibrateImageTask, base: VisitImage, scenario: Scenario):
                 exposure,
                 reference_shards=shards,
                 reference_name="gaia_dr3",
-                casu_catalog=make_casu(exposure, scenario),
+                comparison_catalog=make_casu(exposure, scenario),
                 name=NAME,
             )
         except NoWorkFound as error:
@@ -673,3 +679,14 @@ def test_processccd_with_reference_stars_around_the_detector(base, tmp_path):
     )
     assert calibrated.metadata["ASTROM_MODEL"] == "header" and calibrated.metadata["NSOURCES"] == len(stars)
     assert not any(key.startswith("MISSING_") for key in calibrated.metadata)
+
+
+def test_catalog_comparison_needs_a_retargeted_task():
+    """The core's comparison compares nothing: turning it on without a task
+    that knows the catalogue's columns is a configuration error."""
+    config = CalibrateImageConfig()
+    config.doCompareCatalog = True
+    with pytest.raises(pexConfig.FieldValidationError, match="catalogComparison must be retargeted"):
+        config.validate()
+    config.catalogComparison.retarget(CasuCatalogComparisonTask)
+    config.validate()

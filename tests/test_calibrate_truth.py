@@ -209,6 +209,8 @@ def test_header_zero_point_against_truth(field):
     result, truth = field["result"], field["truth"]
     assert result.exposure.metadata["PHOTOCAL_SOURCE"] == "header"
     assert abs(result.exposure.summary_stats.zeroPoint - truth.meta["ZPAB"]) < 0.01
+    # isr's photometric scaling is kept as it is, not rebuilt from a magnitude.
+    assert result.exposure.photometric_scaling is field["exposure"].photometric_scaling
     # Calibrated fluxes use it.
     stars = result.stars
     rows, true_index = _clean_true_stars(stars, truth, exclude_psf_candidates=False)

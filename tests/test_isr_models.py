@@ -20,7 +20,8 @@ from lsst.obs.vista.isr import (
     VistaIsrConfig,
     WeightMapVarianceTask,
 )
-from lsst.obs.vista.isr.casu import catalogue_source_mask, describe_casu_image
+from lsst.obs.vista.isr.casu import catalog_source_mask, describe_casu_image
+from lsst.obs.vista.isr.handoff import IsrHandoff
 from lsst.obs.vista.isr.legacy_export import legacy_plane_map, write_legacy_exposure
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
 
@@ -231,7 +232,7 @@ def test_catalogue_sources_are_excluded_from_the_noise_check(stack):
             "Areal_1_profile": [np.pi * 4.0, 0.0],
         }
     )
-    mask = catalogue_source_mask(table, (64, 64), radius_scale=2.0, min_radius=3.0)
+    mask = catalog_source_mask(table, (64, 64), radius_scale=2.0, min_radius=3.0)
     yy, xx = np.mgrid[:64, :64]
     # FITS (11, 21) is array (20, 10); radius 2 x sqrt(area / pi) = 4; the
     # second source is off the image.
@@ -269,3 +270,17 @@ def test_weight_map_with_source_term_equals_the_confidence_model(stack):
     np.testing.assert_allclose(
         from_weights.variance.array[usable], from_confidence.variance.array[usable], rtol=1e-5
     )
+
+
+def test_handoff_reads_back_what_isr_wrote(stack):
+    """The isr output's metadata holds the hand-off under its keys, and
+    reads back to the same values; absent entries read as not measured."""
+    image, confidence, _ = stack
+    metadata = VistaIsrTask(config=vircam_config()).run(image, confidence).outputExposure.metadata
+    handoff = IsrHandoff.from_metadata(metadata)
+    assert handoff.to_metadata() == {key: metadata[key] for key in handoff.to_metadata()}
+    assert set(handoff.to_metadata()) == set(IsrHandoff.KEYS.values())
+    assert handoff.residual_noise_ratio == pytest.approx(handoff.noise_ratio / handoff.variance_rescale**0.5)
+    empty = IsrHandoff.from_metadata({})
+    assert (empty.noise_ratio, empty.variance_rescale, empty.zero_point_ab) == (None, 1.0, None)
+    assert "ZERO_POINT_AB" not in empty.to_metadata()

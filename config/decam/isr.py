@@ -1,21 +1,14 @@
 # ruff: noqa: F821  (pex_config override files are executed with `config` defined)
 # DecamCpIsrTask (label ``isr``) overrides for DECam CP instcal products, applied by
 # lsst.obs.vista.DecamCp to every pipeline that declares the instrument.  The task's own
-# defaults already read the weight map (variance = 1/weight) and decode the DQ mask by PLVER.
+# defaults already read the weight map (variance = 1/weight) and decode the DQ mask by PLVER;
+# the core's saturation rule (pixels at or above the lower amplifier's SATURATA/B, no growth)
+# suits a CP image, one exposure neither averaged nor resampled, whose DQ mask already marks
+# saturation and bleed trails.
 from lsst.obs.vista.isr import MetadataVarianceTask
 
 # Without a weight map: AVSKY, AVSIG (the CP's sky level and rms), GAINA/B and RDNOISEA/B.
 config.fallbackVariance.retarget(MetadataVarianceTask)
-
-# A CP image is one exposure, neither averaged nor resampled: the DQ mask (codes 3 and 4, and
-# the ring of code 1 around them) already marks saturation and bleed trails, so the level
-# rule only adds pixels at or above the lower amplifier's SATURATA/B, without growth.
-config.masking.saturationMargin = 1.0
-config.masking.saturationGrow = 0
-
-# The weight map is per-pixel inverse variance, not a relative depth: only weight <= 0 is
-# NO_DATA, and no pixel is BAD for being shallower than the median.
-config.masking.lowConfidenceThreshold = 0.0
 
 # Cutouts can be ~100 pixels on a side with a bright star and a galaxy whose wings fill them:
 # the background is an 11-pixel running median, which follows the wings, and the check

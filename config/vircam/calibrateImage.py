@@ -2,12 +2,14 @@
 # CalibrateImageTask (label ``calibrateImage``) overrides for CASU VIRCAM stacks, applied by
 # lsst.obs.vista.Vircam to every pipeline that declares the instrument.
 from lsst.obs.vista import Vircam
-from lsst.obs.vista.calibrate import ColorTermConfig
+from lsst.obs.vista.calibrate import CasuCatalogComparisonTask, ColorTermConfig
 from lsst.obs.vista.isr import VistaIsrConfig
 
 # CASU writes an imcore catalogue beside every stack: compare our positions and fluxes with
 # it (CASU_* entries of the output metadata), as a check, never as a reference.
-config.doCompareCasuCatalog = True
+config.doCompareCatalog = True
+config.connections.comparison_catalog = "casu_catalog"
+config.catalogComparison.retarget(CasuCatalogComparisonTask)
 
 # CASU's WCS is fitted to 2MASS to ~0.1 arcsec: the offset search needs only a few arcsec.
 config.astrometry.searchRadius = 3.0

@@ -8,6 +8,11 @@ from lsst.obs.vista.isr import ConfidenceMapVarianceTask, MetadataVarianceTask
 # combining the interleaved frames correlates neighbours with follows from it in the same way
 # (ConfidenceMapVarianceTask's docstring).
 config.variance.retarget(ConfidenceMapVarianceTask)
+# CASU normalises confidence maps to a median of 100 over the stack.
+config.variance.nominalConfidence = 100.0
+
+# As for VIRCAM: pixels below 20% of the nominal confidence are BAD and LOW_CONFIDENCE.
+config.masking.lowConfidenceThreshold = 20.0
 
 # A WFCAM Science Archive cutout comes without its confidence map: the variance is then SKYNOISE
 # and the header's noise parameters, uniform in depth.  The cutout is small and usually well
@@ -16,6 +21,12 @@ config.fallbackVariance.retarget(MetadataVarianceTask)
 
 # CASU writes 0 where no exposure covered a stack pixel.
 config.masking.noDataValues = [0.0]
+
+# As for VIRCAM: a stack averages (interleaved, resampled) exposures, so a partly saturated star
+# stays below the level and saturation spreads to neighbours: SATURATED from 90% of the level,
+# grown by one pixel.
+config.masking.saturationMargin = 0.9
+config.masking.saturationGrow = 1
 
 # As for VIRCAM: a 5% mismatch between the background noise and the variance plane means wrong
 # inputs (gain, SKYNOISE, confidence).

@@ -9,35 +9,35 @@ its published source.  This module only turns that data into
 
 from __future__ import annotations
 
-__all__ = ("CameraDescription", "DetectorDescription", "FilterDescription")
+__all__ = ("CameraDescription", "DetectorDescription", "FilterDescription", "read_camera")
 
 import dataclasses
 import math
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
 import astropy.units as u
 import numpy as np
-import starlink.Ast as Ast
 import yaml
 
 from lsst.images import Box
 
-# lsst-images builds CameraFrameSet only from an AST FrameSet wrapped by its
-# own astshim/starlink-pyast bridge; there is no public factory yet.
-from lsst.images._transforms._ast import FrameSet as _BridgeFrameSet
+# The one private import: lsst-images keeps CameraFrameSet's constructor private (it takes an AST
+# FrameSet of its astshim/starlink-pyast bridge) and has no public factory from frames and mappings.
+# Needs upstream: a public CameraFrameSet factory (or a public export of lsst.images' AST bridge).
+from lsst.images._transforms import _ast as ast
 from lsst.images.cameras import (
     Amplifier,
+    AmplifierCalibrations,
+    CameraFrameSet,
     Detector,
     DetectorAttributes,
     DetectorType,
     Orientation,
     ReadoutCorner,
 )
-from lsst.images.cameras._amplifier import AmplifierCalibrations
-from lsst.images.cameras._camera_frame_set import CameraFrameSet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,6 +121,11 @@ class CameraDescription:
             detectors=detectors,
             filters=filters,
         )
+
+    @cached_property
+    def detector_names(self) -> Mapping[int, str]:
+        """Detector names keyed by detector ID."""
+        return {detector_id: d.name for detector_id, d in self.detectors.items()}
 
     @cached_property
     def filters_by_header_name(self) -> Mapping[str, FilterDescription]:
@@ -207,39 +212,49 @@ class CameraDescription:
 
     def _make_frame_set(
         self, description: DetectorDescription, bbox: Box, subsampling: int = 1
-    ) -> _BridgeFrameSet:
+    ) -> ast.FrameSet:
         """Build the AST frame set FOCAL_PLANE <-> FIELD_ANGLE, DETECTOR_n."""
-        focal_plane = Ast.Frame(2, "Ident=FOCAL_PLANE,Domain=FOCAL_PLANE,Unit(1)=mm,Unit(2)=mm")
-        frame_set = Ast.FrameSet(focal_plane)
-        field_angle = Ast.Frame(2, "Ident=FIELD_ANGLE,Domain=FIELD_ANGLE,Unit(1)=rad,Unit(2)=rad")
-        frame_set.addframe(Ast.BASE, Ast.ZoomMap(2, 1.0 / self.focal_length), field_angle)
+        frame_set = ast.FrameSet(ast.Frame(2, "Ident=FOCAL_PLANE,Domain=FOCAL_PLANE,Unit(1)=mm,Unit(2)=mm"))
+        field_angle = ast.Frame(2, "Ident=FIELD_ANGLE,Domain=FIELD_ANGLE,Unit(1)=rad,Unit(2)=rad")
+        frame_set.addFrame(ast.FrameSet.BASE, ast.ZoomMap(2, 1.0 / self.focal_length), field_angle)
 
         # pixel = R(-yaw) (fp - centre) * subsampling / pixel_size + pixel_centre
         yaw = math.radians(description.yaw_degrees)
         rotation = np.array([[math.cos(yaw), math.sin(yaw)], [-math.sin(yaw), math.cos(yaw)]])
         centre_x, centre_y = self._pixel_centre(bbox)
-        to_pixels = Ast.CmpMap(
-            Ast.CmpMap(
-                Ast.ShiftMap([-description.focal_plane_x, -description.focal_plane_y]),
-                Ast.MatrixMap(rotation * subsampling / self.pixel_size),
+        to_pixels = ast.CmpMap(
+            ast.CmpMap(
+                ast.ShiftMap([-description.focal_plane_x, -description.focal_plane_y]),
+                ast.MatrixMap(rotation * subsampling / self.pixel_size),
                 True,
             ),
-            Ast.ShiftMap([centre_x, centre_y]),
+            ast.ShiftMap([centre_x, centre_y]),
             True,
         )
-        pixels = Ast.Frame(
+        pixels = ast.Frame(
             2,
             f"Ident=DETECTOR_{description.id},Domain=PIXELS,"
             f"Bottom(1)={bbox.x.start},Top(1)={bbox.x.stop},"
             f"Bottom(2)={bbox.y.start},Top(2)={bbox.y.stop}",
         )
-        frame_set.addframe(Ast.BASE, to_pixels, pixels)
+        frame_set.addFrame(ast.FrameSet.BASE, to_pixels, pixels)
+        return frame_set
 
-        sink: list[str] = []
 
-        class _Sink:
-            def astsink(self, line: str) -> None:
-                sink.append(line)
+@cache
+def read_camera(path: Path) -> CameraDescription:
+    """Return the camera description of a policy YAML file, read once per
+    process; the one reader of ``camera.yaml`` (instruments and ingest
+    policies use it).
 
-        Ast.Channel(None, _Sink()).write(frame_set)
-        return _BridgeFrameSet.fromString("\n".join(sink) + "\n")
+    Parameters
+    ----------
+    path : `pathlib.Path`
+        The YAML file.
+
+    Returns
+    -------
+    camera : `CameraDescription`
+        The description.
+    """
+    return CameraDescription.from_yaml(path)

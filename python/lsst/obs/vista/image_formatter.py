@@ -47,6 +47,10 @@ class VisitImageFormatter(GenericFormatter):
                         raise
         return recipes
 
+    # The one private override: GenericFormatter's recipes admit only FitsCompressionOptions per plane
+    # and offer no public hook for the options it writes with (benchmarks/bench_write_recipes.py
+    # measures what uncompressed planes save).  Needs upstream: lsst-images write recipes that accept
+    # a null (uncompressed) plane, after which this class reduces to the seed configuration.
     def _get_compression_options(self) -> dict[str, FitsCompressionOptions | None]:
         # Docstring inherited; a null plane is stored uncompressed.
         recipe = self.write_parameters.get("recipe", "default")

@@ -13,7 +13,6 @@ __all__ = ("CasuInstrument", "PolicyInstrument", "header_instrument", "policy_in
 
 import datetime
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lsst.pipe.base import Instrument
@@ -21,7 +20,7 @@ from lsst.utils import doImportType
 from lsst.utils.introspection import get_full_type_name
 
 from ._resources import CONFIG_DIR
-from .camera import CameraDescription
+from .camera import CameraDescription, read_camera
 from .discovery import InstrumentEntry, instrument_entries, instrument_entry, instrument_for_header
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ class PolicyInstrument(Instrument):
     @classmethod
     def camera(cls) -> CameraDescription:
         """Return the camera description (read once per process)."""
-        return _read_camera(cls.entry.policy_dir / "camera.yaml")
+        return read_camera(cls.entry.policy_dir / "camera.yaml")
 
     @classmethod
     def translator_class(cls) -> type[MetadataTranslator]:
@@ -159,11 +158,6 @@ class PolicyInstrument(Instrument):
     def getRawFormatter(self, dataId: DataId) -> type[Formatter | FormatterV2]:
         # Docstring inherited.
         return doImportType(self.entry.raw_formatter)
-
-
-@cache
-def _read_camera(path: Path) -> CameraDescription:
-    return CameraDescription.from_yaml(path)
 
 
 class CasuInstrument(PolicyInstrument):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .id_packing import BitFieldPacker
 from .instrument import policy_instrument
 
 ROW_BITS = 18
@@ -44,6 +45,10 @@ VISIT_BITS = 63 - DETECTOR_BITS - ROW_BITS
 sign bit staying clear so that IDs are positive in the signed 64-bit
 integers of Arrow, Parquet and databases.  DECam's EXPNUM (< 1e8) fits as it
 is; VIRCAM's date-based IDs need their compact form."""
+
+_PACKER = BitFieldPacker(
+    "source ID", (("visit key", VISIT_BITS), ("detector", DETECTOR_BITS), ("row", ROW_BITS))
+)
 
 
 def pack_source_ids(visit_key: int, detector: int, rows: np.ndarray) -> np.ndarray:
@@ -68,14 +73,7 @@ def pack_source_ids(visit_key: int, detector: int, rows: np.ndarray) -> np.ndarr
     ValueError
         Raised if a part does not fit its bits.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    _check_fits("visit key", visit_key, VISIT_BITS)
-    _check_fits("detector", detector, DETECTOR_BITS)
-    if rows.size:
-        _check_fits("row", int(rows.min()), ROW_BITS)
-        _check_fits("row", int(rows.max()), ROW_BITS)
-    high = np.int64((visit_key << DETECTOR_BITS | detector) << ROW_BITS)
-    return high | rows
+    return _PACKER.pack(visit_key, detector, rows=rows)
 
 
 def unpack_source_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,10 +89,7 @@ def unpack_source_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     visit_keys, detectors, rows : `numpy.ndarray` [`numpy.int64`]
         The parts, in the order `pack_source_ids` takes them.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    rows = ids & ((1 << ROW_BITS) - 1)
-    detectors = (ids >> ROW_BITS) & ((1 << DETECTOR_BITS) - 1)
-    visit_keys = ids >> (ROW_BITS + DETECTOR_BITS)
+    visit_keys, detectors, rows = _PACKER.unpack(ids)
     return visit_keys, detectors, rows
 
 
@@ -125,8 +120,8 @@ class SourceIdGenerator:
     detector: int
 
     def __post_init__(self) -> None:
-        _check_fits("visit key", self.visit_key, VISIT_BITS)
-        _check_fits("detector", self.detector, DETECTOR_BITS)
+        _PACKER.check("visit key", self.visit_key)
+        _PACKER.check("detector", self.detector)
 
     @property
     def visit_key(self) -> int:
@@ -153,8 +148,3 @@ class SourceIdGenerator:
             The source IDs, in row order.
         """
         return pack_source_ids(self.visit_key, self.detector, np.arange(1, count + 1, dtype=np.int64))
-
-
-def _check_fits(what: str, value: int, bits: int) -> None:
-    if not 0 <= value < 1 << bits:
-        raise ValueError(f"source ID: {what} {value} does not fit in {bits} bits (0 to {(1 << bits) - 1})")

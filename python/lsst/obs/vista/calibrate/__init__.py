@@ -10,6 +10,7 @@ from .astrometry import *
 from .background import *
 from .casu_comparison import *
 from .catalog import *
+from .catalog_comparison import *
 from .columns import *
 from .detection import *
 from .measurement import *

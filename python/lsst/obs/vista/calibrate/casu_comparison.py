@@ -12,8 +12,9 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 import lsst.pex.config as pexConfig
-from lsst.pipe.base import Struct, Task
+from lsst.pipe.base import Struct
 
+from .catalog_comparison import CatalogComparisonTask
 from .skipped import say_skipped
 
 
@@ -36,7 +37,7 @@ class CasuCatalogComparisonConfig(pexConfig.Config):
     )
 
 
-class CasuCatalogComparisonTask(Task):
+class CasuCatalogComparisonTask(CatalogComparisonTask):
     """Match our sources to the CASU catalogue and report position offsets
     and flux ratios in the output metadata (``CASU_*``).
 
@@ -46,34 +47,18 @@ class CasuCatalogComparisonTask(Task):
     stack, whose first pixel is the exposure's (0, 0).  Fluxes are compared
     for sources CASU classifies as stellar (``Classification == -1``); where
     none is matched, one log line and ``SKIPPED_CASU_COMPARISON`` say so.
+
+    The metadata entries are ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
+    separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
+    ``CASU_NFLUX``.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = CasuCatalogComparisonConfig
     config: CasuCatalogComparisonConfig
-    _DefaultName: ClassVar[str] = "casuComparison"
+    compares: ClassVar[bool] = True
 
     def run(self, sources: Table, catalog: Table, pixel_scale: float, *, name: str) -> Struct:
-        """Compare.
-
-        Parameters
-        ----------
-        sources : `astropy.table.Table`
-            Our measured sources (``x``, ``y``, ``psfInstFlux``,
-            ``psfInstFluxErr``).
-        catalog : `astropy.table.Table`
-            The CASU catalogue.
-        pixel_scale : `float`
-            Arcsec per pixel, for offsets in mas.
-        name : `str`
-            What to call the exposure in log messages.
-
-        Returns
-        -------
-        result : `lsst.pipe.base.Struct`
-            ``metadata``: ``CASU_NMATCH``, ``CASU_OFFSET_MAS`` (median
-            separation), ``CASU_FLUX_RATIO`` (median ours / CASU's) and
-            ``CASU_NFLUX``; ``SKIPPED_CASU_COMPARISON`` without a flux ratio.
-        """
+        # Docstring inherited.
         casu_x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
         casu_y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
         metadata: dict[str, float | int | str | None] = {

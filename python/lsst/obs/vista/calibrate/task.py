@@ -34,6 +34,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.assembly import photometric_scaling_from_zero_point
+from ..isr.handoff import IsrHandoff
 from ..isr.pipeline_task import data_id_text, require_registered_inputs
 from ..provenance import DISTRIBUTION, package_version
 from ..psf_shape import psf_moments
@@ -42,8 +43,8 @@ from ..source_id import SourceIdGenerator
 from .aperture_correction import PSF_FLUX_ALGORITHM, ApertureCorrectionTask
 from .astrometry import AstrometryTask
 from .background import MeshBackgroundTask
-from .casu_comparison import CasuCatalogComparisonTask
 from .catalog import add_calibrated_fluxes, add_sky_coordinates, classify_extendedness, usable_for_calibration
+from .catalog_comparison import CatalogComparisonTask
 from .columns import column_definitions, describe_columns
 from .detection import SourceDetectionTask
 from .measurement import SourceMeasurementTask, aperture_column
@@ -105,9 +106,13 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         multiple=True,
         minimum=0,
     )
-    casu_catalog = cT.PrerequisiteInput(
-        doc="CASU catalogue of the stack, compared with our measurements (reported, not used as reference).",
-        name="casu_catalog",
+    comparison_catalog = cT.PrerequisiteInput(
+        doc=(
+            "Catalogue delivered with the image (CASU's, for the CASU instruments), compared with our "
+            "measurements by ``catalogComparison`` (reported, not used as reference); read only with "
+            "``doCompareCatalog``."
+        ),
+        name="comparison_catalog",
         storageClass="AstropyTable",
         dimensions=("instrument", "exposure", "detector"),
         multiple=True,
@@ -134,8 +139,8 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
 
     def __init__(self, *, config: CalibrateImageConfig) -> None:
         super().__init__(config=config)
-        if not config.doCompareCasuCatalog:
-            del self.casu_catalog
+        if not config.doCompareCatalog:
+            del self.comparison_catalog
         if not _separate_photometry_catalog(config):
             del self.photometry_ref_cat
 
@@ -165,11 +170,15 @@ class CalibrateImageConfig(PipelineTaskConfig, pipelineConnections=CalibrateImag
     )
     astrometry = pexConfig.ConfigurableField(target=AstrometryTask, doc="Astrometric calibration.")
     photometry = pexConfig.ConfigurableField(target=PhotometryTask, doc="Photometric calibration.")
-    casuComparison = pexConfig.ConfigurableField(
-        target=CasuCatalogComparisonTask, doc="Comparison with the CASU catalogue (VIRCAM)."
+    catalogComparison = pexConfig.ConfigurableField(
+        target=CatalogComparisonTask,
+        doc="Comparison with the catalogue delivered with the image (instruments with one retarget it).",
     )
-    doCompareCasuCatalog = pexConfig.Field[bool](
-        doc="Read the CASU catalogue of the stack, if ingested, and report how our measurements compare.",
+    doCompareCatalog = pexConfig.Field[bool](
+        doc=(
+            "Read the catalogue delivered with the image (connection comparison_catalog), if ingested, "
+            "and report how our measurements compare (catalogComparison)."
+        ),
         default=False,
     )
     extendednessFluxRatio = pexConfig.Field[float](
@@ -199,6 +208,15 @@ class CalibrateImageConfig(PipelineTaskConfig, pipelineConnections=CalibrateImag
         default=50.0,
         check=lambda value: value >= 0,
     )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.doCompareCatalog and not self.catalogComparison.target.compares:
+            raise pexConfig.FieldValidationError(
+                CalibrateImageConfig.doCompareCatalog,
+                self,
+                "catalogComparison must be retargeted to a task that knows the catalogue's columns",
+            )
 
 
 class CalibrateImageTask(PipelineTask):
@@ -254,7 +272,7 @@ class CalibrateImageTask(PipelineTask):
             "apertureCorrection",
             "astrometry",
             "photometry",
-            "casuComparison",
+            "catalogComparison",
         ):
             self.makeSubtask(name)
 
@@ -278,17 +296,18 @@ class CalibrateImageTask(PipelineTask):
         photometry_shards = None
         if _separate_photometry_catalog(self.config):
             photometry_shards = _read_shards(butlerQC, inputRefs.photometry_ref_cat, missing)
-        casu_catalog = None
-        if self.config.doCompareCasuCatalog:
-            if not inputRefs.casu_catalog:
-                missing["casu_catalog"] = (
+        comparison_catalog = None
+        if self.config.doCompareCatalog:
+            catalog_name = self.config.connections.comparison_catalog
+            if not inputRefs.comparison_catalog:
+                missing[catalog_name] = (
                     "none in the input collections (or its file is missing); no comparison"
                 )
             else:
                 try:
-                    casu_catalog = butlerQC.get(inputRefs.casu_catalog[0])
+                    comparison_catalog = butlerQC.get(inputRefs.comparison_catalog[0])
                 except FileNotFoundError as err:
-                    missing["casu_catalog"] = f"its file {err.filename or err} is missing; no comparison"
+                    missing[catalog_name] = f"its file {err.filename or err} is missing; no comparison"
         for what, text in missing.items():
             self.log.warning("%s: no %s: %s.", name, what, text)
         reference_name = inputRefs.astrometry_ref_cat[0].datasetType.name if shards else None
@@ -298,7 +317,7 @@ class CalibrateImageTask(PipelineTask):
             reference_shards=shards,
             reference_name=reference_name,
             photometry_shards=photometry_shards,
-            casu_catalog=casu_catalog,
+            comparison_catalog=comparison_catalog,
             name=name,
             id_generator=SourceIdGenerator(
                 instrument=str(data_id["instrument"]),
@@ -317,7 +336,7 @@ class CalibrateImageTask(PipelineTask):
         reference_shards: dict[int, Table] | None = None,
         reference_name: str | None = None,
         photometry_shards: dict[int, Table] | None = None,
-        casu_catalog: Table | None = None,
+        comparison_catalog: Table | None = None,
         name: str = "exposure",
         id_generator: SourceIdGenerator | None = None,
     ) -> Struct:
@@ -337,8 +356,8 @@ class CalibrateImageTask(PipelineTask):
             astrometric one; none (the header zero point is kept) if not
             given.  Ignored when the photometry uses the astrometric
             catalogue.
-        casu_catalog : `astropy.table.Table`, optional
-            CASU catalogue of the stack, to compare with.
+        comparison_catalog : `astropy.table.Table`, optional
+            Catalogue delivered with the image, for ``catalogComparison``.
         name : `str`, optional
             What to call the exposure in log messages.
         id_generator : `lsst.obs.vista.source_id.SourceIdGenerator`, optional
@@ -363,7 +382,8 @@ class CalibrateImageTask(PipelineTask):
             id_generator = SourceIdGenerator(
                 instrument=obs_info.instrument, visit=obs_info.visit_id, detector=obs_info.detector_num
             )
-        characterized = self._characterize(exposure, seed=id_generator.seed, name=name)
+        handoff = IsrHandoff.from_metadata(exposure.metadata)
+        characterized = self._characterize(exposure, handoff, seed=id_generator.seed, name=name)
         references = _References(
             astrometry_shards=reference_shards,
             astrometry_name=reference_name,
@@ -372,10 +392,12 @@ class CalibrateImageTask(PipelineTask):
             else None,
             photometry_name=self.config.connections.photometry_ref_cat,
         )
-        calibration = self._calibrate(exposure, characterized.sources, references, casu_catalog, name=name)
+        calibration = self._calibrate(
+            exposure, characterized.sources, references, comparison_catalog, handoff.zero_point_ab, name=name
+        )
         return self._make_outputs(exposure, characterized, calibration, id_generator)
 
-    def _characterize(self, exposure: VisitImage, *, seed: int, name: str) -> Struct:
+    def _characterize(self, exposure: VisitImage, handoff: IsrHandoff, *, seed: int, name: str) -> Struct:
         """Subtract the background, detect, fit the PSF and measure; the
         steps that need no reference catalogue."""
         bbox = exposure.bbox
@@ -397,7 +419,7 @@ class CalibrateImageTask(PipelineTask):
             unusable,
             bbox,
             exposure.unit,
-            quantization_step=exposure.metadata.get("QUANTIZATION_STEP"),
+            quantization_step=handoff.quantization_step,
             name=name,
             seed=seed,
         )
@@ -443,7 +465,7 @@ class CalibrateImageTask(PipelineTask):
             size_ratio=self.config.extendednessSizeRatio,
         )
         sky = self._sky_noise(
-            image, variance, background_pixels, unusable, _residual_noise_ratio(exposure), name=name
+            image, variance, background_pixels, unusable, handoff.residual_noise_ratio, name=name
         )
         return Struct(
             image=image,
@@ -470,12 +492,14 @@ class CalibrateImageTask(PipelineTask):
         exposure: VisitImage,
         sources: Table,
         references: _References,
-        casu_catalog: Table | None,
+        comparison_catalog: Table | None,
+        header_zero_point: float | None,
         *,
         name: str,
     ) -> Struct:
         """Fit the WCS and zero point to the reference stars (if any) and
-        add calibrated columns to ``sources``.
+        add calibrated columns to ``sources``; ``header_zero_point`` is the
+        AB zero point isr took from the headers.
 
         With a separate photometric catalogue, its stars are matched to the
         sources by position through the fitted WCS (within the photometry's
@@ -488,7 +512,6 @@ class CalibrateImageTask(PipelineTask):
         reference = self._load_reference(
             exposure, references.astrometry_shards, references.astrometry_name, pixel_scale, name=name
         )
-        header_zero_point = _header_zero_point(exposure)
         sources["calib_astrometry_used"] = np.zeros(len(sources), dtype=bool)
         sources["calib_photometry_used"] = np.zeros(len(sources), dtype=bool)
         astrometry = self.astrometry.run(sources, reference, sky_projection, pixel_scale, name=name)
@@ -524,8 +547,9 @@ class CalibrateImageTask(PipelineTask):
         prefixes = ["psf", *(aperture_column(r) for r in self.config.measurement.apertureRadii)]
         add_calibrated_fluxes(sources, photometry.zero_point, prefixes)
         del sources["usable"]
-        if casu_catalog is not None:
-            metadata.update(self.casuComparison.run(sources, casu_catalog, pixel_scale, name=name).metadata)
+        if comparison_catalog is not None:
+            comparison = self.catalogComparison.run(sources, comparison_catalog, pixel_scale, name=name)
+            metadata.update(comparison.metadata)
         return Struct(
             sky_projection=sky_projection,
             astrometry=astrometry,
@@ -587,10 +611,11 @@ class CalibrateImageTask(PipelineTask):
             "sep mesh background (sources masked iteratively), Akima spline through the mesh",
             is_subtracted=True,
         )
+        # The header zero point keeps isr's photometric scaling as it is.
         scaling = (
-            exposure.photometric_scaling
-            if photometry.zero_point is None
-            else photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
+            photometric_scaling_from_zero_point(photometry.zero_point, bbox, exposure.unit)
+            if photometry.source == "fit"
+            else exposure.photometric_scaling
         )
         calibrated = VisitImage(
             Image(
@@ -799,25 +824,6 @@ def _read_shards(butlerQC: QuantumContext, refs: list[Any], missing: dict[str, s
 
 def _sky_coord(ra: Any, dec: Any) -> SkyCoord:
     return SkyCoord(u.Quantity(ra, u.deg), u.Quantity(dec, u.deg))
-
-
-def _residual_noise_ratio(exposure: VisitImage) -> float | None:
-    """Return the ratio of the measured background noise to the variance
-    plane as isr left it: ``NOISE_RATIO`` over the rescale isr applied."""
-    ratio = exposure.metadata.get("NOISE_RATIO")
-    if ratio is None:
-        return None
-    return float(ratio) / math.sqrt(float(exposure.metadata.get("VARIANCE_RESCALE", 1.0)))
-
-
-def _header_zero_point(exposure: VisitImage) -> float | None:
-    """Return the AB zero point isr applied (the photometric scaling at the centre)."""
-    scaling = exposure.photometric_scaling
-    if scaling is None:
-        return None
-    x, y = exposure.bbox.x.center, exposure.bbox.y.center
-    value = scaling(x=x, y=y)
-    return float((value * u.nJy).to_value(u.ABmag))
 
 
 def _area_deg2(bbox: Box, pixel_scale: float) -> float:

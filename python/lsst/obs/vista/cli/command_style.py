@@ -19,7 +19,6 @@ __all__ = (
     "ScriptCommand",
     "data_query_option",
     "input_option",
-    "one_line",
     "output_option",
     "script_log_options",
 )
@@ -34,6 +33,8 @@ import click
 from lsst.daf.butler.cli.cliLog import CliLog
 from lsst.daf.butler.cli.opt import log_level_option, long_log_option
 from lsst.daf.butler.cli.utils import ButlerCommand, MWCommand, MWOptionDecorator, split_commas
+
+from ..messages import one_line
 
 _LOG = logging.getLogger(__name__)
 
@@ -72,12 +73,6 @@ def script_log_options(command: Callable) -> Callable:
     runs; they do not reach the command's function.
     """
     return log_level_option()(long_log_option()(command))
-
-
-def one_line(text: str) -> str:
-    """Return a message with its line breaks and runs of blanks made single
-    blanks."""
-    return " ".join(text.split())
 
 
 class _OneLineUsageError(click.UsageError):

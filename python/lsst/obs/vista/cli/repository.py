@@ -25,7 +25,7 @@ from lsst.daf.butler import (
     MissingDatasetTypeError,
 )
 
-from .command_style import one_line
+from ..messages import one_line
 
 _READ_ONLY_MARKERS = ("readonly", "read-only", "permission denied")
 """Lower-case fragments of the database errors of a registry the user may

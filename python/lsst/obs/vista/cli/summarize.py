@@ -77,6 +77,7 @@ def summary_rows(
     # Imported here, not each time ``butler`` loads its plugins to list the
     # commands: psf_shape imports lsst.images (and scipy), about 0.7 CPU-s
     # that every butler command would pay.
+    from ..isr.handoff import IsrHandoff
     from ..psf_shape import psf_fwhm
 
     rows = []
@@ -84,23 +85,22 @@ def summary_rows(
         refs = butler.query_datasets(dataset_type, where=where, explain=False)
         for ref in sorted(refs, key=lambda ref: ref.dataId):
             image = butler.get(ref)
-            metadata = image.metadata
             mask = image.mask
             fractions = [
                 _fmt(100.0 * mask.get(plane).mean(), 2) if plane in mask.schema.names else "-"
                 for plane in _PLANES
             ]
             data_id = " ".join(f"{key}={value}" for key, value in ref.dataId.required.items())
-            zero_point = metadata.get("ZERO_POINT_AB")
+            handoff = IsrHandoff.from_metadata(image.metadata)
             fwhm = psf_fwhm(image.psf, x=float(image.bbox.x.center), y=float(image.bbox.y.center))
             rows.append(
                 (
                     data_id,
                     image.band,
-                    _fmt(metadata.get("NOISE_RATIO"), 3),
-                    str(metadata.get("NOISE_RATIO_NPIX", "-")),
-                    _fmt(metadata.get("VARIANCE_RESCALE"), 3),
-                    _fmt(zero_point, 3),
+                    _fmt(handoff.noise_ratio, 3),
+                    _fmt(handoff.noise_ratio_pixels, 0),
+                    _fmt(handoff.variance_rescale, 3),
+                    _fmt(handoff.zero_point_ab, 3),
                     _fmt(fwhm, 2),
                     *fractions,
                 )

@@ -65,6 +65,7 @@ from lsst.daf.butler import (
 from lsst.utils import doImportType
 from lsst.utils.logging import PeriodicLogger, getLogger
 
+from ..messages import error_line
 from .content import content_difference
 from .discovery import Discovery, discover
 from .guard import WriteGuard
@@ -350,7 +351,7 @@ class ProductIngester:
                             self._write_plans([plan])
                     except Exception as unit_err:
                         for file in plan.files:
-                            report.fail(file.path, f"could not be written: {_one_line(unit_err)}")
+                            report.fail(file.path, f"could not be written: {error_line(unit_err)}")
                     else:
                         self._record_success(plan, report)
             else:
@@ -527,7 +528,3 @@ def _start_method() -> str:
     if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
         return "fork"
     return "spawn"
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

@@ -23,6 +23,7 @@ import yaml
 
 from lsst.daf.butler import DatasetType, DimensionUniverse
 
+from ..camera import CameraDescription, read_camera
 from ..discovery import instrument_entry
 
 _POLICY_FILE_NAME = "datasets.yaml"
@@ -372,7 +373,8 @@ class IngestPolicy:
         path = Path(path)
         with open(path) as stream:
             data: dict[str, Any] = yaml.safe_load(stream)
-        camera = _read_camera(path.parent / "camera.yaml")
+        camera_path = path.parent / "camera.yaml"
+        camera = read_camera(camera_path) if camera_path.is_file() else None
         try:
             products = {
                 name: _read_product(name, fields, camera) for name, fields in data.pop("products").items()
@@ -465,27 +467,17 @@ def _length(stem: tuple[str, ...]) -> int:
     return sum(len(part) for part in stem)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Camera:
-    """What the policy takes from a camera description."""
-
-    detector_names: dict[int, str]
-    filters: tuple[str, ...]
-    """Header names of the filters."""
-
-
-def _read_product(name: str, fields: Mapping[str, Any], camera: _Camera) -> ProductPolicy:
+def _read_product(name: str, fields: Mapping[str, Any], camera: CameraDescription | None) -> ProductPolicy:
     fields = dict(fields)
     patterns = tuple(fields.pop("patterns"))
     for pattern in patterns:
         if "*" not in pattern or any(c in pattern for c in "?[]") or "**" in pattern:
             raise ValueError(f"{name}: pattern {pattern!r} is not literal text with single '*' wildcards")
     hdu = dict(fields.pop("hdu"))
-    hdu["detector_names"] = camera.detector_names
+    hdu["detector_names"] = dict(camera.detector_names) if camera is not None else {}
+    filters = tuple(camera.filters_by_header_name) if camera is not None else ()
     cards = tuple(
-        CardCheck(
-            keyword=keyword, **check, **({"filters": camera.filters} if check.get("type") == "filter" else {})
-        )
+        CardCheck(keyword=keyword, **check, **({"filters": filters} if check.get("type") == "filter" else {}))
         for keyword, check in fields.pop("cards", {}).items()
     )
     return ProductPolicy(
@@ -496,21 +488,6 @@ def _read_product(name: str, fields: Mapping[str, Any], camera: _Camera) -> Prod
         match_cards=tuple(fields.pop("match_cards", ())),
         cards=cards,
         **fields,
-    )
-
-
-def _read_camera(path: Path) -> _Camera:
-    """Return the detectors and filters of a camera description (without
-    the cost of building the camera)."""
-    if not path.is_file():
-        return _Camera({}, ())
-    with open(path) as stream:
-        description = yaml.safe_load(stream)
-    return _Camera(
-        detector_names={
-            int(d): str(fields["name"]) for d, fields in description.get("detectors", {}).items()
-        },
-        filters=tuple(str(f["header_name"]) for f in description.get("filters", [])),
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
+from ..messages import error_line
 from .fits_scan import HduHeader, MergedHeader, scan_hdus
 from .policy import HduLayout, ProductPolicy, policy_for_instrument
 from .records import TRANSLATED_PROPERTIES, ExposureRecords
@@ -116,7 +117,7 @@ def read_product_file(instrument: str, product_name: str, path: Path) -> Product
     except Exception as err:
         # Whatever is wrong with one file (unreadable, malformed cards, a
         # translation that fails) must not stop the others.
-        return ReadFailure(path, product_name, _one_line(err))
+        return ReadFailure(path, product_name, error_line(err))
     return ProductFile(path=path, product=product_name, datasets=summaries, records=records, cards=cards)
 
 
@@ -201,8 +202,8 @@ def _translate(translator: type[MetadataTranslator], header: MergedHeader, path:
         )
     except KeyError as err:
         # ObservationInfo names the property; the cause names the card.
-        cause = f": {_one_line(err.__cause__)}" if isinstance(err.__cause__, Exception) else ""
-        raise ValueError(f"header translation failed: {_one_line(err)}{cause}") from err
+        cause = f": {error_line(err.__cause__)}" if isinstance(err.__cause__, Exception) else ""
+        raise ValueError(f"header translation failed: {error_line(err)}{cause}") from err
     return ExposureRecords.from_observation_info(info)
 
 
@@ -214,13 +215,3 @@ def _check_instrument(
     if cards and not translator.can_translate(cards, filename=str(path)):
         found = cards.get("INSTRUME") or cards.get("ORIGFILE")
         raise ValueError(f"wrong instrument: {found!r}, not {instrument}")
-
-
-def _one_line(err: Exception) -> str:
-    text = " ".join(str(err).split())
-    if isinstance(err, KeyError):
-        # str() of a KeyError is the repr of its argument.
-        text = text.strip("\"'")
-    if not isinstance(err, (OSError, ValueError, KeyError)):
-        text = f"{type(err).__name__}: {text}"
-    return text or type(err).__name__

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ("WCS_KEYWORD_PREFIXES", "detector_region", "union_region")
+__all__ = ("detector_region", "union_region")
 
 from collections.abc import Iterable
 
 import numpy as np
+from astropy.io.fits import Card
 from astropy.wcs import Wcsprm
 
 from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
+from ..wcs_cards import WCS_KEYWORD_PREFIXES, radesys_from_deprecated
 from .fits_scan import HduHeader
-
-WCS_KEYWORD_PREFIXES = (
-    "WCSAXES",
-    "CTYPE",
-    "CUNIT",
-    "CRVAL",
-    "CRPIX",
-    "CDELT",
-    "CD1_",
-    "CD2_",
-    "PC1_",
-    "PC2_",
-    "PV1_",
-    "PV2_",
-    "LONPOLE",
-    "LATPOLE",
-    "RADESYS",
-    "EQUINOX",
-)
-"""Keywords that define a celestial WCS; parsing these alone is much faster
-than parsing a 300-card header.  CASU's deprecated RADECSYS is left out on
-purpose: WCSLIB would warn about it on every HDU, and the ICRS it then
-assumes differs from CASU's FK5 J2000 by milliarcseconds, nothing for a
-region."""
 
 
 def detector_region(hdu: HduHeader, shape: tuple[int, int]) -> ConvexPolygon:
@@ -63,7 +41,11 @@ def detector_region(hdu: HduHeader, shape: tuple[int, int]) -> ConvexPolygon:
     """
     # Wcsprm parses the cards in C; astropy.wcs.WCS would first round-trip
     # them through an astropy Header, which costs ten times more.
-    wcs = Wcsprm(header=hdu.card_images(WCS_KEYWORD_PREFIXES).encode("ascii"))
+    cards = hdu.card_images(WCS_KEYWORD_PREFIXES)
+    radesys = radesys_from_deprecated(hdu.get)
+    if radesys is not None:
+        cards += Card("RADESYS", radesys).image
+    wcs = Wcsprm(header=cards.encode("ascii"))
     if wcs.lng < 0 or wcs.lat < 0:
         raise ValueError(f"HDU {hdu.index} has no celestial WCS")
     ny, nx = shape

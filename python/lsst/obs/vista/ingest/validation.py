@@ -20,14 +20,14 @@ import numpy as np
 
 from lsst.utils import doImport
 
+from ..wcs_cards import is_wcs_keyword
 from .fits_scan import HduHeader
 from .policy import CardCheck, ProductPolicy
-from .regions import WCS_KEYWORD_PREFIXES
 
 _ABSENT = object()
 
 _WCS_TEXT_PREFIXES = ("CTYPE", "CUNIT", "RADESYS")
-"""WCS keywords (of `WCS_KEYWORD_PREFIXES`) whose values are text; the
+"""WCS keywords (`lsst.obs.vista.wcs_cards.is_wcs_keyword`) whose values are text; the
 others are numbers."""
 
 _SINGULAR_CONDITION = 1e12
@@ -104,7 +104,7 @@ def check_celestial_wcs(hdu: HduHeader) -> None:
     Parameters
     ----------
     hdu : `HduHeader`
-        The HDU whose own cards (`WCS_KEYWORD_PREFIXES`, as the region of
+        The HDU whose own WCS cards (`lsst.obs.vista.wcs_cards`, as the region of
         the dataset is computed from them) hold a celestial WCS.
 
     Raises
@@ -119,7 +119,7 @@ def check_celestial_wcs(hdu: HduHeader) -> None:
         names neither.
     """
     where = describe_hdu(hdu)
-    keywords = [keyword for keyword in hdu.keywords() if keyword.startswith(WCS_KEYWORD_PREFIXES)]
+    keywords = [keyword for keyword in hdu.keywords() if is_wcs_keyword(keyword)]
     for keyword in keywords:
         value = hdu.get(keyword)
         if keyword.startswith(_WCS_TEXT_PREFIXES):

@@ -8,6 +8,7 @@ from .background import *
 from .casu import *
 from .cp import *
 from .cp_task import *
+from .handoff import *
 from .masks import *
 from .noise_check import *
 from .parameters import *

@@ -28,6 +28,7 @@ from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.pipe.base import Struct, Task
 
 from ..psf_shape import FWHM_PER_SIGMA
+from .handoff import IsrHandoff
 from .masks import (
     PixelMaskConfig,
     QualityMaskTask,
@@ -39,7 +40,7 @@ from .masks import (
 )
 from .noise_check import NoiseCheckTask
 from .parameters import NoiseParameters
-from .variance import ConfidenceMapVarianceTask, MetadataVarianceTask, VarianceModelTask
+from .variance import MetadataVarianceTask, VarianceModelTask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +63,9 @@ class ExposureDescription:
     sky_projection: SkyProjection
     psf_fwhm: float
     """FWHM (pixels) of the Gaussian PSF estimate."""
-    photometric_scaling: ChebyshevField | None
-    """Factor from image units to nJy, if the band has an AB calibration."""
+    zero_point_ab: float | None
+    """AB magnitude of one image unit, if the headers give an AB calibration;
+    the exposure's photometric scaling is made from it."""
     noise: NoiseParameters | None
     saturation_level: float | None
     """Level (image units) at and above which pixels are saturated."""
@@ -77,8 +79,12 @@ class ExposureAssemblyConfig(pexConfig.Config):
     """Configuration of the assembly core; instrument tasks inherit it."""
 
     variance = pexConfig.ConfigurableField(
-        target=ConfidenceMapVarianceTask,
-        doc="Variance model (retargetable: confidence map, weight map, metadata, measured background).",
+        target=MetadataVarianceTask,
+        doc=(
+            "Variance model (retargetable: confidence map, weight map, metadata, measured background).  "
+            "By default the header's noise parameters alone, which every instrument's description gives; "
+            "instruments that deliver a noise map choose the model that reads it."
+        ),
     )
     fallbackVariance = pexConfig.ConfigurableField(
         target=MetadataVarianceTask,
@@ -139,11 +145,10 @@ class ExposureAssemblyTask(Task):
       ``noDataVariance`` on NO_DATA pixels;
     - the image is NaN only on NO_DATA pixels.
 
-    The output metadata always holds the noise check's ``NOISE_RATIO``
-    (`None` if it could not be measured), ``NOISE_RATIO_NPIX``,
-    ``VARIANCE_RESCALE`` (1 unless rescaled), ``NO_DATA_VARIANCE``,
-    ``QUANTIZATION_STEP`` (the BSCALE of integer pixels as delivered, or
-    `None`), the variance model's own entries and the description's.
+    The output metadata holds the hand-off to calibrateImage
+    (`~lsst.obs.vista.isr.handoff.IsrHandoff`: the noise check's results,
+    the NO_DATA variance, the quantization step and the header zero point),
+    the variance model's own entries and the description's.
     """
 
     ConfigClass: ClassVar[type[pexConfig.Config]] = ExposureAssemblyConfig
@@ -253,15 +258,20 @@ class ExposureAssemblyTask(Task):
         if check.rescale != 1.0:
             np.multiply(variance, np.float32(check.rescale), out=variance, where=usable)
 
-        metadata: dict[str, Any] = {
-            **description.metadata,
-            **modelled.metadata,
-            "NOISE_RATIO": check.ratio,
-            "NOISE_RATIO_NPIX": check.n_pixels,
-            "VARIANCE_RESCALE": float(check.rescale),
-            "NO_DATA_VARIANCE": self.config.noDataVariance,
-            "QUANTIZATION_STEP": _quantization_step(image.metadata),
-        }
+        handoff = IsrHandoff(
+            noise_ratio=check.ratio,
+            noise_ratio_pixels=check.n_pixels,
+            variance_rescale=float(check.rescale),
+            no_data_variance=self.config.noDataVariance,
+            quantization_step=_quantization_step(image.metadata),
+            zero_point_ab=description.zero_point_ab,
+        )
+        metadata: dict[str, Any] = {**description.metadata, **modelled.metadata, **handoff.to_metadata()}
+        scaling = (
+            None
+            if description.zero_point_ab is None
+            else photometric_scaling_from_zero_point(description.zero_point_ab, image.bbox, image.unit)
+        )
         exposure = VisitImage(
             Image(array, bbox=image.bbox, unit=image.unit, sky_projection=description.sky_projection),
             mask=mask,
@@ -273,7 +283,7 @@ class ExposureAssemblyTask(Task):
             ),
             obs_info=standard_observation_info(description.obs_info),
             detector=description.detector,
-            photometric_scaling=description.photometric_scaling,
+            photometric_scaling=scaling,
             band=description.band,
             metadata=metadata,
         )
@@ -298,9 +308,8 @@ class ExposureAssemblyTask(Task):
 
 
 def _quantization_step(metadata: Any) -> float | None:
-    """Return the step of pixel values stored as integers times BSCALE
-    (CASU stacks), or `None` for floating-point pixels; the step survives a
-    lossy re-compression of the exposure only in this record."""
+    """Return the step of pixel values stored as integers times BSCALE, or
+    `None` for floating-point pixels (`IsrHandoff.quantization_step`)."""
     bitpix = metadata.get("BITPIX")
     if not isinstance(bitpix, int) or bitpix <= 0:
         return None

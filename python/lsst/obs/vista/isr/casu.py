@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = (
     "casu_noise_parameters",
-    "catalogue_source_mask",
+    "catalog_source_mask",
     "describe_casu_image",
 )
 
@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import astropy.units as u
 import numpy as np
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 from astropy.table import Table
@@ -26,7 +25,7 @@ from astropy.table import Table
 from lsst.images import Box
 
 from ..camera import CameraDescription, DetectorDescription
-from .assembly import ExposureDescription, photometric_scaling_from_zero_point
+from .assembly import ExposureDescription
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
 
@@ -59,14 +58,12 @@ def casu_noise_parameters(
         by CASU.
     """
     gaincor = float(metadata.get("GAINCOR", 1.0))
-    sky_noise = metadata.get("SKYNOISE")
-    sky_level = metadata.get("SKYLEVEL")
-    return NoiseParameters(
+    return NoiseParameters.from_header_values(
         gain=detector.gain * coadds / gaincor,
         read_noise=detector.read_noise / detector.gain * gaincor / math.sqrt(coadds),
         n_combined=n_combined,
-        sky_level=float(sky_level) if sky_level is not None else None,
-        sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+        sky_level=metadata.get("SKYLEVEL"),
+        sky_noise=metadata.get("SKYNOISE"),
     )
 
 
@@ -132,10 +129,10 @@ def describe_casu_image(
       :math:`Z_\mathrm{Vega} = \mathrm{MAGZPT} + 2.5\log_{10}\mathrm{EXPTIME}
       - \mathrm{EXTINCT}\,(X - 1)` and the AB magnitude
       :math:`Z_\mathrm{AB} = Z_\mathrm{Vega} + (m_\mathrm{AB} -
-      m_\mathrm{Vega})`; the photometric scaling is
-      :math:`10^{-0.4 (Z_\mathrm{AB} - 31.4)}` nJy per ADU.  It is omitted
-      (metadata still records :math:`Z_\mathrm{Vega}`) when the band has no
-      entry in ``vega_to_ab``, and entirely when MAGZPT is absent.
+      m_\mathrm{Vega})`, from which the assembly makes the photometric
+      scaling.  It is omitted (metadata still records :math:`Z_\mathrm{Vega}`)
+      when the band has no entry in ``vega_to_ab``, and entirely when MAGZPT
+      is absent.
     """
     obs_info = ObservationInfo(dict(metadata), translator_class=translator)
     assert obs_info.detector_num is not None and obs_info.physical_filter is not None
@@ -158,7 +155,7 @@ def describe_casu_image(
         "SEEING": float(metadata["SEEING"]),
     }
 
-    scaling = None
+    zero_point_ab = None
     if "MAGZPT" in metadata:
         exptime = float(obs_info.ext_flux_exposure_time)
         extinction = float(metadata.get("EXTINCT", 0.0))
@@ -173,8 +170,6 @@ def describe_casu_image(
         )
         if band in vega_to_ab:
             zero_point_ab = zero_point_vega + vega_to_ab[band]
-            extra["ZERO_POINT_AB"] = zero_point_ab
-            scaling = photometric_scaling_from_zero_point(zero_point_ab, bbox, u.adu)
 
     return ExposureDescription(
         name=name,
@@ -183,7 +178,7 @@ def describe_casu_image(
         band=band,
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["SEEING"]),
-        photometric_scaling=scaling,
+        zero_point_ab=zero_point_ab,
         noise=casu_noise_parameters(
             metadata,
             detector_description,
@@ -195,14 +190,14 @@ def describe_casu_image(
     )
 
 
-def catalogue_source_mask(
-    catalogue: Table, shape: tuple[int, int], *, radius_scale: float = 2.0, min_radius: float = 3.0
+def catalog_source_mask(
+    catalog: Table, shape: tuple[int, int], *, radius_scale: float = 2.0, min_radius: float = 3.0
 ) -> np.ndarray:
     r"""Return the pixels covered by the sources of a CASU catalogue.
 
     Parameters
     ----------
-    catalogue : `astropy.table.Table`
+    catalog : `astropy.table.Table`
         CASU (imcore) catalogue of the image, with ``X_coordinate``,
         ``Y_coordinate`` (FITS pixels, 1-based) and ``Areal_1_profile``
         (isophotal area, pixels).
@@ -220,9 +215,9 @@ def catalogue_source_mask(
         `True` within a disc around each source.
     """
     mask = np.zeros(shape, dtype=bool)
-    x = np.asarray(catalogue["X_coordinate"], dtype=float) - 1.0
-    y = np.asarray(catalogue["Y_coordinate"], dtype=float) - 1.0
-    area = np.asarray(catalogue["Areal_1_profile"], dtype=float)
+    x = np.asarray(catalog["X_coordinate"], dtype=float) - 1.0
+    y = np.asarray(catalog["Y_coordinate"], dtype=float) - 1.0
+    area = np.asarray(catalog["Areal_1_profile"], dtype=float)
     radii = np.maximum(radius_scale * np.sqrt(np.clip(area, 0.0, None) / np.pi), min_radius)
     ny, nx = shape
     for xc, yc, radius in zip(x, y, radii, strict=True):

@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
-import astropy.units as u
 import numpy as np
 from astro_metadata_translator import MetadataTranslator, ObservationInfo
 
@@ -30,7 +29,7 @@ from lsst.images import Box, MaskPlane
 
 from ..camera import CameraDescription, DetectorDescription
 from ..cp_quality import CpQualityPolicy
-from .assembly import ExposureDescription, photometric_scaling_from_zero_point
+from .assembly import ExposureDescription
 from .masks import QualityMaskTask
 from .parameters import NoiseParameters
 from .wcs import sky_projection_from_header
@@ -81,14 +80,12 @@ def cp_noise_parameters(metadata: Mapping[str, Any], detector: DetectorDescripti
     """
     gain = _mean_of_amplifiers(metadata, "GAIN") or detector.gain
     read_noise = _mean_of_amplifiers(metadata, "RDNOISE") or detector.read_noise
-    sky_level = metadata.get("AVSKY", metadata.get("SKYBRITE"))
-    sky_noise = metadata.get("AVSIG", metadata.get("SKYSIGMA"))
-    return NoiseParameters(
+    return NoiseParameters.from_header_values(
         gain=gain,
         read_noise=read_noise / gain,
         n_combined=1,
-        sky_level=float(sky_level) if sky_level is not None else None,
-        sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+        sky_level=metadata.get("AVSKY", metadata.get("SKYBRITE")),
+        sky_noise=metadata.get("AVSIG", metadata.get("SKYSIGMA")),
     )
 
 
@@ -158,10 +155,8 @@ def describe_cp_image(
         zero_point = float(metadata["MAGZERO"])
     elif "MAGZPT" in metadata and exptime > 0:
         zero_point = float(metadata["MAGZPT"]) + 2.5 * math.log10(exptime)
-    scaling = None
     if zero_point is not None:
-        extra.update(EXPTIME=exptime, ZERO_POINT_AB=zero_point)
-        scaling = photometric_scaling_from_zero_point(zero_point, bbox, u.adu)
+        extra["EXPTIME"] = exptime
 
     saturations = [float(metadata[key]) for key in ("SATURATA", "SATURATB", "SATURATE") if key in metadata]
     return ExposureDescription(
@@ -171,7 +166,7 @@ def describe_cp_image(
         band=band,
         sky_projection=sky_projection_from_header(metadata, detector, bbox),
         psf_fwhm=float(metadata["FWHM"]),
-        photometric_scaling=scaling,
+        zero_point_ab=zero_point,
         noise=cp_noise_parameters(metadata, detector_description),
         saturation_level=min(saturations) if saturations else detector_description.saturation,
         metadata=extra,

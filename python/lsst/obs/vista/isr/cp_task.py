@@ -115,7 +115,7 @@ class DecamCpIsrTask(AssemblyPipelineTask):
         description = describe_cp_image(
             metadata, bbox, camera=instrument.camera(), translator=instrument.translator_class(), name=name
         )
-        if description.photometric_scaling is None:
+        if description.zero_point_ab is None:
             self.log.warning("%s: no photometric zero point (no MAGZERO or MAGZPT card).", name)
         result = self.assemble(image, description, noise_map=weight, quality=quality)
         return Struct(outputExposure=result.exposure)

@@ -313,8 +313,8 @@ def _reference_variance(
     statistics: BackgroundStatisticsConfig,
 ) -> float | None:
     """Robust variance of the normalised residuals in up to 9 interior
-    cells on a 3 x 3 grid (~1.3e5 pixels; its error is common to all
-    factors, and 4 cells were measurably worse on the tests' stacks)."""
+    cells on a 3 x 3 grid (~1.3e5 pixels: its error is common to all
+    factors, so it is measured on more pixels than any edge group)."""
     size = statistics.cellSize
     height, width = rows.stop - rows.start, columns.stop - columns.start
     if height < size or width < size:

@@ -62,10 +62,11 @@ class PixelMaskConfig(pexConfig.Config):
 
     lowConfidenceThreshold = pexConfig.Field[float](
         doc=(
-            "Pixels whose relative depth, in percent of nominal (the CASU confidence), is above zero but "
-            "below this are BAD and LOW_CONFIDENCE.  Zero disables the rule."
+            "Pixels whose relative depth (the variance model's relative weight), in percent of nominal, "
+            "is above zero but below this are BAD and LOW_CONFIDENCE.  Zero (the default) disables the "
+            "rule: whether a shallow pixel is bad depends on what the noise map means."
         ),
-        default=20.0,
+        default=0.0,
         check=lambda value: 0.0 <= value <= 100.0,
     )
     noDataValues = pexConfig.ListField[float](
@@ -79,17 +80,18 @@ class PixelMaskConfig(pexConfig.Config):
     saturationMargin = pexConfig.Field[float](
         doc=(
             "Pixels at or above this fraction of the saturation level (divided by the relative depth where "
-            "that exceeds 1) are SATURATED: a mean of exposures reaches a value only if one of them did."
+            "that exceeds 1) are SATURATED.  Below 1 for images that average exposures, where a partly "
+            "saturated pixel stays below the level: a mean reaches a value only if one of its inputs did."
         ),
-        default=0.9,
+        default=1.0,
         check=lambda value: 0.0 < value <= 1.0,
     )
     saturationGrow = pexConfig.Field[int](
         doc=(
-            "SATURATED is grown by this many pixels (square), for the neighbours that resampling mixed "
-            "with saturated pixels."
+            "SATURATED is grown by this many pixels (square): in resampled images, for the neighbours that "
+            "resampling mixed with saturated pixels."
         ),
-        default=1,
+        default=0,
         check=lambda value: value >= 0,
     )
 

@@ -6,6 +6,7 @@ __all__ = ("NoiseParameters",)
 
 import dataclasses
 import math
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,36 @@ class NoiseParameters:
             raise ValueError(f"n_combined must be at least 1; got {self.n_combined}.")
         if self.sky_noise is not None and not self.sky_noise > 0:
             raise ValueError(f"Sky noise must be positive; got {self.sky_noise}.")
+
+    @classmethod
+    def from_header_values(
+        cls, *, gain: float, read_noise: float, n_combined: int, sky_level: Any, sky_noise: Any
+    ) -> NoiseParameters:
+        """Return the parameters with the sky level and noise as header
+        cards give them.
+
+        Parameters
+        ----------
+        gain, read_noise, n_combined
+            As the fields.
+        sky_level : `float`, `str` or `None`
+            Value of the card of the sky level, `None` if absent.
+        sky_noise : `float`, `str` or `None`
+            Value of the card of the sky noise, `None` if absent; a value
+            that is not positive says that none was measured.
+
+        Returns
+        -------
+        noise : `NoiseParameters`
+            The parameters.
+        """
+        return cls(
+            gain=gain,
+            read_noise=read_noise,
+            n_combined=n_combined,
+            sky_level=float(sky_level) if sky_level is not None else None,
+            sky_noise=float(sky_noise) if sky_noise is not None and float(sky_noise) > 0 else None,
+        )
 
     @property
     def stack_gain(self) -> float:

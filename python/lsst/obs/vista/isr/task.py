@@ -16,7 +16,7 @@ from lsst.pipe.base import PipelineTaskConfig, Struct
 
 from ..instrument import header_instrument
 from .assembly import ExposureAssemblyConfig
-from .casu import catalogue_source_mask, describe_casu_image
+from .casu import catalog_source_mask, describe_casu_image
 from .pipeline_task import AssembledExposureConnections, AssemblyPipelineTask
 
 
@@ -64,12 +64,12 @@ class VistaIsrConfig(ExposureAssemblyConfig, PipelineTaskConfig, pipelineConnect
     )
     vegaToAb = pexConfig.DictField[str, float](
         doc=(
-            "m_AB - m_Vega by band, to turn CASU's Vega zero points into the nJy photometric scaling.  "
-            "Broad bands: the VISTA system offsets published by CASU (Gonzalez-Fernandez et al. 2018, "
-            "MNRAS 474, 5459).  Bands absent here get no photometric scaling; their Vega zero point is "
-            "still recorded in the metadata."
+            "m_AB - m_Vega by band, to turn CASU's Vega zero points into the nJy photometric scaling; "
+            "each instrument's photometric system has its own (config/<instrument>/isr.py).  Bands "
+            "absent here get no photometric scaling; their Vega zero point is still recorded in the "
+            "metadata."
         ),
-        default={"z": 0.502, "y": 0.600, "J": 0.916, "H": 1.366, "Ks": 1.827},
+        default={},
     )
 
 
@@ -81,8 +81,9 @@ class VistaIsrTask(AssemblyPipelineTask):
 
     CASU products are already instrument-corrected, so this "ISR" only
     reads them and builds a complete exposure: the image as delivered, the
-    variance from the configured model (CASU confidence model by default;
-    see `lsst.obs.vista.isr.variance`), masks from the confidence map, NaNs,
+    variance from the configured model (the CASU instruments' configs choose
+    the confidence model; see `lsst.obs.vista.isr.variance`), masks from the
+    confidence map, NaNs,
     magic values and saturation, the ZPN WCS, a Gaussian PSF from SEEING, the
     zero point from MAGZPT, observation info and the detector.  Details are
     in `ExposureAssemblyTask` and `lsst.obs.vista.isr.casu.describe_casu_image`.
@@ -134,11 +135,11 @@ class VistaIsrTask(AssemblyPipelineTask):
             name=name,
             vega_to_ab=self.config.vegaToAb,
         )
-        if description.photometric_scaling is None:
+        if description.zero_point_ab is None:
             self.log.warning("%s: no AB zero point (band %r or MAGZPT missing).", name, description.band)
         known_sources = None
         if catalog is not None:
-            known_sources = catalogue_source_mask(
+            known_sources = catalog_source_mask(
                 catalog, stack.array.shape, radius_scale=self.config.catalogRadiusScale
             )
         result = self.assemble(stack, description, noise_map=confidence, known_sources=known_sources)

@@ -153,9 +153,13 @@ class ConfidenceMapVarianceConfig(VarianceModelConfig):
     """Configuration for `ConfidenceMapVarianceTask`."""
 
     nominalConfidence = pexConfig.Field[float](
-        doc="Confidence of a pixel of nominal depth (CASU maps are normalised to a median of 100).",
-        default=100.0,
-        check=lambda value: value > 0,
+        doc=(
+            "Confidence of a pixel of nominal depth; if None, the median of the map's positive values.  "
+            "Instruments whose maps are normalised to a fixed value set it (config/<instrument>/isr.py)."
+        ),
+        default=None,
+        optional=True,
+        check=lambda value: value is None or value > 0,
     )
     doEdgeCalibration = pexConfig.Field[bool](
         doc=(
@@ -176,8 +180,8 @@ class ConfidenceMapVarianceConfig(VarianceModelConfig):
         doc=(
             "Combine each edge group's factor with that of its complement on the opposite edge (the "
             "group covered by the other exposures), which holds when the exposures are translations "
-            "with one footprint, as in a jittered pawprint stack.  Over 16 synthetic stacks the worst "
-            "confidence bin went from 2.6% to 1.3% off."
+            "with one footprint, as in a jittered pawprint stack; each factor is then measured on the "
+            "pixels of both groups, which halves its variance."
         ),
         default=True,
     )
@@ -252,7 +256,13 @@ class ConfidenceMapVarianceTask(VarianceModelTask):
 
     def relative_weight(self, noise_map: np.ndarray) -> np.ndarray:
         # Docstring inherited.
-        return np.divide(noise_map, self.config.nominalConfidence, dtype=np.float32)
+        nominal = self.config.nominalConfidence
+        if nominal is None:
+            positive = noise_map > 0
+            if not positive.any():
+                return np.zeros(noise_map.shape, dtype=np.float32)
+            nominal = float(np.median(noise_map[positive]))
+        return np.divide(noise_map, nominal, dtype=np.float32)
 
     def compute(
         self,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 __all__ = ("sky_projection_from_header",)
 
-import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -15,10 +14,7 @@ from astropy.io import fits
 from lsst.images import Box, SkyProjection
 from lsst.images.cameras import Detector
 
-_WCS_CARD = re.compile(
-    r"(WCSAXES|CTYPE[12]|CUNIT[12]|CRVAL[12]|CRPIX[12]|CDELT[12]|CD[12]_[12]|PC[12]_[12]|PV[12]_\d+"
-    r"|RADESYS|EQUINOX|LONPOLE|LATPOLE)"
-)
+from ..wcs_cards import is_wcs_keyword, radesys_from_deprecated
 
 
 def sky_projection_from_header(metadata: Mapping[str, Any], detector: Detector, bbox: Box) -> SkyProjection:
@@ -37,10 +33,8 @@ def sky_projection_from_header(metadata: Mapping[str, Any], detector: Detector, 
     Returns
     -------
     projection : `lsst.images.SkyProjection`
-        The WCS (ZPN for CASU, TPV for the DECam CP).  Only the standard
-        WCS cards are used: CASU also writes the pre-standard ``PROJPn``
-        copies of ``PV2_n``, IRAF the ``WAT*`` cards, and the deprecated
-        ``RADECSYS`` is used only where ``RADESYS`` is absent.
+        The WCS (ZPN for CASU, TPV for the DECam CP), from the standard
+        WCS cards only (`lsst.obs.vista.wcs_cards`, as ingest's regions).
 
     Notes
     -----
@@ -53,10 +47,11 @@ def sky_projection_from_header(metadata: Mapping[str, Any], detector: Detector, 
     """
     header = fits.Header()
     for key, value in metadata.items():
-        if _WCS_CARD.fullmatch(key):
+        if is_wcs_keyword(key):
             header[key] = value
-    if "RADESYS" not in header and "RADECSYS" in metadata:
-        header["RADESYS"] = str(metadata["RADECSYS"]).strip()
+    radesys = radesys_from_deprecated(metadata.get)
+    if radesys is not None:
+        header["RADESYS"] = radesys
     with warnings.catch_warnings():
         # astropy notes the CD matrix supersedes absent CDELT; nothing to fix.
         warnings.simplefilter("ignore", astropy.wcs.FITSFixedWarning)

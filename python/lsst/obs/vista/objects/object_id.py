@@ -18,6 +18,8 @@ __all__ = ("PATCH_BITS", "ROW_BITS", "TRACT_BITS", "pack_object_ids", "unpack_ob
 
 import numpy as np
 
+from ..id_packing import BitFieldPacker
+
 ROW_BITS = 30
 """Bits of the running number: a billion objects per patch, far more than a
 4000 x 4000 patch can separate."""
@@ -30,6 +32,8 @@ TRACT_BITS = 63 - PATCH_BITS - ROW_BITS
 """Bits of the tract ID: the rest of 63 bits (524287 tracts; a rings skymap
 of 120 rings has about 19000), the sign bit staying clear so that IDs are
 positive in the signed 64-bit integers of Arrow, Parquet and databases."""
+
+_PACKER = BitFieldPacker("object ID", (("tract", TRACT_BITS), ("patch", PATCH_BITS), ("row", ROW_BITS)))
 
 
 def pack_object_ids(tract: int, patch: int, rows: np.ndarray) -> np.ndarray:
@@ -52,13 +56,7 @@ def pack_object_ids(tract: int, patch: int, rows: np.ndarray) -> np.ndarray:
     ValueError
         Raised if a part does not fit its bits.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    _check_fits("tract", tract, TRACT_BITS)
-    _check_fits("patch", patch, PATCH_BITS)
-    if rows.size:
-        _check_fits("row", int(rows.min()), ROW_BITS)
-        _check_fits("row", int(rows.max()), ROW_BITS)
-    return np.int64((tract << PATCH_BITS | patch) << ROW_BITS) | rows
+    return _PACKER.pack(tract, patch, rows=rows)
 
 
 def unpack_object_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,13 +72,5 @@ def unpack_object_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     tracts, patches, rows : `numpy.ndarray` [`numpy.int64`]
         The parts, in the order `pack_object_ids` takes them.
     """
-    ids = np.asarray(ids, dtype=np.int64)
-    rows = ids & ((1 << ROW_BITS) - 1)
-    patches = (ids >> ROW_BITS) & ((1 << PATCH_BITS) - 1)
-    tracts = ids >> (ROW_BITS + PATCH_BITS)
+    tracts, patches, rows = _PACKER.unpack(ids)
     return tracts, patches, rows
-
-
-def _check_fits(what: str, value: int, bits: int) -> None:
-    if not 0 <= value < 1 << bits:
-        raise ValueError(f"object ID: {what} {value} does not fit in {bits} bits (0 to {(1 << bits) - 1})")

@@ -15,6 +15,7 @@ from astropy.table import Table
 from lsst.daf.butler import Butler, DataCoordinate, MissingDatasetTypeError
 from lsst.images import VisitImage
 
+from ..isr.handoff import IsrHandoff
 from ..psf_shape import fwhm_from_moments, kernel_moments
 from .statistics import finite_or_none as _number
 from .statistics import point_source_depth
@@ -158,7 +159,7 @@ def table_row(data: DetectorData) -> dict[str, Any]:
         **data.data_id,
         "width": bbox.x.size,
         "height": bbox.y.size,
-        "noise_ratio": _number(metadata.get("NOISE_RATIO")),
+        "noise_ratio": _number(IsrHandoff.from_metadata(metadata).noise_ratio),
         "n_sources": len(data.stars),
         "n_point_sources": int(np.sum(extendedness == 0)),
         "psf_model": metadata.get("PSF_MODEL"),

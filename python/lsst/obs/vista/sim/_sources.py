@@ -65,7 +65,7 @@ def vega_to_ab(config: SimulationConfig) -> float | None:
     offset : `float` or `None`
         The ``vegaToAb`` of `lsst.obs.vista.VistaIsrConfig` for the band as
         the instrument's config overrides give it (the offsets the isr
-        applies: VISTA's by default), or `None` where it has none.
+        applies), or `None` where it has none.
     """
     # Imported here: the isr package is not needed to make pixels.
     from ..instrument import policy_instrument
@@ -206,7 +206,7 @@ def source_truth_hdu(
         fits.Card("ZPVEGA", zp_vega, "[mag] Vega mag of 1 ADU/DIT: MAGZPT+2.5log DIT"),
     ]
     if zp_ab is not None:
-        cards.append(fits.Card("VEGA2AB", offset, "[mag] m_AB - m_Vega (isr vegaToAb default)"))
+        cards.append(fits.Card("VEGA2AB", offset, "[mag] m_AB - m_Vega (the isr's vegaToAb)"))
         cards.append(fits.Card("ZPAB", zp_ab, "[mag] AB mag of 1 ADU/DIT: ZPVEGA+VEGA2AB"))
     cards.append(fits.Card("PSFVAR", config.psf_variation, "exposure PSF FWHM change, centre to corner"))
     cards.extend(_psf_cards(plan))

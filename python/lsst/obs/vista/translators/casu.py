@@ -8,7 +8,8 @@ __all__ = ("CasuProduct", "CasuTranslator")
 import enum
 import math
 import re
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import astropy.time
 import astropy.units as u
@@ -33,6 +34,10 @@ class CasuProduct(enum.IntEnum):
     TILE = 2
 
 
+_PRODUCT_SUFFIXES = {CasuProduct.EXPOSURE: "", CasuProduct.PAWPRINT_STACK: "_st", CasuProduct.TILE: "_st_tl"}
+"""What CASU appends to the archive name of a product's input for each kind."""
+
+
 class CasuTranslator(FitsTranslator):
     """Base of the translators of CASU-reduced products (VIRCAM, WFCAM).
 
@@ -51,7 +56,18 @@ class CasuTranslator(FitsTranslator):
     Product kind
         From the provenance (PROV0000) and confidence-map (CIR_CPM) cards,
         else from the file name (``*_st.fit`` stacks, ``*_st_tl.fit`` tiles).
+    Airmass
+        The mean of the airmass cards at the start and end of the
+        observation (`_AIRMASS_CARDS`), the start's alone if the end's is
+        absent.
     """
+
+    _AIRMASS_CARDS: ClassVar[tuple[str, str]]
+    """Cards of the airmass at the start and end of the observation."""
+
+    _FILTER_CARD: ClassVar[str]
+    """Card of the filter's header name; the physical filter is
+    ``<instrument>-<header name>``."""
 
     extensions = {
         "product": PropertyDefinition("CASU product kind (exposure, pawprint_stack, tile).", str),
@@ -66,6 +82,34 @@ class CasuTranslator(FitsTranslator):
             "Image pixels per detector pixel along each axis (2 for a 2x2 microstep interleave).", int
         ),
     }
+
+    @classmethod
+    def can_translate(cls, header: Mapping[str, Any], filename: str | None = None) -> bool:
+        """Recognise the instrument from INSTRUME, or where a header has no
+        INSTRUME card (an extension header alone) from
+        `_can_translate_without_instrume`.
+
+        Parameters
+        ----------
+        header : `dict`-like
+            Header to examine.
+        filename : `str`, optional
+            Name of the file the header came from.
+
+        Returns
+        -------
+        can : `bool`
+            `True` if this is a header of the translator's instrument.
+        """
+        if "INSTRUME" in header:
+            return str(header["INSTRUME"]).strip().upper() == cls.supported_instrument
+        return cls._can_translate_without_instrume(header)
+
+    @classmethod
+    def _can_translate_without_instrume(cls, header: Mapping[str, Any]) -> bool:
+        """Whether a header without INSTRUME is the instrument's (no, unless
+        a subclass knows another card that says so)."""
+        return False
 
     @classmethod
     def observing_date_to_offset(cls, observing_date: astropy.time.Time) -> astropy.time.TimeDelta:
@@ -119,6 +163,11 @@ class CasuTranslator(FitsTranslator):
             return CasuProduct.PAWPRINT_STACK
         return CasuProduct.EXPOSURE
 
+    def _product_suffix(self) -> str:
+        """Return what the product's kind appends to its input's archive
+        name: nothing, ``_st`` (stack) or ``_st_tl`` (tile)."""
+        return _PRODUCT_SUFFIXES[self._product()]
+
     def _provenance_inputs(self) -> list[str]:
         """Return the inputs a product lists in PROV0001, PROV0002 ..."""
         return [str(value) for key, value in self._header.items() if re.fullmatch(r"PROV0*[1-9]\d*", key)]
@@ -128,6 +177,25 @@ class CasuTranslator(FitsTranslator):
         """Return 1: pixels at the detector's pitch, unless a subclass's
         products are interleaved."""
         return 1
+
+    @cache_translation
+    def to_boresight_airmass(self) -> float:
+        # Docstring inherited.
+        start_key, end_key = self._AIRMASS_CARDS
+        start = float(self._value(start_key))
+        if self.is_key_ok(end_key):
+            return 0.5 * (start + float(self._value(end_key)))
+        return start
+
+    @cache_translation
+    def to_physical_filter(self) -> str:
+        # Docstring inherited.
+        return f"{self.supported_instrument}-{self._value(self._FILTER_CARD)}"
+
+    @cache_translation
+    def to_can_see_sky(self) -> bool:
+        # Docstring inherited.
+        return self.to_observation_type() not in ("dark", "bias")
 
     @cache_translation
     def to_dark_time(self) -> u.Quantity:

@@ -67,25 +67,13 @@ class VircamTranslator(CasuTranslator):
         "relative_humidity": ("ESO TEL AMBI RHUM", {"default": 10.0}),
     }
 
+    _AIRMASS_CARDS = ("ESO TEL AIRM START", "ESO TEL AIRM END")
+    _FILTER_CARD = "ESO INS FILT1 NAME"
+
     @classmethod
-    def can_translate(cls, header: Mapping[str, Any], filename: str | None = None) -> bool:
-        """Recognise VIRCAM from INSTRUME, or from ORIGFILE on extension
-        headers that carry no INSTRUME card.
-
-        Parameters
-        ----------
-        header : `dict`-like
-            Header to examine.
-        filename : `str`, optional
-            Name of the file the header came from.
-
-        Returns
-        -------
-        can : `bool`
-            `True` if this is a VIRCAM header.
-        """
-        if "INSTRUME" in header:
-            return str(header["INSTRUME"]).strip().upper() == "VIRCAM"
+    def _can_translate_without_instrume(cls, header: Mapping[str, Any]) -> bool:
+        """Recognise VIRCAM extension headers, which carry no INSTRUME, from
+        ORIGFILE."""
         return str(header.get("ORIGFILE", "")).startswith("VIRCAM_")
 
     @cache_translation
@@ -127,9 +115,7 @@ class VircamTranslator(CasuTranslator):
     @cache_translation
     def to_observation_id(self) -> str:
         # Docstring inherited.
-        suffix = {CasuProduct.EXPOSURE: "", CasuProduct.PAWPRINT_STACK: "_st", CasuProduct.TILE: "_st_tl"}
-        archive_name = str(self._value("ARCFILE")).removesuffix(".fits")
-        return archive_name + suffix[self._product()]
+        return str(self._value("ARCFILE")).removesuffix(".fits") + self._product_suffix()
 
     @cache_translation
     def to_exposure_group(self) -> str:
@@ -139,11 +125,6 @@ class VircamTranslator(CasuTranslator):
         first OBSNUM of the offset sequence (OFFSTNUM).
         """
         return f"{self.to_observing_day()}_OB{self._value('ESO OBS ID')}_{self._value('OFFSTNUM')}"
-
-    @cache_translation
-    def to_physical_filter(self) -> str:
-        # Docstring inherited.
-        return f"VIRCAM-{self._value('ESO INS FILT1 NAME')}"
 
     @cache_translation
     def to_detector_name(self) -> str:
@@ -172,11 +153,6 @@ class VircamTranslator(CasuTranslator):
         return str(self._value("ESO DPR CATG")).lower()
 
     @cache_translation
-    def to_can_see_sky(self) -> bool:
-        # Docstring inherited.
-        return self.to_observation_type() not in ("dark", "bias")
-
-    @cache_translation
     def to_tracking_radec(self):  # noqa: ANN201 - SkyCoord, as in the base class
         """Return the pointing: RA/DEC, or for a tile its centre.
 
@@ -189,14 +165,6 @@ class VircamTranslator(CasuTranslator):
         if self._product() is CasuProduct.TILE and self.is_key_ok("CRVAL1"):
             return tracking_from_degree_headers(self, ("RADECSYS",), (("CRVAL1", "CRVAL2"),))
         return tracking_from_degree_headers(self, ("RADECSYS",), (("RA", "DEC"),))
-
-    @cache_translation
-    def to_boresight_airmass(self) -> float:
-        # Docstring inherited.
-        start = float(self._value("ESO TEL AIRM START"))
-        if self.is_key_ok("ESO TEL AIRM END"):
-            return 0.5 * (start + float(self._value("ESO TEL AIRM END")))
-        return start
 
     @cache_translation
     def to_altaz_begin(self) -> AltAz:

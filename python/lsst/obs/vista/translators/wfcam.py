@@ -5,7 +5,6 @@ from __future__ import annotations
 __all__ = ("WfcamTranslator",)
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import astropy.units as u
@@ -83,23 +82,8 @@ class WfcamTranslator(CasuTranslator):
         "relative_humidity": ("HUMIDITY", {"default": 10.0}),
     }
 
-    @classmethod
-    def can_translate(cls, header: Mapping[str, Any], filename: str | None = None) -> bool:
-        """Recognise WFCAM from INSTRUME.
-
-        Parameters
-        ----------
-        header : `dict`-like
-            Header to examine.
-        filename : `str`, optional
-            Name of the file the header came from.
-
-        Returns
-        -------
-        can : `bool`
-            `True` if this is a WFCAM header.
-        """
-        return str(header.get("INSTRUME", "")).strip().upper() == "WFCAM"
+    _AIRMASS_CARDS = ("AMSTART", "AMEND")
+    _FILTER_CARD = "FILTER"
 
     @cache_translation
     def to_ext_ncombine(self) -> int:
@@ -138,19 +122,13 @@ class WfcamTranslator(CasuTranslator):
     @cache_translation
     def to_observation_id(self) -> str:
         # Docstring inherited.
-        suffix = {CasuProduct.EXPOSURE: "", CasuProduct.PAWPRINT_STACK: "_st", CasuProduct.TILE: "_st_tl"}
-        return f"w{self._value('UTDATE')}_{int(self._value('OBSNUM')):05d}{suffix[self._product()]}"
+        return f"w{self._value('UTDATE')}_{int(self._value('OBSNUM')):05d}{self._product_suffix()}"
 
     @cache_translation
     def to_exposure_group(self) -> str:
         """Return the group the observation belongs to (UTDATE and GRPNUM,
         shared by the members of a jitter and microstep sequence)."""
         return f"{self._value('UTDATE')}_{self._value('GRPNUM')}"
-
-    @cache_translation
-    def to_physical_filter(self) -> str:
-        # Docstring inherited.
-        return f"WFCAM-{self._value('FILTER')}"
 
     @cache_translation
     def to_detector_name(self) -> str:
@@ -178,11 +156,6 @@ class WfcamTranslator(CasuTranslator):
         return "science" if self.to_observation_type() == "science" else "calibration"
 
     @cache_translation
-    def to_can_see_sky(self) -> bool:
-        # Docstring inherited.
-        return self.to_observation_type() not in ("dark", "bias")
-
-    @cache_translation
     def to_tracking_radec(self) -> SkyCoord:
         """Return the base position of the jitter pattern (RABASE in hours,
         DECBASE), in the RADESYS frame at EQUINOX, as ICRS."""
@@ -195,14 +168,6 @@ class WfcamTranslator(CasuTranslator):
             **({"equinox": equinox} if frame == "fk5" else {}),
         )
         return position.transform_to("icrs")
-
-    @cache_translation
-    def to_boresight_airmass(self) -> float:
-        # Docstring inherited.
-        start = float(self._value("AMSTART"))
-        if self.is_key_ok("AMEND"):
-            return 0.5 * (start + float(self._value("AMEND")))
-        return start
 
     @cache_translation
     def to_altaz_begin(self) -> AltAz:
