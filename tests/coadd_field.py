@@ -20,10 +20,12 @@ import numpy as np
 from lsst.images import Image, SkyProjection, VisitImage
 from lsst.images.psfs import GaussianPointSpreadFunction
 
-from isr_support import process_ccd_config, read_confidence, read_stack
+from isr_support import process_ccd_config, read_confidence, read_stack, wfcam_process_ccd_config
+from lsst.obs.vista.formatters import read_image_hdu
 from lsst.obs.vista.isr import VistaIsrTask
 from lsst.obs.vista.isr.assembly import photometric_scaling_from_zero_point
 from lsst.obs.vista.sim import SimulationConfig, write_pawprint_stack
+from lsst.obs.vista.sim.wfcam import write_wfcam_stack
 from lsst.obs.vista.skymap import DiscreteSkyMapConfig, make_skymap
 
 SIZE = 400
@@ -118,14 +120,31 @@ def stars(n_side: int = 9, seed: int = 3) -> dict[str, np.ndarray]:
     return {"ra": ra, "dec": dec, "flux": flux}
 
 
-def make_base(directory: Path) -> VisitImage:
-    """A VIRCAM post_isr_image of the right size (observation, detector, mask schema)."""
-    config = SimulationConfig(size=SIZE, detectors=(1,), seed=11, star_density=0.2, galaxy_density=0.0)
-    stack = write_pawprint_stack(directory, 0, config)
-    result = VistaIsrTask(config=process_ccd_config()).run(
-        read_stack(stack.stack), read_confidence(stack.confidence)
+def make_base(
+    directory: Path, *, size: int = SIZE, instrument: str = "VIRCAM", filter_name: str = "Z"
+) -> VisitImage:
+    """A post_isr_image of a simulated CASU stack of ``instrument`` (VIRCAM
+    or WFCAM) in ``filter_name``, ``size`` pixels square: the observation,
+    detector, band and mask schema of the visit images."""
+    config = SimulationConfig(
+        instrument=instrument,
+        size=size,
+        detectors=(1,),
+        seed=11,
+        star_density=0.2,
+        galaxy_density=0.0,
+        filter_name=filter_name,
     )
-    return result.outputExposure
+    if instrument == "WFCAM":
+        stack = write_wfcam_stack(directory, 0, config)
+        image = read_image_hdu(stack.stack, 1, unit=u.adu)
+        confidence = read_image_hdu(stack.confidence, 1, unit=None)
+        isr_config = wfcam_process_ccd_config()
+    else:
+        stack = write_pawprint_stack(directory, 0, config)
+        image, confidence = read_stack(stack.stack), read_confidence(stack.confidence)
+        isr_config = process_ccd_config()
+    return VistaIsrTask(config=isr_config).run(image, confidence).outputExposure
 
 
 def make_visit_images(

@@ -1,5 +1,5 @@
 """Shared helpers of the tests/test_isr*.py modules: reading synthetic CASU
-files with the ingest formatter's own reader, and the VIRCAM config."""
+files with the ingest formatter's own reader, and the VIRCAM and WFCAM configs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from astropy.io import fits
 from lsst.images import Image
 
-from lsst.obs.vista import Vircam
+from lsst.obs.vista import Vircam, Wfcam
 from lsst.obs.vista._resources import CONFIG_DIR
 from lsst.obs.vista.formatters import flat_metadata, read_image_hdu
 from lsst.obs.vista.isr import VistaIsrConfig
@@ -52,4 +52,12 @@ def process_ccd_config() -> VistaIsrConfig:
     """The task config of pipelines/VIRCAM/ProcessCcd.yaml#isr (plus processCcd.py)."""
     config = vircam_config()
     config.load(str(CONFIG_DIR / "vircam" / "processCcd.py"))
+    return config
+
+
+def wfcam_process_ccd_config() -> VistaIsrConfig:
+    """The task config of pipelines/WFCAM/ProcessCcd.yaml#isr (plus processCcd.py)."""
+    config = VistaIsrConfig()
+    Wfcam().applyConfigOverrides("isr", config)
+    config.load(str(CONFIG_DIR / "wfcam" / "processCcd.py"))
     return config

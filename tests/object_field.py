@@ -1,6 +1,8 @@
-"""A synthetic two-band field for the object tests: `coadd_field`'s dithered
+"""A synthetic multi-band field for the object tests: `coadd_field`'s dithered
 visits with known stars (a range of magnitudes and colours), round Gaussian
-galaxies and a few close pairs of stars, coadded in both bands on one patch.
+galaxies and a few close pairs of stars, coadded in each band on one patch,
+or put into a butler repository as ``preliminary_visit_image`` datasets with
+their sky regions.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import astropy.units as u
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
+from lsst.daf.butler import Butler, DatasetType
 from lsst.images.cells import CellCoadd
+from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 import coadd_field as field
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
@@ -66,10 +70,12 @@ class Truth:
         return self.size == 0
 
 
-def truth(seed: int = 7, skymap=None) -> Truth:
+def truth(seed: int = 7, covered_half_height: float = COVERED_HALF_HEIGHT, skymap=None) -> Truth:
     """The objects on a jittered grid over the inner box of the patch at the
-    field centre, where every visit covers it (``skymap``: the test
-    skymap's unless given)."""
+    field centre (of ``skymap``, `coadd_field`'s if not given), where every
+    visit covers it (``covered_half_height`` around the centre: smaller for
+    smaller detectors).  Colours: J - Ks uniform in [-0.3, 1], J - H =
+    0.6 (J - Ks)."""
     rng = np.random.default_rng(seed)
     tract = (skymap or field.skymap())[0]
     patch = tract.find_patch(*field.CENTRE)
@@ -78,7 +84,7 @@ def truth(seed: int = 7, skymap=None) -> Truth:
     ys = np.arange(inner.y.start + SPACING / 2, inner.y.stop - SPACING / 2, SPACING)
     x, y = (a.ravel() for a in np.meshgrid(xs, ys))
     centre_x, centre_y = (float(value[0]) for value in tract.sky_to_pixel(*field.CENTRE))
-    covered = (np.abs(y - centre_y) < COVERED_HALF_HEIGHT) & (np.abs(x - centre_x) < COVERED_HALF_WIDTH)
+    covered = (np.abs(y - centre_y) < covered_half_height) & (np.abs(x - centre_x) < COVERED_HALF_WIDTH)
     x, y = x[covered], y[covered]
     x = x + rng.uniform(-5, 5, x.size)
     y = y + rng.uniform(-5, 5, y.size)
@@ -100,7 +106,7 @@ def truth(seed: int = 7, skymap=None) -> Truth:
     return Truth(
         ra=ra,
         dec=dec,
-        flux={"J": flux_j, "Ks": flux_j * 10 ** (0.4 * colour)},
+        flux={"J": flux_j, "H": flux_j * 10 ** (0.4 * 0.6 * colour), "Ks": flux_j * 10 ** (0.4 * colour)},
         size=size,
         x=x,
         y=y,
@@ -301,3 +307,74 @@ def source_extractor_dual(
     cpu_end = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu_seconds = sum(getattr(cpu_end, f) - getattr(cpu_start, f) for f in ("ru_utime", "ru_stime"))
     return PeerCatalogues(catalogues, seconds, cpu_seconds, list(measurement.apertureRadii))
+
+
+def sky_polygon(image) -> ConvexPolygon:
+    """The sky region of a detector image: its corners through its WCS."""
+    bbox = image.bbox
+    xs = np.array([bbox.x.start, bbox.x.stop, bbox.x.stop, bbox.x.start], dtype=float) - 0.5
+    ys = np.array([bbox.y.start, bbox.y.start, bbox.y.stop, bbox.y.stop], dtype=float) - 0.5
+    sky = image.sky_projection.pixel_to_sky(x=xs, y=ys)
+    return ConvexPolygon(
+        [UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in zip(sky.ra.deg, sky.dec.deg, strict=True)]
+    )
+
+
+def put_visits(
+    butler: Butler,
+    base,
+    objects: Truth,
+    *,
+    band: str | None = None,
+    visits: tuple[field.Visit, ...] = field.VISITS,
+    seed: int = 40,
+    run: str = "visits",
+) -> None:
+    """Put the detector images of ``visits`` in ``base``'s instrument and
+    ``band`` (``base``'s if not given) as ``preliminary_visit_image``, with
+    their visit and detector sky regions, into ``run``."""
+    instrument, band = base.obs_info.instrument, band or base.band
+    (physical_filter,) = butler.registry.queryDimensionRecords(
+        "physical_filter", instrument=instrument, band=band
+    )
+    butler.registry.syncDimensionData("day_obs", {"instrument": instrument, "id": 20260101})
+    dataset_type = DatasetType(
+        "preliminary_visit_image",
+        ("instrument", "visit", "detector"),
+        "VisitImage",
+        universe=butler.dimensions,
+    )
+    butler.registry.registerDatasetType(dataset_type)
+    butler.collections.register(run)
+    stars = {
+        "ra": objects.ra[objects.is_star],
+        "dec": objects.dec[objects.is_star],
+        "flux": objects.flux[band][objects.is_star],
+    }
+    for visit in visits:
+        images = field.make_visit_images(
+            base, visit, stars, seed=seed, extra=galaxy_images(base, visit, objects, band)
+        )
+        regions = {detector: sky_polygon(image) for detector, image in images.items()}
+        vertices = [v for region in regions.values() for v in region.getVertices()]
+        butler.registry.insertDimensionData(
+            "visit",
+            {
+                "instrument": instrument, "id": visit.visit, "name": f"v{visit.visit}",
+                "physical_filter": physical_filter.name, "day_obs": 20260101,
+                "region": ConvexPolygon.convexHull(vertices),
+            },
+        )  # fmt: skip
+        for detector, image in images.items():
+            butler.registry.insertDimensionData(
+                "visit_detector_region",
+                {
+                    "instrument": instrument,
+                    "visit": visit.visit,
+                    "detector": detector,
+                    "region": regions[detector],
+                },
+            )
+            butler.put(
+                image, dataset_type, instrument=instrument, visit=visit.visit, detector=detector, run=run
+            )

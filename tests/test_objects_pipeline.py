@@ -17,7 +17,6 @@ from astropy.table import Table
 from lsst.daf.butler import Butler, DatasetType
 from lsst.daf.butler.cli.butler import cli
 from lsst.daf.butler.cli.utils import LogCliRunner
-from lsst.sphgeom import ConvexPolygon, LonLat, UnitVector3d
 
 import coadd_field as field
 import object_field
@@ -33,66 +32,6 @@ OUTPUT = "u/test/objects"
 EXTERNAL = "external_catalog"
 FIRST_EXTERNAL_ID = 9_000_000_000
 INPUTS = f"coadds,skymaps,visits,refcats/{EXTERNAL}"
-
-
-def sky_polygon(image) -> ConvexPolygon:
-    """The sky region of a detector image: its corners through its WCS."""
-    bbox = image.bbox
-    xs = np.array([bbox.x.start, bbox.x.stop, bbox.x.stop, bbox.x.start], dtype=float) - 0.5
-    ys = np.array([bbox.y.start, bbox.y.start, bbox.y.stop, bbox.y.stop], dtype=float) - 0.5
-    sky = image.sky_projection.pixel_to_sky(x=xs, y=ys)
-    return ConvexPolygon(
-        [UnitVector3d(LonLat.fromDegrees(r, d)) for r, d in zip(sky.ra.deg, sky.dec.deg, strict=True)]
-    )
-
-
-def put_visits(butler: Butler, base, truth) -> None:
-    """Put the J visits' detector images with their sky regions."""
-    band = "J"
-    (physical_filter,) = butler.registry.queryDimensionRecords(
-        "physical_filter", instrument="VIRCAM", band=band
-    )
-    butler.registry.insertDimensionData("day_obs", {"instrument": "VIRCAM", "id": 20260101})
-    dataset_type = DatasetType(
-        "preliminary_visit_image",
-        ("instrument", "visit", "detector"),
-        "VisitImage",
-        universe=butler.dimensions,
-    )
-    butler.registry.registerDatasetType(dataset_type)
-    butler.collections.register("visits")
-    stars = {
-        "ra": truth.ra[truth.is_star],
-        "dec": truth.dec[truth.is_star],
-        "flux": truth.flux[band][truth.is_star],
-    }
-    for visit in field.VISITS:
-        images = field.make_visit_images(
-            base, visit, stars, seed=40, extra=object_field.galaxy_images(base, visit, truth, band)
-        )
-        regions = {detector: sky_polygon(image) for detector, image in images.items()}
-        vertices = [v for region in regions.values() for v in region.getVertices()]
-        butler.registry.insertDimensionData(
-            "visit",
-            {
-                "instrument": "VIRCAM", "id": visit.visit, "name": f"v{visit.visit}",
-                "physical_filter": physical_filter.name, "day_obs": 20260101,
-                "region": ConvexPolygon.convexHull(vertices),
-            },
-        )  # fmt: skip
-        for detector, image in images.items():
-            butler.registry.insertDimensionData(
-                "visit_detector_region",
-                {
-                    "instrument": "VIRCAM",
-                    "visit": visit.visit,
-                    "detector": detector,
-                    "region": regions[detector],
-                },
-            )
-            butler.put(
-                image, dataset_type, instrument="VIRCAM", visit=visit.visit, detector=detector, run="visits"
-            )
 
 
 def ingest_external(root: Path, truth) -> None:
@@ -130,7 +69,7 @@ def repository(tmp_path_factory) -> Path:
     for k, band in enumerate(object_field.BANDS):
         coadd = object_field.coadd(base, truth, band, seed=20 + k)
         butler.put(coadd, dataset_type, skymap=SKYMAP, tract=0, patch=patch, band=band, run="coadds")
-    put_visits(butler, base, truth)
+    object_field.put_visits(butler, base, truth, band="J")
     ingest_external(root, truth)
     # One graph per subset, as Rubin runs its steps: in one graph the visits would restrict the
     # coadd bands to theirs (J), and one query joins no more than two spatial families.

@@ -1,0 +1,200 @@
+"""pipelines/MultiInstrument/DRP-objects.yaml through a real ``pipetask``: a
+field observed by two instruments on one skymap, VIRCAM in J and Ks and
+WFCAM in H (`object_field`'s objects, whose colours are known, on 256-pixel
+detectors).  Each instrument's step3 runs with its own DRP.yaml, restricted
+to its bands; then objects and step4 run once over both instruments.
+
+The VIRCAM and WFCAM simulators cannot provide this field: each draws its
+own sky (the source count and positions follow from the camera's layout)
+with one magnitude per source in every filter, so the truth here is
+`object_field`'s.
+
+Checked: every band's deep_coadd is made of its own instrument's warps and
+fills the object table's columns; bright stars' J - Ks and H - Ks colours
+against truth; object_forced_source on the visits of both instruments, in
+their bands."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from lsst.daf.butler import Butler
+from scipy.spatial import cKDTree
+
+import coadd_field as field
+import object_field
+from conftest import BIN, ROOT
+from lsst.obs.vista import Vircam, Wfcam
+from lsst.obs.vista.skymap import RegisterSkyMapConfig, make_skymap, register_skymap
+
+pytestmark = pytest.mark.slow
+
+SKYMAP = "multi_instrument_test"
+OUTPUT = "u/test/multi"
+SIZE = 256
+"""Detector side (pixels)."""
+
+VISITS = field.VISITS[:2]
+"""Two dithers per band."""
+
+COVERED_HALF_HEIGHT = 160
+"""Half-height (tract pixels) of the band every visit covers: 256-pixel
+detectors are 435 tract pixels tall, the dithers move them by up to 40."""
+
+CELLS_PER_PATCH = 4
+"""Patches of 4 x 4 cells (480 tract pixels inside, 720 with the border)
+instead of `coadd_field`'s 6 x 6: the patch at the field centre is still
+centred on it, and warps and coadds have 0.56 times the pixels."""
+
+BANDS = {"VIRCAM": ("J", "Ks"), "WFCAM": ("H",)}
+"""Each instrument's bands; no band comes from two instruments."""
+
+MATCH_RADIUS = 2.0
+"""Tract pixels between an object and the true star it is taken to be."""
+
+
+def visits_of(band_index: int) -> tuple[field.Visit, ...]:
+    """`VISITS`, numbered apart for each band of an instrument."""
+    return tuple(dataclasses.replace(visit, visit=visit.visit + 10 * band_index) for visit in VISITS)
+
+
+def skymap_config():
+    config = field.skymap_config()
+    config.tractBuilder["cells"].numCellsPerPatchInner = CELLS_PER_PATCH
+    return config
+
+
+def pipetask(root: Path, pipeline: str, query: str) -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "pipetask"), "run", "--register-dataset-types", "-b", str(root),
+            "-i", "visits,skymaps", "-o", OUTPUT, "-p", str(ROOT / "pipelines" / pipeline), "-d", query,
+        ],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def truth() -> object_field.Truth:
+    return object_field.truth(covered_half_height=COVERED_HALF_HEIGHT, skymap=make_skymap(skymap_config()))
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory, truth) -> Path:
+    root = tmp_path_factory.mktemp("multi_instrument_repo")
+    Butler.makeRepo(str(root))
+    butler = Butler.from_config(str(root), writeable=True)
+    Vircam().register(butler.registry)
+    Wfcam().register(butler.registry)
+    config = RegisterSkyMapConfig()
+    config.name = SKYMAP
+    config.skyMap.name = "discrete"
+    config.skyMap["discrete"] = skymap_config()
+    register_skymap(butler, config)
+    for instrument, bands in BANDS.items():
+        for k, band in enumerate(bands):
+            base = field.make_base(
+                tmp_path_factory.mktemp(f"base_{band}"), size=SIZE, instrument=instrument, filter_name=band
+            )
+            object_field.put_visits(butler, base, truth, visits=visits_of(k), seed=50 + k)
+    patch = make_skymap(skymap_config())[0].find_patch(*field.CENTRE).id
+    in_patch = f"skymap='{SKYMAP}' AND tract=0 AND patch={patch}"
+    for instrument, bands in BANDS.items():
+        band_list = ", ".join(f"'{band}'" for band in bands)
+        pipetask(root, f"{instrument}/DRP.yaml#step3", f"{in_patch} AND band IN ({band_list})")
+    pipetask(root, "MultiInstrument/DRP-objects.yaml#objects", in_patch)
+    pipetask(root, "MultiInstrument/DRP-objects.yaml#step4", f"skymap='{SKYMAP}' AND tract=0")
+    return root
+
+
+@pytest.fixture(scope="module")
+def butler(repository: Path) -> Butler:
+    return Butler.from_config(str(repository), collections=[OUTPUT])
+
+
+def test_each_band_from_its_instrument(butler: Butler) -> None:
+    for instrument, bands in BANDS.items():
+        warps = butler.query_datasets("direct_warp", where=f"instrument='{instrument}'")
+        assert {ref.dataId["band"] for ref in warps} == set(bands)
+    coadds = butler.query_datasets("deep_coadd")
+    assert sorted(ref.dataId["band"] for ref in coadds) == sorted(
+        b for bands in BANDS.values() for b in bands
+    )
+
+
+def test_object_table_has_every_band(butler: Butler, truth: object_field.Truth) -> None:
+    table = butler.get("object", skymap=SKYMAP, tract=0)
+    primary = table[table["detect_isPrimary"]]
+    assert len(primary) > 100
+    for bands in BANDS.values():
+        for band in bands:
+            flux = np.asarray(primary[f"{band}_psfFlux"])
+            assert np.count_nonzero(np.isfinite(flux)) > 0.9 * len(primary), band
+            assert not np.all(primary[f"{band}_pixelFlags_nodata"]), band
+    # Ks first in the priority list, then H, then J.
+    assert set(primary["refBand"]) <= {"Ks", "H", "J"} and np.mean(primary["refBand"] == "Ks") > 0.8
+
+
+def test_star_colours_against_truth(butler: Butler, truth: object_field.Truth) -> None:
+    table = butler.get("object", skymap=SKYMAP, tract=0)
+    primary = table[table["detect_isPrimary"]]
+    tract = make_skymap(skymap_config())[0]
+    x, y = tract.wcs.wcs_world2pix(np.asarray(primary["coord_ra"]), np.asarray(primary["coord_dec"]), 0)
+    distance, index = cKDTree(np.column_stack([truth.x, truth.y])).query(np.column_stack([x, y]))
+    star = (distance < MATCH_RADIUS) & truth.is_star[index]
+    snr = {
+        band: np.asarray(primary[f"{band}_psfFlux"]) / np.asarray(primary[f"{band}_psfFluxErr"])
+        for band in ("J", "H", "Ks")
+    }
+    bright = star & np.all([s > 50 for s in snr.values()], axis=0)
+    rows = np.nonzero(bright)[0]
+    assert rows.size >= 15
+    for band in ("J", "H"):
+        measured = -2.5 * np.log10(
+            np.asarray(primary[f"{band}_psfFlux"])[rows] / np.asarray(primary["Ks_psfFlux"])[rows]
+        )
+        true = -2.5 * np.log10(truth.flux[band][index[rows]] / truth.flux["Ks"][index[rows]])
+        error = 2.5 / np.log(10) * np.hypot(1 / snr[band][rows], 1 / snr["Ks"][rows])
+        residual = measured - true
+        print(
+            f"{band} - Ks of {rows.size} stars at S/N > 50: median residual {np.median(residual):+.4f}, "
+            f"max |residual| {np.max(np.abs(residual)):.4f}, median error {np.median(error):.4f} mag"
+        )
+        assert abs(np.median(residual)) < 0.01
+        assert np.all(np.abs(residual) < 0.02 + 3 * error)
+
+
+def test_forced_sources_on_both_instruments(butler: Butler) -> None:
+    refs = butler.query_datasets("object_forced_source")
+    expected = {
+        (instrument, visit.visit, detector)
+        for instrument, bands in BANDS.items()
+        for k in range(len(bands))
+        for visit in visits_of(k)
+        for detector in (1, 2)
+    }
+    assert {
+        (ref.dataId["instrument"], ref.dataId["visit"], ref.dataId["detector"]) for ref in refs
+    } == expected
+    table = butler.get("object", skymap=SKYMAP, tract=0)
+    row_of = {int(i): k for k, i in enumerate(table["objectId"])}
+    for ref in refs:
+        rows = butler.get(ref)
+        band = ref.dataId["band"]
+        assert len(rows) > 20 and set(rows["band"]) == {band}
+        # The visit measures the stars' flux in its band as the coadd does: a scaling or a band
+        # from the wrong instrument would move the median ratio.  (Galaxies' PSF fluxes depend on
+        # the seeing, which differs between the visits and the coadd.)
+        coadd = table[[row_of[int(i)] for i in rows["objectId"]]]
+        flux, error = np.asarray(rows["psfFlux"]), np.asarray(rows["psfFluxErr"])
+        good = ~np.asarray(rows["psfFlux_flag"]) & ~np.asarray(rows["pixelFlags_edge"]) & (flux > 20 * error)
+        good &= np.asarray(coadd["refExtendedness"]) == 0
+        ratio = np.median(flux[good] / np.asarray(coadd[f"{band}_psfFlux"])[good])
+        n_stars = np.count_nonzero(good)
+        print(f"{dict(ref.dataId.required)}: visit / coadd PSF flux of {n_stars} stars {ratio:.4f}")
+        assert n_stars > 8 and abs(ratio - 1) < 0.02, (ref.dataId, ratio)
