@@ -76,8 +76,10 @@ import astropy.wcs
 import numpy as np
 from astropy.io import fits
 from astropy.stats import mad_std
+from lsst.daf.butler import Config
 from lsst.images import Box, Image, Interval, Mask, SkyProjection, VisitImage
 from lsst.images.cells import CellCoadd
+from lsst.images.fits import FitsCompressionOptions
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.images.serialization import open_archive, read_archive, write_archive
 from results import Row, record
@@ -98,6 +100,8 @@ from lsst.obs.vista.skymap.register import load_register_config
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "output"
 SWARP = "SWarp"
+SEED = ROOT / "config" / "butler" / "seed.yaml"
+"""The repository seed whose write recipes the warps are written with."""
 
 SKYMAP_NAME = "lsst_cells_v1"
 FIELD_CENTRE = (34.5, -5.0)
@@ -364,6 +368,7 @@ def run_ours(inputs: list[Path], result: Path) -> None:
     skymap, tract, patch = benchmark_patch()
     # Load numba's compiled resampler before the clock starts.
     resample_image(np.ones((8, 8)), np.full((2, 2), 3.5), np.full((2, 2), 3.5))
+    compression = {name: seed_compression(name) for name in ("direct_warp", "direct_warp_noise0")}
     memory = {"before_warps": _current_mib()}
     warp_task, assemble_task = MakeDirectWarpTask(), AssembleCellCoaddTask()
     reads: list[float] = []
@@ -379,16 +384,17 @@ def run_ours(inputs: list[Path], result: Path) -> None:
             patch_id=patch.id,
             visit=visit,
         )
-        # Written and read back as the butler does (a file per warp, read a
-        # strip of cells at a time through a handle), so that only what the
-        # assembly reads is in memory.
+        # Written and read back as the butler does (a file per warp, with the
+        # seed's write recipe, read a strip of cells at a time through a
+        # handle), so that only what the assembly reads is in memory.
         warp_path, noise_path = result / f"warp{visit:03d}.fits", result / f"noise{visit:03d}.fits"
-        write_archive(warped.warp, warp_path)
-        write_archive(warped.noise_warp, noise_path)
+        write_archive(warped.warp, warp_path, compression_options=compression["direct_warp"])
+        write_archive(warped.noise_warp, noise_path, compression_options=compression["direct_warp_noise0"])
         warps.append(_FileHandle(warp_path))
         noises.append(_FileHandle(noise_path))
         del warped
     warp_seconds = time.perf_counter() - start - sum(reads)
+    files_mib = sum(handle.path.stat().st_size for handle in [*warps, *noises]) / 2**20
     memory["after_warps"] = _current_mib()
     memory["warps_held"] = 0.0
     start = time.perf_counter()
@@ -403,9 +409,22 @@ def run_ours(inputs: list[Path], result: Path) -> None:
         "warp_seconds": warp_seconds,
         "assemble_seconds": assemble_seconds,
         "read_seconds": sum(reads),
+        "warp_files_mib": files_mib,
         "memory_mib": memory,
     }
     (result / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def seed_compression(dataset_type: str) -> dict[str, FitsCompressionOptions | None]:
+    """The compression of each plane of ``dataset_type`` in a repository
+    created with `SEED` (the write recipe it chooses for that type)."""
+    formatters = Config(str(SEED))["datastore", "formatters"]
+    entry = formatters[dataset_type]
+    recipe = formatters["write_recipes", entry["formatter"]][entry["parameters", "recipe"]]
+    return {
+        plane: None if options is None else FitsCompressionOptions.model_validate(options)
+        for plane, options in recipe.items()
+    }
 
 
 class _FileHandle:
@@ -782,6 +801,7 @@ def print_summary(summary: dict, rows: list[Row]) -> None:
         print(
             f"  {n:>3s} inputs: warps {run['warp_seconds']:.1f} "
             f"({run['warp_seconds'] / int(n):.1f} per input), assembly {run['assemble_seconds']:.1f}; "
+            f"warp files {run['warp_files_mib'] / int(n):.0f} MiB per input; "
             f"RSS before the warps {memory['before_warps']:.0f}, "
             f"after {memory['after_warps']:.0f} (warp planes held {memory['warps_held']:.0f}), "
             f"peak {memory['peak']:.0f} (whole process {run['process_peak_mib']:.0f})"

@@ -63,6 +63,29 @@ def _lanczos_weights(offset: float, weights: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
+def _window_or(mask: np.ndarray, size: int) -> np.ndarray:
+    """Return the OR of each ``size x size`` window of a ``(ny, nx, n)``
+    mask, indexed by the window's lower corner (one OR along each axis in
+    turn, instead of ``size**2`` per output pixel)."""
+    height, width, n_mask = mask.shape
+    rows = np.zeros((height, max(width - size + 1, 0), n_mask), dtype=mask.dtype)
+    for y in range(height):
+        for x in range(rows.shape[1]):
+            for m in range(n_mask):
+                bits = mask[y, x, m]
+                for k in range(1, size):
+                    bits |= mask[y, x + k, m]
+                rows[y, x, m] = bits
+    window = np.zeros((max(height - size + 1, 0), rows.shape[1], n_mask), dtype=mask.dtype)
+    for y in range(window.shape[0]):
+        for k in range(size):
+            for x in range(rows.shape[1]):
+                for m in range(n_mask):
+                    window[y, x, m] |= rows[y + k, x, m]
+    return window
+
+
+@numba.njit(cache=True, nogil=True)
 def _resample(
     image: np.ndarray,
     variance: np.ndarray,
@@ -81,6 +104,7 @@ def _resample(
     a = LANCZOS_ORDER
     height, width = image.shape
     n_mask = mask.shape[2]
+    window = _window_or(mask, 2 * a)
     wx = np.empty(2 * a)
     wy = np.empty(2 * a)
     for oy in range(source_x.shape[0]):
@@ -100,23 +124,50 @@ def _resample(
             var = 0.0
             noise_value = 0.0
             touched_no_data = False
-            for ky in range(2 * a):
-                sy = y0 - a + 1 + ky
-                for kx in range(2 * a):
-                    sx = x0 - a + 1 + kx
-                    w = wy[ky] * wx[kx]
-                    if w == 0.0:
-                        continue
-                    for m in range(n_mask):
-                        bits = mask[sy, sx, m]
-                        if bits & no_data[m]:
-                            touched_no_data = True
-                        out_mask[oy, ox, m] |= bits
-                    value += w * image[sy, sx]
-                    var += w * w * variance[sy, sx]
-                    noise_value += w * noise[sy, sx]
-            if touched_no_data:
-                continue
+            if x != x0 and y != y0:
+                # Every tap has a weight: the mask is the OR of the window.
+                for m in range(n_mask):
+                    bits = window[y0 - a + 1, x0 - a + 1, m]
+                    if bits & no_data[m]:
+                        touched_no_data = True
+                    out_mask[oy, ox, m] |= bits
+                if touched_no_data:
+                    continue
+                # The kernel is separable: sums along x first.
+                for ky in range(2 * a):
+                    sy = y0 - a + 1 + ky
+                    row_value = 0.0
+                    row_var = 0.0
+                    row_noise = 0.0
+                    for kx in range(2 * a):
+                        sx = x0 - a + 1 + kx
+                        w = wx[kx]
+                        row_value += w * image[sy, sx]
+                        row_var += w * w * variance[sy, sx]
+                        row_noise += w * noise[sy, sx]
+                    value += wy[ky] * row_value
+                    var += wy[ky] * wy[ky] * row_var
+                    noise_value += wy[ky] * row_noise
+            else:
+                # On a pixel column or row, the kernel reaches only its taps
+                # of nonzero weight.
+                for ky in range(2 * a):
+                    sy = y0 - a + 1 + ky
+                    for kx in range(2 * a):
+                        sx = x0 - a + 1 + kx
+                        w = wy[ky] * wx[kx]
+                        if w == 0.0:
+                            continue
+                        for m in range(n_mask):
+                            bits = mask[sy, sx, m]
+                            if bits & no_data[m]:
+                                touched_no_data = True
+                            out_mask[oy, ox, m] |= bits
+                        value += w * image[sy, sx]
+                        var += w * w * variance[sy, sx]
+                        noise_value += w * noise[sy, sx]
+                if touched_no_data:
+                    continue
             scale = flux_scale[oy, ox]
             out_image[oy, ox] = value * scale
             out_variance[oy, ox] = var * scale * scale
