@@ -344,7 +344,8 @@ class MakeDirectWarpTask(PipelineTask):
             image[sl][take] = piece.image[piece_sl][take]
             variance[sl][take] = piece.variance[piece_sl][take]
             noise[sl][take] = piece.noise[piece_sl][take]
-            mask.array[sl][take] = piece.mask[piece_sl][take]
+            # Broadcast over the mask bytes: faster than indexing whole pixels.
+            np.copyto(mask.array[sl], piece.mask[piece_sl], where=take[..., np.newaxis])
         set_plane(mask, "NO_DATA", owner < 0)
         psf, provenance = self._cell_psfs_and_provenance(warped, owner, box, tract, patch, visit)
         projection = tract.sky_projection(skymap_name)
