@@ -1,15 +1,13 @@
 """WFCAM visits coadded by a real ``pipetask run`` of
 pipelines/WFCAM/DRP.yaml#step1,step3 onto a registered skymap: two synthetic
-CASU WFCAM stacks of the same pointing (different nights' jitter and seeing)
+CASU WFCAM stacks of the same pointing (each with its own jitter and seeing)
 through isr, calibrateImage (header WCS and zero point), makeDirectWarp and
 assembleCellCoadd, and the coadd's stars against the simulation's truth."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from lsst.daf.butler import Butler
 
+from conftest import BIN, ROOT
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
 from lsst.obs.vista.sim import SimulationConfig, read_source_truth
@@ -25,8 +24,6 @@ from lsst.obs.vista.sim.wfcam import write_wfcam_stack
 
 pytestmark = pytest.mark.slow
 
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[1]
 SEED = ROOT / "config" / "butler" / "seed.yaml"
 PIPELINE = ROOT / "pipelines" / "WFCAM" / "DRP.yaml"
 OUTPUT = "u/test/wfcam-coadd"
@@ -177,6 +174,21 @@ def test_coadd_of_both_visits(coadded: dict, coadd) -> None:
     assert len(set(image.provenance.inputs["visit"])) == 2
     assert set(image.provenance.inputs["instrument"]) == {"WFCAM"}
     assert n_image.array.max() == 2
+
+
+def test_warps_written_with_the_warp_recipe(coadded: dict) -> None:
+    """The seed's ``warp`` write recipe reaches the butler's files: the
+    warps' image, variance and cell PSFs plain, their masks RICE_1."""
+    with Butler.from_config(str(coadded["repo"]), collections=OUTPUT) as butler:
+        for name in ("direct_warp", "direct_warp_noise0"):
+            refs = butler.query_datasets(name)
+            assert len(refs) == 2
+            # As stored: compressed planes are binary tables with ZCMPTYPE.
+            with fits.open(butler.getURI(refs[0]).ospath, disable_image_compression=True) as hdus:
+                compression = {hdu.name: hdu.header.get("ZCMPTYPE") for hdu in hdus}
+            planes = ("IMAGE", "VARIANCE", "PSF") if name == "direct_warp" else ("IMAGE", "VARIANCE")
+            assert {plane: compression[plane] for plane in planes} == dict.fromkeys(planes), name
+            assert compression["MASK"] == "RICE_1", name
 
 
 def test_star_fluxes_against_truth(stars: dict[str, np.ndarray]) -> None:
