@@ -409,3 +409,34 @@ def test_multi_band_driver_finds_nothing_to_do(multi_band_driver_runs: dict[str,
         result.stderr.splitlines()[-1]
         == f"multiBandDriver.py: everything asked for is measured in {OBJECTS}; nothing to do."
     )
+
+
+def test_multi_band_driver_refuses_an_external_catalogue_its_output_lacks(
+    multi_band_driver_runs: dict[str, object], tmp_path: Path
+) -> None:
+    """An output made without an external catalogue cannot take its
+    measurements (pipetask refuses an output chain whose inputs differ):
+    one line says so before anything runs."""
+    from astropy.table import Table
+    from lsst.daf.butler import Butler
+
+    repo = multi_band_driver_runs["command"][1]
+    butler = Butler.from_config(str(repo), collections=[OBJECTS])
+    objects = butler.get("object", skymap="discrete_example", tract=0)
+    positions = Table({"id": np.arange(len(objects)), "ra": objects["coord_ra"], "dec": objects["coord_dec"]})
+    positions.write(tmp_path / "positions.parquet")
+    result = run(
+        BIN / "butler",
+        "ingest-refcat",
+        repo,
+        "positions",
+        tmp_path / "positions.parquet",
+        "--positions",
+        "id,ra,dec",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = run(*multi_band_driver_runs["command"], "--external", "positions")
+    assert result.returncode == 1 and result.stderr.splitlines() == [
+        f"Error: {OBJECTS} was made without refcats/positions (or before its latest ingest) in its inputs; "
+        "measure the external catalogue into a new output collection"
+    ]

@@ -53,13 +53,23 @@ def _check_coadds(butler: object, inputs: Sequence[str], skymap: str, tracts: Se
         )
 
 
-def _check_external(butler: object, external: str) -> None:
-    """Say on one line that an external catalogue has not been ingested."""
-    if not collection_exists(butler, refcat_collection(external)):
+def _check_external(butler: object, external: str, output: str, resume: bool) -> None:
+    """Say on one line that an external catalogue has not been ingested, or
+    that the existing output was made without it (or without its latest
+    ingest): pipetask refuses an output chain whose inputs differ."""
+    collection = refcat_collection(external)
+    if not collection_exists(butler, collection):
         raise click.ClickException(
-            f"no external catalogue {external!r} ({refcat_collection(external)} does not exist); ingest it "
+            f"no external catalogue {external!r} ({collection} does not exist); ingest it "
             f"first: butler ingest-refcat REPO {external} FILE... --positions ID,RA,DEC"
         )
+    if resume:
+        runs = set(butler.collections.query(collection, flatten_chains=True))
+        if not runs <= set(butler.collections.query(output, flatten_chains=True)):
+            raise click.ClickException(
+                f"{output} was made without {collection} (or before its latest ingest) in its inputs; "
+                f"measure the external catalogue into a new output collection"
+            )
 
 
 def _subset_overrides(
@@ -214,9 +224,9 @@ def multi_band_driver(
         check_skymap(butler, skymap, tracts)
         _check_coadds(butler, inputs, skymap, tracts)
         instrument = find_instrument(butler, inputs, instrument, verb="measure")
-        if external is not None:
-            _check_external(butler, external)
         resume = collection_exists(butler, output)
+        if external is not None:
+            _check_external(butler, external, output, resume)
     if tracts:
         tract_query = f"tract IN ({', '.join(str(t) for t in tracts)})"
         where = f"({where}) AND {tract_query}" if where else tract_query
