@@ -361,6 +361,19 @@ def test_bps_submit_objects_one_job_per_patch(
         assert np.array_equal(ours, theirs, equal_nan=ours.dtype.kind == "f"), name
 
 
+def multi_band_driver_in_process(*args: object) -> tuple[int, list[str]]:
+    """Run multiBandDriver.py in this process (the mistakes it names stop it
+    before any pipetask starts); return its exit status and error lines."""
+    from lsst.daf.butler.cli.utils import LogCliRunner
+
+    from lsst.obs.vista.cli.multi_band_driver import multi_band_driver
+
+    result = LogCliRunner().invoke(
+        multi_band_driver, [str(arg) for arg in args], prog_name="multiBandDriver.py"
+    )
+    return result.exit_code, result.stderr.splitlines()
+
+
 @pytest.mark.parametrize(
     ("options", "line"),
     [
@@ -389,16 +402,15 @@ def test_bps_submit_objects_one_job_per_patch(
 )
 def test_multi_band_driver_names_bad_input(coadded: Path, options: list[str], line: str) -> None:
     """Each mistake is one line before anything runs."""
-    result = run(BIN / "multiBandDriver.py", coadded, *options, "-o", "u/test/never")
-    assert result.returncode == 1 and result.stderr.splitlines() == [line]
+    status, lines = multi_band_driver_in_process(coadded, *options, "-o", "u/test/never")
+    assert status == 1 and lines == [line]
 
 
 def test_multi_band_driver_names_an_unknown_collection(coadded: Path) -> None:
-    result = run(
-        BIN / "multiBandDriver.py", coadded, "--skymap", "discrete_example", "-i", "u/test/coadds",
-        "-o", "u/test/never",
-    )  # fmt: skip
-    assert result.returncode == 1 and result.stderr.splitlines() == [
+    status, lines = multi_band_driver_in_process(
+        coadded, "--skymap", "discrete_example", "-i", "u/test/coadds", "-o", "u/test/never"
+    )
+    assert status == 1 and lines == [
         f"Error: {coadded}: No collection with name 'u/test/coadds' found (did you mean 'u/test/coadd'?)."
     ]
 
@@ -422,24 +434,28 @@ def test_multi_band_driver_refuses_an_external_catalogue_its_output_lacks(
     one line says so before anything runs."""
     from astropy.table import Table
     from lsst.daf.butler import Butler
+    from lsst.daf.butler.cli.butler import cli
+    from lsst.daf.butler.cli.utils import LogCliRunner
 
     repo = multi_band_driver_runs["command"][1]
     butler = Butler.from_config(str(repo), collections=[OBJECTS])
     objects = butler.get("object", skymap="discrete_example", tract=0)
     positions = Table({"id": np.arange(len(objects)), "ra": objects["coord_ra"], "dec": objects["coord_dec"]})
     positions.write(tmp_path / "positions.parquet")
-    result = run(
-        BIN / "butler",
+    ingest = [
         "ingest-refcat",
-        repo,
+        str(repo),
         "positions",
-        tmp_path / "positions.parquet",
+        str(tmp_path / "positions.parquet"),
         "--positions",
         "id,ra,dec",
+    ]
+    result = LogCliRunner().invoke(cli, ingest)
+    assert result.exit_code == 0, result.output
+    status, lines = multi_band_driver_in_process(
+        *multi_band_driver_runs["command"][1:], "--external", "positions"
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    result = run(*multi_band_driver_runs["command"], "--external", "positions")
-    assert result.returncode == 1 and result.stderr.splitlines() == [
+    assert status == 1 and lines == [
         f"Error: {OBJECTS} was made without refcats/positions (or before its latest ingest) in its inputs; "
         "measure the external catalogue into a new output collection"
     ]
