@@ -68,7 +68,7 @@ def _check_external(butler: object, external: str, output: str, resume: bool) ->
         if not runs <= set(butler.collections.query(output, flatten_chains=True)):
             raise click.ClickException(
                 f"{output} was made without {collection} (or before its latest ingest) in its inputs; "
-                f"measure the external catalogue into a new output collection"
+                "measure the external catalogue into a new output collection"
             )
 
 
