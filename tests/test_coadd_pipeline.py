@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, SERIAL_OUTPUT
+from commands import BIN, ROOT, invoke
+from conftest import SERIAL_OUTPUT
 
 pytestmark = pytest.mark.slow
 
@@ -62,10 +63,7 @@ def coadd_driver_runs(
     ``coaddDriver.py``: stopped by SIGTERM after its first warp, then
     resumed by the same command.  Returns the repository, the stopped run's
     status and log lines, and the resumed run."""
-    result = run(
-        BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    invoke("butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES)
     command = [
         BIN / "coaddDriver.py", processed_vircam, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT,
         "-o", OUTPUT,
@@ -170,11 +168,10 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
         for ref in butler.query_datasets(name, explain=False)
     ]
     butler.pruneDatasets(removed, disassociate=True, unstore=True, purge=True)
-    result = run(
-        BIN / "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
+    invoke(
+        "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
         "--extend-run", "--skip-existing", "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     butler = Butler.from_config(str(coadded), collections=[OUTPUT])
     assert ids(butler, "direct_warp") == warps
     assert len(ids(butler, "deep_coadd")) == n_coadds
