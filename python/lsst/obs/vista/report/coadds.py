@@ -50,19 +50,21 @@ def coadd_rows(butler: Butler, output: Path, *, max_coadds: int = 8) -> list[dic
         refs = butler.query_datasets("deep_coadd", explain=False)
     except MissingDatasetTypeError:
         return []
+    # When every coadd gets a figure, each is kept from its first read instead of read twice.
+    keep = len(refs) <= max_coadds
     entries = []
     for ref in refs:
         coadd = butler.get(ref)
         row, fwhm_cells = _row(ref.dataId, coadd)
-        entries.append((row, fwhm_cells, ref))
+        entries.append((row, fwhm_cells, ref, coadd if keep else None))
     entries.sort(key=lambda entry: (-entry[0]["covered_fraction"], entry[0]["band"], entry[0]["patch"]))
     _LOG.info("Report on %d deep_coadd(s).", len(entries))
-    for row, fwhm_cells, ref in entries[:max_coadds]:
+    for row, fwhm_cells, ref, coadd in entries[:max_coadds]:
         name = f"coadd_{row['tract']}_{row['patch']}_{row['band']}.png"
         n_image = butler.get("deep_coadd_n_image", ref.dataId)
-        _plot(butler.get(ref), n_image.array, fwhm_cells, row, output / name)
+        _plot(coadd if coadd is not None else butler.get(ref), n_image.array, fwhm_cells, row, output / name)
         row["figure"] = name
-    return [row for row, _, _ in entries]
+    return [row for row, *_ in entries]
 
 
 def _pixel_scale_arcsec(coadd: CellCoadd) -> float:

@@ -120,12 +120,14 @@ def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sig
         "deep_coadd", where="band = band_name", bind={"band_name": band}, explain=False
     )
     for ref in refs:
-        coadd = butler.get(ref)
-        pixels = coadd.sky_projection.sky_to_pixel(sky)
-        ix = np.rint(np.asarray(pixels.x, dtype=float)).astype(int) - coadd.bbox.x.start
-        iy = np.rint(np.asarray(pixels.y, dtype=float)).astype(int) - coadd.bbox.y.start
-        variance = coadd.variance.array
-        good = (coadd.mask.get("NO_DATA") == 0) & (variance > 0)
+        # The components it needs: a whole coadd (image, noise realisations, PSF) decompresses
+        # three times as much.
+        variance_plane = butler.get(ref.makeComponentRef("variance"))
+        pixels = butler.get(ref.makeComponentRef("sky_projection")).sky_to_pixel(sky)
+        ix = np.rint(np.asarray(pixels.x, dtype=float)).astype(int) - variance_plane.bbox.x.start
+        iy = np.rint(np.asarray(pixels.y, dtype=float)).astype(int) - variance_plane.bbox.y.start
+        variance = variance_plane.array
+        good = (butler.get(ref.makeComponentRef("mask")).get("NO_DATA") == 0) & (variance > 0)
         inside = (ix >= 0) & (iy >= 0) & (ix < variance.shape[1]) & (iy < variance.shape[0])
         inside[inside] = good[iy[inside], ix[inside]]
         median = float(np.median(variance[good]))
