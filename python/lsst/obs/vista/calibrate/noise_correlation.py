@@ -15,6 +15,7 @@ __all__ = ("correlation_error_factor", "measure_noise_correlation")
 import math
 
 import numpy as np
+import scipy.fft
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -51,18 +52,18 @@ def measure_noise_correlation(residual: np.ndarray, background: np.ndarray, max_
     if not zero > 0:
         correlation[max_lag, max_lag] = 1.0
         return correlation
+    # Sums of products at every lag by FFT: the autocorrelation of the sky
+    # values, and of the sky mask for the number of pairs.  Zero padding by
+    # ``max_lag`` keeps the circular correlation from wrapping at the lags kept.
     h, w = values.shape
-    for dy in range(0, max_lag + 1):
-        for dx in range(-max_lag, max_lag + 1):
-            if dy == 0 and dx < 0:
-                continue
-            # Pixel (y, x) of `a` pairs with (y + dy, x + dx) of `b`.
-            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
-            pairs = float(np.sum(weight[a] * weight[b]))
-            value = float(np.sum(values[a] * values[b])) / pairs / zero if pairs > 0 else 0.0
-            correlation[max_lag + dy, max_lag + dx] = value
-            correlation[max_lag - dy, max_lag - dx] = value
+    shape = (scipy.fft.next_fast_len(h + max_lag, real=True), scipy.fft.next_fast_len(w + max_lag, real=True))
+    transform = scipy.fft.rfft2(np.stack([values, weight]), s=shape)
+    products = scipy.fft.irfft2(transform * np.conj(transform), s=shape)
+    lags = np.arange(-max_lag, max_lag + 1)
+    sums = products[0][np.ix_(lags % shape[0], lags % shape[1])]
+    # The mask's autocorrelation counts pairs: integers up to FFT round-off.
+    pairs = np.rint(products[1][np.ix_(lags % shape[0], lags % shape[1])])
+    correlation = np.divide(sums, pairs * zero, out=correlation, where=pairs > 0)
     correlation[max_lag, max_lag] = 1.0
     return correlation
 
