@@ -83,6 +83,18 @@ def test_noise_correlation_is_the_mean_product_of_sky_pairs(shape, max_lag):
     correlation = measure_noise_correlation(residual, background, max_lag)
     np.testing.assert_allclose(correlation, expected, rtol=0, atol=1e-12)
     assert abs(correlation[max_lag, max_lag + 1]) > 0.05
+    # The error factor of a weighted sum: sum over pixel pairs of w_a w_b rho(b - a).
+    weights = rng.random((4, 9))
+    pixels = list(np.ndindex(weights.shape))
+    covariance = sum(
+        weights[a] * weights[b] * expected[max_lag + b[0] - a[0], max_lag + b[1] - a[1]]
+        for a in pixels
+        for b in pixels
+        if abs(b[0] - a[0]) <= max_lag and abs(b[1] - a[1]) <= max_lag
+    )
+    assert correlation_error_factor(correlation, weights) == pytest.approx(
+        math.sqrt(covariance / np.sum(weights**2)), rel=1e-12
+    )
 
 
 def test_background_follows_a_gradient_under_stars():

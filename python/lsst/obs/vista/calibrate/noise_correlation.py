@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -91,15 +92,12 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     max_lag = correlation.shape[0] // 2
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
-    # The autocorrelation of the weights at the lags the correlation has only:
-    # the full one costs the square of the weights' size.
+    # The autocorrelation of the weights at the lags the correlation has only.
+    full = scipy.signal.correlate(weights, weights, mode="full", method="fft")
     autocorrelation = np.zeros_like(correlation, dtype=np.float64)
-    for dy in range(-max_lag, max_lag + 1):
-        for dx in range(-max_lag, max_lag + 1):
-            if abs(dy) >= h or abs(dx) >= w:
-                continue
-            a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
-            autocorrelation[max_lag + dy, max_lag + dx] = float(np.sum(weights[a] * weights[b]))
+    ly, lx = min(max_lag, h - 1), min(max_lag, w - 1)
+    autocorrelation[max_lag - ly : max_lag + ly + 1, max_lag - lx : max_lag + lx + 1] = full[
+        h - 1 - ly : h + ly, w - 1 - lx : w + lx
+    ]
     ratio = float(np.sum(correlation * autocorrelation)) / float(autocorrelation[max_lag, max_lag])
     return math.sqrt(max(ratio, 0.0))
