@@ -47,7 +47,7 @@ from lsst.images.cells import CellCoadd
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
-from ..coadd.resampling import LANCZOS_ORDER, _lanczos_weights
+from ..coadd.lanczos import lanczos_shift
 from ..psf_shape import kernel_moments
 from .detection import mean_psf_kernel
 from .noise import CoaddNoise
@@ -312,14 +312,22 @@ def _aperture_fluxes(
     columns: dict[str, np.ndarray], i: int, stamp: _Stamp, noise: CoaddNoise, config: ObjectMeasurementConfig
 ) -> None:
     """Measure object ``i``'s circular aperture fluxes."""
-    for radius in config.apertureRadii:
+    radii = np.asarray(config.apertureRadii, dtype=np.float64)
+    # One sep call for all the radii: the same aperture sums, one call's overhead.
+    fluxes, errors, flags = sep.sum_circle(
+        stamp.data,
+        np.full(radii.size, stamp.x),
+        np.full(radii.size, stamp.y),
+        radii,
+        var=stamp.variance,
+        mask=stamp.bad,
+        subpix=5,
+    )
+    for radius, flux, error, flag in zip(config.apertureRadii, fluxes, errors, flags, strict=True):
         prefix = aperture_column(radius)
-        flux, error, flag = sep.sum_circle(
-            stamp.data, [stamp.x], [stamp.y], radius, var=stamp.variance, mask=stamp.bad, subpix=5
-        )
-        columns[f"{prefix}Flux"][i] = flux[0]
-        columns[f"{prefix}FluxErr"][i] = error[0] * noise.disc_factor(radius)
-        columns[f"{prefix}Flux_flag"][i] = bool(flag[0] & _APERTURE_FAILED) or radius > stamp.half
+        columns[f"{prefix}Flux"][i] = flux
+        columns[f"{prefix}FluxErr"][i] = error * noise.disc_factor(radius)
+        columns[f"{prefix}Flux_flag"][i] = bool(flag & _APERTURE_FAILED) or radius > stamp.half
 
 
 def _kron_ellipse(
@@ -370,33 +378,12 @@ def _kron_flux(
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
     """Return the coadd's PSF model of a star at tract pixel (x, y): its
-    cell's kernel, Lanczos-3 shifted to the position, on tract pixels.
-
-    The shift is the same for every pixel, so the Lanczos weights are one
-    set per axis, applied as two one-dimensional filters (the image is 0
-    beyond the kernel's edge, as `resample_image` takes it)."""
+    cell's kernel, Lanczos-3 shifted to the position (`lanczos_shift`), on
+    tract pixels."""
     kernel = coadd.psf.compute_kernel_image(x=x, y=y)
     kbox = kernel.bbox
     x0, y0 = int(round(x)) + kbox.x.start, int(round(y)) + kbox.y.start
-    array = np.asarray(kernel.array, dtype=np.float64)
-    # Output pixel j samples the kernel at j - (x - round(x)).
-    for axis, shift in ((1, x - round(x)), (0, y - round(y))):
-        position = -shift
-        base = math.floor(position)
-        weights = np.empty(2 * LANCZOS_ORDER)
-        _lanczos_weights(position - base, weights)
-        # Tap k is the input pixel j + base - a + 1 + k.
-        offsets = base - LANCZOS_ORDER + 1 + np.arange(2 * LANCZOS_ORDER)
-        shifted = np.zeros_like(array)
-        size = array.shape[axis]
-        for weight, offset in zip(weights, offsets, strict=True):
-            source = slice(max(offset, 0), min(size + offset, size))
-            target = slice(max(-offset, 0), min(size - offset, size))
-            if axis == 1:
-                shifted[:, target] += weight * array[:, source]
-            else:
-                shifted[target, :] += weight * array[source, :]
-        array = shifted
+    array = lanczos_shift(kernel.array, x - round(x), y - round(y))
     return Image(array, bbox=Box.factory[y0 : y0 + kbox.y.size, x0 : x0 + kbox.x.size])
 
 
