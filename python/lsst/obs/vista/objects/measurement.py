@@ -201,19 +201,24 @@ def measure_objects(
         "extendedness": np.full(n, np.nan),
         "extendedness_flag": np.ones(n, bool),
     }
-    for radius in config.apertureRadii:
-        prefix = aperture_column(radius)
-        columns[f"{prefix}Flux"] = np.full(n, np.nan)
-        columns[f"{prefix}FluxErr"] = np.full(n, np.nan)
-        columns[f"{prefix}Flux_flag"] = np.ones(n, bool)
+    # Aperture fluxes per object and radius, into their columns (here in
+    # the column order) after the loop.
+    aperture_prefixes = [aperture_column(radius) for radius in config.apertureRadii]
+    for prefix in aperture_prefixes:
+        columns[f"{prefix}Flux"] = columns[f"{prefix}FluxErr"] = columns[f"{prefix}Flux_flag"] = np.empty(0)
+    radii = np.asarray(config.apertureRadii, dtype=np.float64)
+    aperture_flux = np.full((n, radii.size), np.nan)
+    aperture_error = np.full((n, radii.size), np.nan)
+    aperture_flag = np.ones((n, radii.size), bool)
     for name in PIXEL_FLAG_PLANES:
         columns[f"pixelFlags_{name}"] = np.zeros(n, bool)
         columns[f"pixelFlags_{name}Center"] = np.zeros(n, bool)
-    planes_present = {
-        name: coadd.mask.get(plane)
-        for name, plane in PIXEL_FLAG_PLANES.items()
-        if plane in coadd.mask.schema.names
-    }
+    # The planes of the pixel flags as bits of one array: one OR per object
+    # and region instead of one per plane.
+    flagged = [name for name, plane in PIXEL_FLAG_PLANES.items() if plane in coadd.mask.schema.names]
+    flag_bits = np.zeros((height, width), np.uint32)
+    for bit, name in enumerate(flagged):
+        flag_bits |= coadd.mask.get(PIXEL_FLAG_PLANES[name]).astype(np.uint32) << bit
     psf_moments: dict[object, tuple[float, float, float]] = {}
     for i in range(n):
         col, row = float(x[i]) - bbox.x.start, float(y[i]) - bbox.y.start
@@ -270,11 +275,13 @@ def measure_objects(
             slice(max(ir - ys.start - 1, 0), ir - ys.start + 2),
             slice(max(ic - xs.start - 1, 0), ic - xs.start + 2),
         )
-        for name, plane in planes_present.items():
-            columns[f"pixelFlags_{name}"][i] = bool(plane[ys, xs][core].any())
-            columns[f"pixelFlags_{name}Center"][i] = bool(plane[ys, xs][centre].any())
+        core_bits = int(np.bitwise_or.reduce(flag_bits[ys, xs][core]))
+        centre_bits = int(np.bitwise_or.reduce(flag_bits[ys, xs][centre], axis=None))
+        for bit, name in enumerate(flagged):
+            columns[f"pixelFlags_{name}"][i] = bool(core_bits >> bit & 1)
+            columns[f"pixelFlags_{name}Center"][i] = bool(centre_bits >> bit & 1)
         stamp = _Stamp(data.astype(np.float32), variance.astype(np.float32), ~usable, sx, sy, half)
-        _aperture_fluxes(columns, i, stamp, noise, config)
+        aperture_flux[i], aperture_error[i], aperture_flag[i] = _aperture_fluxes(stamp, radii)
         if forced:
             ellipse = tuple(
                 float(kron[name][i]) for name in ("kron_a", "kron_b", "kron_theta", "kron_radius")
@@ -286,6 +293,10 @@ def measure_objects(
         _kron_flux(columns, i, stamp, ellipse, noise, config)
         if np.isfinite(columns["kronFlux"][i]):
             _extendedness(columns, i, kernel, ellipse, config)
+    for k, (radius, prefix) in enumerate(zip(config.apertureRadii, aperture_prefixes, strict=True)):
+        columns[f"{prefix}Flux"] = aperture_flux[:, k]
+        columns[f"{prefix}FluxErr"] = aperture_error[:, k] * noise.disc_factor(radius)
+        columns[f"{prefix}Flux_flag"] = aperture_flag[:, k]
     return Table(columns)
 
 
@@ -308,12 +319,9 @@ _APERTURE_FAILED = sep.APER_TRUNC | sep.APER_HASMASKED
 """sep aperture flags that make a flux unreliable."""
 
 
-def _aperture_fluxes(
-    columns: dict[str, np.ndarray], i: int, stamp: _Stamp, noise: CoaddNoise, config: ObjectMeasurementConfig
-) -> None:
-    """Measure object ``i``'s circular aperture fluxes."""
-    radii = np.asarray(config.apertureRadii, dtype=np.float64)
-    # One sep call for all the radii: the same aperture sums, one call's overhead.
+def _aperture_fluxes(stamp: _Stamp, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return an object's circular aperture fluxes, their errors from the
+    variance plane and their flags (one sep call for all the radii)."""
     fluxes, errors, flags = sep.sum_circle(
         stamp.data,
         np.full(radii.size, stamp.x),
@@ -323,11 +331,7 @@ def _aperture_fluxes(
         mask=stamp.bad,
         subpix=5,
     )
-    for radius, flux, error, flag in zip(config.apertureRadii, fluxes, errors, flags, strict=True):
-        prefix = aperture_column(radius)
-        columns[f"{prefix}Flux"][i] = flux
-        columns[f"{prefix}FluxErr"][i] = error * noise.disc_factor(radius)
-        columns[f"{prefix}Flux_flag"][i] = bool(flag & _APERTURE_FAILED) or radius > stamp.half
+    return fluxes, errors, ((flags & _APERTURE_FAILED) != 0) | (radii > stamp.half)
 
 
 def _kron_ellipse(
