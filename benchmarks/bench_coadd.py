@@ -27,6 +27,8 @@ field centre), in one run:
   ours is in memory);
 - time: wall clock of ours (warps + assembly) against SWarp's for N inputs
   (target <= 1.5), and of ours for 4N against N inputs (target <= 4.4);
+  also the CPU time (user + system) of both for N inputs, which a machine
+  shared with other work changes less than the wall clock;
 - memory: peak RSS of our subprocess with 4N inputs (20 by default: the
   issue's budget is 4 GiB for a full patch with 20 inputs), with its
   breakdown (process before the first warp, warps held, assembly), and
@@ -76,8 +78,10 @@ import astropy.wcs
 import numpy as np
 from astropy.io import fits
 from astropy.stats import mad_std
+from lsst.daf.butler import Config
 from lsst.images import Box, Image, Interval, Mask, SkyProjection, VisitImage
 from lsst.images.cells import CellCoadd
+from lsst.images.fits import FitsCompressionOptions
 from lsst.images.psfs import GaussianPointSpreadFunction
 from lsst.images.serialization import open_archive, read_archive, write_archive
 from results import Row, record
@@ -98,6 +102,8 @@ from lsst.obs.vista.skymap.register import load_register_config
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "output"
 SWARP = "SWarp"
+SEED = ROOT / "config" / "butler" / "seed.yaml"
+"""The repository seed whose write recipes the warps are written with."""
 
 SKYMAP_NAME = "lsst_cells_v1"
 FIELD_CENTRE = (34.5, -5.0)
@@ -334,14 +340,14 @@ def write_inputs(field: Field, work: Path) -> tuple[list[Path], list[Path]]:
 class _Input:
     """A deferred input, as a butler handle: read when the warp asks for it."""
 
-    def __init__(self, path: Path, reads: list[float]) -> None:
+    def __init__(self, path: Path, reads: list[tuple[float, float]]) -> None:
         self.path = path
         self.reads = reads
 
     def get(self) -> VisitImage:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         image = VisitImage.read(self.path)
-        self.reads.append(time.perf_counter() - start)
+        self.reads.append((time.perf_counter() - start, time.process_time() - cpu_start))
         return image
 
 
@@ -364,11 +370,12 @@ def run_ours(inputs: list[Path], result: Path) -> None:
     skymap, tract, patch = benchmark_patch()
     # Load numba's compiled resampler before the clock starts.
     resample_image(np.ones((8, 8)), np.full((2, 2), 3.5), np.full((2, 2), 3.5))
+    compression = {name: seed_compression(name) for name in ("direct_warp", "direct_warp_noise0")}
     memory = {"before_warps": _current_mib()}
     warp_task, assemble_task = MakeDirectWarpTask(), AssembleCellCoaddTask()
-    reads: list[float] = []
+    reads: list[tuple[float, float]] = []
     warps, noises = [], []
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for path in inputs:
         visit = int(path.stem.removeprefix("visit"))
         warped = warp_task.run(
@@ -379,21 +386,25 @@ def run_ours(inputs: list[Path], result: Path) -> None:
             patch_id=patch.id,
             visit=visit,
         )
-        # Written and read back as the butler does (a file per warp, read a
-        # strip of cells at a time through a handle), so that only what the
-        # assembly reads is in memory.
+        # Written and read back as the butler does (a file per warp, with the
+        # seed's write recipe, read a strip of cells at a time through a
+        # handle), so that only what the assembly reads is in memory.
         warp_path, noise_path = result / f"warp{visit:03d}.fits", result / f"noise{visit:03d}.fits"
-        write_archive(warped.warp, warp_path)
-        write_archive(warped.noise_warp, noise_path)
+        write_archive(warped.warp, warp_path, compression_options=compression["direct_warp"])
+        write_archive(warped.noise_warp, noise_path, compression_options=compression["direct_warp_noise0"])
         warps.append(_FileHandle(warp_path))
         noises.append(_FileHandle(noise_path))
         del warped
-    warp_seconds = time.perf_counter() - start - sum(reads)
+    read_seconds, read_cpu = (sum(values) for values in zip(*reads, strict=True))
+    warp_seconds = time.perf_counter() - start - read_seconds
+    warp_cpu = time.process_time() - cpu_start - read_cpu
+    files_mib = sum(handle.path.stat().st_size for handle in [*warps, *noises]) / 2**20
     memory["after_warps"] = _current_mib()
     memory["warps_held"] = 0.0
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     coadd_result = assemble_task.run(warps, noises)
     assemble_seconds = time.perf_counter() - start
+    assemble_cpu = time.process_time() - cpu_start
     memory["peak"] = _peak_mib()
     del warps, noises
     coadd_result.coadd.write(str(result / "coadd.fits"))
@@ -402,10 +413,24 @@ def run_ours(inputs: list[Path], result: Path) -> None:
         "inputs": len(inputs),
         "warp_seconds": warp_seconds,
         "assemble_seconds": assemble_seconds,
-        "read_seconds": sum(reads),
+        "read_seconds": read_seconds,
+        "cpu_seconds": warp_cpu + assemble_cpu,
+        "warp_files_mib": files_mib,
         "memory_mib": memory,
     }
     (result / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def seed_compression(dataset_type: str) -> dict[str, FitsCompressionOptions | None]:
+    """The compression of each plane of ``dataset_type`` in a repository
+    created with `SEED` (the write recipe it chooses for that type)."""
+    formatters = Config(str(SEED))["datastore", "formatters"]
+    entry = formatters[dataset_type]
+    recipe = formatters["write_recipes", entry["formatter"]][entry["parameters", "recipe"]]
+    return {
+        plane: None if options is None else FitsCompressionOptions.model_validate(options)
+        for plane, options in recipe.items()
+    }
 
 
 class _FileHandle:
@@ -423,8 +448,9 @@ class _FileHandle:
         return read_archive(self.path, bbox=parameters.get("bbox"))
 
 
-def run_measured(command: list[str], **kwargs) -> tuple[float, float]:
-    """Run a subprocess; return its wall time (s) and peak RSS (MiB)."""
+def run_measured(command: list[str], **kwargs) -> tuple[float, float, float]:
+    """Run a subprocess; return its wall time (s), CPU time (user + system,
+    s) and peak RSS (MiB)."""
     start = time.perf_counter()
     process = subprocess.Popen(command, **kwargs)
     _, status, usage = os.wait4(process.pid, 0)
@@ -432,7 +458,7 @@ def run_measured(command: list[str], **kwargs) -> tuple[float, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, command)
-    return seconds, usage.ru_maxrss / 1024.0
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
 
 
 def ours_subprocess(inputs: list[Path], work: Path) -> dict:
@@ -440,7 +466,7 @@ def ours_subprocess(inputs: list[Path], work: Path) -> dict:
     result = work / f"ours{len(inputs)}"
     result.mkdir()
     command = [sys.executable, __file__, "--worker", str(result), *map(str, inputs)]
-    _, process_peak = run_measured(command)
+    _, _, process_peak = run_measured(command)
     summary = json.loads((result / "summary.json").read_text())
     summary["process_peak_mib"] = process_peak
     summary["seconds"] = summary["warp_seconds"] + summary["assemble_seconds"]
@@ -478,13 +504,20 @@ def swarp_subprocess(field: Field, inputs: list[Path], work: Path) -> dict:
     log = directory / "swarp.log"
     with log.open("w") as stream:
         try:
-            seconds, peak = run_measured(
+            seconds, cpu, peak = run_measured(
                 [SWARP, *map(str, inputs), "-c", "/dev/null", *options], cwd=directory, stderr=stream
             )
         except subprocess.CalledProcessError:
             sys.stderr.write(log.read_text())
             raise
-    return {"inputs": len(inputs), "seconds": seconds, "peak_mib": peak, "image": image, "weight": weight}
+    return {
+        "inputs": len(inputs),
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "peak_mib": peak,
+        "image": image,
+        "weight": weight,
+    }
 
 
 def disc_offsets(radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -752,6 +785,8 @@ def make_rows(summary: dict, n_small: int, n_large: int, detector_size: int) -> 
     return [
         Row(f"warp + coadd of {n_small} inputs, one patch: ours / SWarp", small["seconds"],
             swarp[str(n_small)]["seconds"], "s", TIME_TARGET, small["memory_mib"]["peak"]),
+        Row(f"CPU time, warp + coadd of {n_small} inputs: ours / SWarp", small["cpu_seconds"],
+            swarp[str(n_small)]["cpu_seconds"], "s"),
         Row(f"scaling: ours with {n_large} / {n_small} inputs", large["seconds"], small["seconds"], "s",
             SCALING_TARGET, large["memory_mib"]["peak"]),
         Row(f"scaling: SWarp with {n_large} / {n_small} inputs", swarp[str(n_large)]["seconds"],
@@ -782,6 +817,7 @@ def print_summary(summary: dict, rows: list[Row]) -> None:
         print(
             f"  {n:>3s} inputs: warps {run['warp_seconds']:.1f} "
             f"({run['warp_seconds'] / int(n):.1f} per input), assembly {run['assemble_seconds']:.1f}; "
+            f"warp files {run['warp_files_mib'] / int(n):.0f} MiB per input; "
             f"RSS before the warps {memory['before_warps']:.0f}, "
             f"after {memory['after_warps']:.0f} (warp planes held {memory['warps_held']:.0f}), "
             f"peak {memory['peak']:.0f} (whole process {run['process_peak_mib']:.0f})"

@@ -15,9 +15,10 @@
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
 # pixels, default 2048), DEMO_DETECTORS (default 1,2,3).
-# Every step is safe to repeat: ingest skips what is there and a processCcd.py
+# Every step is safe to repeat: ingest skips what is there, a processCcd.py
 # run into an output chain that holds its results finds nothing to do (or
-# resumes, after a stop).
+# resumes, after a stop), and a finished report is kept (delete DEMO/report to
+# write it again).
 set -euo pipefail
 demo=${1:-demo}
 repo=$demo/repo
@@ -99,8 +100,13 @@ step "What isr measured: noise ratio (background noise / predicted sigma), resca
 run butler summarize-isr "$repo" --collections u/demo/vircam,u/demo/decam
 
 step "Report: per-detector table, image/mask/variance panels, PSF models, residual and repeatability histograms, coadds, objects against the simulator's truth"
-run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam,u/demo/coadd -o "$demo/report" \
-    --truth "$data/vircam/truth"
+if [ -f "$demo/report/index.html" ]; then
+    # index.html is the last file make-report writes: the report is complete.
+    echo "$demo/report already exists; reusing it (delete it to write the report again)."
+else
+    run butler make-report "$repo" --collections u/demo/vircam,u/demo/decam,u/demo/coadd -o "$demo/report" \
+        --truth "$data/vircam/truth"
+fi
 
 step "Export one exposure in the afw Exposure FITS layout (for users of the full Rubin stack)"
 run butler export-legacy "$repo" "$data/legacy" --collections u/demo/vircam \

@@ -13,12 +13,14 @@ from lsst.obs.vista.cli import get_cli_subcommands
 from lsst.obs.vista.cli.coadd_driver import coadd_driver
 from lsst.obs.vista.cli.commands import ingest_commands
 from lsst.obs.vista.cli.ingest_images import ingest_images
+from lsst.obs.vista.cli.multi_band_driver import multi_band_driver
 from lsst.obs.vista.cli.process_ccd import process_ccd
 from lsst.obs.vista.report.__main__ import report
 
 SCRIPTS: dict[str, click.Command] = {
     "processCcd.py": process_ccd,
     "coaddDriver.py": coadd_driver,
+    "multiBandDriver.py": multi_band_driver,
     "ingestImages.py": ingest_images,
     "python -m lsst.obs.vista.report": report,
 }
@@ -45,6 +47,8 @@ EXPECTED = {
                       "--processes", "--log-level"},
     "coaddDriver.py": {"--input", "--output", "--data-query", "--where", "--config", "--processes",
                        "--log-level"},
+    "multiBandDriver.py": {"--input", "--output", "--data-query", "--where", "--config", "--processes",
+                           "--log-level"},
     "ingestImages.py": {"--transfer", "--processes", "--log-level"},
     "python -m lsst.obs.vista.report": {"--collections", "--output", "--where", "--log-level"},
     "butler make-report": {"--collections", "--output", "--where"},
@@ -137,6 +141,7 @@ def test_log_level_reads_alike_in_the_scripts_and_butler() -> None:
     assert set(found) == {
         "processCcd.py",
         "coaddDriver.py",
+        "multiBandDriver.py",
         "ingestImages.py",
         "python -m lsst.obs.vista.report",
         "butler",

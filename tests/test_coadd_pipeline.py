@@ -1,7 +1,8 @@
 """DRP.yaml#step3 through a real ``pipetask`` on the shared processed VIRCAM
 repository: a skymap registered with ``butler register-skymap``, direct
 warps of both visits, and a cell-based ``deep_coadd`` per patch and band
-that a process without this package reads."""
+that a process without this package reads; then the objects of two of its
+patches (DRP.yaml#objects, #step4) through ``multiBandDriver.py`` and bps."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, SERIAL_OUTPUT
+from commands import BIN, ROOT, invoke
+from conftest import SERIAL_OUTPUT
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +33,10 @@ def run(*command: object) -> subprocess.CompletedProcess:
     return subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
 
 
-def stop_after_first_warp(command: list[object]) -> tuple[int, list[str]]:
+def stop_after_first_quantum(command: list[object], task: str) -> tuple[int, list[str]]:
     """Run a command and send it SIGTERM as soon as its log says the first
-    ``makeDirectWarp`` quantum is done, so that the signal comes while the
-    next one is running; return its exit status and standard error lines."""
+    quantum of ``task`` is done, so that the signal comes while the next
+    one is running; return its exit status and standard error lines."""
     process = subprocess.Popen(
         [str(c) for c in command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
@@ -43,7 +45,7 @@ def stop_after_first_warp(command: list[object]) -> tuple[int, list[str]]:
     try:
         for line in process.stderr:
             lines.append(line.rstrip("\n"))
-            if "Execution of task 'makeDirectWarp'" in line:
+            if f"Execution of task '{task}'" in line:
                 process.send_signal(signal.SIGTERM)
                 lines += [rest.rstrip("\n") for rest in process.stderr]
                 break
@@ -61,15 +63,12 @@ def coadd_driver_runs(
     ``coaddDriver.py``: stopped by SIGTERM after its first warp, then
     resumed by the same command.  Returns the repository, the stopped run's
     status and log lines, and the resumed run."""
-    result = run(
-        BIN / "butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    invoke("butler", "register-skymap", processed_vircam, "-C", SKYMAP_CONFIG, "-c", SMALL_PATCHES)
     command = [
         BIN / "coaddDriver.py", processed_vircam, "--skymap", "discrete_example", "-i", SERIAL_OUTPUT,
         "-o", OUTPUT,
     ]  # fmt: skip
-    stopped = stop_after_first_warp(command)
+    stopped = stop_after_first_quantum(command, "makeDirectWarp")
     resumed = run(*command)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     return processed_vircam, stopped, resumed
@@ -169,11 +168,10 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
         for ref in butler.query_datasets(name, explain=False)
     ]
     butler.pruneDatasets(removed, disassociate=True, unstore=True, purge=True)
-    result = run(
-        BIN / "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
+    invoke(
+        "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
         "--extend-run", "--skip-existing", "-p", f"{PIPELINE}#step3", "-d", "skymap='discrete_example'",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
     butler = Butler.from_config(str(coadded), collections=[OUTPUT])
     assert ids(butler, "direct_warp") == warps
     assert len(ids(butler, "deep_coadd")) == n_coadds
@@ -256,3 +254,205 @@ def test_coadd_driver_resumes_into_its_output(coadded: Path) -> None:
         result.stderr.splitlines()[-1]
         == f"coaddDriver.py: everything asked for is coadded in {OUTPUT}; nothing to do."
     )
+
+
+OBJECTS = "u/test/objects"
+"""Output collection of ``multiBandDriver.py`` on the coadds of `OUTPUT`."""
+
+
+@pytest.fixture(scope="module")
+def multi_band_driver_runs(coadded: Path) -> dict[str, object]:
+    """DRP.yaml#objects and #step4 run by ``multiBandDriver.py`` on two of
+    the coadded patches into `OBJECTS`: stopped by SIGTERM after its first
+    detection quantum, then resumed by the same command.  Returns the
+    command, the stopped run's status and log lines, what the stopped run
+    left in `OBJECTS` and the resumed run."""
+    from lsst.daf.butler import Butler, MissingDatasetTypeError
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    patches = sorted({ref.dataId["patch"] for ref in butler.query_datasets("deep_coadd", explain=False)})[:2]
+    command = [
+        BIN / "multiBandDriver.py", coadded, "--skymap", "discrete_example", "-i", OUTPUT, "-o", OBJECTS,
+        "-d", f"patch IN ({patches[0]}, {patches[1]})",
+    ]  # fmt: skip
+    stopped = stop_after_first_quantum(command, "detectCoaddPeaks")
+    butler = Butler.from_config(str(coadded), collections=[OBJECTS])
+    left = {}
+    for name in ("object_detection", "object_patch", "object", "object_forced_source"):
+        try:
+            left[name] = butler.query_datasets(name, explain=False)
+        except MissingDatasetTypeError:  # registered by a run the stop came before
+            left[name] = []
+    resumed = run(*command)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    return {"command": command, "stopped": stopped, "left": left, "resumed": resumed, "patches": patches}
+
+
+def test_multi_band_driver_stopped_by_sigterm_resumes(multi_band_driver_runs: dict[str, object]) -> None:
+    """SIGTERM reaches pipetask through multiBandDriver.py, which exits with
+    128 + SIGTERM and the command that resumes, having written no object
+    table and nothing half: every dataset it registered has its file.  The
+    resumed run finishes the objects and then measures them on the visits
+    (its object table is compared with an uninterrupted run's in
+    `test_bps_submit_objects_one_job_per_patch`)."""
+    from lsst.daf.butler import Butler
+
+    status, lines = multi_band_driver_runs["stopped"]
+    assert status == 128 + signal.SIGTERM, "\n".join(lines[-30:])
+    assert lines[-1].startswith(
+        f"multiBandDriver.py: stopped by SIGTERM; the finished quanta's outputs are kept in {OBJECTS}; "
+        "to resume, re-run this command: multiBandDriver.py "
+    ), lines[-1]
+    left = multi_band_driver_runs["left"]
+    assert left["object_detection"] and not left["object_patch"] and not left["object"]
+    assert not left["object_forced_source"]
+    butler = Butler.from_config(str(multi_band_driver_runs["command"][1]), collections=[OBJECTS])
+    assert all(butler.stored_many(left["object_detection"]).values())
+    resumed = multi_band_driver_runs["resumed"].stderr
+    assert "DRP.yaml#objects" in resumed and "DRP.yaml#step4" in resumed
+    assert "--extend-run --skip-existing --clobber-outputs" in resumed
+    (ref,) = butler.query_datasets("object", explain=False)
+    table = butler.get(ref)
+    assert np.count_nonzero(table["detect_isPrimary"]) > 0
+    assert {
+        (ref.dataId["visit"], ref.dataId["detector"])
+        for ref in butler.query_datasets("object_forced_source", explain=False)
+    } == {
+        (ref.dataId["visit"], ref.dataId["detector"])
+        for ref in butler.query_datasets(
+            "preliminary_visit_image", collections=[SERIAL_OUTPUT], explain=False
+        )
+    }
+
+
+def test_bps_submit_objects_one_job_per_patch(
+    multi_band_driver_runs: dict[str, object], tmp_path: Path
+) -> None:
+    """``bps submit bps/DRP-objects.yaml`` (parsl, local site) runs the
+    objects of each patch in one job and writes, uninterrupted, the object
+    table that the stopped and resumed multiBandDriver.py wrote, column for
+    column."""
+    from lsst.daf.butler import Butler
+
+    repo = multi_band_driver_runs["command"][1]
+    patches = multi_band_driver_runs["patches"]
+    output = "u/test/objects-bps"
+    where = f"skymap='discrete_example' AND patch IN ({patches[0]}, {patches[1]})"
+    result = subprocess.run(
+        [
+            str(BIN / "bps"), "submit", str(ROOT / "bps" / "DRP-objects.yaml"), "-b", str(repo),
+            "-i", OUTPUT, "-o", output, "-d", where,
+        ],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PWD": str(tmp_path)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (submit,) = (tmp_path / "submit" / "u" / "test" / "objects-bps").iterdir()
+    assert len(list((submit / "logs" / "objectsPatch").rglob("*.stderr"))) == len(patches)
+    butler = Butler.from_config(str(repo))
+    batch = butler.get("object", skymap="discrete_example", tract=0, collections=[output])
+    driver = butler.get("object", skymap="discrete_example", tract=0, collections=[OBJECTS])
+    assert len(batch) > 0 and batch.colnames == driver.colnames
+    for name in batch.colnames:
+        ours, theirs = np.asarray(batch[name]), np.asarray(driver[name])
+        assert np.array_equal(ours, theirs, equal_nan=ours.dtype.kind == "f"), name
+
+
+def multi_band_driver_in_process(*args: object) -> tuple[int, list[str]]:
+    """Run multiBandDriver.py in this process (the mistakes it names stop it
+    before any pipetask starts); return its exit status and error lines."""
+    from lsst.daf.butler.cli.utils import LogCliRunner
+
+    from lsst.obs.vista.cli.multi_band_driver import multi_band_driver
+
+    result = LogCliRunner().invoke(
+        multi_band_driver, [str(arg) for arg in args], prog_name="multiBandDriver.py"
+    )
+    return result.exit_code, result.stderr.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("options", "line"),
+    [
+        (
+            ["--skymap", "discrete_exampel", "-i", OUTPUT],
+            "Error: unknown skymap 'discrete_exampel' (did you mean 'discrete_example'?) "
+            "(registered: discrete_example)",
+        ),
+        (
+            ["--skymap", "discrete_example", "-i", SERIAL_OUTPUT],
+            f"Error: no deep_coadd on skymap 'discrete_example' in {SERIAL_OUTPUT}; make the coadds first "
+            "(coaddDriver.py)",
+        ),
+        (
+            ["--skymap", "discrete_example", "-i", OUTPUT, "--external", "hsc_pdr3"],
+            "Error: no external catalogue 'hsc_pdr3' (refcats/hsc_pdr3 does not exist); ingest it first: "
+            "butler ingest-refcat REPO hsc_pdr3 FILE... --positions ID,RA,DEC",
+        ),
+        (
+            ["--skymap", "discrete_example", "-i", OUTPUT, "-c", "detectCoadPeaks:thresholdValue=3"],
+            "Error: -c detectCoadPeaks:thresholdValue=3: no task 'detectCoadPeaks' runs (tasks: "
+            "consolidateObjectTable, detectCoaddPeaks, forcedPhotCcd, forcedPhotObjects, "
+            "measureObjectsRef, mergeCoaddDetections, writeObjectTable)",
+        ),
+    ],
+)
+def test_multi_band_driver_names_bad_input(coadded: Path, options: list[str], line: str) -> None:
+    """Each mistake is one line before anything runs."""
+    status, lines = multi_band_driver_in_process(coadded, *options, "-o", "u/test/never")
+    assert status == 1 and lines == [line]
+
+
+def test_multi_band_driver_names_an_unknown_collection(coadded: Path) -> None:
+    status, lines = multi_band_driver_in_process(
+        coadded, "--skymap", "discrete_example", "-i", "u/test/coadds", "-o", "u/test/never"
+    )
+    assert status == 1 and lines == [
+        f"Error: {coadded}: No collection with name 'u/test/coadds' found (did you mean 'u/test/coadd'?)."
+    ]
+
+
+def test_multi_band_driver_finds_nothing_to_do(multi_band_driver_runs: dict[str, object]) -> None:
+    """Run again into an output holding every object and forced source,
+    multiBandDriver.py builds both graphs, finds nothing to do, and says so."""
+    result = run(*multi_band_driver_runs["command"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (
+        result.stderr.splitlines()[-1]
+        == f"multiBandDriver.py: everything asked for is measured in {OBJECTS}; nothing to do."
+    )
+
+
+def test_multi_band_driver_refuses_an_external_catalogue_its_output_lacks(
+    multi_band_driver_runs: dict[str, object], tmp_path: Path
+) -> None:
+    """An output made without an external catalogue cannot take its
+    measurements (pipetask refuses an output chain whose inputs differ):
+    one line says so before anything runs."""
+    from astropy.table import Table
+    from lsst.daf.butler import Butler
+    from lsst.daf.butler.cli.butler import cli
+    from lsst.daf.butler.cli.utils import LogCliRunner
+
+    repo = multi_band_driver_runs["command"][1]
+    butler = Butler.from_config(str(repo), collections=[OBJECTS])
+    objects = butler.get("object", skymap="discrete_example", tract=0)
+    positions = Table({"id": np.arange(len(objects)), "ra": objects["coord_ra"], "dec": objects["coord_dec"]})
+    positions.write(tmp_path / "positions.parquet")
+    ingest = [
+        "ingest-refcat",
+        str(repo),
+        "positions",
+        str(tmp_path / "positions.parquet"),
+        "--positions",
+        "id,ra,dec",
+    ]
+    result = LogCliRunner().invoke(cli, ingest)
+    assert result.exit_code == 0, result.output
+    status, lines = multi_band_driver_in_process(
+        *multi_band_driver_runs["command"][1:], "--external", "positions"
+    )
+    assert status == 1 and lines == [
+        f"Error: {OBJECTS} was made without refcats/positions (or before its latest ingest) in its inputs; "
+        "measure the external catalogue into a new output collection"
+    ]

@@ -244,6 +244,7 @@ def test_generated_cli_reference(built_docs: Path) -> None:
         "butler ingest-refcat",
         "processCcd.py",
         "coaddDriver.py",
+        "multiBandDriver.py",
         "ingestImages.py",
     )
     for command in commands:

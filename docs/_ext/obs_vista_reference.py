@@ -256,12 +256,14 @@ def _commands() -> list[tuple[str, click.Command]]:
     from lsst.obs.vista.cli import get_cli_subcommands
     from lsst.obs.vista.cli.coadd_driver import coadd_driver
     from lsst.obs.vista.cli.ingest_images import ingest_images
+    from lsst.obs.vista.cli.multi_band_driver import multi_band_driver
     from lsst.obs.vista.cli.process_ccd import process_ccd
 
     commands = [(f"butler {command.name}", command) for command in get_cli_subcommands()]
     scripts = [
         ("processCcd.py", process_ccd),
         ("coaddDriver.py", coadd_driver),
+        ("multiBandDriver.py", multi_band_driver),
         ("ingestImages.py", ingest_images),
     ]
     return [*commands, *scripts]
@@ -273,8 +275,8 @@ def cli_page() -> str:
         _heading("Command-line reference", "="),
         "The ``--help`` of every command the package installs, generated when the documentation "
         "is built.  The ``butler`` subcommands appear in ``butler --help`` once the package is "
-        "installed (the ``butler.cli`` entry point); ``processCcd.py``, ``coaddDriver.py`` and "
-        "``ingestImages.py`` are console scripts.\n\n",
+        "installed (the ``butler.cli`` entry point); ``processCcd.py``, ``coaddDriver.py``, "
+        "``multiBandDriver.py`` and ``ingestImages.py`` are console scripts.\n\n",
     ]
     for name, command in _commands():
         context = click.Context(

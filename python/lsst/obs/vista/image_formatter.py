@@ -25,7 +25,10 @@ class VisitImageFormatter(GenericFormatter):
     lsst-images' default (lossless ``GZIP_2``).
 
     ``config/butler/seed*.yaml`` select this formatter for the
-    `~lsst.images.VisitImage` datasets of every instrument.  The datastore
+    `~lsst.images.VisitImage` datasets of every instrument, and for the
+    intermediate warps (``direct_warp``, a `~lsst.images.cells.CellCoadd`
+    whose cell PSF array is the ``psf`` plane, and ``direct_warp_noise0``)
+    with their own recipe.  The datastore
     records the formatter of each file and imports it to read the file back,
     so reading one written by this class needs this package installed; the
     exposures themselves (standard observation info, see

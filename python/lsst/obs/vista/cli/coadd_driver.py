@@ -15,64 +15,14 @@ from __future__ import annotations
 __all__ = ("build_coadd_command", "coadd_driver", "main")
 
 import shlex
-import subprocess
-import sys
 from collections.abc import Sequence
 
 import click
 
-from ..discovery import instrument_entry
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
-from .process_ccd import environment_executable
-from .repository import collection_exists, nearest, open_repository
-from .signal_forwarding import SignalForwarder
-
-_EMPTY_GRAPH = "QuantumGraph was empty"
-"""What pipetask says when every quantum asked for is done (or has no input)."""
-
-
-def _check_skymap(butler: object, skymap: str, tracts: Sequence[int]) -> None:
-    """Name an unregistered skymap or a tract it does not have, on one line."""
-    registered = sorted(record.name for record in butler.query_dimension_records("skymap"))
-    if skymap not in registered:
-        known = ", ".join(registered) if registered else "none; run butler register-skymap first"
-        raise click.ClickException(
-            f"unknown skymap {skymap!r}{nearest(skymap, registered)} (registered: {known})"
-        )
-    for tract in tracts:
-        if not butler.query_dimension_records("tract", skymap=skymap, tract=tract, explain=False):
-            count = len(butler.query_dimension_records("tract", skymap=skymap))
-            raise click.ClickException(
-                f"skymap {skymap!r} has no tract {tract} (its tracts are 0-{count - 1})"
-            )
-
-
-def _instrument(butler: object, inputs: Sequence[str], given: str | None) -> str:
-    """The instrument whose visits are coadded: the one given, or the only one
-    with a ``preliminary_visit_image`` in the inputs."""
-    found = sorted(
-        {
-            str(ref.dataId["instrument"])
-            for ref in butler.query_datasets(
-                "preliminary_visit_image", collections=list(inputs), find_first=False, explain=False
-            )
-        }
-    )
-    if given is not None:
-        if given not in found:
-            raise click.ClickException(
-                f"no preliminary_visit_image of instrument {given!r} in {', '.join(inputs)}"
-                f"{nearest(given, found)}"
-            )
-        return given
-    if len(found) != 1:
-        what = ", ".join(found) if found else "none"
-        raise click.ClickException(
-            f"say which instrument to coadd with --instrument (with preliminary_visit_image in "
-            f"{', '.join(inputs)}: {what})"
-        )
-    return found[0]
+from .pipeline_driver import check_skymap, find_instrument, pipetask_run_command, run_pipetask_commands
+from .repository import collection_exists, open_repository
 
 
 def build_coadd_command(
@@ -115,17 +65,10 @@ def build_coadd_command(
     """
     query = f"skymap='{skymap}' AND instrument='{instrument}'" + (f" AND ({where})" if where else "")
     collections = [*inputs, *([SKYMAP_RUN] if SKYMAP_RUN not in inputs else [])]
-    pipeline = instrument_entry(instrument).pipelines_dir / "DRP.yaml"
-    command = [
-        "pipetask", "run", "-b", repo, "-i", ",".join(collections), "-o", output,
-        "-p", f"{pipeline}#step3", "-d", query, "-j", str(jobs),
-        "--register-dataset-types",
-    ]  # fmt: skip
-    if resume:
-        command += ["--extend-run", "--skip-existing", "--clobber-outputs"]
-    for override in config_overrides:
-        command += ["-c", override]
-    return command
+    return pipetask_run_command(
+        repo, instrument=instrument, subset="step3", where=query, collections=collections, output=output,
+        jobs=jobs, resume=resume, config_overrides=config_overrides,
+    )  # fmt: skip
 
 
 @click.command(cls=ScriptCommand, context_settings={"help_option_names": ["-h", "--help"]})
@@ -176,8 +119,8 @@ def coadd_driver(
     --clobber-outputs); when everything is coadded it says so.
     """
     with open_repository(repo, collections=list(inputs)) as butler:
-        _check_skymap(butler, skymap, tracts)
-        instrument = _instrument(butler, inputs, instrument)
+        check_skymap(butler, skymap, tracts)
+        instrument = find_instrument(butler, inputs, instrument, verb="coadd")
         resume = collection_exists(butler, output)
     if tracts:
         tract_query = f"tract IN ({', '.join(str(t) for t in tracts)})"
@@ -189,32 +132,8 @@ def coadd_driver(
     click.echo(f"$ {shlex.join(command)}", err=True)
     if dry_run:
         return
-    with SignalForwarder() as forwarder:
-        process = forwarder.popen(
-            environment_executable(command), stdout=sys.stdout, stderr=subprocess.PIPE, text=True
-        )
-        tail: list[str] = []
-        assert process.stderr is not None
-        for line in process.stderr:
-            sys.stderr.write(line)
-            tail = [*tail[-20:], line]
-        status = forwarder.wait(process)
-    rerun = shlex.join(["coaddDriver.py", *sys.argv[1:]])
-    if forwarder.received is not None:
-        click.echo(
-            f"coaddDriver.py: stopped by {forwarder.name}; the finished quanta's outputs are kept in "
-            f"{output}; to resume, re-run this command: {rerun}",
-            err=True,
-        )
-        sys.exit(128 + forwarder.received)
-    if status != 0 and resume and any(_EMPTY_GRAPH in line for line in tail):
+    if run_pipetask_commands([command], prog="coaddDriver.py", output=output):
         click.echo(f"coaddDriver.py: everything asked for is coadded in {output}; nothing to do.", err=True)
-        return
-    if status != 0:
-        raise click.ClickException(
-            f"pipetask exited with status {status} (see the log above); to resume once the cause is dealt "
-            f"with, re-run this command: {rerun}"
-        )
 
 
 def main() -> None:

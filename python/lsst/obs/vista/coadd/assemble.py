@@ -157,6 +157,10 @@ class _Input:
     has_data: np.ndarray
     """Pixels that are not NO_DATA."""
 
+    flags: dict[str, np.ndarray]
+    """Pixels of each of its bad mask planes and SATURATED (those in its
+    schema), decoded once for all the cells."""
+
     sigma: float
     """Gaussian sigma (tract pixels) of its PSF, median over cells."""
 
@@ -213,7 +217,8 @@ class _Source:
         if isinstance(self._noise, MaskedImage | Image):
             noise = self._noise[inside]
         else:
-            noise = self._noise.get(parameters={"bbox": inside})
+            # Its image only: the mask and variance are the warp's.
+            noise = self._noise.get(component="image", parameters={"bbox": inside})
         if isinstance(noise, MaskedImage):
             noise = noise.image
         if inside.shape == box.shape:
@@ -413,8 +418,15 @@ class AssembleCellCoaddTask(PipelineTask):
 
     def _input(self, warp: CellCoadd, noise: np.ndarray) -> _Input:
         """Return what the assembly needs of one warp."""
-        planes = [p for p in self.config.badMaskPlanes if p in warp.mask.schema.names]
-        bad = planes_set(warp.mask.array, warp.mask.schema, planes)
+        names = warp.mask.schema.names
+        flags = {
+            plane: planes_set(warp.mask.array, warp.mask.schema, [plane])
+            for plane in dict.fromkeys([*self.config.badMaskPlanes, "SATURATED"])
+            if plane in names
+        }
+        bad = np.zeros(warp.mask.array.shape[:-1], dtype=bool)
+        for plane in self.config.badMaskPlanes:
+            bad |= flags.get(plane, False)
         has_data = ~warp.mask.get("NO_DATA") & np.isfinite(warp.image.array)
         usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
         # A strip the warp has no cell in carries no provenance (and no data).
@@ -426,7 +438,7 @@ class AssembleCellCoaddTask(PipelineTask):
             for index in range(len(table)):
                 row = {name: values[index] for name, values in columns.items()}
                 cell_rows.setdefault((int(row["cell_i"]), int(row["cell_j"])), []).append(row)
-        return _Input(warp, noise, usable, has_data, sigma, cell_rows)
+        return _Input(warp, noise, usable, has_data, flags, sigma, cell_rows)
 
     @staticmethod
     def _weight(item: _Input, sl: tuple[slice, slice]) -> float:
@@ -466,20 +478,16 @@ class AssembleCellCoaddTask(PipelineTask):
             variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
             noise += w * np.where(used, item.noise[sl], 0.0)
             n_image += used
-            # The cell's mask words only: decoding a whole plane per cell
-            # would dominate the assembly.
-            cell_mask = item.warp.mask.array[sl]
-            schema = item.warp.mask.schema
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
-                elif plane in schema.names:
-                    flagged = planes_set(cell_mask, schema, [plane])
+                elif plane in item.flags:
+                    flagged = item.flags[plane][sl]
                 else:
                     continue
                 fraction[out] += weight * flagged
-            if "SATURATED" in schema.names:
-                saturated += planes_set(cell_mask, schema, ["SATURATED"])
+            if "SATURATED" in item.flags:
+                saturated += item.flags["SATURATED"][sl]
         weight_sum = float(np.sum(weights))
         for fraction in planes.fractions.values():
             fraction[out] /= weight_sum
@@ -562,7 +570,7 @@ class AssembleCellCoaddTask(PipelineTask):
                         & (np.abs(difference) > self.config.clipFluxFraction * np.abs(median))
                     )
             if radius > 0 and artefact.any():
-                artefact = scipy.ndimage.binary_dilation(artefact, structure) & np.isfinite(values)
+                artefact = _dilated(artefact, structure) & np.isfinite(values)
             result.append(artefact)
         return result
 
@@ -586,12 +594,29 @@ def _nanmedian_over_inputs(stack: np.ndarray, n_valid: np.ndarray) -> np.ndarray
     return np.where(n_valid > 0, 0.5 * (lower + upper), np.nan).astype(stack.dtype)
 
 
+def _dilated(pixels: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """`scipy.ndimage.binary_dilation` of ``pixels`` by a symmetric
+    ``structure`` of odd side, at a cost that grows with the number of set
+    pixels instead of the image's size (artefacts are few): each set pixel
+    sets the structure's pixels around it."""
+    ys, xs = np.nonzero(pixels)
+    dy, dx = (offsets - structure.shape[0] // 2 for offsets in np.nonzero(structure))
+    if ys.size * dy.size > pixels.size:
+        return scipy.ndimage.binary_dilation(pixels, structure)
+    ys, xs = (ys[:, np.newaxis] + dy).ravel(), (xs[:, np.newaxis] + dx).ravel()
+    inside = (ys >= 0) & (ys < pixels.shape[0]) & (xs >= 0) & (xs < pixels.shape[1])
+    result = np.zeros_like(pixels, dtype=bool)
+    result[ys[inside], xs[inside]] = True
+    return result
+
+
 def _smoothed(values: np.ndarray, usable: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-smooth the usable pixels of an image (normalised convolution)."""
-    filled = np.where(usable, values, 0.0)
+    """Gaussian-smooth the usable pixels of an image (normalised
+    convolution, in float32: it only decides which pixels are artefacts)."""
+    filled = np.where(usable, values, 0.0).astype(np.float32)
     if sigma <= 0.1:
         return filled
-    weight = scipy.ndimage.gaussian_filter(usable.astype(float), sigma)
+    weight = scipy.ndimage.gaussian_filter(usable.astype(np.float32), sigma)
     with np.errstate(invalid="ignore", divide="ignore"):
         return scipy.ndimage.gaussian_filter(filled, sigma) / weight
 

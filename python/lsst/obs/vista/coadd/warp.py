@@ -344,7 +344,8 @@ class MakeDirectWarpTask(PipelineTask):
             image[sl][take] = piece.image[piece_sl][take]
             variance[sl][take] = piece.variance[piece_sl][take]
             noise[sl][take] = piece.noise[piece_sl][take]
-            mask.array[sl][take] = piece.mask[piece_sl][take]
+            # Broadcast over the mask bytes: faster than indexing whole pixels.
+            np.copyto(mask.array[sl], piece.mask[piece_sl], where=take[..., np.newaxis])
         set_plane(mask, "NO_DATA", owner < 0)
         psf, provenance = self._cell_psfs_and_provenance(warped, owner, box, tract, patch, visit)
         projection = tract.sky_projection(skymap_name)
@@ -390,20 +391,18 @@ class MakeDirectWarpTask(PipelineTask):
         last = grid.index_of(y=box.y.stop - 1, x=box.x.stop - 1)
         kernels = np.full((last.i - first.i + 1, last.j - first.j + 1, size, size), np.nan)
         missing: set[CellIJ] = set()
-        rows: list[dict[str, Any]] = []
+        covered: list[tuple[CellIJ, np.ndarray, int, int, float, float]] = []
         for i in range(first.i, last.i + 1):
             for j in range(first.j, last.j + 1):
                 cell = CellIJ(i=i, j=j)
                 cell_box = grid.bbox_of(cell)
-                sl = cell_box.slice_within(box)
-                cell_owner = owner[sl]
+                cell_owner = owner[cell_box.slice_within(box)]
                 counts = np.bincount(cell_owner[cell_owner >= 0], minlength=len(warped))
                 if not counts.any():
                     missing.add(cell)
                     continue
-                centre = cell_owner[cell_owner.shape[0] // 2, cell_owner.shape[1] // 2]
-                chosen = int(centre) if centre >= 0 else int(np.argmax(counts))
-                piece = warped[chosen]
+                centre = int(cell_owner[cell_owner.shape[0] // 2, cell_owner.shape[1] // 2])
+                chosen = centre if centre >= 0 else int(np.argmax(counts))
                 # The PSF at the cell centre, or at the centre of the covered
                 # part when the centre is not covered.
                 if centre >= 0:
@@ -411,30 +410,40 @@ class MakeDirectWarpTask(PipelineTask):
                 else:
                     ys, xs = np.nonzero(cell_owner == chosen)
                     cx, cy = float(xs.mean() + cell_box.x.start), float(ys.mean() + cell_box.y.start)
-                source_x, source_y, jacobian = local_jacobian(
-                    tract.wcs, piece.visit_image.sky_projection, cx, cy
+                covered.append((cell, counts / cell_owner.size, centre, chosen, cx, cy))
+        # Each detector's WCS is evaluated once, for all the cells it gives the PSF of.
+        detectors = np.array([item[3] for item in covered], dtype=int)
+        centres = np.array([item[4:] for item in covered], dtype=float).reshape(-1, 2)
+        source_x, source_y = np.empty(len(covered)), np.empty(len(covered))
+        jacobians = np.empty((len(covered), 2, 2))
+        for index in np.unique(detectors):
+            members = detectors == index
+            source_x[members], source_y[members], jacobians[members] = local_jacobian(
+                tract.wcs, warped[index].visit_image.sky_projection, centres[members, 0], centres[members, 1]
+            )
+        rows: list[dict[str, Any]] = []
+        for k, (cell, fractions, centre, chosen, _, _) in enumerate(covered):
+            psf_model = warped[chosen].visit_image.psf
+            kernel = warp_psf_kernel(psf_model, float(source_x[k]), float(source_y[k]), jacobians[k], size)
+            kernels[cell.i - first.i, cell.j - first.j] = kernel
+            ixx, iyy, ixy = kernel_moments(kernel)
+            shape_flag = not (np.isfinite(ixx) and np.isfinite(iyy) and ixx > 0 and iyy > 0)
+            for index in np.nonzero(fractions)[0]:
+                rows.append(
+                    {
+                        "cell_i": cell.i,
+                        "cell_j": cell.j,
+                        "detector": warped[int(index)].detector,
+                        "overlaps_center": bool(centre == index),
+                        "overlap_fraction": float(fractions[index]),
+                        "unmasked_fraction": float(fractions[index]),
+                        "weight": 1.0,
+                        "psf_shape_xx": ixx,
+                        "psf_shape_yy": iyy,
+                        "psf_shape_xy": ixy,
+                        "psf_shape_flag": shape_flag,
+                    }
                 )
-                kernel = warp_psf_kernel(piece.visit_image.psf, source_x, source_y, jacobian, size)
-                kernels[i - first.i, j - first.j] = kernel
-                ixx, iyy, ixy = kernel_moments(kernel)
-                shape_flag = not (np.isfinite(ixx) and np.isfinite(iyy) and ixx > 0 and iyy > 0)
-                for index in np.nonzero(counts)[0]:
-                    piece_at = warped[int(index)]
-                    rows.append(
-                        {
-                            "cell_i": i,
-                            "cell_j": j,
-                            "detector": piece_at.detector,
-                            "overlaps_center": bool(centre == index),
-                            "overlap_fraction": float(counts[index]) / cell_owner.size,
-                            "unmasked_fraction": float(counts[index]) / cell_owner.size,
-                            "weight": 1.0,
-                            "psf_shape_xx": ixx,
-                            "psf_shape_yy": iyy,
-                            "psf_shape_xy": ixy,
-                            "psf_shape_flag": shape_flag,
-                        }
-                    )
         bounds = CellGridBounds(grid=grid, bbox=box, missing=frozenset(missing))
         psf = CellPointSpreadFunction(kernels, bounds, resampling_kernel="lanczos3")
         return psf, self._provenance(warped, rows, visit)

@@ -170,7 +170,13 @@ def planes_set(array: np.ndarray, schema: MaskSchema, planes: Iterable[str]) -> 
     set : `numpy.ndarray` [`bool`]
         `True` where at least one of ``planes`` is set.
     """
-    return np.any(array & schema.bitmask(*planes), axis=-1)
+    bitmask = schema.bitmask(*planes)
+    n = array.shape[-1]
+    if array.dtype == np.uint8 and n in (1, 2, 4, 8) and array.flags.c_contiguous:
+        # One word per pixel: a single AND instead of a reduction over the bytes.
+        word = np.ascontiguousarray(bitmask, dtype=np.uint8).view(f"<u{n}")[0]
+        return (array.view(f"<u{n}")[..., 0] & word) != 0
+    return np.any(array & bitmask, axis=-1)
 
 
 def unflagged(mask: Mask) -> np.ndarray:
