@@ -52,6 +52,51 @@ def test_noise_correlation_of_white_and_smoothed_noise():
     assert correlation_error_factor(correlation, np.ones((1, 1))) == pytest.approx(1.0)
 
 
+def _correlation_by_shifts(residual, background, max_lag):
+    """The correlation `measure_noise_correlation` defines, summed lag by lag."""
+    values = np.where(background, residual, 0.0)
+    weight = background.astype(np.float64)
+    h, w = values.shape
+    zero = np.sum(values * values) / weight.sum()
+    correlation = np.zeros((2 * max_lag + 1, 2 * max_lag + 1))
+    for dy in range(-max_lag, max_lag + 1):
+        for dx in range(-max_lag, max_lag + 1):
+            a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
+            b = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
+            pairs = np.sum(weight[a] * weight[b])
+            if pairs > 0:
+                correlation[max_lag + dy, max_lag + dx] = np.sum(values[a] * values[b]) / pairs / zero
+    return correlation
+
+
+@pytest.mark.parametrize("shape, max_lag", [((157, 203), 3), ((64, 48), 5)])
+def test_noise_correlation_is_the_mean_product_of_sky_pairs(shape, max_lag):
+    """Correlated noise with masked holes and stripes: every lag equals the
+    mean product over the pairs of sky pixels at that lag."""
+    rng = np.random.default_rng(7)
+    white = rng.normal(size=(shape[0] + 2, shape[1] + 2))
+    residual = white[1:-1, 1:-1] + 0.4 * white[2:, 1:-1] + 0.3 * white[1:-1, :-2] - 0.2 * white[:-2, 2:]
+    background = rng.random(shape) > 0.3
+    background[:, 10:14] = False
+    background[5:9, :] = False
+    expected = _correlation_by_shifts(residual, background, max_lag)
+    correlation = measure_noise_correlation(residual, background, max_lag)
+    np.testing.assert_allclose(correlation, expected, rtol=0, atol=1e-12)
+    assert abs(correlation[max_lag, max_lag + 1]) > 0.05
+    # The error factor of a weighted sum: sum over pixel pairs of w_a w_b rho(b - a).
+    weights = rng.random((4, 9))
+    pixels = list(np.ndindex(weights.shape))
+    covariance = sum(
+        weights[a] * weights[b] * expected[max_lag + b[0] - a[0], max_lag + b[1] - a[1]]
+        for a in pixels
+        for b in pixels
+        if abs(b[0] - a[0]) <= max_lag and abs(b[1] - a[1]) <= max_lag
+    )
+    assert correlation_error_factor(correlation, weights) == pytest.approx(
+        math.sqrt(covariance / np.sum(weights**2)), rel=1e-12
+    )
+
+
 def test_background_follows_a_gradient_under_stars():
     """The SplineField stored is what is subtracted, and it recovers the sky."""
     rng = np.random.default_rng(3)

@@ -71,10 +71,14 @@ def coadd_objects(tmp_path_factory, truth, patch_id):
     reference = ref.run(
         {"J": coadd}, merged.merged, merged.merged_footprints, skymap=field.skymap(), tract=0, patch=patch_id
     ).measurement
-    own = ForcedPhotObjectsTask().run(coadd, reference, merged.merged_footprints).measurement
+    own = (
+        ForcedPhotObjectsTask()
+        .run(coadd, reference, merged.merged_footprints, detections=detection.detections)
+        .measurement
+    )
     for column in ("x", "y", "detect_isPrimary"):
         own[column] = reference[column]
-    return coadd, merged.merged_footprints, own
+    return coadd, merged.merged_footprints, own, detection.detections
 
 
 def external_table(truth) -> Table:
@@ -123,16 +127,16 @@ def measured(repository, coadd_objects, patch_id) -> Table:
     shards = [
         butler.get(ref) for ref in butler.query_datasets(CATALOG, collections=refcat_collection(CATALOG))
     ]
-    coadd, footprints, _ = coadd_objects
+    coadd, footprints, _, detections = coadd_objects
     return (
         ForcedPhotExternalTask()
-        .run(coadd, shards, footprints, skymap=field.skymap(), tract=0, patch=patch_id)
+        .run(coadd, shards, footprints, skymap=field.skymap(), tract=0, patch=patch_id, detections=detections)
         .measurement
     )
 
 
 def test_fluxes_agree_with_the_coadd_measurements(measured, coadd_objects, truth) -> None:
-    _, _, reference = coadd_objects
+    _, _, reference, _ = coadd_objects
     reference = reference[reference["detect_isPrimary"] & ~reference["psfFlux_flag"]]
     distance = np.hypot(
         np.asarray(measured["x"])[:, None] - np.asarray(reference["x"])[None],
@@ -154,6 +158,26 @@ def test_fluxes_agree_with_the_coadd_measurements(measured, coadd_objects, truth
         theirs["ap06FluxErr"]
     )
     assert np.percentile(np.abs(aperture), 95) < 1.0
+
+
+def test_errors_use_the_noise_detection_recorded(repository, measured, coadd_objects, patch_id) -> None:
+    """The coadd's real noise comes from object_detection's metadata, as
+    forcedPhotObjects takes it: a recorded pixel ratio twice as large
+    doubles every error."""
+    coadd, footprints, _, detections = coadd_objects
+    doubled = detections.copy(copy_data=False)
+    doubled.meta = dict(detections.meta, NOISE_PIXEL_RATIO=2.0 * detections.meta["NOISE_PIXEL_RATIO"])
+    butler = Butler.from_config(str(repository))
+    shards = [
+        butler.get(ref) for ref in butler.query_datasets(CATALOG, collections=refcat_collection(CATALOG))
+    ]
+    again = (
+        ForcedPhotExternalTask()
+        .run(coadd, shards, footprints, skymap=field.skymap(), tract=0, patch=patch_id, detections=doubled)
+        .measurement
+    )
+    np.testing.assert_allclose(again["psfFluxErr"], 2.0 * measured["psfFluxErr"], rtol=1e-12)
+    np.testing.assert_array_equal(again["psfFlux"], measured["psfFlux"])
 
 
 def test_positions_option_needs_three_names(repository) -> None:

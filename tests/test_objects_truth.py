@@ -22,6 +22,7 @@ from lsst.images import Box
 import coadd_field as field
 import object_field
 from lsst.obs.vista.objects import (
+    DEFAULT_PRIORITY,
     CoaddNoise,
     ConsolidateObjectTableTask,
     DetectCoaddPeaksTask,
@@ -30,6 +31,7 @@ from lsst.obs.vista.objects import (
     MergeCoaddDetectionsTask,
     ObjectMeasurementConfig,
     WriteObjectTableTask,
+    band_priority,
     coadd_planes,
     measure_objects,
     unpack_object_ids,
@@ -447,3 +449,9 @@ def test_merge_aligns_bands_of_different_coverage(coadds, patch_id):
         table["x"][owner - 1] - part.detections["x"], table["y"][owner - 1] - part.detections["y"]
     )
     assert np.median(distance) < 1.0
+
+
+def test_default_priority_ranks_every_instrument_reddest_first():
+    """WFCAM's K ranks as VIRCAM's Ks; bands not listed come last, alphabetically."""
+    assert band_priority(["z", "J", "y", "H", "K", "H2"], DEFAULT_PRIORITY) == ["K", "H", "J", "y", "z", "H2"]
+    assert band_priority(["g", "Ks", "K", "J"], DEFAULT_PRIORITY) == ["Ks", "K", "J", "g"]

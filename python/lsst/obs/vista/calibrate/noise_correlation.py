@@ -15,6 +15,8 @@ __all__ = ("correlation_error_factor", "measure_noise_correlation")
 import math
 
 import numpy as np
+import scipy.fft
+import scipy.signal
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -51,18 +53,18 @@ def measure_noise_correlation(residual: np.ndarray, background: np.ndarray, max_
     if not zero > 0:
         correlation[max_lag, max_lag] = 1.0
         return correlation
+    # Sums of products at every lag by FFT: the autocorrelation of the sky
+    # values, and of the sky mask for the number of pairs.  Zero padding by
+    # ``max_lag`` keeps the circular correlation from wrapping at the lags kept.
     h, w = values.shape
-    for dy in range(0, max_lag + 1):
-        for dx in range(-max_lag, max_lag + 1):
-            if dy == 0 and dx < 0:
-                continue
-            # Pixel (y, x) of `a` pairs with (y + dy, x + dx) of `b`.
-            a = (slice(0, h - dy), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(dy, h), slice(max(0, dx), w + min(0, dx)))
-            pairs = float(np.sum(weight[a] * weight[b]))
-            value = float(np.sum(values[a] * values[b])) / pairs / zero if pairs > 0 else 0.0
-            correlation[max_lag + dy, max_lag + dx] = value
-            correlation[max_lag - dy, max_lag - dx] = value
+    shape = (scipy.fft.next_fast_len(h + max_lag, real=True), scipy.fft.next_fast_len(w + max_lag, real=True))
+    transform = scipy.fft.rfft2(np.stack([values, weight]), s=shape)
+    products = scipy.fft.irfft2(transform * np.conj(transform), s=shape)
+    lags = np.arange(-max_lag, max_lag + 1)
+    sums = products[0][np.ix_(lags % shape[0], lags % shape[1])]
+    # The mask's autocorrelation counts pairs: integers up to FFT round-off.
+    pairs = np.rint(products[1][np.ix_(lags % shape[0], lags % shape[1])])
+    correlation = np.divide(sums, pairs * zero, out=correlation, where=pairs > 0)
     correlation[max_lag, max_lag] = 1.0
     return correlation
 
@@ -90,15 +92,12 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     max_lag = correlation.shape[0] // 2
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
-    # The autocorrelation of the weights at the lags the correlation has only:
-    # the full one costs the square of the weights' size.
+    # The autocorrelation of the weights at the lags the correlation has only.
+    full = scipy.signal.correlate(weights, weights, mode="full", method="fft")
     autocorrelation = np.zeros_like(correlation, dtype=np.float64)
-    for dy in range(-max_lag, max_lag + 1):
-        for dx in range(-max_lag, max_lag + 1):
-            if abs(dy) >= h or abs(dx) >= w:
-                continue
-            a = (slice(max(0, -dy), h - max(0, dy)), slice(max(0, -dx), w - max(0, dx)))
-            b = (slice(max(0, dy), h + min(0, dy)), slice(max(0, dx), w + min(0, dx)))
-            autocorrelation[max_lag + dy, max_lag + dx] = float(np.sum(weights[a] * weights[b]))
+    ly, lx = min(max_lag, h - 1), min(max_lag, w - 1)
+    autocorrelation[max_lag - ly : max_lag + ly + 1, max_lag - lx : max_lag + lx + 1] = full[
+        h - 1 - ly : h + ly, w - 1 - lx : w + lx
+    ]
     ratio = float(np.sum(correlation * autocorrelation)) / float(autocorrelation[max_lag, max_lag])
     return math.sqrt(max(ratio, 0.0))

@@ -16,51 +16,14 @@ input pixels its kernel touches.
 
 from __future__ import annotations
 
-__all__ = ("LANCZOS_ORDER", "ResampledPlanes", "resample_image", "resample_planes")
+__all__ = ("ResampledPlanes", "resample_image", "resample_planes")
 
 import dataclasses
 
 import numba
 import numpy as np
 
-LANCZOS_ORDER = 3
-"""Order ``a`` of the Lanczos kernel ``sinc(x) sinc(x / a)``: 2a taps per axis."""
-
-
-_TAP_ANGLES = np.pi * np.arange(1 - LANCZOS_ORDER, LANCZOS_ORDER + 1) / LANCZOS_ORDER
-_COS_TAP = np.cos(_TAP_ANGLES)
-_SIN_TAP = np.sin(_TAP_ANGLES)
-"""cos and sin of pi m / a for the taps m = 1 - a ... a."""
-
-
-@numba.njit(cache=True, nogil=True)
-def _lanczos_weights(offset: float, weights: np.ndarray) -> None:
-    """Fill ``weights`` (2a values) for the taps ``floor(x) - a + 1 + k`` of a
-    position with fractional part ``offset``, normalised to sum to 1."""
-    a = LANCZOS_ORDER
-    # With d = offset - m for the tap m = k - a + 1, sin(pi d) is
-    # (-1)**m sin(pi offset) and sin(pi d / a) follows from the angle
-    # difference: three sines and cosines per axis instead of 4a.
-    sin_pi = np.sin(np.pi * offset)
-    sin_a = np.sin(np.pi * offset / a)
-    cos_a = np.cos(np.pi * offset / a)
-    total = 0.0
-    for k in range(2 * a):
-        m = k - a + 1
-        d = offset - m
-        if abs(d) < 1e-12:
-            value = 1.0
-        elif abs(d) >= a:
-            value = 0.0
-        else:
-            sign = 1.0 if m % 2 == 0 else -1.0
-            sin_d_a = sin_a * _COS_TAP[k] - cos_a * _SIN_TAP[k]
-            value = a * sign * sin_pi * sin_d_a / (np.pi * np.pi * d * d)
-        weights[k] = value
-        total += value
-    for k in range(2 * a):
-        weights[k] /= total
-
+from .lanczos import LANCZOS_ORDER, lanczos_weights
 
 _TABLE_STEPS = 4096
 """Offsets per pixel at which the weights are tabulated: interpolated
@@ -74,7 +37,7 @@ def _weight_table() -> np.ndarray:
     (``(N + 1, 2a)``, N = `_TABLE_STEPS`)."""
     table = np.empty((_TABLE_STEPS + 1, 2 * LANCZOS_ORDER))
     for row in range(_TABLE_STEPS + 1):
-        _lanczos_weights(row / _TABLE_STEPS, table[row])
+        lanczos_weights(row / _TABLE_STEPS, table[row])
     return table
 
 
@@ -83,7 +46,7 @@ _WEIGHTS = _weight_table()
 
 @numba.njit(cache=True, nogil=True)
 def _tabulated_weights(offset: float, table: np.ndarray, weights: np.ndarray) -> None:
-    """Fill ``weights`` as `_lanczos_weights` does, from ``table``: exact at
+    """Fill ``weights`` as `lanczos_weights` does, from ``table``: exact at
     offset 0 (a tap on the pixel), linear between the tabulated offsets."""
     position = offset * (table.shape[0] - 1)
     row = min(int(position), table.shape[0] - 2)

@@ -85,6 +85,12 @@ class ForcedPhotExternalConnections(PipelineTaskConnections, dimensions=("skymap
         storageClass="ImageV2",
         dimensions=("skymap", "tract", "patch"),
     )
+    detections = cT.Input(
+        doc="The band's detections, whose metadata records the coadd's real noise.",
+        name="object_detection",
+        storageClass="ArrowAstropy",
+        dimensions=("skymap", "tract", "patch", "band"),
+    )
     external = cT.Input(
         doc=(
             "Shards of the external catalogue (ingest_refcat with EXTERNAL_COLUMNS); set the dataset "
@@ -132,6 +138,7 @@ class ForcedPhotExternalTask(PipelineTask):
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
+            detections=butlerQC.get(inputRefs.detections),
             name=data_id_text(data_id),
         )
         butlerQC.put(result, outputRefs)
@@ -145,6 +152,7 @@ class ForcedPhotExternalTask(PipelineTask):
         skymap: SkyMap,
         tract: int,
         patch: int,
+        detections: Table | None = None,
         name: str = "",
     ) -> Struct:
         """Measure the coadd at the external positions in the patch.
@@ -162,6 +170,9 @@ class ForcedPhotExternalTask(PipelineTask):
             The skymap.
         tract, patch : `int`
             The patch.
+        detections : `astropy.table.Table`, optional
+            The band's ``object_detection``: the coadd's real noise is
+            taken from its metadata (measured again without it).
         name : `str`, optional
             The quantum's data ID, for messages.
 
@@ -190,7 +201,9 @@ class ForcedPhotExternalTask(PipelineTask):
             self.config.backgroundCellSize,
             merged_footprints.array > 0,
         )
-        noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
+        noise = CoaddNoise.of_planes(
+            planes, self.config.maxLag, None if detections is None else detections.meta
+        )
         ownership = merged_footprints.array
         bbox = coadd.bbox
         rows = np.clip(np.round(y).astype(int) - bbox.y.start, 0, bbox.y.size - 1)

@@ -47,7 +47,7 @@ from lsst.images.cells import CellCoadd
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
-from ..coadd.resampling import LANCZOS_ORDER, _lanczos_weights
+from ..coadd.lanczos import lanczos_shift
 from ..psf_shape import kernel_moments
 from .detection import mean_psf_kernel
 from .noise import CoaddNoise
@@ -201,19 +201,24 @@ def measure_objects(
         "extendedness": np.full(n, np.nan),
         "extendedness_flag": np.ones(n, bool),
     }
-    for radius in config.apertureRadii:
-        prefix = aperture_column(radius)
-        columns[f"{prefix}Flux"] = np.full(n, np.nan)
-        columns[f"{prefix}FluxErr"] = np.full(n, np.nan)
-        columns[f"{prefix}Flux_flag"] = np.ones(n, bool)
+    # Aperture fluxes per object and radius, into their columns (here in
+    # the column order) after the loop.
+    aperture_prefixes = [aperture_column(radius) for radius in config.apertureRadii]
+    for prefix in aperture_prefixes:
+        columns[f"{prefix}Flux"] = columns[f"{prefix}FluxErr"] = columns[f"{prefix}Flux_flag"] = np.empty(0)
+    radii = np.asarray(config.apertureRadii, dtype=np.float64)
+    aperture_flux = np.full((n, radii.size), np.nan)
+    aperture_error = np.full((n, radii.size), np.nan)
+    aperture_flag = np.ones((n, radii.size), bool)
     for name in PIXEL_FLAG_PLANES:
         columns[f"pixelFlags_{name}"] = np.zeros(n, bool)
         columns[f"pixelFlags_{name}Center"] = np.zeros(n, bool)
-    planes_present = {
-        name: coadd.mask.get(plane)
-        for name, plane in PIXEL_FLAG_PLANES.items()
-        if plane in coadd.mask.schema.names
-    }
+    # The planes of the pixel flags as bits of one array: one OR per object
+    # and region instead of one per plane.
+    flagged = [name for name, plane in PIXEL_FLAG_PLANES.items() if plane in coadd.mask.schema.names]
+    flag_bits = np.zeros((height, width), np.uint32)
+    for bit, name in enumerate(flagged):
+        flag_bits |= coadd.mask.get(PIXEL_FLAG_PLANES[name]).astype(np.uint32) << bit
     psf_moments: dict[object, tuple[float, float, float]] = {}
     for i in range(n):
         col, row = float(x[i]) - bbox.x.start, float(y[i]) - bbox.y.start
@@ -270,11 +275,13 @@ def measure_objects(
             slice(max(ir - ys.start - 1, 0), ir - ys.start + 2),
             slice(max(ic - xs.start - 1, 0), ic - xs.start + 2),
         )
-        for name, plane in planes_present.items():
-            columns[f"pixelFlags_{name}"][i] = bool(plane[ys, xs][core].any())
-            columns[f"pixelFlags_{name}Center"][i] = bool(plane[ys, xs][centre].any())
+        core_bits = int(np.bitwise_or.reduce(flag_bits[ys, xs][core]))
+        centre_bits = int(np.bitwise_or.reduce(flag_bits[ys, xs][centre], axis=None))
+        for bit, name in enumerate(flagged):
+            columns[f"pixelFlags_{name}"][i] = bool(core_bits >> bit & 1)
+            columns[f"pixelFlags_{name}Center"][i] = bool(centre_bits >> bit & 1)
         stamp = _Stamp(data.astype(np.float32), variance.astype(np.float32), ~usable, sx, sy, half)
-        _aperture_fluxes(columns, i, stamp, noise, config)
+        aperture_flux[i], aperture_error[i], aperture_flag[i] = _aperture_fluxes(stamp, radii)
         if forced:
             ellipse = tuple(
                 float(kron[name][i]) for name in ("kron_a", "kron_b", "kron_theta", "kron_radius")
@@ -286,6 +293,10 @@ def measure_objects(
         _kron_flux(columns, i, stamp, ellipse, noise, config)
         if np.isfinite(columns["kronFlux"][i]):
             _extendedness(columns, i, kernel, ellipse, config)
+    for k, (radius, prefix) in enumerate(zip(config.apertureRadii, aperture_prefixes, strict=True)):
+        columns[f"{prefix}Flux"] = aperture_flux[:, k]
+        columns[f"{prefix}FluxErr"] = aperture_error[:, k] * noise.disc_factor(radius)
+        columns[f"{prefix}Flux_flag"] = aperture_flag[:, k]
     return Table(columns)
 
 
@@ -308,18 +319,19 @@ _APERTURE_FAILED = sep.APER_TRUNC | sep.APER_HASMASKED
 """sep aperture flags that make a flux unreliable."""
 
 
-def _aperture_fluxes(
-    columns: dict[str, np.ndarray], i: int, stamp: _Stamp, noise: CoaddNoise, config: ObjectMeasurementConfig
-) -> None:
-    """Measure object ``i``'s circular aperture fluxes."""
-    for radius in config.apertureRadii:
-        prefix = aperture_column(radius)
-        flux, error, flag = sep.sum_circle(
-            stamp.data, [stamp.x], [stamp.y], radius, var=stamp.variance, mask=stamp.bad, subpix=5
-        )
-        columns[f"{prefix}Flux"][i] = flux[0]
-        columns[f"{prefix}FluxErr"][i] = error[0] * noise.disc_factor(radius)
-        columns[f"{prefix}Flux_flag"][i] = bool(flag[0] & _APERTURE_FAILED) or radius > stamp.half
+def _aperture_fluxes(stamp: _Stamp, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return an object's circular aperture fluxes, their errors from the
+    variance plane and their flags (one sep call for all the radii)."""
+    fluxes, errors, flags = sep.sum_circle(
+        stamp.data,
+        np.full(radii.size, stamp.x),
+        np.full(radii.size, stamp.y),
+        radii,
+        var=stamp.variance,
+        mask=stamp.bad,
+        subpix=5,
+    )
+    return fluxes, errors, ((flags & _APERTURE_FAILED) != 0) | (radii > stamp.half)
 
 
 def _kron_ellipse(
@@ -370,33 +382,12 @@ def _kron_flux(
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
     """Return the coadd's PSF model of a star at tract pixel (x, y): its
-    cell's kernel, Lanczos-3 shifted to the position, on tract pixels.
-
-    The shift is the same for every pixel, so the Lanczos weights are one
-    set per axis, applied as two one-dimensional filters (the image is 0
-    beyond the kernel's edge, as `resample_image` takes it)."""
+    cell's kernel, Lanczos-3 shifted to the position (`lanczos_shift`), on
+    tract pixels."""
     kernel = coadd.psf.compute_kernel_image(x=x, y=y)
     kbox = kernel.bbox
     x0, y0 = int(round(x)) + kbox.x.start, int(round(y)) + kbox.y.start
-    array = np.asarray(kernel.array, dtype=np.float64)
-    # Output pixel j samples the kernel at j - (x - round(x)).
-    for axis, shift in ((1, x - round(x)), (0, y - round(y))):
-        position = -shift
-        base = math.floor(position)
-        weights = np.empty(2 * LANCZOS_ORDER)
-        _lanczos_weights(position - base, weights)
-        # Tap k is the input pixel j + base - a + 1 + k.
-        offsets = base - LANCZOS_ORDER + 1 + np.arange(2 * LANCZOS_ORDER)
-        shifted = np.zeros_like(array)
-        size = array.shape[axis]
-        for weight, offset in zip(weights, offsets, strict=True):
-            source = slice(max(offset, 0), min(size + offset, size))
-            target = slice(max(-offset, 0), min(size - offset, size))
-            if axis == 1:
-                shifted[:, target] += weight * array[:, source]
-            else:
-                shifted[target, :] += weight * array[source, :]
-        array = shifted
+    array = lanczos_shift(kernel.array, x - round(x), y - round(y))
     return Image(array, bbox=Box.factory[y0 : y0 + kbox.y.size, x0 : x0 + kbox.x.size])
 
 

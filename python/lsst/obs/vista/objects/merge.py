@@ -47,10 +47,10 @@ from ..isr.pipeline_task import data_id_text
 from .detection import bounding_box
 from .object_id import pack_object_ids
 
-DEFAULT_PRIORITY = ["Ks", "H", "J", "y", "z", "i", "r", "g", "u"]
-"""Default band priority (this package's band names: VIRCAM's and DECam's
-share z and y): the reddest first, where VISTA is deepest for the red
-objects its surveys select."""
+DEFAULT_PRIORITY = ["Ks", "K", "H", "J", "y", "z", "i", "r", "g", "u"]
+"""Default band priority (this package's band names: VIRCAM's, WFCAM's and
+DECam's share z and y; WFCAM's K ranks as VIRCAM's Ks): the reddest first,
+where VISTA is deepest for the red objects its surveys select."""
 
 
 def band_priority(bands: Sequence[str], priority: Sequence[str]) -> list[str]:

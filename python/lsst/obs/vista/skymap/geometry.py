@@ -440,10 +440,16 @@ class DiscreteSkyMap(SkyMap):
     def _tract_radius(self, tract_id: int) -> float:
         return self.config.radiusList[tract_id] + self.config.tractOverlap
 
+    @functools.cached_property
+    def _tracts(self) -> list[TractInfo]:
+        """The tracts, built once: `find_tract_id` tries each of them for
+        every position (an object table asks for each of its objects)."""
+        return list(self)
+
     def find_tract_id(self, ra: float, dec: float) -> int | None:
         """Return the ID of the tract with the nearest centre among those
         whose pixel box holds the position, `None` if none does."""
-        holding = [tract for tract in self if tract.contains(ra, dec)]
+        holding = [tract for tract in self._tracts if tract.contains(ra, dec)]
         if not holding:
             return None
         return min(holding, key=lambda t: _angular_distance(t.ra, t.dec, ra, dec)).id
