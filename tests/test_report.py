@@ -10,6 +10,7 @@ import datetime
 import json
 import math
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -225,6 +226,27 @@ def test_one_visit_reports_no_pairs(repo: Path, tmp_path: Path) -> None:
     assert repeatability["n"] == 0 and repeatability["figure"] is None
     assert repeatability["bands"]["z"]["visit_pairs"] == []
     assert "No pairs" in (tmp_path / "index.html").read_text()
+
+
+def test_a_config_saved_by_another_version_is_named_and_skipped(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ``calibrateImage_config`` naming a field this version lacks (one
+    renamed since it was saved) does not stop the report: it says so and
+    leaves out what needs the config (the reference comparison)."""
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy, symlinks=True)
+    with Butler.from_config(copy, collections=[OUTPUT]) as butler:
+        path = Path(butler.getURI("calibrateImage_config").ospath)
+    # The first field's name made unknown, at the same length (the datastore checks file sizes).
+    text = path.read_text()
+    start = text.index("\nconfig.") + len("\nconfig.")
+    end = min(text.index(c, start) for c in "=." if c in text[start:])
+    path.write_text(text[:start] + "x" * (end - start) + text[end:])
+    with caplog.at_level("WARNING", logger="lsst.obs.vista.report"):
+        summary = make_report(copy, [OUTPUT], tmp_path / "report", max_detectors=1)
+    assert len(summary["rows"]) == 2
+    assert any("does not load in this version" in record.getMessage() for record in caplog.records)
 
 
 def test_collection_without_outputs_says_so(repo: Path, tmp_path: Path) -> None:

@@ -55,6 +55,14 @@ class TaskConfigs:
             except (LookupError, MissingDatasetTypeError) as err:
                 _LOG.warning("No %s_config in %s (%s); no reference comparison.", _TASK_LABEL, run, err)
                 self._configs[run] = None
+            except ValueError as err:
+                # A config saved by another version of the task (a field renamed or removed
+                # since) does not load; the rest of the report does not need it.
+                _LOG.warning(
+                    "%s_config in %s does not load in this version (%s); no reference comparison.",
+                    _TASK_LABEL, run, err,
+                )  # fmt: skip
+                self._configs[run] = None
         return self._configs[run]
 
     @property
