@@ -67,7 +67,9 @@ run processCcd.py "$repo" --id instrument=VIRCAM -j "$jobs" -o u/demo/vircam
 
 step "Coadd the VIRCAM visits on a skymap: register it, warp each visit onto its patches, coadd each patch and band cell by cell"
 run butler register-skymap "$repo" -C config/skymap/discrete_example.py
-if butler query-collections "$repo" u/demo/coadd 2>/dev/null | grep -q u/demo/coadd; then
+# grep reads all of butler's output (not -q): a grep that stops at the first match can end
+# butler with SIGPIPE, and under pipefail a found collection would then count as missing.
+if butler query-collections "$repo" u/demo/coadd 2>/dev/null | grep u/demo/coadd >/dev/null; then
     echo "u/demo/coadd already exists; reusing it."
 else
     run pipetask run -b "$repo" -i u/demo/vircam,skymaps -o u/demo/coadd -j "$jobs" --register-dataset-types \
@@ -79,7 +81,7 @@ step "Objects of the coadds (detection, merge, deblending, measurement, forced p
 # the visits would restrict the coadd bands to theirs.
 for subset in objects step4; do
     if butler query-datasets "$repo" "$([ $subset = objects ] && echo object || echo object_forced_source)" \
-        --collections u/demo/coadd 2>/dev/null | grep -q discrete_example; then
+        --collections u/demo/coadd 2>/dev/null | grep discrete_example >/dev/null; then
         echo "u/demo/coadd already holds the $subset outputs; reusing them."
     else
         run pipetask run -b "$repo" -i u/demo/coadd -o u/demo/coadd -j "$jobs" --register-dataset-types \

@@ -115,9 +115,13 @@ def test_rerun_is_safe(demo):
     for step in (
         "repo already exists; reusing it",
         "u/demo/coadd already exists; reusing it",
+        "u/demo/coadd already holds the objects outputs; reusing them",
+        "u/demo/coadd already holds the step4 outputs; reusing them",
         "report already exists",
     ):
         assert step in rerun, step
+    # Nothing is processed again: processCcd.py finds nothing to do, and no step runs pipetask.
+    assert "$ pipetask run" not in rerun
 
 
 def test_tutorial_notebook_runs(demo, monkeypatch):
