@@ -21,7 +21,14 @@ import click
 
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
-from .pipeline_driver import check_skymap, find_instrument, pipetask_run_command, run_pipetask_commands
+from .pipeline_driver import (
+    check_skymap,
+    config_overrides_option,
+    find_instrument,
+    pipetask_run_command,
+    processes_option,
+    run_pipetask_commands,
+)
 from .repository import collection_exists, open_repository
 
 
@@ -85,13 +92,8 @@ def build_coadd_command(
     required=True, help="Collections with the preliminary_visit_image inputs, comma-separated or repeated."
 )
 @output_option(required=True, metavar="COLL", help="Output chained collection.")
-@click.option(
-    "-c", "--config", "config_overrides", multiple=True, metavar="LABEL:KEY=VALUE", help="Config override."
-)
-@click.option(
-    "-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
-    help="Processes running quanta at once (pipetask run -j).",
-)  # fmt: skip
+@config_overrides_option
+@processes_option
 @click.option("--dry-run", is_flag=True, help="Print the command and stop.")
 @script_log_options
 def coadd_driver(

@@ -28,7 +28,14 @@ from ..discovery import instrument_entry
 from ..refcat.ingest import refcat_collection
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
-from .pipeline_driver import check_skymap, find_instrument, pipetask_run_command, run_pipetask_commands
+from .pipeline_driver import (
+    check_skymap,
+    config_overrides_option,
+    find_instrument,
+    pipetask_run_command,
+    processes_option,
+    run_pipetask_commands,
+)
 from .repository import collection_exists, open_repository
 
 COADD = "deep_coadd"
@@ -182,13 +189,8 @@ def build_multi_band_commands(
     help="External catalogue (butler ingest-refcat REPO NAME FILE... --positions ID,RA,DEC) whose "
     "positions are measured on the coadds (DRP.yaml#external: external_object per tract).",
 )  # fmt: skip
-@click.option(
-    "-c", "--config", "config_overrides", multiple=True, metavar="LABEL:KEY=VALUE", help="Config override."
-)
-@click.option(
-    "-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
-    help="Processes running quanta at once (pipetask run -j).",
-)  # fmt: skip
+@config_overrides_option
+@processes_option
 @click.option("--dry-run", is_flag=True, help="Print the commands and stop.")
 @script_log_options
 def multi_band_driver(

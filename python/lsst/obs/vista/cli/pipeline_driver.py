@@ -1,8 +1,8 @@
 """What the Gen2-named drivers of the DRP steps (``coaddDriver.py``,
 ``multiBandDriver.py``) share: the one-line checks of a skymap and an
 instrument before anything runs, the ``pipetask run`` command of a subset of
-the instrument's ``DRP.yaml``, and running those commands one after the
-other with SIGTERM and SIGINT passed on.
+the instrument's ``DRP.yaml``, their ``-c`` and ``-j`` options, and running
+those commands one after the other with SIGTERM and SIGINT passed on.
 
 A driver is re-run to resume: when its output collection exists, each
 command extends its last run, skips the quanta that finished and replaces
@@ -12,12 +12,19 @@ so a killed run resumes to the outputs of an uninterrupted one.
 
 from __future__ import annotations
 
-__all__ = ("check_skymap", "find_instrument", "pipetask_run_command", "run_pipetask_commands")
+__all__ = (
+    "check_skymap",
+    "config_overrides_option",
+    "find_instrument",
+    "pipetask_run_command",
+    "processes_option",
+    "run_pipetask_commands",
+)
 
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -33,6 +40,18 @@ RESUME_OPTIONS = ("--extend-run", "--skip-existing", "--clobber-outputs")
 """``pipetask run`` options of a run into an existing output: its last run
 is extended, finished quanta are skipped and what unfinished ones left is
 replaced."""
+
+
+config_overrides_option: Callable[[Callable], Callable] = click.option(
+    "-c", "--config", "config_overrides", multiple=True, metavar="LABEL:KEY=VALUE", help="Config override."
+)
+"""A driver's ``-c``: passed to every ``pipetask run`` it makes."""
+
+processes_option: Callable[[Callable], Callable] = click.option(
+    "-j", "--processes", "jobs", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Processes running quanta at once (pipetask run -j).",
+)  # fmt: skip
+"""A driver's ``-j``: the processes of each ``pipetask run``."""
 
 
 def check_skymap(butler: object, skymap: str, tracts: Sequence[int]) -> None:
