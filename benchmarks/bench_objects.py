@@ -44,17 +44,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import coadd_field as field  # noqa: E402  (the object tests' field)
 import object_field  # noqa: E402
-from lsst.obs.vista.objects import (  # noqa: E402
-    DetectCoaddPeaksTask,
-    ForcedPhotObjectsTask,
-    MeasureObjectsRefTask,
-    MergeCoaddDetectionsTask,
-)
 from lsst.obs.vista.skymap import make_skymap  # noqa: E402
 
 TIME_TARGET = "<= 1.5"
 DETECTION_BAND = "Ks"
-PRIORITY = ["Ks", "J"]
 COVERED_CELLS = 6
 """Cells per patch side of the object tests' patch, which the visits cover."""
 
@@ -63,39 +56,6 @@ CORNER_CELLS = 16
 
 MATCH_RADIUS = 3.0
 """Tract pixels between a detection and its truth."""
-
-
-def run_ours(coadds: dict, skymap, patch: int):
-    """Detection, merge, reference and forced measurement of a patch; the
-    reference measurement table."""
-    detections = {band: DetectCoaddPeaksTask().run(coadd) for band, coadd in coadds.items()}
-    tables = {band: result.detections for band, result in detections.items()}
-    merge = MergeCoaddDetectionsTask()
-    merge.config.priorityList = PRIORITY
-    merged = merge.run(
-        tables,
-        {b: d.footprints for b, d in detections.items()},
-        tract=0,
-        patch=patch,
-    )
-    ref = MeasureObjectsRefTask()
-    ref.config.priorityList = PRIORITY
-    reference = ref.run(
-        coadds,
-        merged.merged,
-        merged.merged_footprints,
-        detections=tables,
-        skymap=skymap,
-        tract=0,
-        patch=patch,
-    ).measurement
-    forced = {
-        band: ForcedPhotObjectsTask()
-        .run(coadd, reference, merged.merged_footprints, detections=tables[band])
-        .measurement
-        for band, coadd in coadds.items()
-    }
-    return reference, forced
 
 
 def completeness(x: np.ndarray, y: np.ndarray, truth, bright: np.ndarray) -> float:
@@ -124,7 +84,8 @@ def measure_patch(cells: int, repeat: int, scratch: Path) -> list[Row]:
     ours_cpu = ours_wall = peer_cpu = peer_wall = float("inf")
     for _ in range(repeat):
         start_wall, start_cpu = time.perf_counter(), time.process_time()
-        reference, forced = run_ours(coadds, skymap, patch)
+        measured = object_field.measure_patch(coadds, patch, skymap)
+        reference, forced = measured.reference, measured.forced
         ours_cpu = min(ours_cpu, time.process_time() - start_cpu)
         ours_wall = min(ours_wall, time.perf_counter() - start_wall)
         peer = object_field.source_extractor_dual(coadds, DETECTION_BAND, scratch / f"peer{cells}")

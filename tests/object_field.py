@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import astropy.units as u
 import numpy as np
@@ -28,13 +29,20 @@ from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
 from lsst.obs.vista.objects import (
     CoaddNoise,
     DetectCoaddPeaksConfig,
+    DetectCoaddPeaksTask,
+    ForcedPhotObjectsTask,
+    MeasureObjectsRefTask,
+    MergeCoaddDetectionsTask,
     ObjectMeasurementConfig,
     coadd_planes,
     mean_psf_kernel,
 )
 
 BANDS = ("J", "Ks")
-"""The two bands, in the reference-band priority order."""
+"""The two bands."""
+
+PRIORITY = ["Ks", "J"]
+"""The reference-band priority of `measure_patch`."""
 
 SPACING = 32
 """Grid spacing of the objects (tract pixels): isolated, except the pairs."""
@@ -151,6 +159,52 @@ def coadd(base, objects: Truth, band: str, *, seed: int, skymap=None) -> CellCoa
         warps.append(result.warp)
         noises.append(result.noise_warp)
     return AssembleCellCoaddTask().run(warps, noises).coadd
+
+
+@dataclasses.dataclass
+class PatchObjects:
+    """What `measure_patch` made of one patch's coadds."""
+
+    merged: Table
+    """Merged detections (parents and deblended children)."""
+
+    footprints: Any
+    """The merged footprints (`object_detection_merged`'s footprint image)."""
+
+    reference: Table
+    """Reference-band measurement."""
+
+    forced: dict[str, Table]
+    """Forced measurement, by band."""
+
+
+def measure_patch(coadds: dict[str, CellCoadd], patch_id: int, skymap=None) -> PatchObjects:
+    """Run the object tasks in-process on one patch's coadds (by band):
+    detection, merge with `PRIORITY`, reference and forced measurement
+    (``skymap``: the test skymap's unless given)."""
+    detections = {band: DetectCoaddPeaksTask().run(coadd) for band, coadd in coadds.items()}
+    tables = {band: result.detections for band, result in detections.items()}
+    merge = MergeCoaddDetectionsTask()
+    merge.config.priorityList = PRIORITY
+    merged = merge.run(tables, {b: d.footprints for b, d in detections.items()}, tract=0, patch=patch_id)
+    ref = MeasureObjectsRefTask()
+    ref.config.priorityList = PRIORITY
+    reference = ref.run(
+        coadds,
+        merged.merged,
+        merged.merged_footprints,
+        detections=tables,
+        skymap=skymap or field.skymap(),
+        tract=0,
+        patch=patch_id,
+    ).measurement
+    forced = {
+        band: ForcedPhotObjectsTask()
+        .run(coadd, reference, merged.merged_footprints, detections=tables[band])
+        .measurement
+        for band, coadd in coadds.items()
+    }
+    return PatchObjects(merged.merged, merged.merged_footprints, reference, forced)
 
 
 SOURCE_EXTRACTOR = "source-extractor"

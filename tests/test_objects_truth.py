@@ -26,8 +26,6 @@ from lsst.obs.vista.objects import (
     CoaddNoise,
     ConsolidateObjectTableTask,
     DetectCoaddPeaksTask,
-    ForcedPhotObjectsTask,
-    MeasureObjectsRefTask,
     MergeCoaddDetectionsTask,
     ObjectMeasurementConfig,
     WriteObjectTableTask,
@@ -42,8 +40,6 @@ MATCH_RADIUS = 3.0
 
 EMPTY_SKY_MARGIN = 15
 """Pixels between the empty-sky positions and any footprint."""
-
-PRIORITY = ["Ks", "J"]
 
 
 @pytest.fixture(scope="module")
@@ -65,38 +61,13 @@ def patch_id():
 
 
 def run_objects(coadds, patch_id, bands, *, pieces=False):
-    detections = {band: DetectCoaddPeaksTask().run(coadds[band]) for band in coadds}
-    tables = {band: result.detections for band, result in detections.items()}
-    merge = MergeCoaddDetectionsTask()
-    merge.config.priorityList = PRIORITY
-    merged = merge.run(
-        tables,
-        {b: d.footprints for b, d in detections.items()},
-        tract=0,
-        patch=patch_id,
-    )
-    ref = MeasureObjectsRefTask()
-    ref.config.priorityList = PRIORITY
-    reference = ref.run(
-        coadds,
-        merged.merged,
-        merged.merged_footprints,
-        detections=tables,
-        skymap=field.skymap(),
-        tract=0,
-        patch=patch_id,
-    ).measurement
-    forced = {
-        band: ForcedPhotObjectsTask()
-        .run(coadds[band], reference, merged.merged_footprints, detections=tables[band])
-        .measurement
-        for band in coadds
-    }
+    patch = object_field.measure_patch(coadds, patch_id)
+    reference, forced = patch.reference, patch.forced
     if pieces:
         return reference, forced
     writer = WriteObjectTableTask()
     writer.config.bands = list(bands)
-    return merged.merged, writer.run(reference, forced).table, merged.merged_footprints.array
+    return patch.merged, writer.run(reference, forced).table, patch.footprints.array
 
 
 @pytest.fixture(scope="module")
@@ -430,7 +401,7 @@ def test_merge_aligns_bands_of_different_coverage(coadds, patch_id):
     part = DetectCoaddPeaksTask().run(coadds["J"][part_box])
     assert part.footprints.bbox == part_box
     merge = MergeCoaddDetectionsTask()
-    merge.config.priorityList = PRIORITY
+    merge.config.priorityList = object_field.PRIORITY
     merged = merge.run(
         {"Ks": full.detections, "J": part.detections},
         {"Ks": full.footprints, "J": part.footprints},
