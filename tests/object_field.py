@@ -207,6 +207,41 @@ def measure_patch(coadds: dict[str, CellCoadd], patch_id: int, skymap=None) -> P
     return PatchObjects(merged.merged, merged.merged_footprints, reference, forced)
 
 
+MATCH_RADIUS = 3.0
+"""Tract pixels between an object and its truth."""
+
+
+def nearest(x, y, to_x: np.ndarray, to_y: np.ndarray) -> np.ndarray:
+    """Index of the nearest of (``to_x``, ``to_y``) within `MATCH_RADIUS` of
+    each (``x``, ``y``), -1 if none."""
+    distance = np.hypot(np.asarray(x)[:, None] - to_x[None], np.asarray(y)[:, None] - to_y[None])
+    return np.where(distance.min(axis=1) < MATCH_RADIUS, distance.argmin(axis=1), -1)
+
+
+def isolated_stars(table: Table, objects: Truth, index: np.ndarray) -> np.ndarray:
+    """Rows of an object table that are a truth star (``index``: `nearest`'s
+    match of each row) alone in their footprint."""
+    star = (index >= 0) & np.asarray(table["detect_isIsolated"])
+    star[star] = objects.is_star[index[star]]
+    return star
+
+
+def robust_std(values: np.ndarray) -> float:
+    """1.4826 times the median absolute deviation."""
+    return 1.4826 * float(np.median(np.abs(values - np.median(values))))
+
+
+def psf_flux_pulls(
+    table: Table, objects: Truth, index: np.ndarray, band: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The isolated stars' forced PSF-flux pulls in ``band``, (measured -
+    truth) / error, and their truth S/N (truth flux over error)."""
+    star = isolated_stars(table, objects, index)
+    error = np.asarray(table[f"{band}_psfFluxErr"][star])
+    truth_flux = objects.flux[band][index[star]]
+    return (np.asarray(table[f"{band}_psfFlux"][star]) - truth_flux) / error, truth_flux / error
+
+
 SOURCE_EXTRACTOR = "source-extractor"
 """Debian's SExtractor binary (package ``source-extractor``)."""
 
