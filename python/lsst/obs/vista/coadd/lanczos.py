@@ -1,10 +1,9 @@
 """The Lanczos kernel of the resampling: its order and its normalised
-weights at a position, shared by the warper and the stellar images of the
-object measurement (a PSF kernel shifted the way a warp shifts a star)."""
+weights at a position."""
 
 from __future__ import annotations
 
-__all__ = ("LANCZOS_ORDER", "lanczos_shift", "lanczos_weights")
+__all__ = ("LANCZOS_ORDER", "lanczos_weights")
 
 import numba
 import numpy as np
@@ -54,48 +53,3 @@ def lanczos_weights(offset: float, weights: np.ndarray) -> None:
         total += value
     for k in range(2 * a):
         weights[k] /= total
-
-
-@numba.njit(cache=True, nogil=True)
-def _shift_axis(array: np.ndarray, shift: float, axis: int) -> np.ndarray:
-    """Return ``array`` shifted by ``shift`` pixels along ``axis`` (0 or 1)."""
-    a = LANCZOS_ORDER
-    # Output pixel j samples the input at j - shift: taps j + base - a + 1 + k.
-    position = -shift
-    base = int(np.floor(position))
-    weights = np.empty(2 * a)
-    lanczos_weights(position - base, weights)
-    height, width = array.shape
-    size = width if axis == 1 else height
-    shifted = np.zeros_like(array)
-    for k in range(2 * a):
-        offset = base - a + 1 + k
-        for j in range(max(-offset, 0), min(size - offset, size)):
-            if axis == 1:
-                for i in range(height):
-                    shifted[i, j] += weights[k] * array[i, j + offset]
-            else:
-                for i in range(width):
-                    shifted[j, i] += weights[k] * array[j + offset, i]
-    return shifted
-
-
-def lanczos_shift(array: np.ndarray, dx: float, dy: float) -> np.ndarray:
-    """Return an image shifted by a sub-pixel offset, Lanczos-interpolated.
-
-    Parameters
-    ----------
-    array : `numpy.ndarray`
-        The image, taken as 0 beyond its edge (as `resample_image` does).
-    dx, dy : `float`
-        The shift (pixels) along x (columns) and y (rows).
-
-    Returns
-    -------
-    shifted : `numpy.ndarray` [`float`]
-        Pixel ``(j, i)`` is the interpolation of ``array`` at
-        ``(j - dy, i - dx)``.  The shift is the same for every pixel, so the
-        weights are one set per axis, applied as two one-dimensional filters.
-    """
-    shifted = _shift_axis(np.asarray(array, dtype=np.float64), float(dx), 1)
-    return _shift_axis(shifted, float(dy), 0)

@@ -33,6 +33,7 @@ __all__ = (
 )
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 
@@ -47,7 +48,6 @@ from lsst.images.cells import CellCoadd
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
-from ..coadd.lanczos import lanczos_shift
 from ..psf_shape import kernel_moments
 from .detection import mean_psf_kernel
 from .noise import CoaddNoise
@@ -382,13 +382,64 @@ def _kron_flux(
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:
     """Return the coadd's PSF model of a star at tract pixel (x, y): its
-    cell's kernel, Lanczos-3 shifted to the position (`lanczos_shift`), on
-    tract pixels."""
+    cell's kernel shifted to the position by `_band_limited_shift`, on tract
+    pixels.
+
+    The cell's kernel already holds what the warps did to a star (each
+    visit's kernel is resampled as its pixels were), so the shift to the
+    star's sub-pixel position is a pure translation of the coadd's PSF.  An
+    interpolating kernel such as Lanczos-3 would also smooth it, by an
+    amount that depends on the sub-pixel phase: stars' PSF fluxes low by up
+    to 0.04% (at half a pixel), a pull of -0.1 at S/N 300.
+    """
     kernel = coadd.psf.compute_kernel_image(x=x, y=y)
     kbox = kernel.bbox
     x0, y0 = int(round(x)) + kbox.x.start, int(round(y)) + kbox.y.start
-    array = lanczos_shift(kernel.array, x - round(x), y - round(y))
+    array = _band_limited_shift(kernel.array, x - round(x), y - round(y))
     return Image(array, bbox=Box.factory[y0 : y0 + kbox.y.size, x0 : x0 + kbox.x.size])
+
+
+def _band_limited_shift(array: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """Return a kernel image shifted by a sub-pixel offset.
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        The kernel, sampled finer than its band limit (a coadd PSF is) and
+        close to 0 at its edges: the shift is the trigonometric (periodic
+        sinc) interpolation of its samples, exact for such a kernel, which
+        wraps around at the edges.
+    dx, dy : `float`
+        The shift (pixels) along x (columns) and y (rows).
+
+    Returns
+    -------
+    shifted : `numpy.ndarray` [`float`]
+        Pixel ``(j, i)`` is the band-limited interpolation of ``array`` at
+        ``(j - dy, i - dx)``; the sum is kept.
+    """
+    array = np.asarray(array, dtype=np.float64)
+    return _periodic_sinc(array.shape[0], dy) @ array @ _periodic_sinc(array.shape[1], dx).T
+
+
+def _periodic_sinc(size: int, shift: float) -> np.ndarray:
+    """Return the matrix that shifts ``size`` periodic samples by ``shift``
+    pixels with their trigonometric interpolant: the Dirichlet kernel
+    ``sin(pi t) / (size sin(pi t / size))`` of the offsets ``t`` (odd
+    ``size``; ``tan`` for even, whose Nyquist term is split evenly)."""
+    if shift == round(shift):
+        return np.roll(np.eye(size), int(round(shift)), axis=0)
+    # The matrix is Toeplitz: its values at the 2 size - 1 offsets j - k.
+    offset = np.arange(1 - size, size) - shift
+    angle = np.pi * offset / size
+    values = np.sin(np.pi * offset) / (size * (np.sin(angle) if size % 2 else np.tan(angle)))
+    return values[_toeplitz_index(size)]
+
+
+@functools.cache
+def _toeplitz_index(size: int) -> np.ndarray:
+    """Return ``j - k + size - 1`` of a ``size`` square matrix."""
+    return np.subtract.outer(np.arange(size), np.arange(size)) + size - 1
 
 
 def _paste(kernel, y0: int, x0: int, shape: tuple[int, int]) -> np.ndarray:
