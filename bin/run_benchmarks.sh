@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make benchmarks: run every benchmark under benchmarks/ (each measures its
-# baseline in the same run), then print one table of all their ratios
-# (benchmarks/results.py) and keep it in benchmarks/output/table.md.
+# baseline in the same run) and every validation (benchmarks/validate_*.py:
+# statistical claims that need more data than a test), then print one table
+# of all their ratios (benchmarks/results.py) and keep it in
+# benchmarks/output/table.md.
 # Extra arguments go to each benchmark.  bench_calibrate.py compares with
 # Debian's source-extractor and psfex, bench_coadd.py with Debian's swarp
 # (binary SWarp), installed here when missing and run as root (otherwise each
@@ -17,7 +19,7 @@ fi
 mkdir -p benchmarks/output
 started=$(date +%s)
 status=0
-for bench in benchmarks/bench_*.py; do
+for bench in benchmarks/bench_*.py benchmarks/validate_*.py; do
     printf '\n==> %s\n' "$bench"
     python "$bench" "$@" || status=1
 done
