@@ -57,8 +57,6 @@ centred on it, and warps and coadds have 0.56 times the pixels."""
 BANDS = {"VIRCAM": ("J", "Ks"), "WFCAM": ("H",), "DECam": ("z",)}
 """Each instrument's bands; no band comes from two instruments."""
 
-INSTRUMENTS = {"VIRCAM": Vircam, "WFCAM": Wfcam, "DECam": DecamCp}
-
 LAYOUTS = {"VIRCAM": field.LAYOUT, "WFCAM": field.LAYOUT, "DECam": field.decam_layout(SIZE)}
 """Each instrument's pair of detectors (VIRCAM's layout for WFCAM too)."""
 
@@ -98,8 +96,8 @@ def repository(tmp_path_factory, truth) -> Path:
     root = tmp_path_factory.mktemp("multi_instrument_repo")
     Butler.makeRepo(str(root))
     butler = Butler.from_config(str(root), writeable=True)
-    for instrument in INSTRUMENTS.values():
-        instrument().register(butler.registry)
+    for instrument in (Vircam(), Wfcam(), DecamCp()):
+        instrument.register(butler.registry)
     config = RegisterSkyMapConfig()
     config.name = SKYMAP
     config.skyMap.name = "discrete"
