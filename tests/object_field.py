@@ -83,7 +83,7 @@ def truth(seed: int = 7, covered_half_height: float = COVERED_HALF_HEIGHT, skyma
     field centre (of ``skymap``, `coadd_field`'s if not given), where every
     visit covers it (``covered_half_height`` around the centre: smaller for
     smaller detectors).  Colours: J - Ks uniform in [-0.3, 1], J - H =
-    0.6 (J - Ks)."""
+    0.6 (J - Ks) and z - J = 0.8 (J - Ks)."""
     rng = np.random.default_rng(seed)
     tract = (skymap or field.skymap())[0]
     patch = tract.find_patch(*field.CENTRE)
@@ -114,29 +114,33 @@ def truth(seed: int = 7, covered_half_height: float = COVERED_HALF_HEIGHT, skyma
     return Truth(
         ra=ra,
         dec=dec,
-        flux={"J": flux_j, "H": flux_j * 10 ** (0.4 * 0.6 * colour), "Ks": flux_j * 10 ** (0.4 * colour)},
+        flux={
+            "z": flux_j * 10 ** (-0.4 * 0.8 * colour),
+            "J": flux_j,
+            "H": flux_j * 10 ** (0.4 * 0.6 * colour),
+            "Ks": flux_j * 10 ** (0.4 * colour),
+        },
         size=size,
         x=x,
         y=y,
     )
 
 
-def galaxy_images(base, visit: field.Visit, objects: Truth, band: str) -> dict[int, np.ndarray]:
-    """Images (nJy) of the field's galaxies on a visit's two detectors: round
-    Gaussians convolved with the visit's Gaussian PSF."""
+def galaxy_images(
+    base, visit: field.Visit, objects: Truth, band: str, layout: field.Layout = field.LAYOUT
+) -> dict[int, np.ndarray]:
+    """Images (nJy) of the field's galaxies on a visit's two detectors of
+    ``layout``: round Gaussians convolved with the visit's Gaussian PSF."""
     ny, nx = base.bbox.shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
     images = {}
-    for detector in (1, 2):
-        wcs = field.detector_wcs(visit, detector, nx, ny)
+    for detector in layout.detectors:
+        wcs = field.detector_wcs(visit, detector, nx, ny, layout)
         pixels = np.zeros((ny, nx))
         galaxies = np.nonzero(~objects.is_star)[0]
         x, y = wcs.wcs_world2pix(objects.ra[galaxies], objects.dec[galaxies], 0)
         for k, xs, ys in zip(galaxies, x, y, strict=True):
-            if -40 < xs < nx + 40 and -40 < ys < ny + 40:
-                sigma2 = (objects.size[k] / field.PIXEL_SCALE) ** 2 + visit.sigma**2
-                r2 = (xx - xs) ** 2 + (yy - ys) ** 2
-                pixels += objects.flux[band][k] * np.exp(-0.5 * r2 / sigma2) / (2 * math.pi * sigma2)
+            sigma = math.hypot(objects.size[k] / layout.pixel_scale, visit.sigma)
+            field.add_gaussian(pixels, xs, ys, sigma, objects.flux[band][k])
         images[detector] = pixels
     return images
 
@@ -418,10 +422,12 @@ def put_visits(
     visits: tuple[field.Visit, ...] = field.VISITS,
     seed: int = 40,
     run: str = "visits",
+    layout: field.Layout = field.LAYOUT,
 ) -> None:
-    """Put the detector images of ``visits`` in ``base``'s instrument and
-    ``band`` (``base``'s if not given) as ``preliminary_visit_image``, with
-    their visit and detector sky regions, into ``run``."""
+    """Put the detector images of ``visits`` (``layout``'s detectors) in
+    ``base``'s instrument and ``band`` (``base``'s if not given) as
+    ``preliminary_visit_image``, with their visit and detector sky regions,
+    into ``run``."""
     instrument, band = base.obs_info.instrument, band or base.band
     (physical_filter,) = butler.registry.queryDimensionRecords(
         "physical_filter", instrument=instrument, band=band
@@ -442,7 +448,12 @@ def put_visits(
     }
     for visit in visits:
         images = field.make_visit_images(
-            base, visit, stars, seed=seed, extra=galaxy_images(base, visit, objects, band)
+            base,
+            visit,
+            stars,
+            seed=seed,
+            extra=galaxy_images(base, visit, objects, band, layout),
+            layout=layout,
         )
         regions = {detector: sky_polygon(image) for detector, image in images.items()}
         vertices = [v for region in regions.values() for v in region.getVertices()]

@@ -1,18 +1,21 @@
 """pipelines/MultiInstrument/DRP-objects.yaml through a real ``pipetask``: a
-field observed by two instruments on one skymap, VIRCAM in J and Ks and
-WFCAM in H (`object_field`'s objects, whose colours are known, on 256-pixel
-detectors).  Each instrument's step3 runs with its own DRP.yaml, restricted
-to its bands; then objects and step4 run once over both instruments.
+field observed by three instruments on one skymap, VIRCAM in J and Ks,
+WFCAM in H and DECam in z (`object_field`'s objects, whose colours are
+known, on 256-pixel detectors; DECam's are two of its CCDs, S4 and N4, at
+its pixel scale and orientation, twice as tall as wide, from a CP trio with
+a real header through DECam's isr).  Each instrument's step3 runs with its
+own DRP.yaml, restricted to its bands; then objects and step4 run once over
+all three instruments.
 
 The VIRCAM and WFCAM simulators cannot provide this field: each draws its
 own sky (the source count and positions follow from the camera's layout)
-with one magnitude per source in every filter, so the truth here is
-`object_field`'s.
+with one magnitude per source in every filter, and there is no DECam
+simulator, so the truth here is `object_field`'s.
 
 Checked: every band's deep_coadd is made of its own instrument's warps and
-fills the object table's columns; bright stars' J - Ks and H - Ks colours
-against truth; object_forced_source on the visits of both instruments, in
-their bands."""
+fills the object table's columns; bright stars' z - Ks, J - Ks and H - Ks
+colours against truth; object_forced_source on the visits of every
+instrument, in their bands."""
 
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from scipy.spatial import cKDTree
 import coadd_field as field
 import object_field
 from conftest import BIN, ROOT
-from lsst.obs.vista import Vircam, Wfcam
+from lsst.obs.vista import DecamCp, Vircam, Wfcam
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, make_skymap, register_skymap
 
 pytestmark = pytest.mark.slow
@@ -36,22 +39,26 @@ pytestmark = pytest.mark.slow
 SKYMAP = "multi_instrument_test"
 OUTPUT = "u/test/multi"
 SIZE = 256
-"""Detector side (pixels)."""
+"""Detector side (pixels); DECam's are twice as tall."""
 
 VISITS = field.VISITS[:2]
 """Two dithers per band."""
 
 COVERED_HALF_HEIGHT = 160
 """Half-height (tract pixels) of the band every visit covers: 256-pixel
-detectors are 435 tract pixels tall, the dithers move them by up to 40."""
+VIRCAM-like detectors are 435 tract pixels tall, the dithers move them by up
+to 40 (DECam's two CCDs are 710 tall together)."""
 
 CELLS_PER_PATCH = 4
 """Patches of 4 x 4 cells (480 tract pixels inside, 720 with the border)
 instead of `coadd_field`'s 6 x 6: the patch at the field centre is still
 centred on it, and warps and coadds have 0.56 times the pixels."""
 
-BANDS = {"VIRCAM": ("J", "Ks"), "WFCAM": ("H",)}
+BANDS = {"VIRCAM": ("J", "Ks"), "WFCAM": ("H",), "DECam": ("z",)}
 """Each instrument's bands; no band comes from two instruments."""
+
+LAYOUTS = {"VIRCAM": field.LAYOUT, "WFCAM": field.LAYOUT, "DECam": field.decam_layout(SIZE)}
+"""Each instrument's pair of detectors (VIRCAM's layout for WFCAM too)."""
 
 MATCH_RADIUS = 2.0
 """Tract pixels between an object and the true star it is taken to be."""
@@ -89,8 +96,8 @@ def repository(tmp_path_factory, truth) -> Path:
     root = tmp_path_factory.mktemp("multi_instrument_repo")
     Butler.makeRepo(str(root))
     butler = Butler.from_config(str(root), writeable=True)
-    Vircam().register(butler.registry)
-    Wfcam().register(butler.registry)
+    for instrument in (Vircam(), Wfcam(), DecamCp()):
+        instrument.register(butler.registry)
     config = RegisterSkyMapConfig()
     config.name = SKYMAP
     config.skyMap.name = "discrete"
@@ -101,7 +108,9 @@ def repository(tmp_path_factory, truth) -> Path:
             base = field.make_base(
                 tmp_path_factory.mktemp(f"base_{band}"), size=SIZE, instrument=instrument, filter_name=band
             )
-            object_field.put_visits(butler, base, truth, visits=visits_of(k), seed=50 + k)
+            object_field.put_visits(
+                butler, base, truth, visits=visits_of(k), seed=50 + k, layout=LAYOUTS[instrument]
+            )
     patch = make_skymap(skymap_config())[0].find_patch(*field.CENTRE).id
     in_patch = f"skymap='{SKYMAP}' AND tract=0 AND patch={patch}"
     for instrument, bands in BANDS.items():
@@ -136,8 +145,8 @@ def test_object_table_has_every_band(butler: Butler, truth: object_field.Truth) 
             flux = np.asarray(primary[f"{band}_psfFlux"])
             assert np.count_nonzero(np.isfinite(flux)) > 0.9 * len(primary), band
             assert not np.all(primary[f"{band}_pixelFlags_nodata"]), band
-    # Ks first in the priority list, then H, then J.
-    assert set(primary["refBand"]) <= {"Ks", "H", "J"} and np.mean(primary["refBand"] == "Ks") > 0.8
+    # Ks first in the priority list, then H, J and z.
+    assert set(primary["refBand"]) <= {"Ks", "H", "J", "z"} and np.mean(primary["refBand"] == "Ks") > 0.8
 
 
 def test_star_colours_against_truth(butler: Butler, truth: object_field.Truth) -> None:
@@ -149,12 +158,17 @@ def test_star_colours_against_truth(butler: Butler, truth: object_field.Truth) -
     star = (distance < MATCH_RADIUS) & truth.is_star[index]
     snr = {
         band: np.asarray(primary[f"{band}_psfFlux"]) / np.asarray(primary[f"{band}_psfFluxErr"])
-        for band in ("J", "H", "Ks")
+        for band in ("z", "J", "H", "Ks")
     }
     bright = star & np.all([s > 50 for s in snr.values()], axis=0)
-    rows = np.nonzero(bright)[0]
-    assert rows.size >= 15
-    for band in ("J", "H"):
+    assert np.count_nonzero(bright) >= 15
+    for band in ("z", "J", "H"):
+        # Where a cell's visits do not all cover a star (a detector gap or edge in some visit),
+        # the cell's PSF is not the star's and its PSF flux is off by up to 0.1 mag: the
+        # instruments' gaps fall in different places, so such stars' colours do not cancel.
+        exact = ~np.asarray(primary[f"{band}_pixelFlags_inexact_psf"] | primary["Ks_pixelFlags_inexact_psf"])
+        rows = np.nonzero(bright & exact)[0]
+        assert rows.size >= 8, band
         measured = -2.5 * np.log10(
             np.asarray(primary[f"{band}_psfFlux"])[rows] / np.asarray(primary["Ks_psfFlux"])[rows]
         )
@@ -162,21 +176,22 @@ def test_star_colours_against_truth(butler: Butler, truth: object_field.Truth) -
         error = 2.5 / np.log(10) * np.hypot(1 / snr[band][rows], 1 / snr["Ks"][rows])
         residual = measured - true
         print(
-            f"{band} - Ks of {rows.size} stars at S/N > 50: median residual {np.median(residual):+.4f}, "
-            f"max |residual| {np.max(np.abs(residual)):.4f}, median error {np.median(error):.4f} mag"
+            f"{band} - Ks of {rows.size} stars at S/N > 50 with exact PSFs: median residual "
+            f"{np.median(residual):+.4f}, max |residual| {np.max(np.abs(residual)):.4f}, "
+            f"median error {np.median(error):.4f} mag"
         )
         assert abs(np.median(residual)) < 0.01
         assert np.all(np.abs(residual) < 0.02 + 3 * error)
 
 
-def test_forced_sources_on_both_instruments(butler: Butler) -> None:
+def test_forced_sources_on_every_instrument(butler: Butler) -> None:
     refs = butler.query_datasets("object_forced_source")
     expected = {
         (instrument, visit.visit, detector)
         for instrument, bands in BANDS.items()
         for k in range(len(bands))
         for visit in visits_of(k)
-        for detector in (1, 2)
+        for detector in LAYOUTS[instrument].detectors
     }
     assert {
         (ref.dataId["instrument"], ref.dataId["visit"], ref.dataId["detector"]) for ref in refs

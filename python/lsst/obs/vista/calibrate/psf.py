@@ -12,12 +12,11 @@ __all__ = (
 
 import logging
 import math
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import astropy.table
 import galsim
 import numpy as np
-import piff
 from astropy.stats import sigma_clipped_stats
 from scipy.spatial import cKDTree
 
@@ -28,6 +27,9 @@ from lsst.pipe.base import Struct, Task
 
 from ..psf_shape import FWHM_PER_SIGMA, psf_fwhm
 from .skipped import say_skipped
+
+if TYPE_CHECKING:
+    import piff
 
 
 class PsfStarSelectorConfig(pexConfig.Config):
@@ -391,6 +393,10 @@ class PiffPsfDeterminerTask(Task):
         if n_fit < self.config.minStars:
             return keep_header(f"{n_fit} PSF stars (< minStars={self.config.minStars})")
 
+        # Imported here, not with the module: piff brings in scikit-learn (a second of start-up),
+        # and the coadd and object tasks import this package for its noise correlation only.
+        import piff
+
         stars = [
             self._make_star(image, variance, bad, bbox, sources, index, radius, is_reserve=k < n_reserve)
             for k, index in enumerate(chosen)
@@ -480,6 +486,8 @@ class PiffPsfDeterminerTask(Task):
         is_reserve: bool,
     ) -> piff.Star:
         """Cut one star's stamp as a Piff star in parent coordinates."""
+        import piff
+
         x, y = float(sources["x"][index]), float(sources["y"][index])
         x0, y0 = int(round(x)) - radius, int(round(y)) - radius
         rows = slice(y0 - bbox.y.start, y0 - bbox.y.start + 2 * radius + 1)
