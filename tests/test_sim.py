@@ -6,6 +6,7 @@ with the camera description, so that a wrong noise term, weight, header or
 WCS makes them fail.
 """
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from lsst.obs.vista.sim import (
     write_pawprint_stack,
     write_reference_catalog,
     write_tile,
+    write_twomass_catalog,
 )
 from lsst.obs.vista.sim._geometry import jitter
 from lsst.obs.vista.sim._psf import exposure_psf_variance
@@ -931,3 +933,34 @@ def test_variable_stars(tmp_path):
     # The two stacks, half a detector and 20 minutes apart, see the variables at different fluxes.
     common = [k for k in fluxes[0] if k in fluxes[1]]
     assert common and any(fluxes[0][k] != fluxes[1][k] for k in common)
+
+
+def test_star_colours(tmp_path):
+    """With star_colours, each band's true magnitudes are the stars' 2MASS magnitudes through
+    CASU's transformations (Z = J + 1.025 (J - H), Y = J + 0.610 (J - H), Vega), so the stars'
+    colours spread; Z is as without colours, galaxies keep one Vega magnitude in every band, and
+    the 2MASS-like catalogue is the same whichever band writes it."""
+    plain = SimulationConfig(size=128, detectors=(1,), **DENSE)
+    z_config = dataclasses.replace(plain, star_colours=True)
+    y_config = dataclasses.replace(z_config, filter_name="Y")
+    truth = {
+        name: read_source_truth(write_pawprint_stack(tmp_path / name, 0, config).truth, 1)
+        for name, config in (("plain", plain), ("z", z_config), ("y", y_config))
+    }
+    np.testing.assert_array_equal(truth["z"]["flux"], truth["plain"]["flux"])
+    assert np.array_equal(truth["z"]["id"], truth["y"]["id"])
+    twomass = write_twomass_catalog(z_config, tmp_path / "z_2mass.fits")
+    for column in ("pts_key", "j_m", "h_m", "k_m"):
+        np.testing.assert_array_equal(
+            twomass[column], write_twomass_catalog(y_config, tmp_path / "y.fits")[column]
+        )
+    rows = {key: k for k, key in enumerate(twomass["pts_key"])}
+    galaxy = np.asarray(truth["z"]["is_galaxy"])
+    assert galaxy.any() and np.count_nonzero(~galaxy) > 10
+    stars = twomass[[rows[key] for key in truth["z"]["id"][~galaxy]]]
+    j, j_minus_h = stars["j_m"].astype(float), (stars["j_m"] - stars["h_m"]).astype(float)
+    for band, slope in (("z", 1.025), ("y", 0.610)):
+        np.testing.assert_allclose(truth[band]["mag_vega"][~galaxy], j + slope * j_minus_h, atol=1e-5)
+    z_minus_y = truth["z"]["mag_vega"] - truth["y"]["mag_vega"]
+    np.testing.assert_allclose(z_minus_y[galaxy], 0.0, atol=1e-9)
+    assert np.ptp(z_minus_y[~galaxy]) > 0.15

@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         f"truth in the sources' amplitude, period and phase columns) (default {defaults.variable_fraction})",
     )
     parser.add_argument(
+        "--colours",
+        action="store_true",
+        help="give the stars their own colours (random 2MASS J-H and H-Ks through the instrument's colour "
+        "terms; Z magnitudes unchanged); without it every source has the same Vega magnitude in every band",
+    )
+    parser.add_argument(
         "--refcat",
         metavar="FILE",
         help="also write a Gaia-DR3-like reference catalogue of the stars, whose positions propagated "
@@ -148,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             psf_variation=args.psf_variation,
             filter_name=args.filter,
             variable_fraction=args.variables,
+            star_colours=args.colours,
         )
     except ValueError as error:
         parser.error(str(error))
