@@ -48,19 +48,16 @@ else
     # same stars at two epochs, for the repeatability figure.  Stacks 6 and 8
     # are the same offsets of the next tile: the second band of the coadds.
     # Stack 12, the first offset of the tile after, is the third band: alone it
-    # touches the same patches as stacks 0 and 2, and one visit is enough for
-    # a colour-colour diagram (the half of stack 2 beside stack 0 has no Ks).  Every call
-    # makes the same sky (same seed, --variables and --colours: each star's
-    # magnitudes in Z, Y and Ks follow from its 2MASS-like J-H and H-Ks through
-    # VIRCAM's colour terms).
-    sim=(python -m lsst.obs.vista.sim "$data/vircam" --stacks 1 --size "$size" --detectors "$detectors"
+    # touches the same patches as stacks 0 and 2, and one visit is enough for a
+    # colour-colour diagram (the half of stack 2 beside stack 0 has no Ks).
+    # Every call makes the same sky (same seed, --variables and --colours: each
+    # star's magnitudes in Z, Y and Ks follow from its 2MASS-like J-H and H-Ks
+    # through VIRCAM's colour terms); one call per band, a Python start-up each.
+    sim=(python -m lsst.obs.vista.sim "$data/vircam" --size "$size" --detectors "$detectors"
         --seed 7 --psf-variation 0.1 --variables 0.3 --colours)
-    run "${sim[@]}" --refcat "$data/gaia_synthetic.fits"
-    run "${sim[@]}" --first-index 2
-    for index in 6 8; do
-        run "${sim[@]}" --first-index "$index" --filter Y
-    done
-    run "${sim[@]}" --first-index 12 --filter Ks
+    run "${sim[@]}" --stacks 2 --index-step 2 --refcat "$data/gaia_synthetic.fits"
+    run "${sim[@]}" --stacks 2 --index-step 2 --first-index 6 --filter Y
+    run "${sim[@]}" --stacks 1 --first-index 12 --filter Ks
 fi
 
 step "Ingest the CASU stacks, confidence maps and catalogues, and the synthetic Gaia-like catalogue"

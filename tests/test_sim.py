@@ -655,12 +655,36 @@ def test_command_line_help_and_errors(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--stacks", "--size", "--seed", "--tile", "--detectors", "--refcat", "--psf-variation"):
+    for option in "--stacks --index-step --size --seed --tile --detectors --refcat --psf-variation".split():
         assert option in text
-    for bad in (["out", "--stacks", "5", "--tile"], ["out", "--stacks", "1", "--detectors", "0"]):
+    bad_lines = (
+        ["out", "--stacks", "5", "--tile"],
+        ["out", "--stacks", "1", "--detectors", "0"],
+        ["out", "--stacks", "6", "--tile", "--index-step", "2"],
+        ["out", "--stacks", "2", "--index-step", "0"],
+    )
+    for bad in bad_lines:
         with pytest.raises(SystemExit) as exit_info:
             main(bad)
         assert exit_info.value.code == 2
+
+
+def test_command_line_index_step(tmp_path):
+    """--index-step 2 writes the stacks of indices 0 and 2 (file numbers 9 exposures apart per
+    index) in one run, as two runs of one stack each would."""
+    from lsst.obs.vista.sim.__main__ import main
+
+    common = ["--size", "128", "--detectors", "1", "--seed", "3"]
+    assert main([str(tmp_path / "one_run"), "--stacks", "2", "--index-step", "2", *common]) == 0
+    for index in (0, 2):
+        assert main([str(tmp_path / "two_runs"), "--stacks", "1", "--first-index", str(index), *common]) == 0
+    names = sorted(path.name for path in (tmp_path / "one_run").glob("*_st.fit"))
+    assert names == ["v20120924_00100_st.fit", "v20120924_00118_st.fit"]
+    assert names == sorted(path.name for path in (tmp_path / "two_runs").glob("*_st.fit"))
+    for name in names:
+        np.testing.assert_array_equal(
+            fits.getdata(tmp_path / "one_run" / name, 1), fits.getdata(tmp_path / "two_runs" / name, 1)
+        )
 
 
 # --- Truth for the processing after isr --------------------------------------

@@ -1,5 +1,5 @@
-"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile] [--refcat FILE]
-[--twomass FILE]``."""
+"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--index-step S] [--tile]
+[--refcat FILE] [--twomass FILE]``."""
 
 from __future__ import annotations
 
@@ -65,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         metavar="I",
         help="index of the first stack; indices set times and file numbers (default 0)",
+    )
+    parser.add_argument(
+        "--index-step",
+        type=int,
+        default=1,
+        metavar="S",
+        help="indices of the stacks go up by S, e.g. --stacks 2 --index-step 2: indices 0 and 2, the "
+        "offsets of a tile half a detector apart, in one run (default 1)",
     )
     parser.add_argument(
         "--detectors",
@@ -144,8 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--stacks must be at least 1")
     if args.first_index < 0:
         parser.error("--first-index must not be negative")
-    if args.tile and (args.stacks % OFFSETS_PER_TILE or args.first_index % OFFSETS_PER_TILE):
-        parser.error(f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}")
+    if args.index_step < 1:
+        parser.error("--index-step must be at least 1")
+    if args.tile and (
+        args.stacks % OFFSETS_PER_TILE or args.first_index % OFFSETS_PER_TILE or args.index_step > 1
+    ):
+        parser.error(
+            f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}, and consecutive "
+            "stacks (--index-step 1)"
+        )
     try:
         config = SimulationConfig(
             size=args.size,
@@ -160,7 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     offsets: list[SimulatedStack] = []
     detectors = f"{len(config.detectors)} detector{'s' if len(config.detectors) > 1 else ''}"
-    for number, index in enumerate(range(args.first_index, args.first_index + args.stacks), start=1):
+    indices = range(args.first_index, args.first_index + args.stacks * args.index_step, args.index_step)
+    for number, index in enumerate(indices, start=1):
         start = time.perf_counter()
         stack = write_pawprint_stack(args.outdir, index, config)
         print(
