@@ -56,8 +56,8 @@ def test_report_holds_real_numbers(demo):
     directory, _ = demo
     summary = json.loads((directory / "report" / "summary.json").read_text())
     rows = {(row["instrument"], row["visit"], row["detector"]): row for row in summary["rows"]}
-    assert sum(key[0] == "VIRCAM" for key in rows) == 4 and sum(key[0] == "DECam" for key in rows) == 8
-    assert {row["band"] for row in rows.values() if row["instrument"] == "VIRCAM"} == {"z", "y"}
+    assert sum(key[0] == "VIRCAM" for key in rows) == 5 and sum(key[0] == "DECam" for key in rows) == 8
+    assert {row["band"] for row in rows.values() if row["instrument"] == "VIRCAM"} == {"z", "y", "Ks"}
     for key, row in rows.items():
         for name in ("noise_ratio", "psf_fwhm", "header_fwhm", "sky_level", "sky_noise"):
             assert row[name] is not None and math.isfinite(row[name]), (key, name)
@@ -69,10 +69,10 @@ def test_report_holds_real_numbers(demo):
     assert abs(summary["normalised_residuals"]["VIRCAM"]["robust_std"] - 1) < 0.1
     assert summary["repeatability"]["VIRCAM"]["n"] >= 5
     coadds = summary["coadds"]
-    assert {row["band"] for row in coadds} == {"z", "y"}
+    assert {row["band"] for row in coadds} == {"z", "y", "Ks"}
     for row in coadds:
-        # Two visits per band; a 512-pixel detector covers part of the patch.
-        assert row["n_inputs"] == 2 and 0 < row["covered_fraction"] < 1, row
+        # Two visits in Z and Y, one in Ks; a 512-pixel detector covers part of the patch.
+        assert row["n_inputs"] == (1 if row["band"] == "Ks" else 2) and 0 < row["covered_fraction"] < 1, row
         assert 0.5 < row["psf_fwhm_arcsec"] < 1.5 and 20 < row["depth_5sigma"] < 28, row
     html = (directory / "report" / "index.html").read_text()
     # The bundled DECam images are said to be cutouts around saturated stars; the VIRCAM ones are not.
@@ -86,12 +86,18 @@ def test_report_holds_real_numbers(demo):
         if key[0] == "VIRCAM":
             assert 20 < row["depth_5sigma"] < 28 and 0.5 < row["psf_fwhm_arcsec"] < 1.5, key
     objects = summary["objects"]
-    assert objects["bands"] == ["z", "y"] and objects["n_objects"] > 20
+    assert objects["bands"] == ["z", "y", "Ks"] and objects["n_objects"] > 20
     # Against the simulator's truth: every true source well above the coadds' noise is found,
     # and next to nothing is spurious.
     assert objects["completeness"]["n_true"] >= 10 and objects["completeness"]["fraction"] >= 0.9, objects
     assert objects["purity"]["fraction"] >= 0.9, objects
-    assert abs(objects["colour_offset"]["median"]) < 0.05, objects
+    # Both colours of the bright constant stars agree with their true ones, which spread over tenths
+    # of a magnitude (2MASS-like colours through VIRCAM's colour terms); a handful of stars on a
+    # 512-pixel detector, Ks on half of it: 0.05 mag.
+    offsets = {entry["colour"]: entry for entry in objects["colour_offsets"]}
+    assert list(offsets) == ["z-y", "y-Ks"], objects
+    for entry in offsets.values():
+        assert entry["n"] >= 3 and abs(entry["median"]) < 0.05 and entry["robust_std"] < 0.1, objects
     # The variable star's light curve follows the true one.
     curve = objects["light_curve"]
     assert curve["true_amplitude_mag"] > 0 and curve["bands"], objects
@@ -99,6 +105,8 @@ def test_report_holds_real_numbers(demo):
         assert entry["n_visits"] == 2 and entry["chi2_per_point"] < 10, curve
         # Two epochs of a faint star: the measured change within 40% of the true one.
         assert abs(entry["range_ratio"] - 1) < 0.4, curve
+    # The colour-colour diagram is drawn (three bands), with the stars' true colours.
+    assert "colour–colour diagram" in html and "y-Ks median" in html
     for figure in (
         "repeatability_VIRCAM.png",
         "normalised_residuals_DECam.png",
@@ -138,15 +146,15 @@ def test_tutorial_notebook_runs(demo, monkeypatch):
         if cell.cell_type == "code"
     }
     text = "\n".join(outputs.values())
-    # Four VIRCAM exposures of one detector, matched to their catalogue, and two coadds.
-    assert text.count(" 1 z") + text.count(" 1 y") == 4, text
+    # Five VIRCAM exposures of one detector, matched to their catalogue, and three coadds.
+    assert text.count(" 1 z") + text.count(" 1 y") + text.count(" 1 Ks") == 5, text
     matches = re.search(r"(\d+) matches; median psfMag - G ([-+.\d]+) mag; rms offset ([.\d]+) mas", text)
     assert matches and int(matches[1]) >= 10 and abs(float(matches[2])) < 0.1 and float(matches[3]) < 100, (
         text
     )
-    assert re.search(r"\d+ coadds; tract \d+ patch \d+ band y", text), text
-    primary = re.search(r"(\d+) primary objects in bands (z, y|y, z)", text)
-    assert primary and int(primary[1]) > 20, text
+    assert re.search(r"3 coadds; tract \d+ patch \d+ band Ks", text), text
+    primary = re.search(r"(\d+) primary objects in bands ([\w, ]+);", text)
+    assert primary and int(primary[1]) > 20 and set(primary[2].split(", ")) == {"z", "y", "Ks"}, text
     visits = re.search(r"objectId \d+: y_psfFlux \d+ nJy on the coadd, (\d+) visit measurements", text)
     assert visits and int(visits[1]) >= 2, text
     images = sum(

@@ -6,6 +6,7 @@ with the camera description, so that a wrong noise term, weight, header or
 WCS makes them fail.
 """
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -37,6 +38,7 @@ from lsst.obs.vista.sim import (
     write_pawprint_stack,
     write_reference_catalog,
     write_tile,
+    write_twomass_catalog,
 )
 from lsst.obs.vista.sim._geometry import jitter
 from lsst.obs.vista.sim._psf import exposure_psf_variance
@@ -653,12 +655,36 @@ def test_command_line_help_and_errors(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--stacks", "--size", "--seed", "--tile", "--detectors", "--refcat", "--psf-variation"):
+    for option in "--stacks --index-step --size --seed --tile --detectors --refcat --psf-variation".split():
         assert option in text
-    for bad in (["out", "--stacks", "5", "--tile"], ["out", "--stacks", "1", "--detectors", "0"]):
+    bad_lines = (
+        ["out", "--stacks", "5", "--tile"],
+        ["out", "--stacks", "1", "--detectors", "0"],
+        ["out", "--stacks", "6", "--tile", "--index-step", "2"],
+        ["out", "--stacks", "2", "--index-step", "0"],
+    )
+    for bad in bad_lines:
         with pytest.raises(SystemExit) as exit_info:
             main(bad)
         assert exit_info.value.code == 2
+
+
+def test_command_line_index_step(tmp_path):
+    """--index-step 2 writes the stacks of indices 0 and 2 (file numbers 9 exposures apart per
+    index) in one run, as two runs of one stack each would."""
+    from lsst.obs.vista.sim.__main__ import main
+
+    common = ["--size", "128", "--detectors", "1", "--seed", "3"]
+    assert main([str(tmp_path / "one_run"), "--stacks", "2", "--index-step", "2", *common]) == 0
+    for index in (0, 2):
+        assert main([str(tmp_path / "two_runs"), "--stacks", "1", "--first-index", str(index), *common]) == 0
+    names = sorted(path.name for path in (tmp_path / "one_run").glob("*_st.fit"))
+    assert names == ["v20120924_00100_st.fit", "v20120924_00118_st.fit"]
+    assert names == sorted(path.name for path in (tmp_path / "two_runs").glob("*_st.fit"))
+    for name in names:
+        np.testing.assert_array_equal(
+            fits.getdata(tmp_path / "one_run" / name, 1), fits.getdata(tmp_path / "two_runs" / name, 1)
+        )
 
 
 # --- Truth for the processing after isr --------------------------------------
@@ -931,3 +957,34 @@ def test_variable_stars(tmp_path):
     # The two stacks, half a detector and 20 minutes apart, see the variables at different fluxes.
     common = [k for k in fluxes[0] if k in fluxes[1]]
     assert common and any(fluxes[0][k] != fluxes[1][k] for k in common)
+
+
+def test_star_colours(tmp_path):
+    """With star_colours, each band's true magnitudes are the stars' 2MASS magnitudes through
+    CASU's transformations (Z = J + 1.025 (J - H), Y = J + 0.610 (J - H), Vega), so the stars'
+    colours spread; Z is as without colours, galaxies keep one Vega magnitude in every band, and
+    the 2MASS-like catalogue is the same whichever band writes it."""
+    plain = SimulationConfig(size=128, detectors=(1,), **DENSE)
+    z_config = dataclasses.replace(plain, star_colours=True)
+    y_config = dataclasses.replace(z_config, filter_name="Y")
+    truth = {
+        name: read_source_truth(write_pawprint_stack(tmp_path / name, 0, config).truth, 1)
+        for name, config in (("plain", plain), ("z", z_config), ("y", y_config))
+    }
+    np.testing.assert_array_equal(truth["z"]["flux"], truth["plain"]["flux"])
+    assert np.array_equal(truth["z"]["id"], truth["y"]["id"])
+    twomass = write_twomass_catalog(z_config, tmp_path / "z_2mass.fits")
+    for column in ("pts_key", "j_m", "h_m", "k_m"):
+        np.testing.assert_array_equal(
+            twomass[column], write_twomass_catalog(y_config, tmp_path / "y.fits")[column]
+        )
+    rows = {key: k for k, key in enumerate(twomass["pts_key"])}
+    galaxy = np.asarray(truth["z"]["is_galaxy"])
+    assert galaxy.any() and np.count_nonzero(~galaxy) > 10
+    stars = twomass[[rows[key] for key in truth["z"]["id"][~galaxy]]]
+    j, j_minus_h = stars["j_m"].astype(float), (stars["j_m"] - stars["h_m"]).astype(float)
+    for band, slope in (("z", 1.025), ("y", 0.610)):
+        np.testing.assert_allclose(truth[band]["mag_vega"][~galaxy], j + slope * j_minus_h, atol=1e-5)
+    z_minus_y = truth["z"]["mag_vega"] - truth["y"]["mag_vega"]
+    np.testing.assert_allclose(z_minus_y[galaxy], 0.0, atol=1e-9)
+    assert np.ptp(z_minus_y[~galaxy]) > 0.15

@@ -44,7 +44,7 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 from lsst.images import Box, Image
-from lsst.images.cells import CellCoadd
+from lsst.images.cells import CellCoadd, CellIJ
 from lsst.pipe.base import Struct
 
 from ..calibrate.measurement import aperture_column
@@ -241,6 +241,10 @@ def measure_objects(
         # Stamp coordinates of the position.
         sx, sy = col - xs.start, row - ys.start
         cell = coadd.grid.index_of(x=ic + bbox.x.start, y=ir + bbox.y.start)
+        if not _has_psf(coadd, cell):
+            # No input covers the cell (a band whose visits miss part of the patch): no data here.
+            columns["centroid_flag"][i] = True
+            continue
         if cell not in psf_moments:
             # The cell's PSF is one kernel: its moments once per cell.
             psf_moments[cell] = kernel_moments(coadd.psf[cell].array)
@@ -258,6 +262,10 @@ def measure_objects(
         elif not fixed_centroid:
             columns["centroid_flag"][i] = True
         columns["x"][i], columns["y"][i] = sx + xs.start + bbox.x.start, sy + ys.start + bbox.y.start
+        if not _has_psf(coadd, coadd.grid.index_of(x=round(columns["x"][i]), y=round(columns["y"][i]))):
+            # The centroid moved into a cell without inputs.
+            columns["centroid_flag"][i] = True
+            continue
         kernel = stellar_image(coadd, float(columns["x"][i]), float(columns["y"][i]))
         psf_stamp = _paste(kernel, ys.start + bbox.y.start, xs.start + bbox.x.start, data.shape)
         columns["psfFlux_flag_edge"][i] = truncated or abs(float(psf_stamp.sum() - kernel.array.sum())) > 1e-3
@@ -378,6 +386,11 @@ def _kron_flux(
     columns["kronFlux"][i] = flux[0]
     columns["kronFluxErr"][i] = error[0] * noise.disc_factor(equivalent_radius)
     columns["kronFlux_flag"][i] = bool(flag[0] & _APERTURE_FAILED) or equivalent_radius > stamp.half
+
+
+def _has_psf(coadd: CellCoadd, cell: CellIJ) -> bool:
+    """Whether the coadd has a PSF (so inputs) in a cell of its grid."""
+    return coadd.psf.bounds.contains_cell(cell)
 
 
 def stellar_image(coadd: CellCoadd, x: float, y: float) -> Image:

@@ -349,11 +349,16 @@ def _object_section(objects: dict[str, Any] | None) -> list[str]:
             f"{completeness['n_true_all']} at any S/N); {purity['n_matched']} of {purity['n_objects']} "
             f"objects have a true source (purity {_format(purity['fraction'], '.1%')})."
         )
-    colour = objects.get("colour_offset")
-    if colour and colour["n_stars"]:
+    offsets = [entry for entry in objects.get("colour_offsets", []) if entry["n"]]
+    if offsets:
         text.append(
-            f"{_text(colour['colour'])} of {colour['n_stars']} stars with S/N ≥ 50: measured − true median "
-            f"{_format(colour['median'], '+.3f')} mag."
+            f"Colours of the constant stars with S/N ≥ {offsets[0]['snr_min']:g}, measured − true: "
+            + "; ".join(
+                f"{_text(entry['colour'])} median {_format(entry['median'], '+.3f')} mag, robust std "
+                f"{_format(entry['robust_std'], '.3f')} ({entry['n']} stars)"
+                for entry in offsets
+            )
+            + "."
         )
     parts = [
         _section("objects", "Objects"),
@@ -361,7 +366,8 @@ def _object_section(objects: dict[str, Any] | None) -> list[str]:
         _figure(
             objects["figure"],
             "Colour–magnitude diagram (PSF fluxes; point-like and extended by refExtendedness); "
-            "colour–colour diagram with three bands or more (with two, the colour's error against the "
+            "colour–colour diagram with three bands or more (crosses, given the truth: the true colours of "
+            "the stars whose colours are compared above; with two bands, the colour's error against the "
             "truth); number counts per band against the coadd's 5σ depth (dashed: the true sources on "
             "the coadds); completeness against the true S/N (mean flux over the coadd's local PSF-flux "
             "error, in the best band). "

@@ -24,7 +24,7 @@ from lsst.daf.butler import Butler, MissingDatasetTypeError
 from ..objects import light_curve
 from .figures import save_png
 from .sim_truth import SimulatedTruth
-from .statistics import DEPTH_SIGMA, finite_or_none
+from .statistics import DEPTH_SIGMA, distribution_summary, finite_or_none
 
 _LOG = logging.getLogger(__name__)
 
@@ -34,6 +34,11 @@ _BAND_ORDER = ("u", "g", "r", "i", "z", "y", "Y", "J", "H", "K", "Ks")
 COMPLETENESS_SNR = 10.0
 """True S/N (mean flux over the coadd's local PSF-flux error, best band)
 above which completeness is quoted."""
+
+COLOUR_SNR = 50.0
+"""True S/N (as `COMPLETENESS_SNR`) from which the constant stars' colours
+are compared with the true ones, where a colour's noise is a few hundredths of
+a magnitude (0.03 at S/N 50 in both bands)."""
 
 
 def object_summary(
@@ -63,8 +68,9 @@ def object_summary(
     summary : `dict` or `None`
         ``n_objects`` (primary), ``bands``, ``depth_5sigma`` per band,
         ``extended_fraction``, ``deblended_fraction``, ``figure``; with
-        truth also ``completeness``, ``purity``, ``colour_offset`` and
-        ``light_curve``; `None` if there is no ``object`` table.
+        truth also ``completeness``, ``purity``, ``colour_offsets`` (one
+        per colour of neighbouring bands) and ``light_curve``; `None` if
+        there is no ``object`` table.
     """
     try:
         refs = list(butler.query_datasets("object", explain=False))
@@ -111,6 +117,16 @@ def _ab_mag(flux: Any) -> np.ndarray:
         return np.where(values > 0, (values * u.nJy).to_value(u.ABmag), np.nan)
 
 
+def _colour(objects: Table, blue: str, red: str) -> np.ndarray:
+    """PSF-flux colour (AB) of every object."""
+    return _ab_mag(objects[f"{blue}_psfFlux"]) - _ab_mag(objects[f"{red}_psfFlux"])
+
+
+def _true_colour(sources: Table, blue: str, red: str) -> np.ndarray:
+    """True colour (AB, mean fluxes) of every source; NaN where a band has none."""
+    return _ab_mag(sources[f"{blue}_flux"]) - _ab_mag(sources[f"{red}_flux"])
+
+
 def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sigma: float) -> np.ndarray:
     """PSF-flux error (nJy) at each position in a band's coadds: the median
     error scaled by the local noise (inf where no coadd has data)."""
@@ -145,7 +161,9 @@ def _against_truth(
     summary: dict[str, Any],
 ) -> dict[str, np.ndarray]:
     """Match objects and true sources; add completeness, purity and the
-    colour offset of bright stars to ``summary``; return the matches."""
+    colour offsets of bright stars (measured − true: ``colour``,
+    ``snr_min``, ``n``, ``median``, ``robust_std``) to ``summary``; return
+    the matches."""
     sources = truth.sources
     ra, dec = np.asarray(sources["ra"], dtype=float), np.asarray(sources["dec"], dtype=float)
     snr = np.zeros(len(sources))
@@ -184,22 +202,33 @@ def _against_truth(
         "fraction": finite_or_none(np.mean(genuine)) if len(objects) else None,
         "spurious": [int(i) for i in np.asarray(objects["objectId"])[~genuine]],
     }
-    if len(bands) >= 2:
-        blue, red = bands[0], bands[1]
-        stars = found & ~np.asarray(sources["is_galaxy"], dtype=bool) & (snr >= 50)
-        measured = (
-            _ab_mag(objects[f"{blue}_psfFlux"])[to_object[stars]]
-            - _ab_mag(objects[f"{red}_psfFlux"])[to_object[stars]]
-        )
-        true_colour = _ab_mag(sources[f"{blue}_flux"][stars]) - _ab_mag(sources[f"{red}_flux"][stars])
-        offsets = measured - true_colour
-        offsets = offsets[np.isfinite(offsets)]
-        summary["colour_offset"] = {
+    # Constant stars only: a coadd sees a variable at the mean of its visits' phases, not at its
+    # mean flux.
+    bright_stars = (
+        found
+        & ~np.asarray(sources["is_galaxy"], dtype=bool)
+        & (np.asarray(sources["amplitude"]) == 0)
+        & (snr >= COLOUR_SNR)
+    )
+    summary["colour_offsets"] = [
+        {
             "colour": f"{blue}-{red}",
-            "n_stars": int(offsets.size),
-            "median": finite_or_none(np.median(offsets)) if offsets.size else None,
+            "snr_min": COLOUR_SNR,
+            **distribution_summary(
+                _colour(objects, blue, red)[to_object[bright_stars]]
+                - _true_colour(sources, blue, red)[bright_stars]
+            ),
         }
-    return {"to_object": to_object, "found": found, "snr": snr, "covered": covered, "genuine": genuine}
+        for blue, red in zip(bands, bands[1:], strict=False)
+    ]
+    return {
+        "to_object": to_object,
+        "found": found,
+        "snr": snr,
+        "covered": covered,
+        "genuine": genuine,
+        "bright_stars": bright_stars,
+    }
 
 
 def _variable_light_curve(
@@ -287,7 +316,7 @@ def _plot_objects(
     extended = np.asarray(objects["refExtendedness"], dtype=float) > 0.5
     if len(bands) >= 2:
         blue, red = bands[0], bands[1]
-        colour = mags[blue] - mags[red]
+        colour = _colour(objects, blue, red)
         for selection, label, marker in ((~extended, "point-like", "*"), (extended, "extended", "o")):
             axes[0].scatter(colour[selection], mags[red][selection], s=12, marker=marker, label=label)
         axes[0].invert_yaxis()
@@ -296,17 +325,36 @@ def _plot_objects(
         axes[0].legend(fontsize="small")
         axes[0].set_title("colour–magnitude")
     if len(bands) >= 3:
-        axes[1].scatter(mags[bands[1]] - mags[bands[2]], mags[bands[0]] - mags[bands[1]], s=8)
-        axes[1].set_xlabel(f"{bands[1]} − {bands[2]}")
-        axes[1].set_ylabel(f"{bands[0]} − {bands[1]}")
+        # Measured colours of the objects, and the true ones of the bright stars found: the stars'
+        # locus (the simulator's stars have 2MASS-like colours) and how far the objects fall off it.
+        x_bands, y_bands = bands[1:3], bands[0:2]
+        x, y = _colour(objects, *x_bands), _colour(objects, *y_bands)
+        for selection, label, marker in ((~extended, "point-like", "*"), (extended, "extended", "o")):
+            axes[1].scatter(x[selection], y[selection], s=8, marker=marker, label=label)
+        if matched is not None and truth is not None:
+            true_x = _true_colour(truth.sources, *x_bands)[matched["bright_stars"]]
+            true_y = _true_colour(truth.sources, *y_bands)[matched["bright_stars"]]
+            axes[1].scatter(
+                true_x,
+                true_y,
+                s=16,
+                marker="x",
+                color="k",
+                label=f"true, constant stars with S/N ≥ {COLOUR_SNR:g}",
+            )
+            if np.isfinite(true_x).any() and np.isfinite(true_y).any():
+                # Around the stars' locus: faint objects' colours scatter far wider.
+                axes[1].set_xlim(np.nanmin(true_x) - 0.5, np.nanmax(true_x) + 0.5)
+                axes[1].set_ylim(np.nanmin(true_y) - 0.5, np.nanmax(true_y) + 0.5)
+        axes[1].set_xlabel(f"{x_bands[0]} − {x_bands[1]} (psfFlux, AB)")
+        axes[1].set_ylabel(f"{y_bands[0]} − {y_bands[1]} (psfFlux, AB)")
+        axes[1].legend(fontsize="small")
         axes[1].set_title("colour–colour")
     elif len(bands) == 2 and matched is not None and truth is not None:
         # Two bands make one colour: its error against the truth instead.
         found = matched["found"]
-        sources = truth.sources
-        true_colour = _ab_mag(sources[f"{blue}_flux"]) - _ab_mag(sources[f"{red}_flux"])
         to_object = matched["to_object"][found]
-        delta = (mags[blue] - mags[red])[to_object] - true_colour[found]
+        delta = colour[to_object] - _true_colour(truth.sources, blue, red)[found]
         axes[1].scatter(mags[red][to_object], delta, s=8)
         axes[1].axhline(0.0, color="k", lw=0.5)
         axes[1].set_xlabel(f"{red} (AB)")

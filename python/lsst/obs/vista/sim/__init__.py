@@ -13,7 +13,9 @@ processing after it.  The PSF may vary across the detectors
 anywhere.  `write_reference_catalog` writes a Gaia-DR3-like reference
 catalogue of the simulated stars, with proper motions, and
 `write_twomass_catalog` a 2MASS-PSC-like one whose J, H, Ks give each star's
-magnitude in the simulated band through the instrument's colour term.  A
+magnitude in the simulated band through the instrument's colour term.
+``star_colours`` gives the stars their own colours from the same colour
+terms (`SimulationConfig.star_colours`).  A
 fraction of the stars may vary (``variable_fraction``;
 `variable_magnitude_offset`).
 

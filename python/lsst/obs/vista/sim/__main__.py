@@ -1,5 +1,5 @@
-"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--tile] [--refcat FILE]
-[--twomass FILE]``."""
+"""Command line: ``python -m lsst.obs.vista.sim OUTDIR --stacks N [--index-step S] [--tile]
+[--refcat FILE] [--twomass FILE]``."""
 
 from __future__ import annotations
 
@@ -67,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
         help="index of the first stack; indices set times and file numbers (default 0)",
     )
     parser.add_argument(
+        "--index-step",
+        type=int,
+        default=1,
+        metavar="S",
+        help="indices of the stacks go up by S, e.g. --stacks 2 --index-step 2: indices 0 and 2, the "
+        "offsets of a tile half a detector apart, in one run (default 1)",
+    )
+    parser.add_argument(
         "--detectors",
         type=_detectors,
         default=defaults.detectors,
@@ -97,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="F",
         help="fraction of the stars that vary sinusoidally (semi-amplitude 0.1-0.5 mag, period 1-6 h; "
         f"truth in the sources' amplitude, period and phase columns) (default {defaults.variable_fraction})",
+    )
+    parser.add_argument(
+        "--colours",
+        action="store_true",
+        help="give the stars their own colours (random 2MASS J-H and H-Ks through the instrument's colour "
+        "terms; Z magnitudes unchanged); without it every source has the same Vega magnitude in every band",
     )
     parser.add_argument(
         "--refcat",
@@ -138,8 +152,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--stacks must be at least 1")
     if args.first_index < 0:
         parser.error("--first-index must not be negative")
-    if args.tile and (args.stacks % OFFSETS_PER_TILE or args.first_index % OFFSETS_PER_TILE):
-        parser.error(f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}")
+    if args.index_step < 1:
+        parser.error("--index-step must be at least 1")
+    if args.tile and (
+        args.stacks % OFFSETS_PER_TILE or args.first_index % OFFSETS_PER_TILE or args.index_step > 1
+    ):
+        parser.error(
+            f"--tile needs --stacks and --first-index to be multiples of {OFFSETS_PER_TILE}, and consecutive "
+            "stacks (--index-step 1)"
+        )
     try:
         config = SimulationConfig(
             size=args.size,
@@ -148,12 +169,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             psf_variation=args.psf_variation,
             filter_name=args.filter,
             variable_fraction=args.variables,
+            star_colours=args.colours,
         )
     except ValueError as error:
         parser.error(str(error))
     offsets: list[SimulatedStack] = []
     detectors = f"{len(config.detectors)} detector{'s' if len(config.detectors) > 1 else ''}"
-    for number, index in enumerate(range(args.first_index, args.first_index + args.stacks), start=1):
+    indices = range(args.first_index, args.first_index + args.stacks * args.index_step, args.index_step)
+    for number, index in enumerate(indices, start=1):
         start = time.perf_counter()
         stack = write_pawprint_stack(args.outdir, index, config)
         print(

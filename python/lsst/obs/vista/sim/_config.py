@@ -88,6 +88,14 @@ class SimulationConfig:
     a known answer; each stack sees a variable at its magnitude at the
     stack's mid-time."""
 
+    star_colours: bool = False
+    """Give the stars their own colours: each band's magnitude follows from
+    the star's random 2MASS J - H and H - Ks through the instrument's
+    colour terms, the z band's being the one drawn (see
+    `lsst.obs.vista.sim._colours`), for colour–colour diagrams with a known
+    answer; `False` gives every source the same Vega magnitude in every
+    band.  Z stacks are the same either way."""
+
     start: str = "2012-09-25T06:00:00"
     """UTC start of the first stack (index 0)."""
 

@@ -48,6 +48,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from ._colours import band_magnitude_offset
 from ._config import SimulationConfig
 from ._files import FitsFile
 from ._headers import SIMULATE_CARD
@@ -164,7 +165,7 @@ def write_reference_catalog(
     rng = generator(config.seed, Stream.PROPER_MOTION)
     amplitude = np.exp(rng.uniform(*np.log(_PROPER_MOTION_RANGE), size=len(sky)))
     direction = rng.uniform(0.0, 2.0 * np.pi, size=len(sky))
-    g = (sky.mag + offset).astype(np.float32)
+    g = (sky.mag + band_magnitude_offset(config, sky) + offset).astype(np.float32)
     chosen = ~sky.galaxy
     if faint_limit is not None:
         chosen &= g <= faint_limit

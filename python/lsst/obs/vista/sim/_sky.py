@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ._colours import band_magnitude_offset, draw_twomass_colours
 from ._config import SimulationConfig
 from ._geometry import layout_scale, plate_scale, sky_frame, tile_offset
 from ._random import Stream, generator
@@ -78,7 +79,8 @@ class SkyCatalog:
     """Declination (deg)."""
 
     mag: np.ndarray
-    """Magnitude: MAGZPT - 2.5 log10(flux / EXPTIME)."""
+    """Vega magnitude in the anchor band (`lsst.obs.vista.sim._colours`):
+    MAGZPT - 2.5 log10(flux / EXPTIME) there."""
 
     galaxy: np.ndarray
     """`True` for galaxies, `False` for stars."""
@@ -102,6 +104,12 @@ class SkyCatalog:
     phase: np.ndarray
     """Phase (radians) of a variable at MJD 0."""
 
+    j_minus_h: np.ndarray
+    """2MASS J - H (Vega) of a source (`lsst.obs.vista.sim._colours`)."""
+
+    h_minus_k: np.ndarray
+    """2MASS H - Ks (Vega) of a source."""
+
     def __len__(self) -> int:
         return len(self.ra)
 
@@ -119,10 +127,11 @@ class SkyCatalog:
         Returns
         -------
         flux : `numpy.ndarray`
-            ``EXPTIME * 10**(-0.4 (mag - MAGZPT))``; the airmass term of the
-            CASU zero point is not applied.
+            ``EXPTIME * 10**(-0.4 (m - MAGZPT))``, m the Vega magnitude in
+            the simulated band (`band_magnitude_offset`); the airmass term
+            of the CASU zero point is not applied.
         """
-        mag = self.mag
+        mag = self.mag + band_magnitude_offset(config, self)
         if mjd is not None:
             mag = mag + variable_magnitude_offset(self.amplitude, self.period, self.phase, mjd)
         return config.dit * 10.0 ** (-0.4 * (mag - config.magzpt))
@@ -237,6 +246,7 @@ def _sky_catalog(
     log_period = np.log(_PERIOD_RANGE[0]) + draw[2] * np.log(_PERIOD_RANGE[1] / _PERIOD_RANGE[0])
     period = np.where(variable, np.exp(log_period), 1.0)
     phase = np.where(variable, 2.0 * math.pi * draw[3], 0.0)
+    j_minus_h, h_minus_k = draw_twomass_colours(seed, len(mag))
     return SkyCatalog(
         ra=np.asarray(source_ra) % 360.0,
         dec=np.asarray(source_dec),
@@ -248,4 +258,6 @@ def _sky_catalog(
         amplitude=amplitude,
         period=period,
         phase=phase,
+        j_minus_h=j_minus_h,
+        h_minus_k=h_minus_k,
     )

@@ -22,6 +22,7 @@ from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from ._colours import band_vega_to_ab
 from ._config import SimulationConfig
 from ._plan import StackPlan
 from ._psf import stack_psf_fwhm
@@ -67,14 +68,8 @@ def vega_to_ab(config: SimulationConfig) -> float | None:
         the instrument's config overrides give it (the offsets the isr
         applies), or `None` where it has none.
     """
-    # Imported here: the isr package is not needed to make pixels.
-    from ..instrument import policy_instrument
-    from ..isr.task import VistaIsrConfig
-
-    isr_config = VistaIsrConfig()
-    policy_instrument(config.instrument)().applyConfigOverrides("isr", isr_config)
     band = config.camera.filters_by_header_name[config.filter_name].band
-    return isr_config.vegaToAb.get(band)
+    return band_vega_to_ab(config.instrument, band)
 
 
 def zero_points(config: SimulationConfig) -> tuple[float, float | None]:

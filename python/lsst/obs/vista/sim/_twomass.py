@@ -15,13 +15,12 @@ survey (`TWOMASS_JDATE`).
 
 Photometry (synthetic)
 ----------------------
-Each star gets a random 2MASS colour, J - H uniform in [0.2, 0.8] and
-H - Ks in [0.0, 0.3] (the range of most unreddened field stars), and
-magnitudes such that the instrument's colour term for the simulated band
-(``calibrateImage``'s ``photometry.colorTerms``, as the instrument's config
-overrides give it) predicts the star's AB magnitude in the band exactly.
-A fit with that colour term recovers the true zero point, whatever its
-coefficients.  The error columns are 2MASS-like: ``*_msigcom =
+Each star has a random 2MASS colour and magnitudes such that the
+instrument's colour term for the simulated band (``calibrateImage``'s
+``photometry.colorTerms``, as the instrument's config overrides give it)
+predicts the star's AB magnitude in the band exactly
+(`lsst.obs.vista.sim._colours`).  A fit with that colour term recovers the
+true zero point, whatever its coefficients.  The error columns are 2MASS-like: ``*_msigcom =
 hypot(0.02, 10**(0.4 (m - 17)))``, S/N from them; the values are exact.
 """
 
@@ -30,21 +29,16 @@ from __future__ import annotations
 __all__ = ("TWOMASS_JDATE", "write_twomass_catalog")
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 
+from ._colours import twomass_magnitudes
 from ._config import SimulationConfig
 from ._files import FitsFile
 from ._headers import SIMULATE_CARD
-from ._random import Stream, generator
 from ._sky import sky_catalog
-from ._sources import vega_to_ab
-
-if TYPE_CHECKING:
-    from ..calibrate import ColorTermConfig
 
 TWOMASS_JDATE = 2451000.5
 """``jdate`` of every star (1998-07-06, within the 2MASS survey)."""
@@ -80,31 +74,11 @@ def write_twomass_catalog(
     Raises
     ------
     ValueError
-        Raised if the simulated band has no Vega-to-AB offset or its
-        instrument no colour term for it.
+        Raised if the simulated band (and with ``star_colours`` the z band)
+        has no Vega-to-AB offset or its instrument no colour term for it.
     """
-    offset = vega_to_ab(config)
-    band = config.camera.filters_by_header_name[config.filter_name].band
-    term = _colour_term(config, band)
-    if offset is None or term is None:
-        raise ValueError(
-            f"filter {config.filter_name} of {config.instrument} has no Vega-to-AB offset or no 2MASS "
-            "colour term: no 2MASS-like magnitudes"
-        )
     sky = sky_catalog(config)
-    # Drawn for every source, so that a star's colour depends on nothing else.
-    rng = generator(config.seed, Stream.COLOUR)
-    j_minus_h = rng.uniform(0.2, 0.8, size=len(sky))
-    h_minus_k = rng.uniform(0.0, 0.3, size=len(sky))
-    relative = {"j_m": 0.0 * j_minus_h, "h_m": -j_minus_h, "k_m": -j_minus_h - h_minus_k}
-    first, second = term.colorColumns
-    colour = relative[first] - relative[second]
-    if term.colorRange:
-        colour = np.clip(colour, *term.colorRange)
-    predicted = np.polynomial.polynomial.polyval(colour, list(term.coefficients))
-    # primary = mag_AB - predicted, and J = primary - (primary's offset from J).
-    j = sky.mag + offset - predicted - relative[term.primary]
-    mags = {name: j + shift for name, shift in relative.items()}
+    mags = twomass_magnitudes(config, sky)
     chosen = ~sky.galaxy
     if faint_limit is not None:
         chosen &= mags["k_m"] <= faint_limit
@@ -136,14 +110,3 @@ def write_twomass_catalog(
     with FitsFile(Path(path), primary) as output:
         output.append(hdu)
     return table
-
-
-def _colour_term(config: SimulationConfig, band: str) -> ColorTermConfig | None:
-    """Return the instrument's 2MASS colour term for ``band``, or `None`."""
-    # Imported here: the calibrate task is not needed to make pixels.
-    from ..calibrate import CalibrateImageConfig
-    from ..instrument import policy_instrument
-
-    calibrate_config = CalibrateImageConfig()
-    policy_instrument(config.instrument)().applyConfigOverrides("calibrateImage", calibrate_config)
-    return calibrate_config.photometry.colorTerms.get(band)
