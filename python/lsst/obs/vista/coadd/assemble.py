@@ -321,10 +321,10 @@ class AssembleCellCoaddTask(PipelineTask):
         contributions: list[dict[str, Any]] = []
         input_tables: list[Table] = []
         n_clipped = 0
-        # The artefact search smooths (4 sigma) and grows (clipGrowSigma sigma)
-        # by up to the broadest PSF: a strip is read with that margin.
+        # The artefact search smooths (_TRUNCATE sigma) and grows (clipGrowSigma
+        # sigma) by up to the broadest PSF: a strip is read with that margin.
         broadest = max(_psf_sigma(source.provenance) for source in sources)
-        margin = int(np.ceil((4.0 + self.config.clipGrowSigma) * broadest)) + 2
+        margin = int(np.ceil((_TRUNCATE + self.config.clipGrowSigma) * broadest)) + 2
         first = None
         step = self.config.cellRowsPerRead
         for first_row in range(0, grid.grid_size.i, step):
@@ -541,21 +541,40 @@ class AssembleCellCoaddTask(PipelineTask):
         in the correlation between warp pixels that the variance plane does
         not).  An artefact is where that exceeds ``clipThreshold`` and the
         difference exceeds ``clipFluxFraction`` of the median.
+
+        Only pixels where at least ``minInputsForClipping`` inputs are usable
+        can be artefacts, so the search runs on their bounding box grown by
+        the reach of the filters and of the growth, no further: every
+        filtered value it uses sees the same pixels as over the whole strip,
+        and the result is the same.
         """
+        shape = inputs[0].usable.shape
+        result = [np.zeros(shape, dtype=bool) for _ in inputs]
+        n_usable = np.sum([item.usable for item in inputs], axis=0)
+        rows, columns = (
+            np.nonzero(np.any(n_usable >= self.config.minInputsForClipping, axis=a))[0] for a in (1, 0)
+        )
+        if rows.size == 0:
+            return result
         target = max(item.sigma for item in inputs)
+        radius = int(np.ceil(self.config.clipGrowSigma * target))
+        reach = max(_filter_radius(target), radius)
+        crop = (
+            slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, shape[0])),
+            slice(max(columns[0] - reach, 0), min(columns[-1] + reach + 1, shape[1])),
+        )
         matched = []
         for item in inputs:
             kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
-            values = _smoothed(item.warp.image.array, item.usable, kernel_sigma)
-            matched.append(np.where(item.usable, values, np.nan).astype(np.float32))
+            usable = item.usable[crop]
+            values = _smoothed(item.warp.image.array[crop], usable, kernel_sigma)
+            matched.append(np.where(usable, values, np.nan).astype(np.float32))
         stack = np.asarray(matched)
         n_valid = np.sum(np.isfinite(stack), axis=0)
         median = _nanmedian_over_inputs(stack, n_valid)
         comparable = n_valid >= self.config.minInputsForClipping
-        radius = int(np.ceil(self.config.clipGrowSigma * target))
         structure = _disc(radius)
-        result = []
-        for values in matched:
+        for values, artefact_full in zip(matched, result, strict=True):
             usable = np.isfinite(values) & comparable
             difference = np.where(usable, values - median, 0.0)
             filtered = _smoothed(difference, usable, target) if target > 0 else difference
@@ -571,7 +590,7 @@ class AssembleCellCoaddTask(PipelineTask):
                     )
             if radius > 0 and artefact.any():
                 artefact = _dilated(artefact, structure) & np.isfinite(values)
-            result.append(artefact)
+            artefact_full[crop] = artefact
         return result
 
 
@@ -610,15 +629,24 @@ def _dilated(pixels: np.ndarray, structure: np.ndarray) -> np.ndarray:
     return result
 
 
+_TRUNCATE = 4.0
+"""Gaussian kernels of the artefact search reach this many sigmas."""
+
+
+def _filter_radius(sigma: float) -> int:
+    """Return how far (pixels) `_smoothed` reaches with ``sigma``."""
+    return int(_TRUNCATE * sigma + 0.5)
+
+
 def _smoothed(values: np.ndarray, usable: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-smooth the usable pixels of an image (normalised
     convolution, in float32: it only decides which pixels are artefacts)."""
     filled = np.where(usable, values, 0.0).astype(np.float32)
     if sigma <= 0.1:
         return filled
-    weight = scipy.ndimage.gaussian_filter(usable.astype(np.float32), sigma)
+    weight = scipy.ndimage.gaussian_filter(usable.astype(np.float32), sigma, truncate=_TRUNCATE)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return scipy.ndimage.gaussian_filter(filled, sigma) / weight
+        return scipy.ndimage.gaussian_filter(filled, sigma, truncate=_TRUNCATE) / weight
 
 
 @dataclasses.dataclass
