@@ -38,7 +38,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
-from ..isr.masks import planes_set, set_plane
+from ..isr.masks import planes_set, set_plane, set_planes
 from ..isr.pipeline_task import data_id_text
 from .mapping import box_intersection
 from .psf import combine_kernels
@@ -378,7 +378,17 @@ class AssembleCellCoaddTask(PipelineTask):
                     )
                     kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                     contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
-        set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
+        inexact_or_saturated = planes.inexact_psf | planes.too_saturated
+        set_planes(
+            planes.mask,
+            {
+                "NO_DATA": planes.n_image == 0,
+                "INEXACT_PSF": planes.inexact_psf,
+                "CLIPPED": planes.clipped,
+                "SATURATED": planes.too_saturated,
+                "REJECTED": inexact_or_saturated,
+            },
+        )
         if len(missing) == grid.grid_size.i * grid.grid_size.j:
             raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
         psf = CellPointSpreadFunction(
@@ -468,15 +478,21 @@ class AssembleCellCoaddTask(PipelineTask):
         n_image = np.zeros(shape, dtype=np.int32)
         saturated = np.zeros(shape)
         used_pixels = []
+        # Each input adds to the pixels it is used (or flagged) in only, in
+        # float64 as the sums are kept: the same sums as adding zeros elsewhere.
+        term = np.empty(shape)
         for k, weight in zip(chosen, weights, strict=True):
             item = inputs[k]
             used = item.usable[sl] & ~clipped[k][sl]
             used_pixels.append(used)
-            w = np.where(used, weight, 0.0)
-            total_weight += w
-            image += w * np.where(used, item.warp.image.array[sl], 0.0)
-            variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
-            noise += w * np.where(used, item.noise[sl], 0.0)
+            np.add(total_weight, weight, out=total_weight, where=used)
+            for total, values, factor in (
+                (image, item.warp.image.array[sl], weight),
+                (variance, item.warp.variance.array[sl], weight * weight),
+                (noise, item.noise[sl], weight),
+            ):
+                np.multiply(factor, values, out=term, where=used, dtype=np.float64)
+                np.add(total, term, out=total, where=used)
             n_image += used
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
@@ -485,7 +501,8 @@ class AssembleCellCoaddTask(PipelineTask):
                     flagged = item.flags[plane][sl]
                 else:
                     continue
-                fraction[out] += weight * flagged
+                if flagged.any():
+                    np.add(fraction[out], weight, out=fraction[out], where=flagged, dtype=np.float64)
             if "SATURATED" in item.flags:
                 saturated += item.flags["SATURATED"][sl]
         weight_sum = float(np.sum(weights))
@@ -496,17 +513,9 @@ class AssembleCellCoaddTask(PipelineTask):
             planes.variance[out] = variance / total_weight**2
             planes.noise[out] = noise / total_weight
         planes.n_image[out] = n_image
-        mask = planes.mask.array[out]
-        schema = planes.mask.schema
-        no_data = total_weight == 0
-        inexact = (n_image < len(chosen)) & ~no_data
-        mask |= np.where(inexact[..., None], schema.bitmask("REJECTED", "INEXACT_PSF"), 0).astype(mask.dtype)
-        any_clipped = np.any([clipped[k][sl] for k in chosen], axis=0)
-        mask |= np.where(any_clipped[..., None], schema.bitmask("CLIPPED"), 0).astype(mask.dtype)
-        too_saturated = saturated > self.config.saturatedFraction * len(chosen)
-        mask |= np.where(too_saturated[..., None], schema.bitmask("SATURATED", "REJECTED"), 0).astype(
-            mask.dtype
-        )
+        planes.inexact_psf[out] = (n_image < len(chosen)) & (total_weight != 0)
+        planes.clipped[out] = np.any([clipped[k][sl] for k in chosen], axis=0)
+        planes.too_saturated[out] = saturated > self.config.saturatedFraction * len(chosen)
         return used_pixels
 
     @staticmethod
@@ -659,6 +668,17 @@ class _CoaddPlanes:
     n_image: np.ndarray
     mask: Mask
     fractions: dict[str, np.ndarray]
+    inexact_psf: np.ndarray
+    """Pixels that some of their cell's inputs do not reach (INEXACT_PSF,
+    REJECTED), set in `mask` once the cells are assembled (one pass over
+    whole mask words instead of one per cell and plane)."""
+
+    clipped: np.ndarray
+    """Pixels where an input was clipped as an artefact (CLIPPED)."""
+
+    too_saturated: np.ndarray
+    """Pixels saturated in too many of their cell's inputs (SATURATED,
+    REJECTED)."""
 
     @classmethod
     def empty(cls, outer: Box, fraction_names: Sequence[str]) -> _CoaddPlanes:
@@ -670,6 +690,9 @@ class _CoaddPlanes:
             n_image=np.zeros(outer.shape, dtype=np.int32),
             mask=Mask(schema=schema, bbox=outer),
             fractions={plane: np.zeros(outer.shape, dtype=np.float32) for plane in fraction_names},
+            inexact_psf=np.zeros(outer.shape, dtype=bool),
+            clipped=np.zeros(outer.shape, dtype=bool),
+            too_saturated=np.zeros(outer.shape, dtype=bool),
         )
 
 
