@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import astropy.units as u
+import numba
 import numpy as np
 import scipy.ndimage
 from astropy.table import Table, vstack
@@ -478,22 +479,19 @@ class AssembleCellCoaddTask(PipelineTask):
         n_image = np.zeros(shape, dtype=np.int32)
         saturated = np.zeros(shape)
         used_pixels = []
-        # Each input adds to the pixels it is used (or flagged) in only, in
-        # float64 as the sums are kept: the same sums as adding zeros elsewhere.
-        term = np.empty(shape)
+        # Each input adds to the pixels it is used (or flagged) in only: the
+        # same sums as adding zeros elsewhere.
         for k, weight in zip(chosen, weights, strict=True):
             item = inputs[k]
             used = item.usable[sl] & ~clipped[k][sl]
             used_pixels.append(used)
-            np.add(total_weight, weight, out=total_weight, where=used)
-            for total, values, factor in (
-                (image, item.warp.image.array[sl], weight),
-                (variance, item.warp.variance.array[sl], weight * weight),
-                (noise, item.noise[sl], weight),
-            ):
-                np.multiply(factor, values, out=term, where=used, dtype=np.float64)
-                np.add(total, term, out=total, where=used)
-            n_image += used
+            _add_input(
+                used,
+                weight,
+                (item.warp.image.array[sl], item.warp.variance.array[sl], item.noise[sl]),
+                (total_weight, image, variance, noise),
+                n_image,
+            )
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
@@ -601,6 +599,44 @@ class AssembleCellCoaddTask(PipelineTask):
                 artefact = _dilated(artefact, structure) & np.isfinite(values)
             artefact_full[crop] = artefact
         return result
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_input(
+    used: np.ndarray,
+    weight: float,
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_image: np.ndarray,
+) -> None:
+    """Add one input's used pixels of a cell to the cell's float64 sums.
+
+    Parameters
+    ----------
+    used : `numpy.ndarray` [`bool`]
+        The input's pixels that enter the coadd.
+    weight : `float`
+        The input's weight in the cell.
+    planes : `tuple` [`numpy.ndarray`, ...]
+        Its image, variance and noise realisation over the cell.
+    sums : `tuple` [`numpy.ndarray`, ...]
+        Sums of the weights, of the weighted images, of the variances times
+        the squared weights and of the weighted noise realisations, updated
+        in place.
+    n_image : `numpy.ndarray`
+        Number of inputs used per pixel, updated in place.
+    """
+    image, variance, noise = planes
+    total_weight, image_sum, variance_sum, noise_sum = sums
+    square = weight * weight
+    for y in range(used.shape[0]):
+        for x in range(used.shape[1]):
+            if used[y, x]:
+                total_weight[y, x] += weight
+                image_sum[y, x] += weight * np.float64(image[y, x])
+                variance_sum[y, x] += square * np.float64(variance[y, x])
+                noise_sum[y, x] += weight * np.float64(noise[y, x])
+                n_image[y, x] += 1
 
 
 def _nanmedian_over_inputs(stack: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
