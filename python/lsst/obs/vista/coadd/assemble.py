@@ -551,39 +551,46 @@ class AssembleCellCoaddTask(PipelineTask):
 
         Only pixels where at least ``minInputsForClipping`` inputs are usable
         can be artefacts, so the search runs on their bounding box grown by
-        the reach of the filters and of the growth, no further: every
-        filtered value it uses sees the same pixels as over the whole strip,
-        and the result is the same.
+        the reach of the filters and of the growth, and each input on the
+        part of it where that input is usable too: every filtered value it
+        uses sees the same pixels as over the whole strip, and the result is
+        the same.
         """
         shape = inputs[0].usable.shape
         result = [np.zeros(shape, dtype=bool) for _ in inputs]
-        n_usable = np.sum([item.usable for item in inputs], axis=0)
-        rows, columns = (
-            np.nonzero(np.any(n_usable >= self.config.minInputsForClipping, axis=a))[0] for a in (1, 0)
+        comparable_anywhere = np.sum([item.usable for item in inputs], axis=0) >= (
+            self.config.minInputsForClipping
         )
-        if rows.size == 0:
-            return result
         target = max(item.sigma for item in inputs)
         radius = int(np.ceil(self.config.clipGrowSigma * target))
         reach = max(_filter_radius(target), radius)
-        crop = (
-            slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, shape[0])),
-            slice(max(columns[0] - reach, 0), min(columns[-1] + reach + 1, shape[1])),
-        )
+        crop = _grown_bbox(comparable_anywhere, reach)
+        if crop is None:
+            return result
+        crop_shape = (crop[0].stop - crop[0].start, crop[1].stop - crop[1].start)
+        # Each input's own part of the crop: where it can be compared, grown alike.
+        own_boxes = [_grown_bbox(item.usable & comparable_anywhere, reach) for item in inputs]
         matched = []
-        for item in inputs:
-            kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
-            usable = item.usable[crop]
-            values = _smoothed(item.warp.image.array[crop], usable, kernel_sigma)
-            matched.append(np.where(usable, values, np.nan).astype(np.float32))
+        for item, own in zip(inputs, own_boxes, strict=True):
+            values = np.full(crop_shape, np.nan, dtype=np.float32)
+            if own is not None:
+                kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
+                usable = item.usable[own]
+                smoothed = _smoothed(item.warp.image.array[own], usable, kernel_sigma)
+                values[_within(own, crop)] = np.where(usable, smoothed, np.nan)
+            matched.append(values)
         stack = np.asarray(matched)
         n_valid = np.sum(np.isfinite(stack), axis=0)
         median = _nanmedian_over_inputs(stack, n_valid)
         comparable = n_valid >= self.config.minInputsForClipping
         structure = _disc(radius)
-        for values, artefact_full in zip(matched, result, strict=True):
-            usable = np.isfinite(values) & comparable
-            difference = np.where(usable, values - median, 0.0)
+        for values_in_crop, own, artefact_full in zip(matched, own_boxes, result, strict=True):
+            if own is None:
+                continue
+            inside = _within(own, crop)
+            values, own_median = values_in_crop[inside], median[inside]
+            usable = np.isfinite(values) & comparable[inside]
+            difference = np.where(usable, values - own_median, 0.0)
             filtered = _smoothed(difference, usable, target) if target > 0 else difference
             scatter = filtered[usable]
             artefact = np.zeros(values.shape, dtype=bool)
@@ -593,12 +600,29 @@ class AssembleCellCoaddTask(PipelineTask):
                     artefact = (
                         usable
                         & (np.abs(filtered) > self.config.clipThreshold * mad)
-                        & (np.abs(difference) > self.config.clipFluxFraction * np.abs(median))
+                        & (np.abs(difference) > self.config.clipFluxFraction * np.abs(own_median))
                     )
             if radius > 0 and artefact.any():
                 artefact = _dilated(artefact, structure) & np.isfinite(values)
-            artefact_full[crop] = artefact
+            artefact_full[own] = artefact
         return result
+
+
+def _grown_bbox(pixels: np.ndarray, reach: int) -> tuple[slice, slice] | None:
+    """Return the bounding box of the set pixels grown by ``reach`` (within
+    the array), as slices, or `None` if none is set."""
+    rows, columns = (np.nonzero(np.any(pixels, axis=axis))[0] for axis in (1, 0))
+    if rows.size == 0:
+        return None
+    return (
+        slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, pixels.shape[0])),
+        slice(max(columns[0] - reach, 0), min(columns[-1] + reach + 1, pixels.shape[1])),
+    )
+
+
+def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """Return the slices of ``inner`` relative to ``outer`` (which holds it)."""
+    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True))
 
 
 @numba.njit(cache=True, nogil=True)
