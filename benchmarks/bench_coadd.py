@@ -32,12 +32,13 @@ field centre), in one run:
   warps into ``direct_warp_noise0``: `MakeDirectWarpTask.make_noise_realization`
   of the visit, in nJy, with the image's weight map) combined with the
   WEIGHTED mean (ours' coadded noise realisation); its time is the sum of
-  the two runs', its peak RSS the larger.  Ours also carries the mask,
-  the variance and the PSF per cell, which SWarp has no counterpart for;
+  the two runs', its peak RSS the larger.  Ours also makes a mask and a
+  PSF per cell, which SWarp does not (its weight map is the counterpart
+  of ours' variance plane);
 - time: wall clock of ours (warps + assembly) against SWarp's for N inputs
   (target <= 1.5: the plain peer, which makes the image and its weight
-  only), the same against the like-for-like peer (no target: what the
-  plain ratio owes to the products SWarp does not make), and of ours for
+  only), the same against the like-for-like peer (no target: the same
+  products on both sides but ours' mask and cell PSFs), and of ours for
   4N against N inputs (target <= 4.4); also the CPU time (user + system)
   of ours against both peers for N inputs, which a machine shared with
   other work changes less than the wall clock;
