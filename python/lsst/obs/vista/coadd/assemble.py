@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import astropy.units as u
+import numba
 import numpy as np
 import scipy.ndimage
 from astropy.table import Table, vstack
@@ -38,7 +39,7 @@ from lsst.pipe.base import (
     Struct,
 )
 
-from ..isr.masks import planes_set, set_plane
+from ..isr.masks import planes_set, set_plane, set_planes
 from ..isr.pipeline_task import data_id_text
 from .mapping import box_intersection
 from .psf import combine_kernels
@@ -321,10 +322,10 @@ class AssembleCellCoaddTask(PipelineTask):
         contributions: list[dict[str, Any]] = []
         input_tables: list[Table] = []
         n_clipped = 0
-        # The artefact search smooths (4 sigma) and grows (clipGrowSigma sigma)
-        # by up to the broadest PSF: a strip is read with that margin.
+        # The artefact search smooths (_TRUNCATE sigma) and grows (clipGrowSigma
+        # sigma) by up to the broadest PSF: a strip is read with that margin.
         broadest = max(_psf_sigma(source.provenance) for source in sources)
-        margin = int(np.ceil((4.0 + self.config.clipGrowSigma) * broadest)) + 2
+        margin = int(np.ceil((_TRUNCATE + self.config.clipGrowSigma) * broadest)) + 2
         first = None
         step = self.config.cellRowsPerRead
         for first_row in range(0, grid.grid_size.i, step):
@@ -378,7 +379,17 @@ class AssembleCellCoaddTask(PipelineTask):
                     )
                     kernels[i, j] = combine_kernels([inputs[k].warp.psf[cell].array for k in chosen], weights)
                     contributions.extend(self._cell_contributions(inputs, chosen, weights, used, cell, sl))
-        set_plane(planes.mask, "NO_DATA", planes.n_image == 0)
+        inexact_or_saturated = planes.inexact_psf | planes.too_saturated
+        set_planes(
+            planes.mask,
+            {
+                "NO_DATA": planes.n_image == 0,
+                "INEXACT_PSF": planes.inexact_psf,
+                "CLIPPED": planes.clipped,
+                "SATURATED": planes.too_saturated,
+                "REJECTED": inexact_or_saturated,
+            },
+        )
         if len(missing) == grid.grid_size.i * grid.grid_size.j:
             raise NoWorkFound(f"{name}: no warp has usable pixels on the patch; no coadd written.")
         psf = CellPointSpreadFunction(
@@ -468,16 +479,19 @@ class AssembleCellCoaddTask(PipelineTask):
         n_image = np.zeros(shape, dtype=np.int32)
         saturated = np.zeros(shape)
         used_pixels = []
+        # Each input adds to the pixels it is used (or flagged) in only: the
+        # same sums as adding zeros elsewhere.
         for k, weight in zip(chosen, weights, strict=True):
             item = inputs[k]
             used = item.usable[sl] & ~clipped[k][sl]
             used_pixels.append(used)
-            w = np.where(used, weight, 0.0)
-            total_weight += w
-            image += w * np.where(used, item.warp.image.array[sl], 0.0)
-            variance += w * w * np.where(used, item.warp.variance.array[sl], 0.0)
-            noise += w * np.where(used, item.noise[sl], 0.0)
-            n_image += used
+            _add_input(
+                used,
+                weight,
+                (item.warp.image.array[sl], item.warp.variance.array[sl], item.noise[sl]),
+                (total_weight, image, variance, noise),
+                n_image,
+            )
             for plane, fraction in planes.fractions.items():
                 if plane == "CLIPPED":
                     flagged = clipped[k][sl]
@@ -485,7 +499,8 @@ class AssembleCellCoaddTask(PipelineTask):
                     flagged = item.flags[plane][sl]
                 else:
                     continue
-                fraction[out] += weight * flagged
+                if flagged.any():
+                    np.add(fraction[out], weight, out=fraction[out], where=flagged, dtype=np.float64)
             if "SATURATED" in item.flags:
                 saturated += item.flags["SATURATED"][sl]
         weight_sum = float(np.sum(weights))
@@ -496,17 +511,9 @@ class AssembleCellCoaddTask(PipelineTask):
             planes.variance[out] = variance / total_weight**2
             planes.noise[out] = noise / total_weight
         planes.n_image[out] = n_image
-        mask = planes.mask.array[out]
-        schema = planes.mask.schema
-        no_data = total_weight == 0
-        inexact = (n_image < len(chosen)) & ~no_data
-        mask |= np.where(inexact[..., None], schema.bitmask("REJECTED", "INEXACT_PSF"), 0).astype(mask.dtype)
-        any_clipped = np.any([clipped[k][sl] for k in chosen], axis=0)
-        mask |= np.where(any_clipped[..., None], schema.bitmask("CLIPPED"), 0).astype(mask.dtype)
-        too_saturated = saturated > self.config.saturatedFraction * len(chosen)
-        mask |= np.where(too_saturated[..., None], schema.bitmask("SATURATED", "REJECTED"), 0).astype(
-            mask.dtype
-        )
+        planes.inexact_psf[out] = (n_image < len(chosen)) & (total_weight != 0)
+        planes.clipped[out] = np.any([clipped[k][sl] for k in chosen], axis=0)
+        planes.too_saturated[out] = saturated > self.config.saturatedFraction * len(chosen)
         return used_pixels
 
     @staticmethod
@@ -541,23 +548,49 @@ class AssembleCellCoaddTask(PipelineTask):
         in the correlation between warp pixels that the variance plane does
         not).  An artefact is where that exceeds ``clipThreshold`` and the
         difference exceeds ``clipFluxFraction`` of the median.
+
+        Only pixels where at least ``minInputsForClipping`` inputs are usable
+        can be artefacts, so the search runs on their bounding box grown by
+        the reach of the filters and of the growth, and each input on the
+        part of it where that input is usable too: every filtered value it
+        uses sees the same pixels as over the whole strip, and the result is
+        the same.
         """
+        shape = inputs[0].usable.shape
+        result = [np.zeros(shape, dtype=bool) for _ in inputs]
+        comparable_anywhere = np.sum([item.usable for item in inputs], axis=0) >= (
+            self.config.minInputsForClipping
+        )
         target = max(item.sigma for item in inputs)
+        radius = int(np.ceil(self.config.clipGrowSigma * target))
+        reach = max(_filter_radius(target), radius)
+        crop = _grown_bbox(comparable_anywhere, reach)
+        if crop is None:
+            return result
+        crop_shape = (crop[0].stop - crop[0].start, crop[1].stop - crop[1].start)
+        # Each input's own part of the crop: where it can be compared, grown alike.
+        own_boxes = [_grown_bbox(item.usable & comparable_anywhere, reach) for item in inputs]
         matched = []
-        for item in inputs:
-            kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
-            values = _smoothed(item.warp.image.array, item.usable, kernel_sigma)
-            matched.append(np.where(item.usable, values, np.nan).astype(np.float32))
+        for item, own in zip(inputs, own_boxes, strict=True):
+            values = np.full(crop_shape, np.nan, dtype=np.float32)
+            if own is not None:
+                kernel_sigma = float(np.sqrt(max(target**2 - item.sigma**2, 0.0)))
+                usable = item.usable[own]
+                smoothed = _smoothed(item.warp.image.array[own], usable, kernel_sigma)
+                values[_within(own, crop)] = np.where(usable, smoothed, np.nan)
+            matched.append(values)
         stack = np.asarray(matched)
         n_valid = np.sum(np.isfinite(stack), axis=0)
         median = _nanmedian_over_inputs(stack, n_valid)
         comparable = n_valid >= self.config.minInputsForClipping
-        radius = int(np.ceil(self.config.clipGrowSigma * target))
         structure = _disc(radius)
-        result = []
-        for values in matched:
-            usable = np.isfinite(values) & comparable
-            difference = np.where(usable, values - median, 0.0)
+        for values_in_crop, own, artefact_full in zip(matched, own_boxes, result, strict=True):
+            if own is None:
+                continue
+            inside = _within(own, crop)
+            values, own_median = values_in_crop[inside], median[inside]
+            usable = np.isfinite(values) & comparable[inside]
+            difference = np.where(usable, values - own_median, 0.0)
             filtered = _smoothed(difference, usable, target) if target > 0 else difference
             scatter = filtered[usable]
             artefact = np.zeros(values.shape, dtype=bool)
@@ -567,12 +600,67 @@ class AssembleCellCoaddTask(PipelineTask):
                     artefact = (
                         usable
                         & (np.abs(filtered) > self.config.clipThreshold * mad)
-                        & (np.abs(difference) > self.config.clipFluxFraction * np.abs(median))
+                        & (np.abs(difference) > self.config.clipFluxFraction * np.abs(own_median))
                     )
             if radius > 0 and artefact.any():
                 artefact = _dilated(artefact, structure) & np.isfinite(values)
-            result.append(artefact)
+            artefact_full[own] = artefact
         return result
+
+
+def _grown_bbox(pixels: np.ndarray, reach: int) -> tuple[slice, slice] | None:
+    """Return the bounding box of the set pixels grown by ``reach`` (within
+    the array), as slices, or `None` if none is set."""
+    rows, columns = (np.nonzero(np.any(pixels, axis=axis))[0] for axis in (1, 0))
+    if rows.size == 0:
+        return None
+    return (
+        slice(max(rows[0] - reach, 0), min(rows[-1] + reach + 1, pixels.shape[0])),
+        slice(max(columns[0] - reach, 0), min(columns[-1] + reach + 1, pixels.shape[1])),
+    )
+
+
+def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[slice, slice]:
+    """Return the slices of ``inner`` relative to ``outer`` (which holds it)."""
+    return tuple(slice(i.start - o.start, i.stop - o.start) for i, o in zip(inner, outer, strict=True))
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_input(
+    used: np.ndarray,
+    weight: float,
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n_image: np.ndarray,
+) -> None:
+    """Add one input's used pixels of a cell to the cell's float64 sums.
+
+    Parameters
+    ----------
+    used : `numpy.ndarray` [`bool`]
+        The input's pixels that enter the coadd.
+    weight : `float`
+        The input's weight in the cell.
+    planes : `tuple` [`numpy.ndarray`, ...]
+        Its image, variance and noise realisation over the cell.
+    sums : `tuple` [`numpy.ndarray`, ...]
+        Sums of the weights, of the weighted images, of the variances times
+        the squared weights and of the weighted noise realisations, updated
+        in place.
+    n_image : `numpy.ndarray`
+        Number of inputs used per pixel, updated in place.
+    """
+    image, variance, noise = planes
+    total_weight, image_sum, variance_sum, noise_sum = sums
+    square = weight * weight
+    for y in range(used.shape[0]):
+        for x in range(used.shape[1]):
+            if used[y, x]:
+                total_weight[y, x] += weight
+                image_sum[y, x] += weight * np.float64(image[y, x])
+                variance_sum[y, x] += square * np.float64(variance[y, x])
+                noise_sum[y, x] += weight * np.float64(noise[y, x])
+                n_image[y, x] += 1
 
 
 def _nanmedian_over_inputs(stack: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
@@ -610,15 +698,24 @@ def _dilated(pixels: np.ndarray, structure: np.ndarray) -> np.ndarray:
     return result
 
 
+_TRUNCATE = 4.0
+"""Gaussian kernels of the artefact search reach this many sigmas."""
+
+
+def _filter_radius(sigma: float) -> int:
+    """Return how far (pixels) `_smoothed` reaches with ``sigma``."""
+    return int(_TRUNCATE * sigma + 0.5)
+
+
 def _smoothed(values: np.ndarray, usable: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian-smooth the usable pixels of an image (normalised
     convolution, in float32: it only decides which pixels are artefacts)."""
     filled = np.where(usable, values, 0.0).astype(np.float32)
     if sigma <= 0.1:
         return filled
-    weight = scipy.ndimage.gaussian_filter(usable.astype(np.float32), sigma)
+    weight = scipy.ndimage.gaussian_filter(usable.astype(np.float32), sigma, truncate=_TRUNCATE)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return scipy.ndimage.gaussian_filter(filled, sigma) / weight
+        return scipy.ndimage.gaussian_filter(filled, sigma, truncate=_TRUNCATE) / weight
 
 
 @dataclasses.dataclass
@@ -631,6 +728,17 @@ class _CoaddPlanes:
     n_image: np.ndarray
     mask: Mask
     fractions: dict[str, np.ndarray]
+    inexact_psf: np.ndarray
+    """Pixels that some of their cell's inputs do not reach (INEXACT_PSF,
+    REJECTED), set in `mask` once the cells are assembled (one pass over
+    whole mask words instead of one per cell and plane)."""
+
+    clipped: np.ndarray
+    """Pixels where an input was clipped as an artefact (CLIPPED)."""
+
+    too_saturated: np.ndarray
+    """Pixels saturated in too many of their cell's inputs (SATURATED,
+    REJECTED)."""
 
     @classmethod
     def empty(cls, outer: Box, fraction_names: Sequence[str]) -> _CoaddPlanes:
@@ -642,6 +750,9 @@ class _CoaddPlanes:
             n_image=np.zeros(outer.shape, dtype=np.int32),
             mask=Mask(schema=schema, bbox=outer),
             fractions={plane: np.zeros(outer.shape, dtype=np.float32) for plane in fraction_names},
+            inexact_psf=np.zeros(outer.shape, dtype=bool),
+            clipped=np.zeros(outer.shape, dtype=bool),
+            too_saturated=np.zeros(outer.shape, dtype=bool),
         )
 
 

@@ -274,11 +274,10 @@ class MakeDirectWarpTask(PipelineTask):
             return None
         mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
         bbox = visit_image.bbox
-        scaling = visit_image.photometric_scaling.render(bbox).quantity.to_value(u.nJy / visit_image.unit)
+        scaling = _nanojansky_scaling(visit_image)
         image = visit_image.image.array * scaling
         variance = visit_image.variance.array * scaling**2
-        rng = np.random.default_rng([self.config.seed, visit, detector])
-        noise = noise_realization(variance, rng, self._colouring(visit_image))
+        noise = self._noise(visit_image, variance, visit, detector)
         planes = resample_planes(
             image,
             variance,
@@ -294,6 +293,31 @@ class MakeDirectWarpTask(PipelineTask):
         return WarpedDetector(
             detector, box, planes.image, planes.variance, planes.noise, planes.mask, planes.valid, visit_image
         )
+
+    def make_noise_realization(self, visit_image: VisitImage, *, visit: int, detector: int) -> np.ndarray:
+        """Return the noise realisation that the warp of one detector
+        carries into ``direct_warp_noise0``, before resampling.
+
+        Parameters
+        ----------
+        visit_image : `lsst.images.VisitImage`
+            The detector's calibrated image (with a photometric calibration).
+        visit, detector : `int`
+            Its visit and detector IDs (with ``seed``, they seed the draws).
+
+        Returns
+        -------
+        noise : `numpy.ndarray`
+            float32 noise in nJy on the input's pixels, of its calibrated
+            variance and (with ``doCorrelatedNoise``) its pixel correlation.
+        """
+        variance = visit_image.variance.array * _nanojansky_scaling(visit_image) ** 2
+        return self._noise(visit_image, variance, visit, detector)
+
+    def _noise(self, visit_image: VisitImage, variance: np.ndarray, visit: int, detector: int) -> np.ndarray:
+        """Return `make_noise_realization` given the calibrated variance."""
+        rng = np.random.default_rng([self.config.seed, visit, detector])
+        return noise_realization(variance, rng, self._colouring(visit_image))
 
     def _colouring(self, visit_image: VisitImage) -> np.ndarray | None:
         """Return the colouring kernel of the input's noise, or `None` for white."""
@@ -468,6 +492,12 @@ class MakeDirectWarpTask(PipelineTask):
             row["instrument"] = inputs["instrument"][0]
             row["visit"] = visit
         return CoaddProvenance(Table(inputs), Table(contributions))
+
+
+def _nanojansky_scaling(visit_image: VisitImage) -> np.ndarray:
+    """Return the factor from the image's units to nJy on its pixels."""
+    scaling = visit_image.photometric_scaling.render(visit_image.bbox)
+    return scaling.quantity.to_value(u.nJy / visit_image.unit)
 
 
 def _cells_box(grid: CellGrid, boxes: Sequence[Box]) -> Box | None:
