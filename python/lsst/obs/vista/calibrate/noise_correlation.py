@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -93,6 +92,12 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
     # The autocorrelation of the weights at the lags the correlation has only.
+    # Imported here, not with the module: scipy.signal takes a third of a
+    # CPU-second to import, and every process that loads the pipeline
+    # (processCcd.py, pipetask qgraph, butler transfer-from-graph) imports
+    # this module without measuring anything.
+    import scipy.signal
+
     full = scipy.signal.correlate(weights, weights, mode="full", method="fft")
     autocorrelation = np.zeros_like(correlation, dtype=np.float64)
     ly, lx = min(max_lag, h - 1), min(max_lag, w - 1)
