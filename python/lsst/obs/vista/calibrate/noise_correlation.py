@@ -92,10 +92,9 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
     # The autocorrelation of the weights at the lags the correlation has only.
-    # Imported here, not with the module: scipy.signal takes a third of a
-    # CPU-second to import, and every process that loads the pipeline
-    # (processCcd.py, pipetask qgraph, butler transfer-from-graph) imports
-    # this module without measuring anything.
+    # Imported here: scipy.signal takes a third of a CPU-second to import,
+    # and every process that loads a pipeline holding calibrateImage imports
+    # this module (processCcd.py, pipetask qgraph, butler transfer-from-graph ...).
     import scipy.signal
 
     full = scipy.signal.correlate(weights, weights, mode="full", method="fft")

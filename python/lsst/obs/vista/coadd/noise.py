@@ -13,7 +13,6 @@ from __future__ import annotations
 __all__ = ("colouring_kernel", "noise_realization")
 
 import numpy as np
-import scipy.signal
 
 
 def colouring_kernel(correlation: np.ndarray) -> np.ndarray:
@@ -65,6 +64,11 @@ def noise_realization(
     noise : `numpy.ndarray`
         float32 noise of ``variance``'s shape.
     """
+    # Imported here: scipy.signal takes a third of a CPU-second to import,
+    # and every process that loads a pipeline holding this task imports
+    # this module (pipetask qgraph, butler transfer-from-graph ...).
+    import scipy.signal
+
     unit = rng.standard_normal(variance.shape)
     if kernel is not None and kernel.size > 1:
         unit = scipy.signal.fftconvolve(unit, kernel, mode="same")
