@@ -31,10 +31,8 @@ import click
 
 from ..discovery import instrument_entries, instrument_entry
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
-from .quantum_failures import failure_line, read_failures
 from .repository import collection_exists, nearest, open_repository
 from .repository_config import ensure_background_map_formatter
-from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 from .sharded_run import (
     DataId,
     GroupFailedError,
@@ -488,6 +486,12 @@ def _run(
     """
     from lsst.daf.butler import Butler
     from lsst.pipe.base import Pipeline
+
+    # Imported here, as the middleware is: they import pipe_base and the
+    # ingest package (lsst-images), which --help and a command refused before
+    # anything runs do without.
+    from .quantum_failures import failure_line, read_failures
+    from .run_state import finished_data_ids, output_runs, remove_unfinished_outputs
 
     pipeline = _pipeline(instrument)
     with SignalForwarder() as forwarder:
