@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import scipy.fft
-import scipy.signal
 
 _MAX_WINDOW = 1024
 """Side of the central window (pixels) the correlation is measured in."""
@@ -92,6 +91,10 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     max_lag = correlation.shape[0] // 2
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
+    # scipy.signal costs every process that imports this module ~0.4 CPU-s
+    # (it loads scipy.stats): imported where it is used.
+    import scipy.signal
+
     # The autocorrelation of the weights at the lags the correlation has only.
     full = scipy.signal.correlate(weights, weights, mode="full", method="fft")
     autocorrelation = np.zeros_like(correlation, dtype=np.float64)

@@ -13,7 +13,6 @@ from __future__ import annotations
 __all__ = ("colouring_kernel", "noise_realization")
 
 import numpy as np
-import scipy.signal
 
 
 def colouring_kernel(correlation: np.ndarray) -> np.ndarray:
@@ -67,6 +66,10 @@ def noise_realization(
     """
     unit = rng.standard_normal(variance.shape)
     if kernel is not None and kernel.size > 1:
+        # scipy.signal costs every process that imports this module ~0.4 CPU-s
+        # (it loads scipy.stats): imported where it is used.
+        import scipy.signal
+
         unit = scipy.signal.fftconvolve(unit, kernel, mode="same")
     sigma = np.sqrt(np.where(np.isfinite(variance) & (variance > 0), variance, 0.0))
     return (unit * sigma).astype(np.float32)
