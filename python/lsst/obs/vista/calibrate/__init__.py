@@ -64,7 +64,7 @@ _LAZY = {
 }
 """The submodule that defines each public name (the union of their ``__all__``)."""
 
-__all__ = tuple(_LAZY)
+__all__ = tuple(sorted(_LAZY))
 
 
 def __getattr__(name: str) -> Any:
