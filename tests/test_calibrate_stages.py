@@ -154,3 +154,20 @@ def test_processccd_command():
     assert "calibrateImage:doCorrelatedNoise=False" in command
     with pytest.raises(click.BadParameter, match="is not KEY=VALUE"):
         where_from_ids(["visit"])
+
+
+def test_package_exports_every_stage_name_on_first_use():
+    """The package loads its stages on first use: its ``__all__`` is every
+    name its submodules export, each the submodule's own object."""
+    import importlib
+    import pkgutil
+
+    import lsst.obs.vista.calibrate as calibrate
+
+    exported = {}
+    for info in pkgutil.iter_modules(calibrate.__path__):
+        module = importlib.import_module(f"{calibrate.__name__}.{info.name}")
+        exported.update(dict.fromkeys(module.__all__, module))
+    assert sorted(calibrate.__all__) == sorted(exported)
+    for name, module in exported.items():
+        assert getattr(calibrate, name) is getattr(module, name), name

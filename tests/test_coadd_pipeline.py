@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
 
@@ -53,6 +54,16 @@ def stop_after_first_quantum(command: list[object], task: str) -> tuple[int, lis
     finally:
         process.kill()
     return process.returncode, lines
+
+
+def driver_in_process(command: click.Command, prog: str, *args: object) -> tuple[int, list[str]]:
+    """Run a driver's click command in this process (the mistakes it names
+    stop it before any pipetask starts: no interpreter start-up to pay);
+    return its exit status and error lines."""
+    from lsst.daf.butler.cli.utils import LogCliRunner
+
+    result = LogCliRunner().invoke(command, [str(arg) for arg in args], prog_name=prog)
+    return result.exit_code, result.stderr.splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +157,11 @@ print("ok")
 
 
 def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
-    """A coadd run killed after its warps (here: the coadds and their task
-    metadata removed) resumes with ``--extend-run --skip-existing``: the
-    coadds are made again from the same warps, which are not redone."""
+    """A coadd run killed after its warps (here: the coadd of one patch and
+    its task metadata removed; assembling the others again would check
+    nothing more) resumes with ``--extend-run --skip-existing``: that coadd
+    is made again from the same warps, and neither the warps nor the other
+    coadds are redone."""
     from lsst.daf.butler import Butler
 
     def ids(butler: Butler, dataset_type: str) -> set:
@@ -156,7 +169,9 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
 
     butler = Butler.from_config(str(coadded), collections=[OUTPUT], writeable=True)
     warps = ids(butler, "direct_warp")
-    n_coadds = len(ids(butler, "deep_coadd"))
+    coadds = butler.query_datasets("deep_coadd", explain=False)
+    patch = coadds[0].dataId["patch"]
+    kept = {ref.id for ref in coadds if ref.dataId["patch"] != patch}
     removed = [
         ref
         for name in (
@@ -166,7 +181,9 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
             "assembleCellCoadd_log",
         )
         for ref in butler.query_datasets(name, explain=False)
+        if ref.dataId["patch"] == patch
     ]
+    assert len(removed) == 4 * (len(coadds) - len(kept))
     butler.pruneDatasets(removed, disassociate=True, unstore=True, purge=True)
     invoke(
         "pipetask", "run", "-b", coadded, "-i", f"{SERIAL_OUTPUT},skymaps", "-o", OUTPUT,
@@ -174,7 +191,11 @@ def test_killed_run_resumes_with_skip_existing(coadded: Path) -> None:
     )  # fmt: skip
     butler = Butler.from_config(str(coadded), collections=[OUTPUT])
     assert ids(butler, "direct_warp") == warps
-    assert len(ids(butler, "deep_coadd")) == n_coadds
+    after = ids(butler, "deep_coadd")
+    remade = after - kept
+    assert (
+        kept <= after and len(remade) == len(coadds) - len(kept) and not remade & {ref.id for ref in removed}
+    )
 
 
 def test_direct_warp_cells_name_the_visit(coadded: Path) -> None:
@@ -238,8 +259,12 @@ def test_bps_submit_one_job_per_patch(coadded: Path, tmp_path: Path) -> None:
     ],
 )
 def test_coadd_driver_names_a_bad_skymap_or_tract(coadded: Path, options: list[str], line: str) -> None:
-    result = run(BIN / "coaddDriver.py", coadded, *options, "-i", SERIAL_OUTPUT, "-o", "u/test/never")
-    assert result.returncode == 1 and result.stderr.splitlines() == [line]
+    from lsst.obs.vista.cli.coadd_driver import coadd_driver
+
+    status, lines = driver_in_process(
+        coadd_driver, "coaddDriver.py", coadded, *options, "-i", SERIAL_OUTPUT, "-o", "u/test/never"
+    )
+    assert status == 1 and lines == [line]
 
 
 def test_coadd_driver_resumes_into_its_output(coadded: Path) -> None:
@@ -361,14 +386,9 @@ def test_bps_submit_objects_one_job_per_patch(
 def multi_band_driver_in_process(*args: object) -> tuple[int, list[str]]:
     """Run multiBandDriver.py in this process (the mistakes it names stop it
     before any pipetask starts); return its exit status and error lines."""
-    from lsst.daf.butler.cli.utils import LogCliRunner
-
     from lsst.obs.vista.cli.multi_band_driver import multi_band_driver
 
-    result = LogCliRunner().invoke(
-        multi_band_driver, [str(arg) for arg in args], prog_name="multiBandDriver.py"
-    )
-    return result.exit_code, result.stderr.splitlines()
+    return driver_in_process(multi_band_driver, "multiBandDriver.py", *args)
 
 
 @pytest.mark.parametrize(

@@ -91,11 +91,13 @@ def correlation_error_factor(correlation: np.ndarray, weights: np.ndarray) -> fl
     max_lag = correlation.shape[0] // 2
     weights = np.asarray(weights, dtype=np.float64)
     h, w = weights.shape
-    # The autocorrelation of the weights at the lags the correlation has only.
-    # Imported here: scipy.signal takes a third of a CPU-second to import,
-    # and every process that loads a pipeline holding calibrateImage imports
-    # this module (processCcd.py, pipetask qgraph, butler transfer-from-graph ...).
+    # Imported here: scipy.signal (with scipy.stats) takes a third of a
+    # CPU-second to import, and every process that loads a pipeline holding
+    # calibrateImage imports this module (processCcd.py, pipetask qgraph,
+    # butler transfer-from-graph ...).
     import scipy.signal
+
+    # The autocorrelation of the weights at the lags the correlation has only.
 
     full = scipy.signal.correlate(weights, weights, mode="full", method="fft")
     autocorrelation = np.zeros_like(correlation, dtype=np.float64)
