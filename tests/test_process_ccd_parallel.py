@@ -102,9 +102,10 @@ def test_a_failing_group_is_named_and_its_failed_quanta_end_the_output(repo):
     )
     exposure = last.dataId["exposure"]
     causes = [
-        f"isr@instrument=VIRCAM,detector={detector},exposure={exposure} (MissingInputError: "
-        f"casu_stack@instrument=VIRCAM,detector={detector},exposure={exposure}: its file {path} is missing "
-        "from the datastore.)"
+        f"isr@instrument=VIRCAM,detector={detector},exposure={exposure} (MissingInputError: isr: "
+        f"casu_stack@instrument=VIRCAM,detector={detector},exposure={exposure} is registered but its file "
+        f"{path} is missing from the datastore; re-ingest it or remove the dataset (`butler prune-datasets`) "
+        "to run without this exposure and detector.)"
         for detector in (1, 2)
     ]
     assert failed == f"processCcd.py: 2 quanta failed: {'; '.join(causes)}"

@@ -35,7 +35,7 @@ from lsst.pipe.base import (
 
 from ..isr.assembly import photometric_scaling_from_zero_point
 from ..isr.handoff import IsrHandoff
-from ..isr.pipeline_task import data_id_text, require_registered_inputs
+from ..isr.pipeline_task import data_id_text, missing_file_error, require_registered_inputs
 from ..provenance import DISTRIBUTION, package_version
 from ..psf_shape import psf_moments
 from ..refcat import load_reference_stars
@@ -69,6 +69,9 @@ are free of sources to measure the sky noise."""
 
 _UNUSABLE_PLANES = ("NO_DATA", "SATURATED", "BAD", "COSMIC_RAY")
 """Mask planes whose pixels enter neither the background nor the PSF fit."""
+
+_RERUN_ISR_REMEDY = "run isr again for it or remove the dataset"
+"""What a user can do when a ``post_isr_image`` lost its file."""
 
 
 class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument", "visit", "detector")):
@@ -152,9 +155,7 @@ class CalibrateImageConnections(PipelineTaskConnections, dimensions=("instrument
         data_id: DataCoordinate,
     ) -> tuple[Mapping[str, tuple[cT.BaseInput, Any]], Mapping[str, tuple[cT.Output, Any]]]:
         # Docstring inherited.
-        require_registered_inputs(
-            self.inputs, inputs, label, data_id, remedy="run isr again for it or remove the dataset"
-        )
+        require_registered_inputs(self.inputs, inputs, label, data_id, remedy=_RERUN_ISR_REMEDY)
         return super().adjustQuantum(inputs, outputs, label, data_id)
 
 
@@ -289,7 +290,13 @@ class CalibrateImageTask(PipelineTask):
                 f"calibrateImage takes one exposure per visit; visit {butlerQC.quantum.dataId} has "
                 f"{len(exposure_refs)}."
             )
-        exposure = butlerQC.get(exposure_refs[0])
+        try:
+            exposure = butlerQC.get(exposure_refs[0])
+        except FileNotFoundError as err:
+            raise missing_file_error(
+                self.getName(), exposure_refs[0].datasetType.name, butlerQC.quantum.dataId,
+                _RERUN_ISR_REMEDY, err.filename or err,
+            ) from err  # fmt: skip
         name = data_id_text(exposure_refs[0].dataId)
         missing: dict[str, str] = {}
         shards = _read_shards(butlerQC, inputRefs.astrometry_ref_cat, missing)

@@ -11,6 +11,7 @@ __all__ = (
     "AssemblyPipelineTask",
     "MissingInputError",
     "data_id_text",
+    "missing_file_error",
     "require_registered_inputs",
 )
 
@@ -35,6 +36,12 @@ _QUANTUM_DIMENSIONS = ("instrument", "exposure", "detector")
 class MissingInputError(FileNotFoundError):
     """Raised when the file of a required input is missing from the
     datastore, so that its quantum fails instead of being skipped."""
+
+
+_REINGEST_REMEDY = (
+    "re-ingest it or remove the dataset (`butler prune-datasets`) to run without this exposure and detector"
+)
+"""What a user can do when an ingested product lost its file."""
 
 
 def require_registered_inputs(
@@ -71,10 +78,38 @@ def require_registered_inputs(
     for connection_name in names:
         connection, refs = inputs[connection_name]
         if len(refs) < connection.minimum:
-            raise MissingInputError(
-                f"{label}: {connection.name}@{data_id_text(data_id)} is registered but its file is missing "
-                f"from the datastore; {remedy}."
-            )
+            raise missing_file_error(label, connection.name, data_id, remedy)
+
+
+def missing_file_error(
+    label: str, dataset_type: str, data_id: DataCoordinate, remedy: str, path: object = None
+) -> MissingInputError:
+    """Return the error that fails a quantum whose registered input has no
+    file.
+
+    One message whichever way the run found out: ``pipetask run`` drops the
+    input before the quantum starts (`require_registered_inputs`), a
+    quantum-backed run (``processCcd.py -j N``, bps) fails reading it and
+    also knows the file's path.
+
+    Parameters
+    ----------
+    label : `str`
+        Task label.
+    dataset_type : `str`
+        Dataset type name of the input.
+    data_id : `lsst.daf.butler.DataCoordinate`
+        Data ID of the quantum.
+    remedy : `str`
+        What the user can do, ending the message.
+    path : `object`, optional
+        The missing file, if known.
+    """
+    file = f"its file {path}" if path else "its file"
+    return MissingInputError(
+        f"{label}: {dataset_type}@{data_id_text(data_id)} is registered but {file} is missing from the "
+        f"datastore; {remedy}."
+    )
 
 
 def data_id_text(data_id: DataCoordinate) -> str:
@@ -109,8 +144,7 @@ class AssembledExposureConnections(PipelineTaskConnections, dimensions=_QUANTUM_
             inputs,
             label,
             data_id,
-            remedy="re-ingest it or remove the dataset (`butler prune-datasets`) to run without this "
-            "exposure and detector",
+            remedy=_REINGEST_REMEDY,
         )
         return super().adjustQuantum(inputs, outputs, label, data_id)
 
@@ -205,9 +239,8 @@ class AssemblyPipelineTask(ExposureAssemblyTask, PipelineTask):
         try:
             reduced = butlerQC.get(ref)
         except FileNotFoundError as err:
-            raise MissingInputError(
-                f"{ref.datasetType.name}@{data_id_text(data_id)}: its file {err.filename or err} is "
-                "missing from the datastore."
+            raise missing_file_error(
+                self.getName(), ref.datasetType.name, data_id, _REINGEST_REMEDY, err.filename or err
             ) from err
         name = f"{ref.datasetType.name}@{data_id_text(data_id)} ({self.source_name(reduced.metadata)})"
         inputs: dict[str, Any] = {self.reduced_image_connection: reduced}
