@@ -5,7 +5,8 @@ known, on 256-pixel detectors; DECam's are two of its CCDs, S4 and N4, at
 its pixel scale and orientation, twice as tall as wide, from a CP trio with
 a real header through DECam's isr).  Each instrument's step3 runs with its
 own DRP.yaml, restricted to its bands; then objects and step4 run once over
-all three instruments.
+all three instruments, through ``multiBandDriver.py``, which takes the
+multi-instrument pipeline for inputs holding several instruments' visits.
 
 The VIRCAM and WFCAM simulators cannot provide this field: each draws its
 own sky (the source count and positions follow from the camera's layout)
@@ -20,6 +21,7 @@ instrument, in their bands."""
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import subprocess
 from pathlib import Path
 
@@ -116,8 +118,22 @@ def repository(tmp_path_factory, truth) -> Path:
     for instrument, bands in BANDS.items():
         band_list = ", ".join(f"'{band}'" for band in bands)
         pipetask(root, f"{instrument}/DRP.yaml#step3", f"{in_patch} AND band IN ({band_list})")
-    pipetask(root, "MultiInstrument/DRP-objects.yaml#objects", in_patch)
-    pipetask(root, "MultiInstrument/DRP-objects.yaml#step4", f"skymap='{SKYMAP}' AND tract=0")
+    # The coadds are in the one patch: multiBandDriver.py runs objects and step4 over the tract, with
+    # the multi-instrument pipeline because the inputs hold visits of three instruments.
+    result = subprocess.run(
+        [
+            str(BIN / "multiBandDriver.py"), str(root), "--skymap", SKYMAP, "--tract", "0",
+            "-i", OUTPUT, "-o", OUTPUT,
+        ],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = [line for line in result.stderr.splitlines() if line.startswith("$ pipetask run")]
+    pipelines = [Path(words[words.index("-p") + 1]) for words in map(shlex.split, commands)]
+    assert [(p.parent.name, p.name) for p in pipelines] == [
+        ("MultiInstrument", "DRP-objects.yaml#objects"),
+        ("MultiInstrument", "DRP-objects.yaml#step4"),
+    ], commands
     return root
 
 

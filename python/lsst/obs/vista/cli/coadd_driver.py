@@ -24,6 +24,7 @@ from .command_style import ScriptCommand, data_query_option, input_option, outpu
 from .pipeline_driver import (
     check_skymap,
     config_overrides_option,
+    drp_pipeline,
     find_instrument,
     pipetask_run_command,
     processes_option,
@@ -73,8 +74,8 @@ def build_coadd_command(
     query = f"skymap='{skymap}' AND instrument='{instrument}'" + (f" AND ({where})" if where else "")
     collections = [*inputs, *([SKYMAP_RUN] if SKYMAP_RUN not in inputs else [])]
     return pipetask_run_command(
-        repo, instrument=instrument, subset="step3", where=query, collections=collections, output=output,
-        jobs=jobs, resume=resume, config_overrides=config_overrides,
+        repo, pipeline=drp_pipeline(instrument), subset="step3", where=query, collections=collections,
+        output=output, jobs=jobs, resume=resume, config_overrides=config_overrides,
     )  # fmt: skip
 
 

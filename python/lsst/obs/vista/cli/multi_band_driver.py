@@ -18,25 +18,33 @@ __all__ = ("build_multi_band_commands", "main", "multi_band_driver")
 
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
 from lsst.daf.butler import MissingDatasetTypeError
 from lsst.pipe.base import Pipeline
 
-from ..discovery import instrument_entry
+from .._resources import PIPELINES_DIR
 from ..refcat.ingest import refcat_collection
 from ..skymap.register import SKYMAP_RUN
 from .command_style import ScriptCommand, data_query_option, input_option, output_option, script_log_options
 from .pipeline_driver import (
     check_skymap,
     config_overrides_option,
+    drp_pipeline,
     find_instrument,
     pipetask_run_command,
     processes_option,
     run_pipetask_commands,
+    visit_instruments,
 )
 from .repository import collection_exists, open_repository
+
+MULTI_INSTRUMENT_PIPELINE = PIPELINES_DIR / "MultiInstrument" / "DRP-objects.yaml"
+"""The objects of coadds whose bands come from several instruments on one
+skymap (no instrument in its data query): what runs when the inputs hold
+visits of more than one instrument and no ``--instrument`` is given."""
 
 COADD = "deep_coadd"
 """Dataset type the objects are detected and measured on."""
@@ -100,7 +108,7 @@ def _subset_overrides(
 def build_multi_band_commands(
     repo: str,
     *,
-    instrument: str,
+    pipeline: Path,
     skymap: str,
     where: str,
     inputs: Sequence[str],
@@ -110,17 +118,17 @@ def build_multi_band_commands(
     external: str | None = None,
     config_overrides: Sequence[str] = (),
 ) -> list[list[str]]:
-    """Return the ``pipetask run`` commands of
-    ``pipelines/<instrument>/DRP.yaml#objects``, ``#step4`` and, with an
-    external catalogue, ``#external``, in the order they run.
+    """Return the ``pipetask run`` commands of a pipeline's ``#objects``,
+    ``#step4`` and, with an external catalogue, ``#external``, in the order
+    they run.
 
     Parameters
     ----------
     repo : `str`
         Butler repository.
-    instrument : `str`
-        Butler name of a registered instrument (whose pipelines folder
-        holds DRP.yaml).
+    pipeline : `pathlib.Path`
+        An instrument's ``DRP.yaml`` (`drp_pipeline`) or
+        `MULTI_INSTRUMENT_PIPELINE`.
     skymap : `str`
         Registered skymap name.
     where : `str`
@@ -150,12 +158,11 @@ def build_multi_band_commands(
         subsets.append("external")
         collections.append(refcat_collection(external))
         overrides.append(f"forcedPhotExternal:connections.external={external}")
-    pipeline = str(instrument_entry(instrument).pipelines_dir / "DRP.yaml")
-    shared = _subset_overrides(pipeline, subsets, overrides)
+    shared = _subset_overrides(str(pipeline), subsets, overrides)
     return [
         pipetask_run_command(
             repo,
-            instrument=instrument,
+            pipeline=pipeline,
             subset=subset,
             where=query,
             collections=collections,
@@ -176,7 +183,8 @@ def build_multi_band_commands(
 )
 @click.option(
     "--instrument",
-    help="Instrument whose pipelines run (default: the only one with visits in the inputs).",
+    help="Instrument whose pipelines run (default: the only one with visits in the inputs; with visits of "
+    "several, pipelines/MultiInstrument/DRP-objects.yaml over all of them).",
 )
 @data_query_option()
 @input_option(
@@ -213,8 +221,10 @@ def multi_band_driver(
 
     The Gen2 multiBandDriver.py, on the Gen3 middleware: it picks the
     instrument's pipelines/<instrument>/DRP.yaml#objects, #step4 (and
-    #external), prints the equivalent 'pipetask run' commands and runs
-    them one after the other into OUTPUT.  An unregistered skymap, a tract
+    #external), or pipelines/MultiInstrument/DRP-objects.yaml's when the
+    inputs hold the visits of several instruments (bands from different
+    instruments on one skymap), prints the equivalent 'pipetask run'
+    commands and runs them one after the other into OUTPUT.  An unregistered skymap, a tract
     the skymap lacks, an unknown collection, inputs without deep_coadd or
     an external catalogue not ingested is named on one line before
     anything runs.  SIGTERM or SIGINT stops pipetask, and the command says
@@ -225,7 +235,10 @@ def multi_band_driver(
     with open_repository(repo, collections=list(inputs)) as butler:
         check_skymap(butler, skymap, tracts)
         _check_coadds(butler, inputs, skymap, tracts)
-        instrument = find_instrument(butler, inputs, instrument, verb="measure")
+        if instrument is None and len(visit_instruments(butler, inputs)) > 1:
+            pipeline = MULTI_INSTRUMENT_PIPELINE
+        else:
+            pipeline = drp_pipeline(find_instrument(butler, inputs, instrument, verb="measure"))
         resume = collection_exists(butler, output)
         if external is not None:
             _check_external(butler, external, output, resume)
@@ -233,7 +246,7 @@ def multi_band_driver(
         tract_query = f"tract IN ({', '.join(str(t) for t in tracts)})"
         where = f"({where}) AND {tract_query}" if where else tract_query
     commands = build_multi_band_commands(
-        repo, instrument=instrument, skymap=skymap, where=where, inputs=inputs, output=output, jobs=jobs,
+        repo, pipeline=pipeline, skymap=skymap, where=where, inputs=inputs, output=output, jobs=jobs,
         resume=resume, external=external, config_overrides=config_overrides,
     )  # fmt: skip
     for command in commands:

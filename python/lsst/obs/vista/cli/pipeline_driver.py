@@ -15,16 +15,19 @@ from __future__ import annotations
 __all__ = (
     "check_skymap",
     "config_overrides_option",
+    "drp_pipeline",
     "find_instrument",
     "pipetask_run_command",
     "processes_option",
     "run_pipetask_commands",
+    "visit_instruments",
 )
 
 import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import click
 
@@ -85,6 +88,24 @@ def check_skymap(butler: object, skymap: str, tracts: Sequence[int]) -> None:
             )
 
 
+def visit_instruments(butler: object, inputs: Sequence[str]) -> list[str]:
+    """Return the instruments with a ``preliminary_visit_image`` in the
+    inputs, sorted."""
+    return sorted(
+        {
+            str(ref.dataId["instrument"])
+            for ref in butler.query_datasets(
+                "preliminary_visit_image", collections=list(inputs), find_first=False, explain=False
+            )
+        }
+    )
+
+
+def drp_pipeline(instrument: str) -> Path:
+    """Return the instrument's ``pipelines/<instrument>/DRP.yaml``."""
+    return instrument_entry(instrument).pipelines_dir / "DRP.yaml"
+
+
 def find_instrument(butler: object, inputs: Sequence[str], given: str | None, *, verb: str) -> str:
     """Return the instrument whose visits a driver works on: the one given,
     or the only one with a ``preliminary_visit_image`` in the inputs.
@@ -107,14 +128,7 @@ def find_instrument(butler: object, inputs: Sequence[str], given: str | None, *,
         Raised if the given instrument has no visit in the inputs, or if
         none is given and the inputs hold none or several.
     """
-    found = sorted(
-        {
-            str(ref.dataId["instrument"])
-            for ref in butler.query_datasets(
-                "preliminary_visit_image", collections=list(inputs), find_first=False, explain=False
-            )
-        }
-    )
+    found = visit_instruments(butler, inputs)
     if given is not None:
         if given not in found:
             raise click.ClickException(
@@ -134,7 +148,7 @@ def find_instrument(butler: object, inputs: Sequence[str], given: str | None, *,
 def pipetask_run_command(
     repo: str,
     *,
-    instrument: str,
+    pipeline: Path,
     subset: str,
     where: str,
     collections: Sequence[str],
@@ -143,17 +157,16 @@ def pipetask_run_command(
     resume: bool,
     config_overrides: Sequence[str] = (),
 ) -> list[str]:
-    """Return the ``pipetask run`` of ``pipelines/<instrument>/DRP.yaml#<subset>``.
+    """Return the ``pipetask run`` of a subset of a pipeline.
 
     Parameters
     ----------
     repo : `str`
         Butler repository.
-    instrument : `str`
-        Butler name of a registered instrument (whose pipelines folder
-        holds DRP.yaml).
+    pipeline : `pathlib.Path`
+        The pipeline YAML (`drp_pipeline`, or a multi-instrument one).
     subset : `str`
-        Label of the DRP.yaml subset (``step3``, ``objects``, ...).
+        Label of the pipeline's subset (``step3``, ``objects``, ...).
     where : `str`
         The data query (``-d``).
     collections : sequence [`str`]
@@ -167,7 +180,6 @@ def pipetask_run_command(
     config_overrides : sequence [`str`]
         ``LABEL:KEY=VALUE`` config overrides.
     """
-    pipeline = instrument_entry(instrument).pipelines_dir / "DRP.yaml"
     command = [
         "pipetask", "run", "-b", repo, "-i", ",".join(collections), "-o", output,
         "-p", f"{pipeline}#{subset}", "-d", where, "-j", str(jobs),
