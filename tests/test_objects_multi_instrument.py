@@ -32,7 +32,7 @@ from scipy.spatial import cKDTree
 
 import coadd_field as field
 import object_field
-from conftest import BIN, ROOT
+from commands import BIN, ROOT, invoke
 from lsst.obs.vista import DecamCp, Vircam, Wfcam
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, make_skymap, register_skymap
 
@@ -78,14 +78,12 @@ def skymap_config():
 
 
 def pipetask(root: Path, pipeline: str, query: str) -> None:
-    result = subprocess.run(
-        [
-            str(BIN / "pipetask"), "run", "--register-dataset-types", "-b", str(root),
-            "-i", "visits,skymaps", "-o", OUTPUT, "-p", str(ROOT / "pipelines" / pipeline), "-d", query,
-        ],
-        capture_output=True, text=True, cwd=ROOT,
+    """Run one instrument's step in this process (multiBandDriver.py, the
+    subject here, runs in its own)."""
+    invoke(
+        "pipetask", "run", "--register-dataset-types", "-b", root,
+        "-i", "visits,skymaps", "-o", OUTPUT, "-p", ROOT / "pipelines" / pipeline, "-d", query,
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
