@@ -24,6 +24,7 @@ __all__ = (
     "covered_box",
     "filtered_snr",
     "mean_psf_kernel",
+    "read_covered_coadd",
 )
 
 from typing import ClassVar
@@ -35,8 +36,9 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import DeferredDatasetHandle
 from lsst.images import Box, Image
-from lsst.images.cells import CellCoadd
+from lsst.images.cells import CellCoadd, CellPointSpreadFunction
 from lsst.pipe.base import (
     InputQuantizedConnection,
     OutputQuantizedConnection,
@@ -70,6 +72,7 @@ class DetectCoaddPeaksConnections(PipelineTaskConnections, dimensions=("skymap",
         name="deep_coadd",
         storageClass="CellCoadd",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     detections = cT.Output(
         doc="Peaks detected on the coadd: one row per deblended child, with its footprint's number.",
@@ -127,15 +130,27 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
     )
 
 
-def covered_box(coadd: CellCoadd) -> Box:
-    """Return the smallest box holding every cell of a coadd that has inputs.
+def covered_box(psf: CellPointSpreadFunction) -> Box:
+    """Return the smallest box holding every cell of a coadd that has inputs
+    (a PSF).
 
     A patch is much larger than a small survey field: the objects tasks
     work on this box only (and on one box for all bands, the union of
     theirs, so that the bands' footprints stay aligned).
     """
-    boxes = [coadd.grid.bbox_of(cell) for cell in coadd.psf.bounds.cell_indices()]
-    return bounding_box(boxes).intersection(coadd.bbox) if boxes else coadd.bbox
+    bounds = psf.bounds
+    boxes = [bounds.grid.bbox_of(cell) for cell in bounds.cell_indices()]
+    return bounding_box(boxes).intersection(bounds.bbox) if boxes else bounds.bbox
+
+
+def read_covered_coadd(handle: DeferredDatasetHandle) -> CellCoadd:
+    """Read the part of a coadd its cells with inputs cover (`covered_box`).
+
+    The PSF (which says which cells have inputs) is read first, then the
+    pixel planes of that box only: reading and decompressing a whole
+    patch's planes costs many times the detection on a small field.
+    """
+    return handle.get(parameters={"bbox": covered_box(handle.get(component="psf"))})
 
 
 def bounding_box(boxes: list[Box]) -> Box:
@@ -249,7 +264,7 @@ class DetectCoaddPeaksTask(PipelineTask):
         outputRefs: OutputQuantizedConnection,
     ) -> None:
         # Docstring inherited.
-        coadd = butlerQC.get(inputRefs.coadd)
+        coadd = read_covered_coadd(butlerQC.get(inputRefs.coadd))
         butlerQC.put(self.run(coadd, name=data_id_text(butlerQC.quantum.dataId)), outputRefs)
 
     def run(self, coadd: CellCoadd, *, name: str = "") -> Struct:
@@ -276,7 +291,7 @@ class DetectCoaddPeaksTask(PipelineTask):
             (`covered_box`).  The table's metadata records the coadd's
             real noise (`CoaddNoise.metadata`) for the later tasks.
         """
-        coadd = coadd[covered_box(coadd)]
+        coadd = coadd[covered_box(coadd.psf)]
         planes = coadd_planes(coadd, list(self.config.badMaskPlanes), self.config.backgroundCellSize)
         real_noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
         kernel = mean_psf_kernel(coadd)

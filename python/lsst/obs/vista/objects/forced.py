@@ -34,10 +34,11 @@ from .ref_measurement import own_labels
 
 class ForcedPhotObjectsConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
     coadd = cT.Input(
-        doc="The band's coadd.",
+        doc="The band's coadd (only the merged footprints' box of it is read).",
         name="deep_coadd",
         storageClass="CellCoadd",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     reference = cT.Input(
         doc="The objects' reference measurements.",
@@ -100,6 +101,8 @@ class ForcedPhotObjectsTask(PipelineTask):
     ) -> None:
         # Docstring inherited.
         inputs = butlerQC.get(inputRefs)
+        # Only the merged footprints' box of the coadd: run measures nothing outside it.
+        inputs["coadd"] = inputs["coadd"].get(parameters={"bbox": inputs["merged_footprints"].bbox})
         result = self.run(**inputs, name=data_id_text(butlerQC.quantum.dataId))
         butlerQC.put(result, outputRefs)
 

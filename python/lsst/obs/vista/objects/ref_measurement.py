@@ -302,11 +302,11 @@ class MeasureObjectsRefTask(PipelineTask):
     def _prepare(
         self, item: Any, merged_footprints: Image, recorded: Mapping[str, Any] | None
     ) -> tuple[CellCoadd, Any, CoaddNoise]:
-        """Return a coadd (read if a handle) on the box of the merged
-        footprints, its planes and its real noise (as ``recorded`` by
-        detection, if given)."""
-        coadd: CellCoadd = item if isinstance(item, CellCoadd) else item.get()
-        coadd = coadd[merged_footprints.bbox]
+        """Return a coadd on the box of the merged footprints (of a handle,
+        only that box is read), its planes and its real noise (as
+        ``recorded`` by detection, if given)."""
+        box = merged_footprints.bbox
+        coadd: CellCoadd = item[box] if isinstance(item, CellCoadd) else item.get(parameters={"bbox": box})
         planes = coadd_planes(
             coadd,
             list(self.config.badMaskPlanes),
