@@ -25,6 +25,7 @@ __all__ = (
     "filtered_snr",
     "mean_psf_kernel",
     "read_covered_coadd",
+    "read_detections",
 )
 
 from typing import ClassVar
@@ -248,6 +249,17 @@ def filtered_snr(image: np.ndarray, variance: np.ndarray, kernel: np.ndarray, fa
     filtered_variance = scipy.signal.fftconvolve(variance, kernel * kernel, mode="same")
     positive = filtered_variance > 1e-12 * np.max(filtered_variance, initial=0.0)
     return np.where(positive, filtered / (factor * np.sqrt(np.where(positive, filtered_variance, 1.0))), 0.0)
+
+
+def read_detections(handle: DeferredDatasetHandle) -> Table:
+    """Read an ``object_detection`` table with its metadata.
+
+    The butler strips an astropy table's metadata on read unless told
+    otherwise; the later tasks need what detection recorded there: the
+    coadd's real noise (`CoaddNoise.metadata`), measured on the coadd's
+    cells with inputs alone.
+    """
+    return handle.get(parameters={"strip_astropy_meta_yaml": False})
 
 
 class DetectCoaddPeaksTask(PipelineTask):

@@ -47,7 +47,7 @@ from lsst.pipe.base import (
 
 from ..isr.pipeline_task import data_id_text
 from ..skymap import SkyMap, make_skymap
-from .detection import coadd_planes
+from .detection import coadd_planes, read_detections
 from .forced import ForcedPhotObjectsConfig
 from .measurement import measure_objects
 from .noise import CoaddNoise
@@ -91,6 +91,7 @@ class ForcedPhotExternalConnections(PipelineTaskConnections, dimensions=("skymap
         name="object_detection",
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     external = cT.Input(
         doc=(
@@ -142,7 +143,7 @@ class ForcedPhotExternalTask(PipelineTask):
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
-            detections=butlerQC.get(inputRefs.detections),
+            detections=read_detections(butlerQC.get(inputRefs.detections)),
             name=data_id_text(data_id),
         )
         butlerQC.put(result, outputRefs)

@@ -46,7 +46,7 @@ from lsst.pipe.base import (
 from ..isr.pipeline_task import data_id_text
 from ..skymap import make_skymap
 from ..skymap.geometry import SkyMap
-from .detection import coadd_planes
+from .detection import coadd_planes, read_detections
 from .measurement import ObjectMeasurementConfig, measure_objects
 from .merge import DEFAULT_PRIORITY, band_priority
 from .noise import CoaddNoise
@@ -100,6 +100,7 @@ class MeasureObjectsRefConnections(PipelineTaskConnections, dimensions=("skymap"
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch", "band"),
         multiple=True,
+        deferLoad=True,
     )
     measurement = cT.Output(
         doc="Each object measured in its reference band.",
@@ -158,7 +159,10 @@ class MeasureObjectsRefTask(PipelineTask):
             coadds,
             butlerQC.get(inputRefs.merged),
             butlerQC.get(inputRefs.merged_footprints),
-            detections={str(ref.dataId["band"]): butlerQC.get(ref) for ref in inputRefs.detections},
+            detections={
+                str(handle.dataId["band"]): read_detections(handle)
+                for handle in butlerQC.get(inputRefs.detections)
+            },
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
