@@ -39,7 +39,7 @@ import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
 from lsst.daf.butler import DeferredDatasetHandle
 from lsst.images import Box, Image
-from lsst.images.cells import CellCoadd, CellPointSpreadFunction
+from lsst.images.cells import CellCoadd, CellIJ, CellPointSpreadFunction
 from lsst.pipe.base import (
     InputQuantizedConnection,
     OutputQuantizedConnection,
@@ -145,13 +145,25 @@ def covered_box(psf: CellPointSpreadFunction) -> Box:
 
 
 def read_covered_coadd(handle: DeferredDatasetHandle) -> CellCoadd:
-    """Read the part of a coadd its cells with inputs cover (`covered_box`).
+    """Read the part of a coadd its cells with inputs cover.
 
-    The PSF (which says which cells have inputs) is read first, then the
-    pixel planes of that box only: reading and decompressing a whole
-    patch's planes costs many times the detection on a small field.
+    Reading and decompressing a whole patch's planes (and its PSF, one
+    kernel per cell) costs many times the detection on a small field, so
+    the box is found from small reads first: the cells the coadd's
+    provenance has contributions in (those with a PSF), on the cell grid of
+    the PSF of one pixel; then only that box's planes are read.  A coadd
+    without provenance has its whole PSF read for `covered_box`.
     """
-    return handle.get(parameters={"bbox": covered_box(handle.get(component="psf"))})
+    outer = handle.get(component="bbox")
+    corner = Box.factory[outer.y.start : outer.y.start + 1, outer.x.start : outer.x.start + 1]
+    grid = handle.get(component="psf", parameters={"bbox": corner}).bounds.grid
+    provenance = handle.get(component="provenance")
+    if provenance is None or len(provenance.contributions) == 0:
+        return handle.get(parameters={"bbox": covered_box(handle.get(component="psf"))})
+    contributions = provenance.contributions
+    cells = set(zip(contributions["cell_i"].tolist(), contributions["cell_j"].tolist(), strict=True))
+    box = bounding_box([grid.bbox_of(CellIJ(i=i, j=j)) for i, j in cells]).intersection(outer)
+    return handle.get(parameters={"bbox": box})
 
 
 def bounding_box(boxes: list[Box]) -> Box:
