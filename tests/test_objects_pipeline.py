@@ -22,7 +22,7 @@ import coadd_field as field
 import object_field
 from conftest import BIN, ROOT
 from lsst.obs.vista import Vircam
-from lsst.obs.vista.objects import light_curve
+from lsst.obs.vista.objects import CoaddNoise, DetectCoaddPeaksConfig, light_curve, read_detections
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
 
 pytestmark = pytest.mark.slow
@@ -95,6 +95,16 @@ def test_object_table_written(repository: Path) -> None:
     assert len(table) > 150 and np.count_nonzero(table["detect_isPrimary"]) > 150
     assert {"J_psfFlux", "Ks_psfFlux", "refBand", "objectId"} <= set(table.colnames)
     assert len(np.unique(table["objectId"])) == len(table)
+
+
+def test_detection_noise_reaches_measurement(repository: Path) -> None:
+    """The real noise detectCoaddPeaks records in each band's table metadata
+    is what the measurement tasks read (the butler strips it by default)."""
+    butler = Butler.from_config(str(repository), collections=[OUTPUT])
+    max_lag = DetectCoaddPeaksConfig().maxLag
+    for ref in butler.query_datasets("object_detection"):
+        noise = CoaddNoise.from_metadata(read_detections(butler.getDeferred(ref)).meta, max_lag)
+        assert noise is not None and 0.5 < noise.pixel_ratio < 2.0
 
 
 def test_forced_sources_and_light_curve(repository: Path) -> None:

@@ -24,6 +24,8 @@ __all__ = (
     "covered_box",
     "filtered_snr",
     "mean_psf_kernel",
+    "read_covered_coadd",
+    "read_detections",
 )
 
 from typing import ClassVar
@@ -35,8 +37,9 @@ from astropy.table import Table
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import DeferredDatasetHandle
 from lsst.images import Box, Image
-from lsst.images.cells import CellCoadd
+from lsst.images.cells import CellCoadd, CellIJ, CellPointSpreadFunction
 from lsst.pipe.base import (
     InputQuantizedConnection,
     OutputQuantizedConnection,
@@ -70,6 +73,7 @@ class DetectCoaddPeaksConnections(PipelineTaskConnections, dimensions=("skymap",
         name="deep_coadd",
         storageClass="CellCoadd",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     detections = cT.Output(
         doc="Peaks detected on the coadd: one row per deblended child, with its footprint's number.",
@@ -127,15 +131,39 @@ class DetectCoaddPeaksConfig(PipelineTaskConfig, pipelineConnections=DetectCoadd
     )
 
 
-def covered_box(coadd: CellCoadd) -> Box:
-    """Return the smallest box holding every cell of a coadd that has inputs.
+def covered_box(psf: CellPointSpreadFunction) -> Box:
+    """Return the smallest box holding every cell of a coadd that has inputs
+    (a PSF).
 
     A patch is much larger than a small survey field: the objects tasks
     work on this box only (and on one box for all bands, the union of
     theirs, so that the bands' footprints stay aligned).
     """
-    boxes = [coadd.grid.bbox_of(cell) for cell in coadd.psf.bounds.cell_indices()]
-    return bounding_box(boxes).intersection(coadd.bbox) if boxes else coadd.bbox
+    bounds = psf.bounds
+    boxes = [bounds.grid.bbox_of(cell) for cell in bounds.cell_indices()]
+    return bounding_box(boxes).intersection(bounds.bbox) if boxes else bounds.bbox
+
+
+def read_covered_coadd(handle: DeferredDatasetHandle) -> CellCoadd:
+    """Read the part of a coadd its cells with inputs cover.
+
+    Reading and decompressing a whole patch's planes (and its PSF, one
+    kernel per cell) costs many times the detection on a small field, so
+    the box is found from small reads first: the cells the coadd's
+    provenance has contributions in (those with a PSF), on the cell grid of
+    the PSF of one pixel; then only that box's planes are read.  A coadd
+    without provenance has its whole PSF read for `covered_box`.
+    """
+    outer = handle.get(component="bbox")
+    corner = Box.factory[outer.y.start : outer.y.start + 1, outer.x.start : outer.x.start + 1]
+    grid = handle.get(component="psf", parameters={"bbox": corner}).bounds.grid
+    provenance = handle.get(component="provenance")
+    if provenance is None or len(provenance.contributions) == 0:
+        return handle.get(parameters={"bbox": covered_box(handle.get(component="psf"))})
+    contributions = provenance.contributions
+    cells = set(zip(contributions["cell_i"].tolist(), contributions["cell_j"].tolist(), strict=True))
+    box = bounding_box([grid.bbox_of(CellIJ(i=i, j=j)) for i, j in cells]).intersection(outer)
+    return handle.get(parameters={"bbox": box})
 
 
 def bounding_box(boxes: list[Box]) -> Box:
@@ -235,6 +263,17 @@ def filtered_snr(image: np.ndarray, variance: np.ndarray, kernel: np.ndarray, fa
     return np.where(positive, filtered / (factor * np.sqrt(np.where(positive, filtered_variance, 1.0))), 0.0)
 
 
+def read_detections(handle: DeferredDatasetHandle) -> Table:
+    """Read an ``object_detection`` table with its metadata.
+
+    The butler strips an astropy table's metadata on read unless told
+    otherwise; the later tasks need what detection recorded there: the
+    coadd's real noise (`CoaddNoise.metadata`), measured on the coadd's
+    cells with inputs alone.
+    """
+    return handle.get(parameters={"strip_astropy_meta_yaml": False})
+
+
 class DetectCoaddPeaksTask(PipelineTask):
     """Detect and deblend the peaks of one band's coadd of a patch."""
 
@@ -249,7 +288,7 @@ class DetectCoaddPeaksTask(PipelineTask):
         outputRefs: OutputQuantizedConnection,
     ) -> None:
         # Docstring inherited.
-        coadd = butlerQC.get(inputRefs.coadd)
+        coadd = read_covered_coadd(butlerQC.get(inputRefs.coadd))
         butlerQC.put(self.run(coadd, name=data_id_text(butlerQC.quantum.dataId)), outputRefs)
 
     def run(self, coadd: CellCoadd, *, name: str = "") -> Struct:
@@ -276,7 +315,7 @@ class DetectCoaddPeaksTask(PipelineTask):
             (`covered_box`).  The table's metadata records the coadd's
             real noise (`CoaddNoise.metadata`) for the later tasks.
         """
-        coadd = coadd[covered_box(coadd)]
+        coadd = coadd[covered_box(coadd.psf)]
         planes = coadd_planes(coadd, list(self.config.badMaskPlanes), self.config.backgroundCellSize)
         real_noise = CoaddNoise(planes.noise, planes.variance, planes.usable, self.config.maxLag)
         kernel = mean_psf_kernel(coadd)

@@ -26,7 +26,7 @@ from lsst.pipe.base import (
 )
 
 from ..isr.pipeline_task import data_id_text
-from .detection import coadd_planes
+from .detection import coadd_planes, read_detections
 from .measurement import ObjectMeasurementConfig, measure_objects
 from .noise import CoaddNoise
 from .ref_measurement import own_labels
@@ -34,10 +34,11 @@ from .ref_measurement import own_labels
 
 class ForcedPhotObjectsConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
     coadd = cT.Input(
-        doc="The band's coadd.",
+        doc="The band's coadd (only the merged footprints' box of it is read).",
         name="deep_coadd",
         storageClass="CellCoadd",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     reference = cT.Input(
         doc="The objects' reference measurements.",
@@ -56,6 +57,7 @@ class ForcedPhotObjectsConnections(PipelineTaskConnections, dimensions=("skymap"
         name="object_detection",
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     measurement = cT.Output(
         doc="Every object measured in the band at its reference position and Kron ellipse.",
@@ -100,6 +102,9 @@ class ForcedPhotObjectsTask(PipelineTask):
     ) -> None:
         # Docstring inherited.
         inputs = butlerQC.get(inputRefs)
+        # Only the merged footprints' box of the coadd: run measures nothing outside it.
+        inputs["coadd"] = inputs["coadd"].get(parameters={"bbox": inputs["merged_footprints"].bbox})
+        inputs["detections"] = read_detections(inputs["detections"])
         result = self.run(**inputs, name=data_id_text(butlerQC.quantum.dataId))
         butlerQC.put(result, outputRefs)
 

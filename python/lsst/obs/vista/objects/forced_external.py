@@ -47,7 +47,7 @@ from lsst.pipe.base import (
 
 from ..isr.pipeline_task import data_id_text
 from ..skymap import SkyMap, make_skymap
-from .detection import coadd_planes
+from .detection import coadd_planes, read_detections
 from .forced import ForcedPhotObjectsConfig
 from .measurement import measure_objects
 from .noise import CoaddNoise
@@ -74,10 +74,11 @@ class ForcedPhotExternalConnections(PipelineTaskConnections, dimensions=("skymap
         dimensions=("skymap",),
     )
     coadd = cT.Input(
-        doc="The band's coadd.",
+        doc="The band's coadd (only the merged footprints' box of it is read).",
         name="deep_coadd",
         storageClass="CellCoadd",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     merged_footprints = cT.Input(
         doc="Which coadd object owns each pixel (the neighbours replaced by noise).",
@@ -90,6 +91,7 @@ class ForcedPhotExternalConnections(PipelineTaskConnections, dimensions=("skymap
         name="object_detection",
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch", "band"),
+        deferLoad=True,
     )
     external = cT.Input(
         doc=(
@@ -131,14 +133,17 @@ class ForcedPhotExternalTask(PipelineTask):
     ) -> None:
         # Docstring inherited.
         data_id = butlerQC.quantum.dataId
+        merged_footprints = butlerQC.get(inputRefs.merged_footprints)
+        # Only the merged footprints' box of the coadd: run measures nothing outside it.
+        coadd = butlerQC.get(inputRefs.coadd).get(parameters={"bbox": merged_footprints.bbox})
         result = self.run(
-            butlerQC.get(inputRefs.coadd),
+            coadd,
             [handle.get() for handle in butlerQC.get(inputRefs.external)],
-            butlerQC.get(inputRefs.merged_footprints),
+            merged_footprints,
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
-            detections=butlerQC.get(inputRefs.detections),
+            detections=read_detections(butlerQC.get(inputRefs.detections)),
             name=data_id_text(data_id),
         )
         butlerQC.put(result, outputRefs)

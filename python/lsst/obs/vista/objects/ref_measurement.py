@@ -46,7 +46,7 @@ from lsst.pipe.base import (
 from ..isr.pipeline_task import data_id_text
 from ..skymap import make_skymap
 from ..skymap.geometry import SkyMap
-from .detection import coadd_planes
+from .detection import coadd_planes, read_detections
 from .measurement import ObjectMeasurementConfig, measure_objects
 from .merge import DEFAULT_PRIORITY, band_priority
 from .noise import CoaddNoise
@@ -100,6 +100,7 @@ class MeasureObjectsRefConnections(PipelineTaskConnections, dimensions=("skymap"
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch", "band"),
         multiple=True,
+        deferLoad=True,
     )
     measurement = cT.Output(
         doc="Each object measured in its reference band.",
@@ -158,7 +159,10 @@ class MeasureObjectsRefTask(PipelineTask):
             coadds,
             butlerQC.get(inputRefs.merged),
             butlerQC.get(inputRefs.merged_footprints),
-            detections={str(ref.dataId["band"]): butlerQC.get(ref) for ref in inputRefs.detections},
+            detections={
+                str(handle.dataId["band"]): read_detections(handle)
+                for handle in butlerQC.get(inputRefs.detections)
+            },
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
@@ -302,11 +306,11 @@ class MeasureObjectsRefTask(PipelineTask):
     def _prepare(
         self, item: Any, merged_footprints: Image, recorded: Mapping[str, Any] | None
     ) -> tuple[CellCoadd, Any, CoaddNoise]:
-        """Return a coadd (read if a handle) on the box of the merged
-        footprints, its planes and its real noise (as ``recorded`` by
-        detection, if given)."""
-        coadd: CellCoadd = item if isinstance(item, CellCoadd) else item.get()
-        coadd = coadd[merged_footprints.bbox]
+        """Return a coadd on the box of the merged footprints (of a handle,
+        only that box is read), its planes and its real noise (as
+        ``recorded`` by detection, if given)."""
+        box = merged_footprints.bbox
+        coadd: CellCoadd = item[box] if isinstance(item, CellCoadd) else item.get(parameters={"bbox": box})
         planes = coadd_planes(
             coadd,
             list(self.config.badMaskPlanes),
