@@ -139,11 +139,12 @@ def make_report(
         summary["configs"] = _save_configs(configs.runs, output)
         summary["rows"] = rows
         summary["visit_maps"] = _visit_maps(rows, output)
-        summary["coadds"] = coadd_rows(butler, output)
+        coadds = coadd_rows(butler, output)
+        summary["coadds"] = coadds.rows
         summary["objects"] = object_summary(
             butler,
             output,
-            summary["coadds"],
+            coadds,
             read_simulated_truth(truth) if truth is not None else None,
             match_radius,
         )
