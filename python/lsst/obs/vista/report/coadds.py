@@ -12,7 +12,7 @@ from typing import Any
 
 import astropy.units as u
 import numpy as np
-import scipy.signal
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from lsst.daf.butler import Butler, DatasetRef, MissingDatasetTypeError
@@ -20,7 +20,7 @@ from lsst.images import Box, Image, Interval
 from lsst.images.cells import CellCoadd
 
 from ..psf_shape import fwhm_from_moments, kernel_moments
-from .figures import save_png, zscale
+from .figures import block_reduce, display_factor, save_png, zscale
 from .statistics import DEPTH_SIGMA, finite_or_none
 
 _LOG = logging.getLogger(__name__)
@@ -115,6 +115,10 @@ def _pixel_scale_arcsec(coadd: CellCoadd, patch: Box) -> float:
 def _cell_values(coadd: CellCoadd) -> tuple[np.ndarray, np.ndarray]:
     """FWHM (pixels) and 5-sigma depth (AB mag) of each cell of a coadd's
     covered cutout (NaN where missing)."""
+    # Imported here: scipy.signal (with scipy.stats) costs a CPU-second to import, and most
+    # reports (and every make-report test but the worked example's) have no coadd.
+    import scipy.signal
+
     grid = coadd.grid
     fwhm = np.full((grid.grid_size.i, grid.grid_size.j), np.nan)
     depth = np.full_like(fwhm, np.nan)
@@ -169,25 +173,33 @@ def _row(data_id: Any, coadd: CellCoadd, patch: Box) -> tuple[dict[str, Any], np
 def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str, Any], path: Path) -> None:
     """Coadd image, depth (inverse variance), inputs per pixel and PSF FWHM
     per cell, from the covered cutout of the patch (``n_image`` its inputs
-    per pixel), on the tract's pixel and cell coordinates."""
+    per pixel), on the tract's pixel and cell coordinates.  The pixel panels
+    are binned to about their displayed resolution (inputs per pixel: the
+    most of each block), on the colour scales of the unbinned pixels."""
     bbox = coadd.bbox
-    extent = (bbox.x.start - 0.5, bbox.x.stop - 0.5, bbox.y.start - 0.5, bbox.y.stop - 0.5)
+    factor = display_factor(bbox.shape)
+    # Whole blocks of factor x factor pixels; a remainder at the top and right is left out.
+    height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
+    extent = (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
     image = coadd.image.array
     variance = coadd.variance.array
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(variance > 0, 1.0 / variance, np.nan)
-    figure = Figure(figsize=(20, 5.4), layout="constrained")
+    figure = Figure(figsize=(20, 5.4))
+    # Fixed margins rather than a layout engine, which costs as much as the drawing.
+    figure.subplots_adjust(left=0.035, right=0.985, bottom=0.1, top=0.88, wspace=0.22)
     axes = figure.subplots(1, 4)
     panels = [
-        (image, "image (nJy)", zscale(image), "gray"),
-        (depth, "inverse variance (nJy$^{-2}$)", None, "viridis"),
-        (n_image, "inputs per pixel", None, "magma"),
+        (block_reduce(image, factor, np.mean), "image (nJy)", zscale(image), "gray"),
+        (block_reduce(depth, factor, np.mean), "inverse variance (nJy$^{-2}$)", _range(depth), "viridis"),
+        (block_reduce(n_image, factor, np.max), "inputs per pixel", _range(n_image), "magma"),
     ]
+    binned = "" if factor == 1 else f", {factor}×{factor} binned"
     for axis, (values, title, panel_norm, cmap) in zip(axes[:3], panels, strict=True):
         shown = axis.imshow(
             values, origin="lower", norm=panel_norm, cmap=cmap, interpolation="nearest", extent=extent
         )
-        axis.set_title(title)
+        axis.set_title(title + binned)
         axis.set_xlabel("tract x (pixels)")
         figure.colorbar(shown, ax=axis, shrink=0.8)
     cell_rows, cell_columns = np.nonzero(np.isfinite(fwhm))
@@ -207,3 +219,9 @@ def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str
         f"deep_coadd {row['skymap']} tract {row['tract']} patch {row['patch']} band {row['band']}"
     )
     save_png(figure, path, dpi=80)
+
+
+def _range(values: np.ndarray) -> Normalize:
+    """Linear colour scale over the finite values (matplotlib's default)."""
+    finite = values[np.isfinite(values)]
+    return Normalize(*((float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)))
