@@ -5,12 +5,14 @@ from __future__ import annotations
 
 __all__ = ("make_report",)
 
+import contextlib
 import datetime
+import gc
 import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,7 +113,7 @@ def make_report(
         "options": {"max_detectors": max_detectors, "match_radius_arcsec": match_radius},
     }
     progress = Progress("lsst.obs.vista.report")
-    with Butler.from_config(repo, collections=list(collections)) as butler:
+    with Butler.from_config(repo, collections=list(collections)) as butler, _startup_objects_frozen():
         data_ids = find_detectors(butler, where)
         if not data_ids:
             _LOG.warning("No calibrateImage outputs in %s (where %r).", ", ".join(collections), where)
@@ -139,11 +141,12 @@ def make_report(
         summary["configs"] = _save_configs(configs.runs, output)
         summary["rows"] = rows
         summary["visit_maps"] = _visit_maps(rows, output)
-        summary["coadds"] = coadd_rows(butler, output)
+        coadds = coadd_rows(butler, output)
+        summary["coadds"] = coadds.rows
         summary["objects"] = object_summary(
             butler,
             output,
-            summary["coadds"],
+            coadds,
             read_simulated_truth(truth) if truth is not None else None,
             match_radius,
         )
@@ -155,6 +158,19 @@ def make_report(
     write_index(output / "index.html", summary)
     _LOG.info("Report written to %s in %.1f s.", output / "index.html", summary["seconds"])
     return summary
+
+
+@contextlib.contextmanager
+def _startup_objects_frozen() -> Iterator[None]:
+    """Keep the objects that exist when the report starts (modules, the
+    butler and its registry) out of the garbage collector's full
+    collections until it ends: the figures allocate enough to trigger
+    several, and each would otherwise walk all of them again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _draw_detector(

@@ -4,6 +4,8 @@ the Agg canvas (no display, no global pyplot state)."""
 from __future__ import annotations
 
 __all__ = (
+    "block_reduce",
+    "display_factor",
     "plot_planes",
     "plot_psf",
     "plot_unit_gaussian_histogram",
@@ -13,6 +15,7 @@ __all__ = (
 )
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,6 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from scipy.stats import norm
 
 from lsst.images import VisitImage
 
@@ -67,7 +69,7 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     """
     image = data.image
     bbox = image.bbox
-    factor = max(1, math.ceil(max(bbox.x.size, bbox.y.size) / _DISPLAY_PIXELS))
+    factor = display_factor(bbox.shape)
     # Whole blocks of factor x factor pixels; a remainder at the top and right is left out.
     height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
     extent = (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
@@ -77,8 +79,8 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     if no_data is not None:
         pixels[no_data] = np.nan
         variance[no_data] = np.nan
-    pixels = _block_reduce(pixels, factor, np.mean)
-    variance = _block_reduce(variance, factor, np.mean)
+    pixels = block_reduce(pixels, factor, np.mean)
+    variance = block_reduce(variance, factor, np.mean)
     figure = Figure(figsize=(13.5, 4.6))
     # Fixed margins rather than a layout engine, which costs as much as the drawing.
     figure.subplots_adjust(left=0.05, right=0.98, bottom=0.11, top=0.88, wspace=0.12)
@@ -93,7 +95,7 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     colours, legend = _mask_layers(image)
     axes[1].imshow(
         # The highest layer of each block, so that a masked pixel stays visible.
-        _block_reduce(colours, factor, np.max),
+        block_reduce(colours, factor, np.max),
         origin="lower",
         extent=extent,
         cmap=ListedColormap(["white", *(c for _, c in _MASK_LAYERS)]),
@@ -219,7 +221,9 @@ def plot_unit_gaussian_histogram(
     path : `pathlib.Path`
         PNG to write.
     """
-    figure = Figure(figsize=(6.4, 4.4), layout="constrained")
+    figure = Figure(figsize=(6.4, 4.4))
+    # Fixed margins rather than a layout engine, which costs as much as the drawing.
+    figure.subplots_adjust(left=0.12, right=0.97, bottom=0.12, top=0.92)
     axis = figure.subplots()
     values = values[np.isfinite(values)]
     bins = np.linspace(-_HISTOGRAM_RANGE, _HISTOGRAM_RANGE, 61 if values.size > 500 else 25)
@@ -233,7 +237,8 @@ def plot_unit_gaussian_histogram(
             label="measured (clipped to the range)",
         )
     grid = np.linspace(-_HISTOGRAM_RANGE, _HISTOGRAM_RANGE, 400)
-    axis.plot(grid, norm.pdf(grid), color="black", lw=1.2, label="N(0, 1)")
+    # The N(0, 1) density written out: scipy.stats would add 0.4 CPU-s to every report.
+    axis.plot(grid, np.exp(-0.5 * grid**2) / math.sqrt(2.0 * math.pi), color="black", lw=1.2, label="N(0, 1)")
     axis.set_yscale("log")
     axis.set_ylim(1e-5 if values.size > 10_000 else 1e-3, 1.0)
     axis.set_xlabel(xlabel)
@@ -302,8 +307,42 @@ def _draw_sources(axis: Axes, data: DetectorData) -> None:
     axis.legend(loc="upper right", fontsize=7, framealpha=0.8)
 
 
-def _block_reduce(array: np.ndarray, factor: int, reduce) -> np.ndarray:
-    """Reduce blocks of ``factor`` x ``factor`` pixels (the whole blocks) with ``reduce``."""
+def display_factor(shape: tuple[int, int]) -> int:
+    """Return the side of the pixel blocks that bring an image panel of
+    this shape to at most ``_DISPLAY_PIXELS`` a side (1: no binning).
+
+    Parameters
+    ----------
+    shape : `tuple` [`int`, `int`]
+        Rows and columns of the image.
+
+    Returns
+    -------
+    factor : `int`
+        Block side for `block_reduce`.
+    """
+    return max(1, math.ceil(max(shape) / _DISPLAY_PIXELS))
+
+
+def block_reduce(array: np.ndarray, factor: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
+    """Reduce blocks of ``factor`` x ``factor`` pixels with ``reduce``: an
+    image panel at about the resolution it is displayed at.
+
+    Parameters
+    ----------
+    array : `numpy.ndarray`
+        Image (2-d).
+    factor : `int`
+        Block side (`display_factor`).
+    reduce : callable
+        Reduction taking ``axis`` (e.g. `numpy.mean`, `numpy.max`).
+
+    Returns
+    -------
+    reduced : `numpy.ndarray`
+        One value per whole block; a remainder at the top and right is left
+        out.
+    """
     if factor == 1:
         return array
     rows, columns = array.shape[0] // factor, array.shape[1] // factor

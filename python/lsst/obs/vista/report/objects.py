@@ -8,7 +8,7 @@ from __future__ import annotations
 __all__ = ("object_summary",)
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,11 @@ from astropy.table import Table, vstack
 from astropy.time import Time
 from matplotlib.figure import Figure
 
-from lsst.daf.butler import Butler, MissingDatasetTypeError
+from lsst.daf.butler import Butler, DatasetRef, MissingDatasetTypeError
+from lsst.images import Box
 
 from ..objects import light_curve
+from .coadds import CoaddSection
 from .figures import save_png
 from .sim_truth import SimulatedTruth
 from .statistics import DEPTH_SIGMA, distribution_summary, finite_or_none
@@ -44,7 +46,7 @@ a magnitude (0.03 at S/N 50 in both bands)."""
 def object_summary(
     butler: Butler,
     output: Path,
-    coadds: Sequence[dict[str, Any]],
+    coadds: CoaddSection,
     truth: SimulatedTruth | None,
     match_radius: float,
 ) -> dict[str, Any] | None:
@@ -56,8 +58,9 @@ def object_summary(
         Butler with the report's collections.
     output : `pathlib.Path`
         Directory for the figures.
-    coadds : sequence [`dict`]
-        The coadd rows of the report (`coadd_rows`): the depth of each band.
+    coadds : `CoaddSection`
+        The coadd part of the report (`coadd_rows`): the depth of each band
+        and where each coadd has data.
     truth : `SimulatedTruth` or `None`
         The simulator's truth, for completeness, purity and the light curve.
     match_radius : `float`
@@ -83,9 +86,9 @@ def object_summary(
     skymap = str(refs[0].dataId["skymap"])
     bands = _ordered_bands(objects)
     depth = {
-        band: finite_or_none(np.median([row["depth_5sigma"] for row in coadds if row["band"] == band]))
+        band: finite_or_none(np.median([row["depth_5sigma"] for row in coadds.rows if row["band"] == band]))
         for band in bands
-        if any(row["band"] == band and row["depth_5sigma"] is not None for row in coadds)
+        if any(row["band"] == band and row["depth_5sigma"] is not None for row in coadds.rows)
     }
     mags = {band: _ab_mag(objects[f"{band}_psfFlux"]) for band in bands}
     summary: dict[str, Any] = {
@@ -97,7 +100,7 @@ def object_summary(
     }
     matched = None
     if truth is not None and len(objects):
-        matched = _against_truth(butler, objects, bands, truth, match_radius, summary)
+        matched = _against_truth(butler, coadds.covered, objects, bands, truth, match_radius, summary)
     summary["figure"] = "objects.png"
     _plot_objects(objects, bands, mags, depth, truth, matched, output / summary["figure"])
     if matched is not None:
@@ -127,23 +130,33 @@ def _true_colour(sources: Table, blue: str, red: str) -> np.ndarray:
     return _ab_mag(sources[f"{blue}_flux"]) - _ab_mag(sources[f"{red}_flux"])
 
 
-def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sigma: float) -> np.ndarray:
-    """PSF-flux error (nJy) at each position in a band's coadds: the median
-    error scaled by the local noise (inf where no coadd has data)."""
+def _local_sigma(
+    butler: Butler,
+    covered: Mapping[DatasetRef, Box],
+    band: str,
+    ra: np.ndarray,
+    dec: np.ndarray,
+    sigma: float,
+) -> np.ndarray:
+    """PSF-flux error (nJy) at each position in a band's coadds (``covered``:
+    each coadd's box with data): the median error scaled by the local noise
+    (inf where no coadd has data)."""
     result = np.full(len(ra), np.inf)
     sky = SkyCoord(ra * u.deg, dec * u.deg)
-    refs = butler.query_datasets(
-        "deep_coadd", where="band = band_name", bind={"band_name": band}, explain=False
-    )
-    for ref in refs:
-        # The components it needs: a whole coadd (image, noise realisations, PSF) decompresses
-        # three times as much.
-        variance_plane = butler.get(ref.makeComponentRef("variance"))
-        pixels = butler.get(ref.makeComponentRef("sky_projection")).sky_to_pixel(sky)
+    for ref, box in covered.items():
+        if ref.dataId["band"] != band:
+            continue
+        # Only the components it needs, and only where the coadd has data.
+        planes = butler.get(
+            ref.makeComponentRef("components"),
+            parameters={"components": ["variance", "mask", "sky_projection"], "bbox": box},
+        )
+        variance_plane = planes["variance"]
+        pixels = planes["sky_projection"].sky_to_pixel(sky)
         ix = np.rint(np.asarray(pixels.x, dtype=float)).astype(int) - variance_plane.bbox.x.start
         iy = np.rint(np.asarray(pixels.y, dtype=float)).astype(int) - variance_plane.bbox.y.start
         variance = variance_plane.array
-        good = (butler.get(ref.makeComponentRef("mask")).get("NO_DATA") == 0) & (variance > 0)
+        good = (planes["mask"].get("NO_DATA") == 0) & (variance > 0)
         inside = (ix >= 0) & (iy >= 0) & (ix < variance.shape[1]) & (iy < variance.shape[0])
         inside[inside] = good[iy[inside], ix[inside]]
         median = float(np.median(variance[good]))
@@ -154,6 +167,7 @@ def _local_sigma(butler: Butler, band: str, ra: np.ndarray, dec: np.ndarray, sig
 
 def _against_truth(
     butler: Butler,
+    covered: Mapping[DatasetRef, Box],
     objects: Table,
     bands: list[str],
     truth: SimulatedTruth,
@@ -172,7 +186,7 @@ def _against_truth(
             continue
         sigma = (depth * u.ABmag).to_value(u.nJy) / DEPTH_SIGMA
         band_snr = np.asarray(sources[f"{band}_flux"], dtype=float) / _local_sigma(
-            butler, band, ra, dec, sigma
+            butler, covered, band, ra, dec, sigma
         )
         snr = np.fmax(snr, np.nan_to_num(band_snr))
     covered = snr > 0
@@ -264,7 +278,9 @@ def _variable_light_curve(
         "bands": {},
         "figure": "light_curve.png",
     }
-    figure = Figure(figsize=(8, 4.5), layout="constrained")
+    figure = Figure(figsize=(8, 4.5))
+    # Fixed margins rather than a layout engine, which costs as much as the drawing.
+    figure.subplots_adjust(left=0.1, right=0.98, bottom=0.12, top=0.92)
     axis = figure.subplots()
     grid = np.linspace(mjd.min() - 0.02, mjd.max() + 0.02, 400)
     for band in bands:
@@ -311,7 +327,9 @@ def _plot_objects(
     path: Path,
 ) -> None:
     """Colour–magnitude, colour–colour, number counts and completeness."""
-    figure = Figure(figsize=(20, 5), layout="constrained")
+    figure = Figure(figsize=(20, 5))
+    # Fixed margins rather than a layout engine, which costs as much as the drawing.
+    figure.subplots_adjust(left=0.035, right=0.99, bottom=0.11, top=0.93, wspace=0.2)
     axes = figure.subplots(1, 4)
     extended = np.asarray(objects["refExtendedness"], dtype=float) > 0.5
     if len(bands) >= 2:
