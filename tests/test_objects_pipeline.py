@@ -20,7 +20,7 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 
 import coadd_field as field
 import object_field
-from conftest import BIN, ROOT
+from commands import BIN, ROOT, invoke
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.objects import CoaddNoise, DetectCoaddPeaksConfig, light_curve, read_detections
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
@@ -134,3 +134,29 @@ def test_external_forced_measurement(repository: Path) -> None:
     fusion = butler.get("external_object", skymap=SKYMAP, tract=0)
     assert len(fusion) == len(measured) and {"J_psfFlux", "Ks_psfFlux", "externalId"} <= set(fusion.colnames)
     assert np.array_equal(fusion["Ks_psfFlux"], measured["psfFlux"])
+
+
+def test_consolidation_fills_the_bands_a_patch_lacks(repository: Path) -> None:
+    """Through ``pipetask``, each ``object_patch``'s ``BANDS`` (table
+    metadata, which the butler strips unless asked) reaches
+    consolidateObjectTable: a second patch observed in J alone gets Ks
+    columns without data."""
+    butler = Butler.from_config(str(repository), writeable=True, collections=[OUTPUT])
+    (ref,) = butler.query_datasets("object_patch")
+    both = butler.get(ref)
+    other = 1 if ref.dataId["patch"] == 0 else 0
+    j_only = both[[name for name in both.colnames if not name.startswith("Ks_")]]
+    j_only["patch"] = other
+    j_only.meta["BANDS"] = "J"
+    butler.collections.register("u/test/j_only")
+    butler.put(j_only, ref.datasetType, skymap=SKYMAP, tract=0, patch=other, run="u/test/j_only")
+    invoke(
+        "pipetask", "run", "-b", repository, "-i", f"u/test/j_only,{OUTPUT}", "-o", "u/test/consolidated",
+        "-t", "lsst.obs.vista.objects.ConsolidateObjectTableTask:consolidateObjectTable",
+        "-d", f"skymap='{SKYMAP}'",
+    )  # fmt: skip
+    table = butler.get("object", skymap=SKYMAP, tract=0, collections="u/test/consolidated")
+    assert len(table) == 2 * len(both) and set(table.colnames) == set(both.colnames)
+    lacking = table["patch"] == other
+    assert np.all(np.isnan(table["Ks_psfFlux"][lacking])) and np.all(table["Ks_pixelFlags_nodata"][lacking])
+    assert np.array_equal(table["Ks_psfFlux"][~lacking], both["Ks_psfFlux"], equal_nan=True)

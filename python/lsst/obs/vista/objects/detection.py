@@ -53,6 +53,7 @@ from lsst.pipe.base import (
 from ..isr.masks import planes_set
 from ..isr.pipeline_task import data_id_text
 from .noise import CoaddNoise
+from .tables import read_with_metadata
 
 _SOURCE_MASK_SMOOTHING = 2.0
 """Gaussian sigma (pixels) of the smoothing that finds the sources to leave
@@ -264,14 +265,11 @@ def filtered_snr(image: np.ndarray, variance: np.ndarray, kernel: np.ndarray, fa
 
 
 def read_detections(handle: DeferredDatasetHandle) -> Table:
-    """Read an ``object_detection`` table with its metadata.
-
-    The butler strips an astropy table's metadata on read unless told
-    otherwise; the later tasks need what detection recorded there: the
-    coadd's real noise (`CoaddNoise.metadata`), measured on the coadd's
-    cells with inputs alone.
+    """Read an ``object_detection`` table with its metadata: the later
+    tasks need what detection recorded there, the coadd's real noise
+    (`CoaddNoise.metadata`), measured on the coadd's cells with inputs alone.
     """
-    return handle.get(parameters={"strip_astropy_meta_yaml": False})
+    return read_with_metadata(handle)
 
 
 class DetectCoaddPeaksTask(PipelineTask):

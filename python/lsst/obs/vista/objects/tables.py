@@ -21,6 +21,7 @@ __all__ = (
     "WriteObjectTableTask",
     "band_column_description",
     "band_no_data",
+    "read_with_metadata",
 )
 
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from astropy.table import Table, vstack
 
 import lsst.pex.config as pexConfig
 import lsst.pipe.base.connectionTypes as cT
+from lsst.daf.butler import DeferredDatasetHandle
 from lsst.pipe.base import (
     InputQuantizedConnection,
     NoWorkFound,
@@ -90,6 +92,16 @@ _UNITS = {
     "shape_xy": u.pix**2,
     "footprintArea": u.pix,
 }
+
+
+def read_with_metadata(handle: DeferredDatasetHandle) -> Table:
+    """Read an ``ArrowAstropy`` dataset with its table metadata.
+
+    The butler strips an astropy table's ``meta`` on read unless told
+    otherwise; the object tasks keep there what later tasks need (the
+    coadd noise detection measured, a patch table's ``BANDS``).
+    """
+    return handle.get(parameters={"strip_astropy_meta_yaml": False})
 
 
 def band_column_description(name: str) -> tuple[str, u.UnitBase | None]:
@@ -257,6 +269,7 @@ class ConsolidateObjectTableConnections(PipelineTaskConnections, dimensions=("sk
         storageClass="ArrowAstropy",
         dimensions=("skymap", "tract", "patch"),
         multiple=True,
+        deferLoad=True,
     )
     table = cT.Output(
         doc="The tract's objects in Rubin's Object columns (select detect_isPrimary to count each once).",
@@ -276,6 +289,17 @@ class ConsolidateObjectTableTask(PipelineTask):
     ConfigClass: ClassVar = ConsolidateObjectTableConfig
     _DefaultName: ClassVar[str] = "consolidateObjectTable"
     config: ConsolidateObjectTableConfig
+
+    def runQuantum(
+        self,
+        butlerQC: QuantumContext,
+        inputRefs: InputQuantizedConnection,
+        outputRefs: OutputQuantizedConnection,
+    ) -> None:
+        # Docstring inherited.
+        # Each patch's BANDS (its table metadata) says which bands it has data in.
+        patches = [read_with_metadata(handle) for handle in butlerQC.get(inputRefs.patches)]
+        butlerQC.put(self.run(patches), outputRefs)
 
     def run(self, patches: list[Table]) -> Struct:
         """Concatenate patch tables (in patch order).
