@@ -284,9 +284,8 @@ class MakeDirectWarpTask(PipelineTask):
             noise,
             visit_image.mask.array,
             visit_image.mask.schema.bitmask("NO_DATA"),
-            mapping.source_x - bbox.x.start,
-            mapping.source_y - bbox.y.start,
-            mapping.flux_scale,
+            mapping,
+            (bbox.x.start, bbox.y.start),
         )
         if not planes.valid.any():
             return None
