@@ -363,10 +363,11 @@ class MakeDirectWarpTask(PipelineTask):
             # would both reach, the first one's pixels are kept.
             sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.box)
             take = piece.valid[piece_sl] & (owner[sl] < 0)
-            owner[sl][take] = index
-            image[sl][take] = piece.image[piece_sl][take]
-            variance[sl][take] = piece.variance[piece_sl][take]
-            noise[sl][take] = piece.noise[piece_sl][take]
+            # Masked copies: faster than boolean indexing, which gathers and scatters.
+            np.copyto(owner[sl], index, where=take)
+            np.copyto(image[sl], piece.image[piece_sl], where=take)
+            np.copyto(variance[sl], piece.variance[piece_sl], where=take)
+            np.copyto(noise[sl], piece.noise[piece_sl], where=take)
             # Broadcast over the mask bytes: faster than indexing whole pixels.
             np.copyto(mask.array[sl], piece.mask[piece_sl], where=take[..., np.newaxis])
         set_plane(mask, "NO_DATA", owner < 0)
