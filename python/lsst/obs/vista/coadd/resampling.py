@@ -23,6 +23,8 @@ import dataclasses
 import numba
 import numpy as np
 
+from lsst.images import Box
+
 from .lanczos import LANCZOS_ORDER, lanczos_weights
 from .mapping import PixelMapping
 
@@ -105,6 +107,7 @@ def _resample(
     window = _window_or(mask, 2 * a)
     wx = np.empty(2 * a)
     wy = np.empty(2 * a)
+    bits = np.empty(n_mask, dtype=mask.dtype)
     for oy in range(out_image.shape[0]):
         low, high, t = lower_row[oy], upper_row[oy], upper_weight[oy]
         for ox in range(out_image.shape[1]):
@@ -128,10 +131,9 @@ def _resample(
             if x != x0 and y != y0:
                 # Every tap has a weight: the mask is the OR of the window.
                 for m in range(n_mask):
-                    bits = window[y0 - a + 1, x0 - a + 1, m]
-                    if bits & no_data[m]:
+                    bits[m] = window[y0 - a + 1, x0 - a + 1, m]
+                    if bits[m] & no_data[m]:
                         touched_no_data = True
-                    out_mask[oy, ox, m] |= bits
                 if touched_no_data:
                     continue
                 # The kernel is separable: sums along x first.
@@ -152,6 +154,7 @@ def _resample(
             else:
                 # On a pixel column or row, the kernel reaches only its taps
                 # of nonzero weight.
+                bits[:] = 0
                 for ky in range(2 * a):
                     sy = y0 - a + 1 + ky
                     for kx in range(2 * a):
@@ -160,10 +163,9 @@ def _resample(
                         if w == 0.0:
                             continue
                         for m in range(n_mask):
-                            bits = mask[sy, sx, m]
-                            if bits & no_data[m]:
+                            bits[m] |= mask[sy, sx, m]
+                            if mask[sy, sx, m] & no_data[m]:
                                 touched_no_data = True
-                            out_mask[oy, ox, m] |= bits
                         value += w * image[sy, sx]
                         var += w * w * variance[sy, sx]
                         noise_value += w * noise[sy, sx]
@@ -173,12 +175,13 @@ def _resample(
             out_image[oy, ox] = value * scale
             out_variance[oy, ox] = var * scale * scale
             out_noise[oy, ox] = noise_value * scale
+            out_mask[oy, ox] = bits
             out_valid[oy, ox] = True
 
 
 @dataclasses.dataclass
 class ResampledPlanes:
-    """The planes of an input on the output grid (arrays of the output's shape)."""
+    """The planes of an input on the output grid (arrays of the output box's shape)."""
 
     image: np.ndarray
     """Resampled image (NaN where not `valid`)."""
@@ -191,7 +194,7 @@ class ResampledPlanes:
 
     mask: np.ndarray
     """OR of the mask bits of the input pixels each kernel touched
-    (``(ny, nx, n)``, the input's mask layout)."""
+    (``(ny, nx, n)``, the input's mask layout; 0 where not `valid`)."""
 
     valid: np.ndarray
     """Pixels whose kernel lay wholly on input pixels with data."""
@@ -205,6 +208,7 @@ def resample_planes(
     no_data_bits: np.ndarray,
     mapping: PixelMapping,
     origin: tuple[int, int],
+    out_box: Box | None = None,
 ) -> ResampledPlanes:
     """Resample an input's planes onto an output grid.
 
@@ -221,18 +225,25 @@ def resample_planes(
         pixel; positions off the input are NaN.
     origin : `tuple` [`int`, `int`]
         Parent pixel (x, y) of the input arrays' first element.
+    out_box : `lsst.images.Box`, optional
+        The output pixels to return planes over, holding ``mapping.box``
+        (by default ``mapping.box``): those outside it are not valid.
 
     Returns
     -------
     planes : `ResampledPlanes`
-        The resampled planes, over ``mapping.box``.
+        The resampled planes, over ``out_box``.
     """
-    shape = mapping.box.shape
-    out_image = np.full(shape, np.nan, dtype=np.float32)
-    out_variance = np.full(shape, np.nan, dtype=np.float32)
-    out_noise = np.full(shape, np.nan, dtype=np.float32)
-    out_mask = np.zeros(shape + mask.shape[2:], dtype=mask.dtype)
-    out_valid = np.zeros(shape, dtype=bool)
+    out_box = mapping.box if out_box is None else out_box
+    shape = out_box.shape
+    planes = ResampledPlanes(
+        image=np.full(shape, np.nan, dtype=np.float32),
+        variance=np.full(shape, np.nan, dtype=np.float32),
+        noise=np.full(shape, np.nan, dtype=np.float32),
+        mask=np.zeros(shape + mask.shape[2:], dtype=mask.dtype),
+        valid=np.zeros(shape, dtype=bool),
+    )
+    sl = mapping.box.slice_within(out_box)
     _resample(
         np.ascontiguousarray(image, dtype=np.float32),
         np.ascontiguousarray(variance, dtype=np.float32),
@@ -245,14 +256,14 @@ def resample_planes(
         np.ascontiguousarray(mapping.upper_weight, dtype=np.float64),
         float(origin[0]),
         float(origin[1]),
-        out_image,
-        out_variance,
-        out_noise,
-        out_mask,
-        out_valid,
+        planes.image[sl],
+        planes.variance[sl],
+        planes.noise[sl],
+        planes.mask[sl],
+        planes.valid[sl],
         _WEIGHTS,
     )
-    return ResampledPlanes(out_image, out_variance, out_noise, out_mask, out_valid)
+    return planes
 
 
 @numba.njit(cache=True, nogil=True)

@@ -158,12 +158,18 @@ class WarpedDetector:
     box: Box
     """Tract pixels the detector's resampled pixels occupy."""
 
+    planes_box: Box
+    """Tract pixels the planes are over: the cells holding `box` (those of
+    a warp of this detector alone), or `box` if it misses the cells."""
+
     image: np.ndarray
     variance: np.ndarray
     noise: np.ndarray
     mask: np.ndarray
     valid: np.ndarray
-    """Planes over `box` (`lsst.obs.vista.coadd.resampling.ResampledPlanes`)."""
+    """Planes over `planes_box`
+    (`lsst.obs.vista.coadd.resampling.ResampledPlanes`): no data and no
+    mask bits outside `box`."""
 
     visit_image: VisitImage
     """The input (for its PSF, WCS and observation)."""
@@ -248,11 +254,10 @@ class MakeDirectWarpTask(PipelineTask):
         """
         tract = skymap[tract_id]
         patch = tract.patch_definition(patch_id, self.config.legacyCellSize)
-        outer = patch.outer_bbox
         warped: list[WarpedDetector] = []
         for detector, item in sorted(visit_images.items()):
             visit_image = item if isinstance(item, VisitImage) else item.get()
-            piece = self._warp_detector(visit_image, detector, tract, outer, visit, name)
+            piece = self._warp_detector(visit_image, detector, tract, patch, visit, name)
             if piece is not None:
                 warped.append(piece)
         if not warped:
@@ -263,15 +268,20 @@ class MakeDirectWarpTask(PipelineTask):
         return self._assemble(warped, tract, patch, skymap_name, visit, name)
 
     def _warp_detector(
-        self, visit_image: VisitImage, detector: int, tract: TractInfo, outer: Box, visit: int, name: str
+        self, visit_image: VisitImage, detector: int, tract: TractInfo, patch: Any, visit: int, name: str
     ) -> WarpedDetector | None:
-        """Return one detector on the patch grid, or `None` if it misses it."""
+        """Return one detector on the patch grid, or `None` if it misses it.
+
+        Its planes are made over the cells it reaches: the warp of a visit
+        of one detector takes them as they are.
+        """
         if visit_image.photometric_scaling is None:
             _log.warning("%s detector %d: no photometric calibration; left out of the warp.", name, detector)
             return None
-        box = overlap_box(tract.wcs, visit_image.sky_projection, visit_image.bbox, outer)
+        box = overlap_box(tract.wcs, visit_image.sky_projection, visit_image.bbox, patch.outer_bbox)
         if box is None:
             return None
+        planes_box = _cells_box(patch.cells, [box]) or box
         mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
         bbox = visit_image.bbox
         scaling = _nanojansky_scaling(visit_image)
@@ -286,11 +296,20 @@ class MakeDirectWarpTask(PipelineTask):
             visit_image.mask.schema.bitmask("NO_DATA"),
             mapping,
             (bbox.x.start, bbox.y.start),
+            planes_box,
         )
         if not planes.valid.any():
             return None
         return WarpedDetector(
-            detector, box, planes.image, planes.variance, planes.noise, planes.mask, planes.valid, visit_image
+            detector,
+            box,
+            planes_box,
+            planes.image,
+            planes.variance,
+            planes.noise,
+            planes.mask,
+            planes.valid,
+            visit_image,
         )
 
     def make_noise_realization(self, visit_image: VisitImage, *, visit: int, detector: int) -> np.ndarray:
@@ -350,18 +369,28 @@ class MakeDirectWarpTask(PipelineTask):
                 f"{name}: no detector of the visit reaches a cell of the patch; no warp written."
             )
         schema = warped[0].visit_image.mask.schema
-        image = np.full(box.shape, np.nan, dtype=np.float32)
-        variance = np.full(box.shape, np.nan, dtype=np.float32)
-        noise = np.full(box.shape, np.nan, dtype=np.float32)
-        mask = Mask(schema=schema, bbox=box)
-        owner = np.full(box.shape, -1, dtype=np.int32)
-        for index, piece in enumerate(warped):
-            inside = box_intersection(piece.box, box)
+        first_piece = warped[0]
+        if first_piece.planes_box == box:
+            # The first detector's planes are over the warp's cells: they
+            # are the warp's, the others' pixels are added to them.
+            image, variance, noise = first_piece.image, first_piece.variance, first_piece.noise
+            mask = Mask(first_piece.mask, schema=schema, bbox=box)
+            owner = np.where(first_piece.valid, 0, -1).astype(np.int32)
+            others = list(enumerate(warped))[1:]
+        else:
+            image = np.full(box.shape, np.nan, dtype=np.float32)
+            variance = np.full(box.shape, np.nan, dtype=np.float32)
+            noise = np.full(box.shape, np.nan, dtype=np.float32)
+            mask = Mask(schema=schema, bbox=box)
+            owner = np.full(box.shape, -1, dtype=np.int32)
+            others = list(enumerate(warped))
+        for index, piece in others:
+            inside = box_intersection(piece.planes_box, box)
             if inside is None:
                 continue
             # Detectors of one visit do not overlap; where their kernels
             # would both reach, the first one's pixels are kept.
-            sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.box)
+            sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.planes_box)
             take = piece.valid[piece_sl] & (owner[sl] < 0)
             # Masked copies: faster than boolean indexing, which gathers and scatters.
             np.copyto(owner[sl], index, where=take)
