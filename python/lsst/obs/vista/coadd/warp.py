@@ -285,7 +285,11 @@ class MakeDirectWarpTask(PipelineTask):
         mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
         bbox = visit_image.bbox
         scaling = _nanojansky_scaling(visit_image)
-        image = visit_image.image.array * scaling
+        # In float64, rounded to the float32 the resampler reads (no float64 copy).
+        image = np.multiply(
+            visit_image.image.array, scaling, out=np.empty(bbox.shape, np.float32), casting="same_kind"
+        )
+        # In float64: the noise realisation's sigma is its square root.
         variance = visit_image.variance.array * scaling**2
         noise = self._noise(visit_image, variance, visit, detector)
         planes = resample_planes(
