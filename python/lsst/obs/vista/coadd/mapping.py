@@ -107,15 +107,9 @@ class PixelMapping:
 
     upper_weight: np.ndarray
     """For each output row, the weight of `upper_row` (that of `lower_row`
-    is one minus it)."""
-
-    def pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return the detector x, y and area ratio of every output pixel
-        (arrays of the box's shape), as the resampler computes them."""
-        rows, weight = self.node_rows, self.upper_weight[:, np.newaxis]
-        lower, upper = rows[:, self.lower_row], rows[:, self.upper_row]
-        source_x, source_y, flux_scale = lower + (upper - lower) * weight
-        return source_x, source_y, flux_scale
+    is one minus it): the value at output pixel (y, x) is
+    ``lower + (upper - lower) * upper_weight[y]`` of ``node_rows[:, lower_row[y], x]``
+    and ``node_rows[:, upper_row[y], x]``, bilinear between the nodes."""
 
 
 def map_pixels(

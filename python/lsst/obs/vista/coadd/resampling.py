@@ -111,8 +111,8 @@ def _resample(
     for oy in range(out_image.shape[0]):
         low, high, t = lower_row[oy], upper_row[oy], upper_weight[oy]
         for ox in range(out_image.shape[1]):
-            # The mapping, interpolated between the node rows as
-            # PixelMapping.pixels does, in the input array's coordinates.
+            # The mapping, interpolated between the node rows (see
+            # PixelMapping.upper_weight), in the input array's coordinates.
             x = node_rows[0, low, ox] + (node_rows[0, high, ox] - node_rows[0, low, ox]) * t - origin_x
             y = node_rows[1, low, ox] + (node_rows[1, high, ox] - node_rows[1, low, ox]) * t - origin_y
             out_valid[oy, ox] = False
