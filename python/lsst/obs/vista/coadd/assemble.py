@@ -158,11 +158,9 @@ class _Input:
     has_data: np.ndarray
     """Pixels that are not NO_DATA."""
 
-    flags: np.ndarray
-    """``(n, ny, nx)``: pixels of each of the flag planes
-    (`_CoaddPlanes.flag_planes`: the bad mask planes, then SATURATED; none
-    where the warp's schema lacks the plane), decoded once for all the
-    cells."""
+    flags: dict[str, np.ndarray]
+    """Pixels of each of its bad mask planes and SATURATED (those in its
+    schema), decoded once for all the cells."""
 
     sigma: float
     """Gaussian sigma (tract pixels) of its PSF, median over cells."""
@@ -317,7 +315,7 @@ class AssembleCellCoaddTask(PipelineTask):
         first_psf = sources[0].psf
         grid = first_psf.grid
         outer = grid.bbox
-        planes = _CoaddPlanes.empty(outer, self.config.badMaskPlanes)
+        planes = _CoaddPlanes.empty(outer, [*self.config.badMaskPlanes, "CLIPPED"])
         kernels = np.full((grid.grid_size.i, grid.grid_size.j) + first_psf.kernel_bbox.shape, np.nan)
         missing: set[CellIJ] = set()
         partial: list[str] = []
@@ -365,7 +363,7 @@ class AssembleCellCoaddTask(PipelineTask):
                 grid.index_of(y=outer.y.start, x=stored.start).j,
                 grid.index_of(y=outer.y.start, x=stored.stop - 1).j + 1,
             )
-            inputs = [self._input(*source.read(read_box), planes.flag_planes) for source in covering]
+            inputs = [self._input(*source.read(read_box)) for source in covering]
             if first is None:
                 first = covering[0].description()
             input_tables.extend(item.warp.provenance.inputs for item in inputs if item.has_data.any())
@@ -419,10 +417,7 @@ class AssembleCellCoaddTask(PipelineTask):
             Image(planes.image, bbox=outer, unit=u.nJy, sky_projection=projection),
             mask=planes.mask,
             variance=Image(planes.variance, bbox=outer, unit=u.nJy**2),
-            mask_fractions={
-                plane: Image(planes.fractions[index], bbox=outer)
-                for index, plane in enumerate(planes.fraction_planes)
-            },
+            mask_fractions={p: Image(v, bbox=outer) for p, v in planes.fractions.items()},
             noise_realizations=[Image(planes.noise, bbox=outer, unit=u.nJy)],
             band=first.band,
             psf=psf,
@@ -448,15 +443,17 @@ class AssembleCellCoaddTask(PipelineTask):
         n_image = Image(planes.n_image, bbox=outer, sky_projection=projection)
         return Struct(coadd=coadd, n_image=n_image)
 
-    def _input(self, warp: CellCoadd, noise: np.ndarray, flag_planes: Sequence[str]) -> _Input:
-        """Return what the assembly needs of one warp, with the pixels of
-        each of ``flag_planes`` (the bad mask planes first)."""
+    def _input(self, warp: CellCoadd, noise: np.ndarray) -> _Input:
+        """Return what the assembly needs of one warp."""
         names = warp.mask.schema.names
-        flags = np.zeros((len(flag_planes),) + warp.mask.array.shape[:-1], dtype=bool)
-        for index, plane in enumerate(flag_planes):
-            if plane in names:
-                flags[index] = planes_set(warp.mask.array, warp.mask.schema, [plane])
-        bad = np.any(flags[: len(dict.fromkeys(self.config.badMaskPlanes))], axis=0)
+        flags = {
+            plane: planes_set(warp.mask.array, warp.mask.schema, [plane])
+            for plane in dict.fromkeys([*self.config.badMaskPlanes, "SATURATED"])
+            if plane in names
+        }
+        bad = np.zeros(warp.mask.array.shape[:-1], dtype=bool)
+        for plane in self.config.badMaskPlanes:
+            bad |= flags.get(plane, False)
         has_data = ~warp.mask.get("NO_DATA") & np.isfinite(warp.image.array)
         usable = has_data & ~bad & np.isfinite(warp.variance.array) & (warp.variance.array > 0)
         # A strip the warp has no cell in carries no provenance (and no data).
@@ -487,45 +484,52 @@ class AssembleCellCoaddTask(PipelineTask):
         sl: tuple[slice, slice],
         out: tuple[slice, slice],
         planes: _CoaddPlanes,
-    ) -> list[int]:
+    ) -> list[np.ndarray]:
         """Fill one cell of the coadd planes (``out`` in them, ``sl`` in the
-        inputs' arrays); return the number of pixels each input was used in."""
+        inputs' arrays); return each input's used pixels."""
         shape = planes.image[out].shape
-        sums = np.zeros((4,) + shape)
+        total_weight = np.zeros(shape)
+        image = np.zeros(shape)
+        variance = np.zeros(shape)
+        noise = np.zeros(shape)
         n_image = np.zeros(shape, dtype=np.int32)
         saturated = np.zeros(shape)
-        fractions = planes.fractions[(slice(None), *out)]
         used_pixels = []
+        # Each input adds to the pixels it is used (or flagged) in only: the
+        # same sums as adding zeros elsewhere.
         for k, weight in zip(chosen, weights, strict=True):
             item = inputs[k]
-            used_pixels.append(
-                _add_input(
-                    item.usable[sl],
-                    clipped[k][sl],
-                    item.flags[(slice(None), *sl)],
-                    (item.warp.image.array[sl], item.warp.variance.array[sl], item.noise[sl]),
-                    weight,
-                    planes.saturated_flag,
-                    sums,
-                    n_image,
-                    saturated,
-                    fractions,
-                    planes.clipped[out],
-                )
+            used = item.usable[sl] & ~clipped[k][sl]
+            used_pixels.append(used)
+            _add_input(
+                used,
+                weight,
+                (item.warp.image.array[sl], item.warp.variance.array[sl], item.noise[sl]),
+                (total_weight, image, variance, noise),
+                n_image,
             )
-        _finish_cell(
-            sums,
-            n_image,
-            saturated,
-            len(chosen),
-            float(np.sum(weights)),
-            self.config.saturatedFraction * len(chosen),
-            (planes.image[out], planes.variance[out], planes.noise[out]),
-            planes.n_image[out],
-            fractions,
-            planes.inexact_psf[out],
-            planes.too_saturated[out],
-        )
+            for plane, fraction in planes.fractions.items():
+                if plane == "CLIPPED":
+                    flagged = clipped[k][sl]
+                elif plane in item.flags:
+                    flagged = item.flags[plane][sl]
+                else:
+                    continue
+                if flagged.any():
+                    np.add(fraction[out], weight, out=fraction[out], where=flagged, dtype=np.float64)
+            if "SATURATED" in item.flags:
+                saturated += item.flags["SATURATED"][sl]
+        weight_sum = float(np.sum(weights))
+        for fraction in planes.fractions.values():
+            fraction[out] /= weight_sum
+        with np.errstate(invalid="ignore", divide="ignore"):
+            planes.image[out] = image / total_weight
+            planes.variance[out] = variance / total_weight**2
+            planes.noise[out] = noise / total_weight
+        planes.n_image[out] = n_image
+        planes.inexact_psf[out] = (n_image < len(chosen)) & (total_weight != 0)
+        planes.clipped[out] = np.any([clipped[k][sl] for k in chosen], axis=0)
+        planes.too_saturated[out] = saturated > self.config.saturatedFraction * len(chosen)
         return used_pixels
 
     @staticmethod
@@ -533,7 +537,7 @@ class AssembleCellCoaddTask(PipelineTask):
         inputs: Sequence[_Input],
         chosen: Sequence[int],
         weights: Sequence[float],
-        used: Sequence[int],
+        used: Sequence[np.ndarray],
         cell: CellIJ,
         sl: tuple[slice, slice],
     ) -> list[dict[str, Any]]:
@@ -544,7 +548,7 @@ class AssembleCellCoaddTask(PipelineTask):
             # The share of the input's data pixels in the cell that reached
             # the coadd, split over its detectors by their overlap.
             data_pixels = max(int(np.count_nonzero(inputs[k].has_data[sl])), 1)
-            reached = used_pixels / data_pixels
+            reached = np.count_nonzero(used_pixels) / data_pixels
             for row in inputs[k].cell_rows.get((cell.i, cell.j), ()):
                 rows.append({**row, "weight": weight, "unmasked_fraction": row["overlap_fraction"] * reached})
         return rows
@@ -639,128 +643,40 @@ def _within(inner: tuple[slice, slice], outer: tuple[slice, slice]) -> tuple[sli
 
 @numba.njit(cache=True, nogil=True)
 def _add_input(
-    usable: np.ndarray,
-    clipped: np.ndarray,
-    flags: np.ndarray,
-    planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    used: np.ndarray,
     weight: float,
-    saturated_flag: int,
-    sums: np.ndarray,
+    planes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     n_image: np.ndarray,
-    saturated: np.ndarray,
-    fractions: np.ndarray,
-    clipped_any: np.ndarray,
-) -> int:
-    """Add one input's pixels of a cell to the cell's sums, in one pass.
+) -> None:
+    """Add one input's used pixels of a cell to the cell's float64 sums.
 
     Parameters
     ----------
-    usable, clipped : `numpy.ndarray` [`bool`]
-        The input's usable pixels and those clipped as artefacts: the
-        others enter the coadd.
-    flags : `numpy.ndarray` [`bool`]
-        ``(n, ny, nx)``: its pixels of each flag plane
-        (`_CoaddPlanes.flag_planes`).
-    planes : `tuple` [`numpy.ndarray`, ...]
-        Its image, variance and noise realisation over the cell.
+    used : `numpy.ndarray` [`bool`]
+        The input's pixels that enter the coadd.
     weight : `float`
         The input's weight in the cell.
-    saturated_flag : `int`
-        Index of SATURATED in ``flags``.
-    sums : `numpy.ndarray`
-        ``(4, ny, nx)`` float64 sums of the weights, of the weighted
-        images, of the variances times the squared weights and of the
-        weighted noise realisations, updated in place.
+    planes : `tuple` [`numpy.ndarray`, ...]
+        Its image, variance and noise realisation over the cell.
+    sums : `tuple` [`numpy.ndarray`, ...]
+        Sums of the weights, of the weighted images, of the variances times
+        the squared weights and of the weighted noise realisations, updated
+        in place.
     n_image : `numpy.ndarray`
         Number of inputs used per pixel, updated in place.
-    saturated : `numpy.ndarray`
-        Number of inputs saturated per pixel, updated in place.
-    fractions : `numpy.ndarray`
-        The coadd's mask fraction planes over the cell (the flag planes'
-        first, CLIPPED last): the input's weight is added where it is
-        flagged (in float64, stored in float32).
-    clipped_any : `numpy.ndarray` [`bool`]
-        Pixels where some input was clipped, updated in place.
-
-    Returns
-    -------
-    n_used : `int`
-        Number of pixels the input entered the coadd in.
     """
     image, variance, noise = planes
+    total_weight, image_sum, variance_sum, noise_sum = sums
     square = weight * weight
-    n_flags = flags.shape[0]
-    n_fraction_flags = fractions.shape[0] - 1
-    n_used = 0
-    for y in range(usable.shape[0]):
-        for x in range(usable.shape[1]):
-            if clipped[y, x]:
-                fractions[n_fraction_flags, y, x] = np.float32(
-                    np.float64(fractions[n_fraction_flags, y, x]) + weight
-                )
-                clipped_any[y, x] = True
-            elif usable[y, x]:
-                sums[0, y, x] += weight
-                sums[1, y, x] += weight * np.float64(image[y, x])
-                sums[2, y, x] += square * np.float64(variance[y, x])
-                sums[3, y, x] += weight * np.float64(noise[y, x])
+    for y in range(used.shape[0]):
+        for x in range(used.shape[1]):
+            if used[y, x]:
+                total_weight[y, x] += weight
+                image_sum[y, x] += weight * np.float64(image[y, x])
+                variance_sum[y, x] += square * np.float64(variance[y, x])
+                noise_sum[y, x] += weight * np.float64(noise[y, x])
                 n_image[y, x] += 1
-                n_used += 1
-            for f in range(n_flags):
-                if flags[f, y, x]:
-                    if f < n_fraction_flags:
-                        fractions[f, y, x] = np.float32(np.float64(fractions[f, y, x]) + weight)
-                    if f == saturated_flag:
-                        saturated[y, x] += 1.0
-    return n_used
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _finish_cell(
-    sums: np.ndarray,
-    n_image: np.ndarray,
-    saturated: np.ndarray,
-    n_inputs: int,
-    weight_sum: float,
-    saturated_limit: float,
-    out_planes: tuple[np.ndarray, np.ndarray, np.ndarray],
-    out_n_image: np.ndarray,
-    fractions: np.ndarray,
-    inexact_psf: np.ndarray,
-    too_saturated: np.ndarray,
-) -> None:
-    """Write a cell's coadd planes from the sums of `_add_input`.
-
-    Parameters
-    ----------
-    sums, n_image, saturated : `numpy.ndarray`
-        The cell's sums over its ``n_inputs`` inputs.
-    n_inputs : `int`
-        Number of inputs of the cell.
-    weight_sum : `float`
-        Sum of their weights: the mask fractions are divided by it (in
-        float32, as the planes are).
-    saturated_limit : `float`
-        Pixels saturated in more inputs than this are too saturated.
-    out_planes : `tuple` [`numpy.ndarray`, ...]
-        The coadd's image, variance and noise realisation over the cell
-        (NaN where no input is used).
-    out_n_image, fractions, inexact_psf, too_saturated : `numpy.ndarray`
-        The coadd's other planes over the cell.
-    """
-    image, variance, noise = out_planes
-    total = np.float32(weight_sum)
-    for y in range(n_image.shape[0]):
-        for x in range(n_image.shape[1]):
-            total_weight = sums[0, y, x]
-            image[y, x] = sums[1, y, x] / total_weight
-            variance[y, x] = sums[2, y, x] / (total_weight * total_weight)
-            noise[y, x] = sums[3, y, x] / total_weight
-            out_n_image[y, x] = n_image[y, x]
-            inexact_psf[y, x] = n_image[y, x] < n_inputs and total_weight != 0
-            too_saturated[y, x] = saturated[y, x] > saturated_limit
-            for f in range(fractions.shape[0]):
-                fractions[f, y, x] = fractions[f, y, x] / total
 
 
 @numba.njit(cache=True, nogil=True)
@@ -844,20 +760,7 @@ class _CoaddPlanes:
     noise: np.ndarray
     n_image: np.ndarray
     mask: Mask
-    fraction_planes: tuple[str, ...]
-    """The mask planes whose fractions are recorded: the bad mask planes
-    and CLIPPED."""
-
-    fractions: np.ndarray
-    """``(n, ny, nx)``: the mask fraction of each of `fraction_planes`."""
-
-    flag_planes: tuple[str, ...]
-    """The planes decoded from each input's mask (`_Input.flags`): the bad
-    mask planes, then SATURATED."""
-
-    saturated_flag: int
-    """Index of SATURATED in `flag_planes`."""
-
+    fractions: dict[str, np.ndarray]
     inexact_psf: np.ndarray
     """Pixels that some of their cell's inputs do not reach (INEXACT_PSF,
     REJECTED), set in `mask` once the cells are assembled (one pass over
@@ -871,20 +774,15 @@ class _CoaddPlanes:
     REJECTED)."""
 
     @classmethod
-    def empty(cls, outer: Box, bad_planes: Sequence[str]) -> _CoaddPlanes:
+    def empty(cls, outer: Box, fraction_names: Sequence[str]) -> _CoaddPlanes:
         schema = MaskSchema(list(get_legacy_deep_coadd_mask_planes().values()))
-        fraction_planes = (*dict.fromkeys(bad_planes), "CLIPPED")
-        flag_planes = tuple(dict.fromkeys([*bad_planes, "SATURATED"]))
         return cls(
             image=np.full(outer.shape, np.nan, dtype=np.float32),
             variance=np.full(outer.shape, np.nan, dtype=np.float32),
             noise=np.full(outer.shape, np.nan, dtype=np.float32),
             n_image=np.zeros(outer.shape, dtype=np.int32),
             mask=Mask(schema=schema, bbox=outer),
-            fraction_planes=fraction_planes,
-            fractions=np.zeros((len(fraction_planes),) + outer.shape, dtype=np.float32),
-            flag_planes=flag_planes,
-            saturated_flag=flag_planes.index("SATURATED"),
+            fractions={plane: np.zeros(outer.shape, dtype=np.float32) for plane in fraction_names},
             inexact_psf=np.zeros(outer.shape, dtype=bool),
             clipped=np.zeros(outer.shape, dtype=bool),
             too_saturated=np.zeros(outer.shape, dtype=bool),
