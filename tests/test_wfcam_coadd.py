@@ -178,7 +178,8 @@ def test_coadd_of_both_visits(coadded: dict, coadd) -> None:
 
 def test_warps_written_with_the_warp_recipe(coadded: dict) -> None:
     """The seed's ``warp`` write recipe reaches the butler's files: the
-    warps' image, variance and cell PSFs plain, their masks RICE_1."""
+    warps' image, variance and cell PSFs plain, their masks RICE_1 in tiles
+    of 150 x 150 pixels."""
     with Butler.from_config(str(coadded["repo"]), collections=OUTPUT) as butler:
         for name in ("direct_warp", "direct_warp_noise0"):
             refs = butler.query_datasets(name)
@@ -186,9 +187,11 @@ def test_warps_written_with_the_warp_recipe(coadded: dict) -> None:
             # As stored: compressed planes are binary tables with ZCMPTYPE.
             with fits.open(butler.getURI(refs[0]).ospath, disable_image_compression=True) as hdus:
                 compression = {hdu.name: hdu.header.get("ZCMPTYPE") for hdu in hdus}
+                mask_tile = (hdus["MASK"].header["ZTILE2"], hdus["MASK"].header["ZTILE1"])
             planes = ("IMAGE", "VARIANCE", "PSF") if name == "direct_warp" else ("IMAGE", "VARIANCE")
             assert {plane: compression[plane] for plane in planes} == dict.fromkeys(planes), name
             assert compression["MASK"] == "RICE_1", name
+            assert mask_tile == (150, 150), name
 
 
 def test_star_fluxes_against_truth(stars: dict[str, np.ndarray]) -> None:

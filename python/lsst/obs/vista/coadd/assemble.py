@@ -330,29 +330,42 @@ class AssembleCellCoaddTask(PipelineTask):
         step = self.config.cellRowsPerRead
         for first_row in range(0, grid.grid_size.i, step):
             group = range(first_row, min(first_row + step, grid.grid_size.i))
-            strip = Box(
-                y=Interval(
-                    grid.bbox_of(CellIJ(i=group.start, j=0)).y.start,
-                    grid.bbox_of(CellIJ(i=group.stop - 1, j=0)).y.stop,
-                ),
-                x=grid.bbox.x,
+            rows_y = Interval(
+                grid.bbox_of(CellIJ(i=group.start, j=0)).y.start,
+                grid.bbox_of(CellIJ(i=group.stop - 1, j=0)).y.stop,
             )
-            read_box = Box(
-                y=Interval(
-                    max(strip.y.start - margin, outer.y.start), min(strip.y.stop + margin, outer.y.stop)
-                ),
-                x=strip.x,
+            read_y = Interval(
+                max(rows_y.start - margin, outer.y.start), min(rows_y.stop + margin, outer.y.stop)
             )
             rows = range(
-                grid.index_of(y=read_box.y.start, x=outer.x.start).i,
-                grid.index_of(y=read_box.y.stop - 1, x=outer.x.start).i + 1,
+                grid.index_of(y=read_y.start, x=outer.x.start).i,
+                grid.index_of(y=read_y.stop - 1, x=outer.x.start).i + 1,
             )
-            inputs = [self._input(*source.read(read_box)) for source in sources if source.covers(rows)]
-            if not inputs:
+            covering = [source for source in sources if source.covers(rows)]
+            if not covering:
                 missing.update(CellIJ(i=i, j=j) for i in group for j in range(grid.grid_size.j))
                 continue
+            # Only the columns of cells the inputs are stored over can have
+            # data: the strip is read over those (with the margin, so that the
+            # artefact search sees what it would over the patch's width).
+            stored = Interval(
+                min(source.bbox.x.start for source in covering),
+                max(source.bbox.x.stop for source in covering),
+            )
+            read_box = Box(
+                y=read_y,
+                x=Interval(
+                    max(stored.start - margin, outer.x.start), min(stored.stop + margin, outer.x.stop)
+                ),
+            )
+            strip = Box(y=rows_y, x=read_box.x)
+            columns = range(
+                grid.index_of(y=outer.y.start, x=stored.start).j,
+                grid.index_of(y=outer.y.start, x=stored.stop - 1).j + 1,
+            )
+            inputs = [self._input(*source.read(read_box)) for source in covering]
             if first is None:
-                first = next(source for source in sources if source.covers(rows)).description()
+                first = covering[0].description()
             input_tables.extend(item.warp.provenance.inputs for item in inputs if item.has_data.any())
             if self.config.doClip and len(inputs) >= self.config.minInputsForClipping:
                 clipped = self._find_artefacts(inputs)
@@ -362,6 +375,9 @@ class AssembleCellCoaddTask(PipelineTask):
             for i in group:
                 for j in range(grid.grid_size.j):
                     cell = CellIJ(i=i, j=j)
+                    if j not in columns:
+                        missing.add(cell)
+                        continue
                     cell_box = grid.bbox_of(cell)
                     sl = cell_box.slice_within(read_box)
                     full = [k for k, item in enumerate(inputs) if item.has_data[sl].all()]
@@ -581,7 +597,7 @@ class AssembleCellCoaddTask(PipelineTask):
             matched.append(values)
         stack = np.asarray(matched)
         n_valid = np.sum(np.isfinite(stack), axis=0)
-        median = _nanmedian_over_inputs(stack, n_valid)
+        median = _nanmedian_over_inputs(stack)
         comparable = n_valid >= self.config.minInputsForClipping
         structure = _disc(radius)
         for values_in_crop, own, artefact_full in zip(matched, own_boxes, result, strict=True):
@@ -663,23 +679,40 @@ def _add_input(
                 n_image[y, x] += 1
 
 
-def _nanmedian_over_inputs(stack: np.ndarray, n_valid: np.ndarray) -> np.ndarray:
+@numba.njit(cache=True, nogil=True)
+def _nanmedian_over_inputs(stack: np.ndarray) -> np.ndarray:
     """Median over the first axis ignoring NaN, NaN where every value is.
 
     The same as `numpy.nanmedian` with ``axis=0``, which, for the few
-    inputs of a coadd, falls back to a Python loop over the pixels.
+    inputs of a coadd, falls back to a Python loop over the pixels: each
+    pixel's finite values are sorted in place of the whole stack.
 
     Parameters
     ----------
     stack : `numpy.ndarray`
         Values, inputs along the first axis.
-    n_valid : `numpy.ndarray`
-        Number of finite values of each pixel.
     """
-    ordered = np.sort(stack, axis=0)  # NaN sorts last
-    lower = np.take_along_axis(ordered, np.maximum(n_valid - 1, 0)[np.newaxis] // 2, axis=0)[0]
-    upper = np.take_along_axis(ordered, (n_valid // 2)[np.newaxis], axis=0)[0]
-    return np.where(n_valid > 0, 0.5 * (lower + upper), np.nan).astype(stack.dtype)
+    n_inputs, height, width = stack.shape
+    median = np.empty((height, width), dtype=stack.dtype)
+    values = np.empty(n_inputs, dtype=stack.dtype)
+    for y in range(height):
+        for x in range(width):
+            n = 0
+            for k in range(n_inputs):
+                value = stack[k, y, x]
+                if np.isfinite(value):
+                    # Insertion into the sorted values so far.
+                    position = n
+                    while position > 0 and values[position - 1] > value:
+                        values[position] = values[position - 1]
+                        position -= 1
+                    values[position] = value
+                    n += 1
+            if n == 0:
+                median[y, x] = np.nan
+            else:
+                median[y, x] = 0.5 * (values[(n - 1) // 2] + values[n // 2])
+    return median
 
 
 def _dilated(pixels: np.ndarray, structure: np.ndarray) -> np.ndarray:

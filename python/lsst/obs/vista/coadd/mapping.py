@@ -80,19 +80,36 @@ def overlap_box(
 
 @dataclasses.dataclass
 class PixelMapping:
-    """The input position of every output pixel of a box."""
+    """The input position of every output pixel of a box, as the exact
+    transform on rows of nodes, interpolated along them to every output
+    column, and the rows' weights for the interpolation between them.
+
+    The resampler interpolates between the node rows pixel by pixel
+    (`~lsst.obs.vista.coadd.resampling.resample_planes`): the mapping of
+    the whole box is never held, as three float64 planes of its size
+    would be.
+    """
 
     box: Box
     """Output (tract) pixels."""
 
-    source_x: np.ndarray
-    """Detector pixel x of each output pixel (parent coordinates)."""
+    node_rows: np.ndarray
+    """``(3, n_rows, box.x.size)``: detector pixel x and y (parent
+    coordinates) and the output pixel area over the input pixel area
+    (``|det d(source)/d(output)|``) on each row of nodes, interpolated
+    linearly to every output column."""
 
-    source_y: np.ndarray
-    """Detector pixel y of each output pixel (parent coordinates)."""
+    lower_row: np.ndarray
+    """For each output row, the node row below it."""
 
-    flux_scale: np.ndarray
-    """Output pixel area over input pixel area, ``|det d(source)/d(output)|``."""
+    upper_row: np.ndarray
+    """For each output row, the node row above it (the last one at the end)."""
+
+    upper_weight: np.ndarray
+    """For each output row, the weight of `upper_row` (that of `lower_row`
+    is one minus it): the value at output pixel (y, x) is
+    ``lower + (upper - lower) * upper_weight[y]`` of ``node_rows[:, lower_row[y], x]``
+    and ``node_rows[:, upper_row[y], x]``, bilinear between the nodes."""
 
 
 def map_pixels(
@@ -137,13 +154,13 @@ def map_pixels(
         )
         determinant = np.full(grid_x.shape, abs(np.linalg.det(jacobian[0])))
     # Output pixel (x, y) is at node coordinate ((x - start) / step, ...).
-    weights_y = _linear_weights(box.y.size, step, grid_x.shape[0])
-    weights_x = _linear_weights(box.x.size, step, grid_x.shape[1])
-
-    def interpolate(values: np.ndarray) -> np.ndarray:
-        return _bilinear(values, weights_y, weights_x)
-
-    return PixelMapping(box, interpolate(source_x), interpolate(source_y), interpolate(determinant))
+    lower_y, upper_weight_y = _linear_weights(box.y.size, step, grid_x.shape[0])
+    lower_x, upper_weight_x = _linear_weights(box.x.size, step, grid_x.shape[1])
+    upper_x = np.minimum(lower_x + 1, grid_x.shape[1] - 1)
+    nodes = np.stack([source_x, source_y, determinant])
+    node_rows = nodes[:, :, lower_x] + (nodes[:, :, upper_x] - nodes[:, :, lower_x]) * upper_weight_x
+    upper_y = np.minimum(lower_y + 1, grid_x.shape[0] - 1)
+    return PixelMapping(box, node_rows, lower_y, upper_y, upper_weight_y)
 
 
 def _linear_weights(size: int, step: int, n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,19 +171,6 @@ def _linear_weights(size: int, step: int, n_nodes: int) -> tuple[np.ndarray, np.
     lower = np.minimum(np.floor(position).astype(int), max(n_nodes - 2, 0))
     upper_weight = np.clip(position - lower, 0.0, 1.0) if n_nodes > 1 else np.zeros(size)
     return lower, upper_weight
-
-
-def _bilinear(
-    values: np.ndarray, weights_y: tuple[np.ndarray, np.ndarray], weights_x: tuple[np.ndarray, np.ndarray]
-) -> np.ndarray:
-    """Interpolate node values bilinearly onto every pixel, one axis at a
-    time (bilinear interpolation is separable: the same as
-    `scipy.ndimage.map_coordinates` of order 1, at a fraction of the cost)."""
-    (lower_y, upper_weight_y), (lower_x, upper_weight_x) = weights_y, weights_x
-    upper_y = np.minimum(lower_y + 1, values.shape[0] - 1)
-    upper_x = np.minimum(lower_x + 1, values.shape[1] - 1)
-    rows = values[:, lower_x] + (values[:, upper_x] - values[:, lower_x]) * upper_weight_x
-    return rows[lower_y] + (rows[upper_y] - rows[lower_y]) * upper_weight_y[:, np.newaxis]
 
 
 def local_jacobian(

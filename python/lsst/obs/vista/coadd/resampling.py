@@ -23,7 +23,10 @@ import dataclasses
 import numba
 import numpy as np
 
+from lsst.images import Box
+
 from .lanczos import LANCZOS_ORDER, lanczos_weights
+from .mapping import PixelMapping
 
 _TABLE_STEPS = 4096
 """Offsets per pixel at which the weights are tabulated: interpolated
@@ -85,9 +88,12 @@ def _resample(
     noise: np.ndarray,
     mask: np.ndarray,
     no_data: np.ndarray,
-    source_x: np.ndarray,
-    source_y: np.ndarray,
-    flux_scale: np.ndarray,
+    node_rows: np.ndarray,
+    lower_row: np.ndarray,
+    upper_row: np.ndarray,
+    upper_weight: np.ndarray,
+    origin_x: float,
+    origin_y: float,
     out_image: np.ndarray,
     out_variance: np.ndarray,
     out_noise: np.ndarray,
@@ -101,10 +107,14 @@ def _resample(
     window = _window_or(mask, 2 * a)
     wx = np.empty(2 * a)
     wy = np.empty(2 * a)
-    for oy in range(source_x.shape[0]):
-        for ox in range(source_x.shape[1]):
-            x = source_x[oy, ox]
-            y = source_y[oy, ox]
+    bits = np.empty(n_mask, dtype=mask.dtype)
+    for oy in range(out_image.shape[0]):
+        low, high, t = lower_row[oy], upper_row[oy], upper_weight[oy]
+        for ox in range(out_image.shape[1]):
+            # The mapping, interpolated between the node rows (see
+            # PixelMapping.upper_weight), in the input array's coordinates.
+            x = node_rows[0, low, ox] + (node_rows[0, high, ox] - node_rows[0, low, ox]) * t - origin_x
+            y = node_rows[1, low, ox] + (node_rows[1, high, ox] - node_rows[1, low, ox]) * t - origin_y
             out_valid[oy, ox] = False
             if not (np.isfinite(x) and np.isfinite(y)):
                 continue
@@ -121,10 +131,9 @@ def _resample(
             if x != x0 and y != y0:
                 # Every tap has a weight: the mask is the OR of the window.
                 for m in range(n_mask):
-                    bits = window[y0 - a + 1, x0 - a + 1, m]
-                    if bits & no_data[m]:
+                    bits[m] = window[y0 - a + 1, x0 - a + 1, m]
+                    if bits[m] & no_data[m]:
                         touched_no_data = True
-                    out_mask[oy, ox, m] |= bits
                 if touched_no_data:
                     continue
                 # The kernel is separable: sums along x first.
@@ -145,6 +154,7 @@ def _resample(
             else:
                 # On a pixel column or row, the kernel reaches only its taps
                 # of nonzero weight.
+                bits[:] = 0
                 for ky in range(2 * a):
                     sy = y0 - a + 1 + ky
                     for kx in range(2 * a):
@@ -153,25 +163,25 @@ def _resample(
                         if w == 0.0:
                             continue
                         for m in range(n_mask):
-                            bits = mask[sy, sx, m]
-                            if bits & no_data[m]:
+                            bits[m] |= mask[sy, sx, m]
+                            if mask[sy, sx, m] & no_data[m]:
                                 touched_no_data = True
-                            out_mask[oy, ox, m] |= bits
                         value += w * image[sy, sx]
                         var += w * w * variance[sy, sx]
                         noise_value += w * noise[sy, sx]
                 if touched_no_data:
                     continue
-            scale = flux_scale[oy, ox]
+            scale = node_rows[2, low, ox] + (node_rows[2, high, ox] - node_rows[2, low, ox]) * t
             out_image[oy, ox] = value * scale
             out_variance[oy, ox] = var * scale * scale
             out_noise[oy, ox] = noise_value * scale
+            out_mask[oy, ox] = bits
             out_valid[oy, ox] = True
 
 
 @dataclasses.dataclass
 class ResampledPlanes:
-    """The planes of an input on the output grid (arrays of the output's shape)."""
+    """The planes of an input on the output grid (arrays of the output box's shape)."""
 
     image: np.ndarray
     """Resampled image (NaN where not `valid`)."""
@@ -184,7 +194,7 @@ class ResampledPlanes:
 
     mask: np.ndarray
     """OR of the mask bits of the input pixels each kernel touched
-    (``(ny, nx, n)``, the input's mask layout)."""
+    (``(ny, nx, n)``, the input's mask layout; 0 where not `valid`)."""
 
     valid: np.ndarray
     """Pixels whose kernel lay wholly on input pixels with data."""
@@ -196,9 +206,9 @@ def resample_planes(
     noise: np.ndarray,
     mask: np.ndarray,
     no_data_bits: np.ndarray,
-    source_x: np.ndarray,
-    source_y: np.ndarray,
-    flux_scale: np.ndarray,
+    mapping: PixelMapping,
+    origin: tuple[int, int],
+    out_box: Box | None = None,
 ) -> ResampledPlanes:
     """Resample an input's planes onto an output grid.
 
@@ -210,40 +220,90 @@ def resample_planes(
         The input's mask array, ``(ny, nx, n)`` as `lsst.images.Mask.array`.
     no_data_bits : `numpy.ndarray`
         The NO_DATA plane's bits in each of the ``n`` mask elements.
-    source_x, source_y : `numpy.ndarray`
-        Input array coordinates (0-based, pixel centres at integers) of
-        each output pixel; NaN where the output pixel maps nowhere.
-    flux_scale : `numpy.ndarray`
-        Output pixel area over input pixel area at each output pixel.
+    mapping : `lsst.obs.vista.coadd.mapping.PixelMapping`
+        The input position (parent pixels) and area ratio of every output
+        pixel; positions off the input are NaN.
+    origin : `tuple` [`int`, `int`]
+        Parent pixel (x, y) of the input arrays' first element.
+    out_box : `lsst.images.Box`, optional
+        The output pixels to return planes over, holding ``mapping.box``
+        (by default ``mapping.box``): those outside it are not valid.
 
     Returns
     -------
     planes : `ResampledPlanes`
-        The resampled planes.
+        The resampled planes, over ``out_box``.
     """
-    shape = source_x.shape
-    out_image = np.full(shape, np.nan, dtype=np.float32)
-    out_variance = np.full(shape, np.nan, dtype=np.float32)
-    out_noise = np.full(shape, np.nan, dtype=np.float32)
-    out_mask = np.zeros(shape + mask.shape[2:], dtype=mask.dtype)
-    out_valid = np.zeros(shape, dtype=bool)
+    out_box = mapping.box if out_box is None else out_box
+    shape = out_box.shape
+    planes = ResampledPlanes(
+        image=np.full(shape, np.nan, dtype=np.float32),
+        variance=np.full(shape, np.nan, dtype=np.float32),
+        noise=np.full(shape, np.nan, dtype=np.float32),
+        mask=np.zeros(shape + mask.shape[2:], dtype=mask.dtype),
+        valid=np.zeros(shape, dtype=bool),
+    )
+    sl = mapping.box.slice_within(out_box)
     _resample(
         np.ascontiguousarray(image, dtype=np.float32),
         np.ascontiguousarray(variance, dtype=np.float32),
         np.ascontiguousarray(noise, dtype=np.float32),
         np.ascontiguousarray(mask),
         np.ascontiguousarray(no_data_bits, dtype=mask.dtype),
-        np.ascontiguousarray(source_x, dtype=np.float64),
-        np.ascontiguousarray(source_y, dtype=np.float64),
-        np.ascontiguousarray(flux_scale, dtype=np.float64),
-        out_image,
-        out_variance,
-        out_noise,
-        out_mask,
-        out_valid,
+        np.ascontiguousarray(mapping.node_rows, dtype=np.float64),
+        mapping.lower_row,
+        mapping.upper_row,
+        np.ascontiguousarray(mapping.upper_weight, dtype=np.float64),
+        float(origin[0]),
+        float(origin[1]),
+        planes.image[sl],
+        planes.variance[sl],
+        planes.noise[sl],
+        planes.mask[sl],
+        planes.valid[sl],
         _WEIGHTS,
     )
-    return ResampledPlanes(out_image, out_variance, out_noise, out_mask, out_valid)
+    return planes
+
+
+@numba.njit(cache=True, nogil=True)
+def _interpolate(
+    image: np.ndarray, source_x: np.ndarray, source_y: np.ndarray, table: np.ndarray, out: np.ndarray
+) -> None:
+    """`resample_image`'s values (the image planes of `_resample`, without
+    mask, variance and noise), on flat arrays of positions."""
+    a = LANCZOS_ORDER
+    height, width = image.shape
+    wx = np.empty(2 * a)
+    wy = np.empty(2 * a)
+    for k in range(source_x.size):
+        x = source_x[k]
+        y = source_y[k]
+        out[k] = 0.0
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        x0 = int(np.floor(x))
+        y0 = int(np.floor(y))
+        if x0 - a + 1 < 0 or y0 - a + 1 < 0 or x0 + a >= width or y0 + a >= height:
+            continue
+        _tabulated_weights(x - x0, table, wx)
+        _tabulated_weights(y - y0, table, wy)
+        value = 0.0
+        if x != x0 and y != y0:
+            for ky in range(2 * a):
+                sy = y0 - a + 1 + ky
+                row_value = 0.0
+                for kx in range(2 * a):
+                    row_value += wx[kx] * image[sy, x0 - a + 1 + kx]
+                value += wy[ky] * row_value
+        else:
+            for ky in range(2 * a):
+                for kx in range(2 * a):
+                    w = wy[ky] * wx[kx]
+                    if w != 0.0:
+                        value += w * image[y0 - a + 1 + ky, x0 - a + 1 + kx]
+        # Rounded to float32 as the image plane of resample_planes is.
+        out[k] = np.float32(value)
 
 
 def resample_image(image: np.ndarray, source_x: np.ndarray, source_y: np.ndarray) -> np.ndarray:
@@ -259,21 +319,19 @@ def resample_image(image: np.ndarray, source_x: np.ndarray, source_y: np.ndarray
     Returns
     -------
     values : `numpy.ndarray`
-        The interpolated values (float64), 0 where the kernel reaches past
-        the input's edge (an image that is 0 beyond its edge, as a PSF
-        kernel is, loses nothing there but the Lanczos ringing).
+        The interpolated values (float64, rounded to float32 as the
+        resampled image plane is), 0 where the kernel reaches past the
+        input's edge (an image that is 0 beyond its edge, as a PSF kernel
+        is, loses nothing there but the Lanczos ringing).
     """
     padded = np.pad(np.asarray(image, dtype=np.float32), LANCZOS_ORDER)
-    shape = np.shape(source_x)
-    zeros = np.zeros_like(padded)
-    planes = resample_planes(
+    source_x = np.asarray(source_x, dtype=np.float64)
+    values = np.empty(source_x.shape)
+    _interpolate(
         padded,
-        zeros,
-        zeros,
-        np.zeros(padded.shape + (1,), dtype=np.uint8),
-        np.zeros(1, dtype=np.uint8),
-        np.asarray(source_x, dtype=np.float64) + LANCZOS_ORDER,
-        np.asarray(source_y, dtype=np.float64) + LANCZOS_ORDER,
-        np.ones(shape),
+        source_x.ravel() + LANCZOS_ORDER,
+        np.asarray(source_y, dtype=np.float64).ravel() + LANCZOS_ORDER,
+        _WEIGHTS,
+        values.reshape(-1),
     )
-    return np.where(planes.valid, planes.image, 0.0).astype(np.float64)
+    return values

@@ -158,12 +158,18 @@ class WarpedDetector:
     box: Box
     """Tract pixels the detector's resampled pixels occupy."""
 
+    planes_box: Box
+    """Tract pixels the planes are over: the cells holding `box` (those of
+    a warp of this detector alone), or `box` if it misses the cells."""
+
     image: np.ndarray
     variance: np.ndarray
     noise: np.ndarray
     mask: np.ndarray
     valid: np.ndarray
-    """Planes over `box` (`lsst.obs.vista.coadd.resampling.ResampledPlanes`)."""
+    """Planes over `planes_box`
+    (`lsst.obs.vista.coadd.resampling.ResampledPlanes`): no data and no
+    mask bits outside `box`."""
 
     visit_image: VisitImage
     """The input (for its PSF, WCS and observation)."""
@@ -248,11 +254,10 @@ class MakeDirectWarpTask(PipelineTask):
         """
         tract = skymap[tract_id]
         patch = tract.patch_definition(patch_id, self.config.legacyCellSize)
-        outer = patch.outer_bbox
         warped: list[WarpedDetector] = []
         for detector, item in sorted(visit_images.items()):
             visit_image = item if isinstance(item, VisitImage) else item.get()
-            piece = self._warp_detector(visit_image, detector, tract, outer, visit, name)
+            piece = self._warp_detector(visit_image, detector, tract, patch, visit, name)
             if piece is not None:
                 warped.append(piece)
         if not warped:
@@ -263,19 +268,28 @@ class MakeDirectWarpTask(PipelineTask):
         return self._assemble(warped, tract, patch, skymap_name, visit, name)
 
     def _warp_detector(
-        self, visit_image: VisitImage, detector: int, tract: TractInfo, outer: Box, visit: int, name: str
+        self, visit_image: VisitImage, detector: int, tract: TractInfo, patch: Any, visit: int, name: str
     ) -> WarpedDetector | None:
-        """Return one detector on the patch grid, or `None` if it misses it."""
+        """Return one detector on the patch grid, or `None` if it misses it.
+
+        Its planes are made over the cells it reaches: the warp of a visit
+        of one detector takes them as they are.
+        """
         if visit_image.photometric_scaling is None:
             _log.warning("%s detector %d: no photometric calibration; left out of the warp.", name, detector)
             return None
-        box = overlap_box(tract.wcs, visit_image.sky_projection, visit_image.bbox, outer)
+        box = overlap_box(tract.wcs, visit_image.sky_projection, visit_image.bbox, patch.outer_bbox)
         if box is None:
             return None
+        planes_box = _cells_box(patch.cells, [box]) or box
         mapping = map_pixels(tract.wcs, visit_image.sky_projection, box, self.config.interpolationLength)
         bbox = visit_image.bbox
         scaling = _nanojansky_scaling(visit_image)
-        image = visit_image.image.array * scaling
+        # In float64, rounded to the float32 the resampler reads (no float64 copy).
+        image = np.multiply(
+            visit_image.image.array, scaling, out=np.empty(bbox.shape, np.float32), casting="same_kind"
+        )
+        # In float64: the noise realisation's sigma is its square root.
         variance = visit_image.variance.array * scaling**2
         noise = self._noise(visit_image, variance, visit, detector)
         planes = resample_planes(
@@ -284,14 +298,22 @@ class MakeDirectWarpTask(PipelineTask):
             noise,
             visit_image.mask.array,
             visit_image.mask.schema.bitmask("NO_DATA"),
-            mapping.source_x - bbox.x.start,
-            mapping.source_y - bbox.y.start,
-            mapping.flux_scale,
+            mapping,
+            (bbox.x.start, bbox.y.start),
+            planes_box,
         )
         if not planes.valid.any():
             return None
         return WarpedDetector(
-            detector, box, planes.image, planes.variance, planes.noise, planes.mask, planes.valid, visit_image
+            detector,
+            box,
+            planes_box,
+            planes.image,
+            planes.variance,
+            planes.noise,
+            planes.mask,
+            planes.valid,
+            visit_image,
         )
 
     def make_noise_realization(self, visit_image: VisitImage, *, visit: int, detector: int) -> np.ndarray:
@@ -351,23 +373,34 @@ class MakeDirectWarpTask(PipelineTask):
                 f"{name}: no detector of the visit reaches a cell of the patch; no warp written."
             )
         schema = warped[0].visit_image.mask.schema
-        image = np.full(box.shape, np.nan, dtype=np.float32)
-        variance = np.full(box.shape, np.nan, dtype=np.float32)
-        noise = np.full(box.shape, np.nan, dtype=np.float32)
-        mask = Mask(schema=schema, bbox=box)
-        owner = np.full(box.shape, -1, dtype=np.int32)
-        for index, piece in enumerate(warped):
-            inside = box_intersection(piece.box, box)
+        first_piece = warped[0]
+        if first_piece.planes_box == box:
+            # The first detector's planes are over the warp's cells: they
+            # are the warp's, the others' pixels are added to them.
+            image, variance, noise = first_piece.image, first_piece.variance, first_piece.noise
+            mask = Mask(first_piece.mask, schema=schema, bbox=box)
+            owner = np.where(first_piece.valid, 0, -1).astype(np.int32)
+            others = list(enumerate(warped))[1:]
+        else:
+            image = np.full(box.shape, np.nan, dtype=np.float32)
+            variance = np.full(box.shape, np.nan, dtype=np.float32)
+            noise = np.full(box.shape, np.nan, dtype=np.float32)
+            mask = Mask(schema=schema, bbox=box)
+            owner = np.full(box.shape, -1, dtype=np.int32)
+            others = list(enumerate(warped))
+        for index, piece in others:
+            inside = box_intersection(piece.planes_box, box)
             if inside is None:
                 continue
             # Detectors of one visit do not overlap; where their kernels
             # would both reach, the first one's pixels are kept.
-            sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.box)
+            sl, piece_sl = inside.slice_within(box), inside.slice_within(piece.planes_box)
             take = piece.valid[piece_sl] & (owner[sl] < 0)
-            owner[sl][take] = index
-            image[sl][take] = piece.image[piece_sl][take]
-            variance[sl][take] = piece.variance[piece_sl][take]
-            noise[sl][take] = piece.noise[piece_sl][take]
+            # Masked copies: faster than boolean indexing, which gathers and scatters.
+            np.copyto(owner[sl], index, where=take)
+            np.copyto(image[sl], piece.image[piece_sl], where=take)
+            np.copyto(variance[sl], piece.variance[piece_sl], where=take)
+            np.copyto(noise[sl], piece.noise[piece_sl], where=take)
             # Broadcast over the mask bytes: faster than indexing whole pixels.
             np.copyto(mask.array[sl], piece.mask[piece_sl], where=take[..., np.newaxis])
         set_plane(mask, "NO_DATA", owner < 0)
