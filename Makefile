@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 DEMO ?= demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test setup docs benchmarks clean
+.PHONY: demo test setup bytecode docs benchmarks clean
 
 setup: $(STAMP)
 
@@ -23,10 +23,16 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,scale,docs]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+# The package's modules compiled to bytecode once: where PYTHONDONTWRITEBYTECODE is set (as on
+# CI machines) every process would otherwise compile them again when it imports them, and a run
+# starts hundreds of butler and pipetask processes.  Only stale files are compiled again.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q python
+
+demo: $(STAMP) bytecode
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bin/run_demo.sh $(DEMO)
 
-test: $(STAMP)
+test: $(STAMP) bytecode
 	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The documentation site, warnings as errors (tests/test_docs.py builds it the same way).
