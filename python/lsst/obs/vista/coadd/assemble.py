@@ -582,7 +582,9 @@ class AssembleCellCoaddTask(PipelineTask):
         ``(clipBinning**2 - 1) / 12`` to its variance in pixels squared), by
         `_search_binned`.  The blocks it finds are mapped back to the
         input's usable pixels in them and grown there by ``clipGrowSigma``
-        sigmas of the broadest PSF.
+        sigmas of the broadest PSF less ``(clipBinning - 1) / 2`` pixels:
+        a block's pixels stand for a position known to a block, and reach
+        that much beyond its centre already.
 
         Parameters
         ----------
@@ -602,7 +604,7 @@ class AssembleCellCoaddTask(PipelineTask):
         )
         target = max(item.sigma for item in inputs)
         radius = int(np.ceil(self.config.clipGrowSigma * target))
-        structure = _disc(radius)
+        structure = _disc(radius - (factor - 1) / 2)
         result = []
         for item, blocks in zip(inputs, found, strict=True):
             if blocks.any():
@@ -928,9 +930,10 @@ class _CoaddPlanes:
         )
 
 
-def _disc(radius: int) -> np.ndarray:
-    """A disc of pixels of the given radius (a structuring element)."""
-    y, x = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+def _disc(radius: float) -> np.ndarray:
+    """A disc of pixels of the given radius (a structuring element of odd side)."""
+    reach = int(radius)
+    y, x = np.mgrid[-reach : reach + 1, -reach : reach + 1]
     return x * x + y * y <= radius * radius
 
 
