@@ -604,7 +604,7 @@ class AssembleCellCoaddTask(PipelineTask):
         )
         target = max(item.sigma for item in inputs)
         radius = int(np.ceil(self.config.clipGrowSigma * target))
-        structure = _disc(radius - (factor - 1) / 2)
+        structure = _disc(max(radius - (factor - 1) / 2, 0.0))
         result = []
         for item, blocks in zip(inputs, found, strict=True):
             if blocks.any():
@@ -676,7 +676,7 @@ class AssembleCellCoaddTask(PipelineTask):
             usable = np.isfinite(values) & comparable[inside]
             difference = np.where(usable, values - own_median, 0.0)
             filtered = _smoothed(difference, usable, target) if target > 0 else difference
-            # A regular subsample gives the scatter as well as all the pixels.
+            # A regular subsample of the values gives their scatter as well as all of them.
             scatter = filtered[usable]
             scatter = scatter[:: max(scatter.size // _SCATTER_SAMPLE, 1)]
             if scatter.size:
@@ -872,8 +872,9 @@ _TRUNCATE = 4.0
 
 _SCATTER_SAMPLE = 2**18
 """Fewest values the artefact search's robust scatter is taken from (a
-regular subsample of the usable pixels when there are more): its median
-absolute deviation is then known to about 0.2%."""
+regular subsample of the usable pixels when there are at least twice as
+many): its median absolute deviation is then that of all of them to about
+0.2%."""
 
 
 def _filter_radius(sigma: float) -> int:
