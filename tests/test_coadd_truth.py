@@ -21,7 +21,7 @@ from lsst.images.cells import CellCoadd
 
 import coadd_field as field
 from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
-from lsst.obs.vista.coadd.assemble import _nanmedian_over_inputs
+from lsst.obs.vista.coadd.assemble import _binned, _nanmedian_over_inputs, _pixels_of_blocks
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.isr.masks import planes_set
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
@@ -340,3 +340,38 @@ def test_median_over_inputs_is_numpy_nanmedian(n_inputs: int) -> None:
     median = _nanmedian_over_inputs(stack)
     assert median.dtype == stack.dtype
     np.testing.assert_allclose(median, expected, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize(("factor", "phase"), [(1, (0, 0)), (2, (0, 0)), (2, (1, 0)), (3, (2, 1))])
+def test_binned_grid_of_odd_size_and_back(factor: int, phase: tuple[int, int]) -> None:
+    """The artefact search's binned grid: each block (those at the edges
+    holding what of them is in the image, the first ones shifted by the
+    phase) is the mean of its usable pixels, usable where at least half of
+    them are; its blocks map back to exactly their usable pixels."""
+    rng = np.random.default_rng(factor)
+    image = rng.normal(size=(7, 11)).astype(np.float32)
+    usable = rng.random(image.shape) < 0.6
+    values, binned_usable = _binned(image, usable, factor, phase)
+    shape = (-(-(7 + phase[0]) // factor), -(-(11 + phase[1]) // factor))
+    assert values.shape == binned_usable.shape == shape
+    # The image placed in a grid of whole blocks, unusable outside.
+    padded_usable = np.zeros((shape[0] * factor, shape[1] * factor), dtype=bool)
+    padded_image = np.zeros(padded_usable.shape, dtype=np.float32)
+    inside = np.s_[phase[0] : phase[0] + 7, phase[1] : phase[1] + 11]
+    padded_usable[inside], padded_image[inside] = usable, image
+    padded_in = np.zeros(padded_usable.shape, dtype=bool)
+    padded_in[inside] = True
+    for row in range(shape[0]):
+        for column in range(shape[1]):
+            block = np.s_[row * factor : (row + 1) * factor, column * factor : (column + 1) * factor]
+            in_block = padded_usable[block][padded_in[block]]
+            assert binned_usable[row, column] == (2 * in_block.sum() >= in_block.size)
+            if binned_usable[row, column]:
+                expected = padded_image[block][padded_usable[block]].mean()
+                assert values[row, column] == pytest.approx(expected, rel=1e-6)
+    blocks = rng.random(shape) < 0.5
+    ys, xs = _pixels_of_blocks(blocks, factor, phase, usable)
+    mapped = np.zeros(image.shape, dtype=bool)
+    mapped[ys, xs] = True
+    expected = np.repeat(np.repeat(blocks, factor, axis=0), factor, axis=1)[inside] & usable
+    np.testing.assert_array_equal(mapped, expected)
