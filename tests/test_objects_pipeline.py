@@ -22,7 +22,7 @@ import coadd_field as field
 import object_field
 from commands import BIN, ROOT, invoke
 from lsst.obs.vista import Vircam
-from lsst.obs.vista.objects import CoaddNoise, DetectCoaddPeaksConfig, light_curve, read_detections
+from lsst.obs.vista.objects import CoaddNoise, DetectCoaddPeaksConfig, light_curve, read_with_metadata
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
 
 pytestmark = pytest.mark.slow
@@ -103,7 +103,7 @@ def test_detection_noise_reaches_measurement(repository: Path) -> None:
     butler = Butler.from_config(str(repository), collections=[OUTPUT])
     max_lag = DetectCoaddPeaksConfig().maxLag
     for ref in butler.query_datasets("object_detection"):
-        noise = CoaddNoise.from_metadata(read_detections(butler.getDeferred(ref)).meta, max_lag)
+        noise = CoaddNoise.from_metadata(read_with_metadata(butler.getDeferred(ref)).meta, max_lag)
         assert noise is not None and 0.5 < noise.pixel_ratio < 2.0
 
 

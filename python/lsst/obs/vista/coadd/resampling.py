@@ -271,7 +271,12 @@ def _interpolate(
     image: np.ndarray, source_x: np.ndarray, source_y: np.ndarray, table: np.ndarray, out: np.ndarray
 ) -> None:
     """`resample_image`'s values (the image planes of `_resample`, without
-    mask, variance and noise), on flat arrays of positions."""
+    mask, variance and noise), on flat arrays of positions.
+
+    The kernel's placement repeats `_resample`'s on purpose: numba does not
+    inline a compiled helper shared by both as well, and `_resample`, the
+    warps' inner loop, slows down with it.
+    """
     a = LANCZOS_ORDER
     height, width = image.shape
     wx = np.empty(2 * a)

@@ -6,6 +6,7 @@ model, quality-mask decoder and noise check are retargetable."""
 from .assembly import *
 from .background import *
 from .casu import *
+from .casu_task import *
 from .cp import *
 from .cp_task import *
 from .handoff import *
@@ -13,6 +14,5 @@ from .masks import *
 from .noise_check import *
 from .parameters import *
 from .pipeline_task import *
-from .task import *
 from .variance import *
 from .wcs import *

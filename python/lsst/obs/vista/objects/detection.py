@@ -25,7 +25,6 @@ __all__ = (
     "filtered_snr",
     "mean_psf_kernel",
     "read_covered_coadd",
-    "read_detections",
 )
 
 from typing import ClassVar
@@ -53,7 +52,6 @@ from lsst.pipe.base import (
 from ..isr.masks import planes_set
 from ..isr.pipeline_task import data_id_text
 from .noise import CoaddNoise
-from .tables import read_with_metadata
 
 _SOURCE_MASK_SMOOTHING = 2.0
 """Gaussian sigma (pixels) of the smoothing that finds the sources to leave
@@ -262,14 +260,6 @@ def filtered_snr(image: np.ndarray, variance: np.ndarray, kernel: np.ndarray, fa
     filtered_variance = scipy.signal.fftconvolve(variance, kernel * kernel, mode="same")
     positive = filtered_variance > 1e-12 * np.max(filtered_variance, initial=0.0)
     return np.where(positive, filtered / (factor * np.sqrt(np.where(positive, filtered_variance, 1.0))), 0.0)
-
-
-def read_detections(handle: DeferredDatasetHandle) -> Table:
-    """Read an ``object_detection`` table with its metadata: the later
-    tasks need what detection recorded there, the coadd's real noise
-    (`CoaddNoise.metadata`), measured on the coadd's cells with inputs alone.
-    """
-    return read_with_metadata(handle)
 
 
 class DetectCoaddPeaksTask(PipelineTask):

@@ -26,10 +26,11 @@ from lsst.pipe.base import (
 )
 
 from ..isr.pipeline_task import data_id_text
-from .detection import coadd_planes, read_detections
+from .detection import coadd_planes
 from .measurement import ObjectMeasurementConfig, measure_objects
 from .noise import CoaddNoise
 from .ref_measurement import own_labels
+from .tables import read_with_metadata
 
 
 class ForcedPhotObjectsConnections(PipelineTaskConnections, dimensions=("skymap", "tract", "patch", "band")):
@@ -104,7 +105,7 @@ class ForcedPhotObjectsTask(PipelineTask):
         inputs = butlerQC.get(inputRefs)
         # Only the merged footprints' box of the coadd: run measures nothing outside it.
         inputs["coadd"] = inputs["coadd"].get(parameters={"bbox": inputs["merged_footprints"].bbox})
-        inputs["detections"] = read_detections(inputs["detections"])
+        inputs["detections"] = read_with_metadata(inputs["detections"])
         result = self.run(**inputs, name=data_id_text(butlerQC.quantum.dataId))
         butlerQC.put(result, outputRefs)
 

@@ -47,11 +47,11 @@ from lsst.pipe.base import (
 
 from ..isr.pipeline_task import data_id_text
 from ..skymap import SkyMap, make_skymap
-from .detection import coadd_planes, read_detections
+from .detection import coadd_planes
 from .forced import ForcedPhotObjectsConfig
 from .measurement import measure_objects
 from .noise import CoaddNoise
-from .tables import band_column_description, band_no_data
+from .tables import band_column_description, band_no_data, read_with_metadata
 
 _POSITION_DESCRIPTIONS = {
     "externalId": ("ID of the position in the external catalogue.", None),
@@ -143,7 +143,7 @@ class ForcedPhotExternalTask(PipelineTask):
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),
             tract=int(data_id["tract"]),
             patch=int(data_id["patch"]),
-            detections=read_detections(butlerQC.get(inputRefs.detections)),
+            detections=read_with_metadata(butlerQC.get(inputRefs.detections)),
             name=data_id_text(data_id),
         )
         butlerQC.put(result, outputRefs)

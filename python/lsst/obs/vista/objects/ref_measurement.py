@@ -46,11 +46,12 @@ from lsst.pipe.base import (
 from ..isr.pipeline_task import data_id_text
 from ..skymap import make_skymap
 from ..skymap.geometry import SkyMap
-from .detection import coadd_planes, read_detections
+from .detection import coadd_planes
 from .measurement import ObjectMeasurementConfig, measure_objects
 from .merge import DEFAULT_PRIORITY, band_priority
 from .noise import CoaddNoise
 from .object_id import unpack_object_ids
+from .tables import read_with_metadata
 
 
 def own_labels(merged: Table) -> list[list[int]]:
@@ -160,7 +161,7 @@ class MeasureObjectsRefTask(PipelineTask):
             butlerQC.get(inputRefs.merged),
             butlerQC.get(inputRefs.merged_footprints),
             detections={
-                str(handle.dataId["band"]): read_detections(handle)
+                str(handle.dataId["band"]): read_with_metadata(handle)
                 for handle in butlerQC.get(inputRefs.detections)
             },
             skymap=make_skymap(butlerQC.get(inputRefs.sky_map)),

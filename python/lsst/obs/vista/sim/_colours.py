@@ -177,7 +177,7 @@ def band_vega_to_ab(instrument: str, band: str) -> float | None:
     """
     # Imported here: the isr package is not needed to make pixels.
     from ..instrument import policy_instrument
-    from ..isr.task import VistaIsrConfig
+    from ..isr.casu_task import VistaIsrConfig
 
     isr_config = VistaIsrConfig()
     policy_instrument(instrument)().applyConfigOverrides("isr", isr_config)
