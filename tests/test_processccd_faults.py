@@ -24,6 +24,7 @@ from lsst.daf.butler import Butler, Config, MissingCollectionError, MissingDatas
 
 from conftest import SERIAL_OUTPUT
 from file_modes import without_root_override
+from lsst.obs.vista.cli.group_steps import STOP_SIGNALS
 from lsst.obs.vista.cli.signal_forwarding import SignalForwarder
 
 pytestmark = pytest.mark.slow
@@ -300,6 +301,28 @@ if name == "command":
 print("ready", flush=True)
 signal.pause()
 """
+
+
+def test_a_group_stopped_while_it_starts_runs_none_of_its_commands(tmp_path: Path) -> None:
+    # Started with the stop signals blocked, as processCcd.py -j N starts its
+    # groups, and sent SIGTERM at once: the signal waits for the group's
+    # handler instead of killing the process as it imports, and the group
+    # then runs nothing, not even the last command (which a failure or a stop
+    # of the others leaves to run).
+    steps = [shlex.join(["butler", "create", str(tmp_path / name)]) for name in ("first", "last")]
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lsst.obs.vista.cli.group_steps", *steps],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 128 + signal.SIGTERM and stderr == ""
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sigint_reaches_every_process_of_a_command_and_not_the_runner(tmp_path: Path) -> None:

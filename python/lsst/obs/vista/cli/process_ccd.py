@@ -429,10 +429,7 @@ def _run_sharded(
     status = 0
     try:
         run_concurrently(
-            [
-                (f"part{k}", [environment_executable(step) for step in group_steps])
-                for k, group_steps in enumerate(steps)
-            ],
+            [(f"part{k}", group_steps) for k, group_steps in enumerate(steps)],
             forwarder,
             {"TMPDIR": str(scratch / "tmp")},
         )

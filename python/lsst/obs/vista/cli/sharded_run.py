@@ -9,7 +9,10 @@ runs through a quantum-backed butler (``pipetask qgraph``, ``pre-exec-init-qbb``
 ``run-qbb``, then ``butler transfer-from-graph``): concurrent ``pipetask run``
 processes on one SQLite registry wait for each other's writes (an isr quantum
 of a full-size detector took 2.9 s instead of 1.5 s), while ``run-qbb`` writes
-only files and the registry is updated once per group at the end.
+only files and the registry is updated once per group at the end.  The four
+commands run in turn in one process per group
+(`lsst.obs.vista.cli.group_steps`), which imports the middleware once
+instead of four times.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ __all__ = (
 )
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -35,6 +40,7 @@ from typing import TextIO
 
 from lsst.utils.threads import set_thread_envvars
 
+from . import group_steps
 from .signal_forwarding import SignalForwarder
 
 DataId = tuple[int, int]
@@ -187,29 +193,6 @@ def _forward(stream: TextIO, prefix: str, sink: TextIO, lock: threading.Lock) ->
             sink.flush()
 
 
-def _run_step(
-    argv: list[str],
-    prefix: str,
-    lock: threading.Lock,
-    forwarder: SignalForwarder,
-    env: Mapping[str, str],
-    forward: bool,
-) -> int:
-    process = forwarder.popen(
-        argv, forward=forward, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
-    )
-    threads = [
-        threading.Thread(target=_forward, args=(process.stdout, prefix, sys.stdout, lock)),
-        threading.Thread(target=_forward, args=(process.stderr, prefix, sys.stderr, lock)),
-    ]
-    for thread in threads:
-        thread.start()
-    status = forwarder.wait(process)
-    for thread in threads:
-        thread.join()
-    return status
-
-
 def _run_group(
     steps: Sequence[list[str]],
     prefix: str,
@@ -218,18 +201,25 @@ def _run_group(
     env: Mapping[str, str],
     status: list[int],
 ) -> None:
-    last = len(steps) - 1
-    for k, argv in enumerate(steps):
-        if k == 0 and forwarder.received is not None:
-            # Stopped before the group started: there is nothing to register.
-            return
-        if (status[0] != 0 or forwarder.received is not None) and k < last:
-            continue
-        result = _run_step(argv, prefix, lock, forwarder, env, forward=k < last)
-        if result != 0 and status[0] == 0:
-            status[0] = result
-            if k == 0:
-                return
+    if forwarder.received is not None:
+        # Stopped before the group started: there is nothing to register.
+        return
+    argv = [sys.executable, "-m", group_steps.__name__, *(shlex.join(step) for step in steps)]
+    # The process inherits this thread's mask: a signal received while it
+    # starts up waits until it handles it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, group_steps.STOP_SIGNALS)
+    process = forwarder.popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    )
+    threads = [
+        threading.Thread(target=_forward, args=(process.stdout, prefix, sys.stdout, lock)),
+        threading.Thread(target=_forward, args=(process.stderr, prefix, sys.stderr, lock)),
+    ]
+    for thread in threads:
+        thread.start()
+    status[0] = forwarder.wait(process)
+    for thread in threads:
+        thread.join()
 
 
 def run_concurrently(
@@ -237,27 +227,32 @@ def run_concurrently(
     forwarder: SignalForwarder,
     environment: Mapping[str, str] | None = None,
 ) -> None:
-    """Run named groups of commands concurrently, streaming their output line by line.
+    """Run named groups of ``pipetask`` and ``butler`` commands concurrently,
+    each group in one process, streaming their output line by line.
 
-    A group's commands run in turn.  If one fails the group has failed and
-    its remaining commands are skipped, except the last, which runs whenever
-    the first succeeded (it keeps what the others produced).  A SIGTERM or
-    SIGINT received is forwarded to the running commands but the last ones
-    and, as a failure does, skips the remaining commands but the last.  Each line of
-    a command's standard output and error is written to this process's
-    standard output and error, prefixed with ``[NAME] ``.  The commands run
-    with implicit threading (OpenBLAS, OpenMP, ...) limited to one thread,
-    as pipetask's own ``-j N`` does for its workers: N single-threaded
-    processes fill N cores.
+    A group's commands run in turn, in-process
+    (`lsst.obs.vista.cli.group_steps`).  If one fails the group has failed
+    and its remaining commands are skipped, except the last, which runs
+    whenever the first succeeded (it keeps what the others produced).  A
+    SIGTERM or SIGINT received is forwarded to the groups' processes: it
+    stops a group's running command unless that is the last, which is left
+    to finish, and, as a failure does, skips the remaining commands but the
+    last; a group not yet started is not started.  Each line of a group's
+    standard output and error is written to this process's standard output
+    and error, prefixed with ``[NAME] ``.  The groups run with implicit
+    threading (OpenBLAS, OpenMP, ...) limited to one thread, as pipetask's
+    own ``-j N`` does for its workers: N single-threaded processes fill N
+    cores.
 
     Parameters
     ----------
     groups : `~collections.abc.Sequence` [`tuple` [`str`, `~collections.abc.Sequence` [`list` [`str`]]]]
-        ``(name, [argv, ...])`` of each group.
+        ``(name, [argv, ...])`` of each group; each ``argv`` is a
+        ``pipetask`` or ``butler`` command, the program's name first.
     forwarder : `~lsst.obs.vista.cli.signal_forwarding.SignalForwarder`
-        Starts the commands; active while this runs.
+        Starts the groups' processes; active while this runs.
     environment : `~collections.abc.Mapping` [`str`, `str`], optional
-        Variables set for the commands besides this process's own.
+        Variables set for the groups' processes besides this process's own.
 
     Raises
     ------

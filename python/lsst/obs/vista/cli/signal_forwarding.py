@@ -60,17 +60,13 @@ class SignalForwarder:
         """Name of the signal received (e.g. ``SIGTERM``); empty if none."""
         return signal.Signals(self.received).name if self.received is not None else ""
 
-    def popen(self, argv: Sequence[str], *, forward: bool = True, **kwargs: Any) -> subprocess.Popen:
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen:
         """Start a command in a process group of its own.
 
         Parameters
         ----------
         argv : `~collections.abc.Sequence` [`str`]
             The command.
-        forward : `bool`, optional
-            Whether signals are forwarded to it.  A command that registers
-            what the others wrote is left to finish: stopping it would lose
-            their work.
         **kwargs
             Passed to `subprocess.Popen`.
 
@@ -80,11 +76,10 @@ class SignalForwarder:
         """
         with self._lock:
             process = subprocess.Popen(argv, process_group=0, **kwargs)
-            if forward:
-                self._forwarded_to.add(process)
-                if self.received is not None:
-                    # The signal came while the command was being started.
-                    self._kill(process, self.received)
+            self._forwarded_to.add(process)
+            if self.received is not None:
+                # The signal came while the command was being started.
+                self._kill(process, self.received)
         return process
 
     def wait(self, process: subprocess.Popen) -> int:
