@@ -20,7 +20,7 @@ from lsst.images import Box, Image, Interval
 from lsst.images.cells import CellCoadd
 
 from ..psf_shape import fwhm_from_moments, kernel_moments
-from .figures import block_reduce, display_factor, save_png, zscale
+from .figures import block_extent, block_reduce, display_factor, save_png, zscale
 from .statistics import DEPTH_SIGMA, finite_or_none
 
 _LOG = logging.getLogger(__name__)
@@ -179,9 +179,7 @@ def _plot(coadd: CellCoadd, n_image: np.ndarray, fwhm: np.ndarray, row: dict[str
     most of each block), on the colour scales of the unbinned pixels."""
     bbox = coadd.bbox
     factor = display_factor(bbox.shape)
-    # Whole blocks of factor x factor pixels; a remainder at the top and right is left out.
-    height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
-    extent = (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
+    extent = block_extent(bbox, factor)
     image = coadd.image.array
     variance = coadd.variance.array
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -4,6 +4,7 @@ the Agg canvas (no display, no global pyplot state)."""
 from __future__ import annotations
 
 __all__ = (
+    "block_extent",
     "block_reduce",
     "display_factor",
     "plot_planes",
@@ -26,7 +27,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from lsst.images import VisitImage
+from lsst.images import Box, VisitImage
 
 from ..isr.masks import planes_set
 from .gather import DetectorData
@@ -70,9 +71,7 @@ def plot_planes(data: DetectorData, path: Path) -> None:
     image = data.image
     bbox = image.bbox
     factor = display_factor(bbox.shape)
-    # Whole blocks of factor x factor pixels; a remainder at the top and right is left out.
-    height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
-    extent = (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
+    extent = block_extent(bbox, factor)
     no_data = image.mask.get("NO_DATA") if "NO_DATA" in image.mask.schema.names else None
     pixels = np.array(image.image.array, dtype=np.float32)
     variance = np.array(image.variance.array, dtype=np.float32)
@@ -322,6 +321,28 @@ def display_factor(shape: tuple[int, int]) -> int:
         Block side for `block_reduce`.
     """
     return max(1, math.ceil(max(shape) / _DISPLAY_PIXELS))
+
+
+def block_extent(bbox: Box, factor: int) -> tuple[float, float, float, float]:
+    """Return the ``imshow`` extent, in the image's pixel coordinates, of
+    `block_reduce`'s output for an image over ``bbox``: its whole blocks of
+    ``factor`` x ``factor`` pixels (a remainder at the top and right is left
+    out).
+
+    Parameters
+    ----------
+    bbox : `lsst.images.Box`
+        The image's bounding box.
+    factor : `int`
+        Block side (`display_factor`).
+
+    Returns
+    -------
+    extent : `tuple` [`float`, `float`, `float`, `float`]
+        Left, right, bottom and top pixel edges.
+    """
+    height, width = (bbox.y.size // factor) * factor, (bbox.x.size // factor) * factor
+    return (bbox.x.start - 0.5, bbox.x.start + width - 0.5, bbox.y.start - 0.5, bbox.y.start + height - 0.5)
 
 
 def block_reduce(array: np.ndarray, factor: int, reduce: Callable[..., np.ndarray]) -> np.ndarray:
