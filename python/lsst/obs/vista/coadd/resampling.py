@@ -107,6 +107,7 @@ def _resample(
     window = _window_or(mask, 2 * a)
     wx = np.empty(2 * a)
     wy = np.empty(2 * a)
+    wx_squared = np.empty(2 * a)
     bits = np.empty(n_mask, dtype=mask.dtype)
     for oy in range(out_image.shape[0]):
         low, high, t = lower_row[oy], upper_row[oy], upper_weight[oy]
@@ -136,18 +137,24 @@ def _resample(
                         touched_no_data = True
                 if touched_no_data:
                     continue
-                # The kernel is separable: sums along x first.
+                # The kernel is separable: sums along x first.  The taps are
+                # indexed with unsigned integers (they lie on the input, as
+                # checked above), which spares numba's test for a negative index
+                # on each of the 108 reads.
+                for kx in range(2 * a):
+                    wx_squared[kx] = wx[kx] * wx[kx]
+                first_x = np.uint64(x0 - a + 1)
                 for ky in range(2 * a):
-                    sy = y0 - a + 1 + ky
+                    sy = np.uint64(y0 - a + 1 + ky)
+                    image_row, variance_row, noise_row = image[sy], variance[sy], noise[sy]
                     row_value = 0.0
                     row_var = 0.0
                     row_noise = 0.0
                     for kx in range(2 * a):
-                        sx = x0 - a + 1 + kx
-                        w = wx[kx]
-                        row_value += w * image[sy, sx]
-                        row_var += w * w * variance[sy, sx]
-                        row_noise += w * noise[sy, sx]
+                        sx = first_x + np.uint64(kx)
+                        row_value += wx[kx] * image_row[sx]
+                        row_var += wx_squared[kx] * variance_row[sx]
+                        row_noise += wx[kx] * noise_row[sx]
                     value += wy[ky] * row_value
                     var += wy[ky] * wy[ky] * row_var
                     noise_value += wy[ky] * row_noise
