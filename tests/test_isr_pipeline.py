@@ -44,8 +44,6 @@ def repo(tmp_path_factory):
         "-o",
         DEFAULT_RUN,
         "--register-dataset-types",
-        "-j",
-        "2",
         "-p",
         f"{PIPELINE}#isr",
     )
