@@ -3,9 +3,9 @@
 `run` starts a program as a user would, in its own process, and fails the
 test with the end of its output if the exit status is not the expected one.
 
-`invoke` runs ``butler`` or ``pipetask`` in the test's own process through
-daf_butler's click test runner (the same click commands with the same
-plugins as the installed scripts), and `simulate` runs the simulator's
+`invoke` runs ``butler``, ``pipetask`` or ``ingestImages.py`` in the test's
+own process through daf_butler's click test runner (the same click commands
+with the same plugins as the installed scripts), and `simulate` runs the simulator's
 ``main`` (``python -m lsst.obs.vista.sim``) in it: no new interpreter
 imports the middleware and the tasks for every call (2-4 CPU-s each, most
 of what building a small repository costs). Fixtures use it for the steps they
@@ -46,13 +46,15 @@ def _program(name: str) -> click.Command:
         from lsst.daf.butler.cli.butler import cli
     elif name == "pipetask":
         from lsst.ctrl.mpexec.cli.pipetask import cli
+    elif name == "ingestImages.py":
+        from lsst.obs.vista.cli.ingest_images import ingest_images as cli
     else:
         raise ValueError(f"{name!r} does not run in-process; use run()")
     return cli
 
 
 def invoke(program: str, *args: object, cwd: Path = ROOT) -> str:
-    """Run ``butler`` or ``pipetask`` with ``args`` in this process, from
+    """Run ``butler``, ``pipetask`` or ``ingestImages.py`` with ``args`` in this process, from
     ``cwd``, and return what it printed; a non-zero exit status fails the
     test with the output and the traceback."""
     with contextlib.chdir(cwd):

@@ -8,7 +8,6 @@ the visits and ``external_forced_measurement`` on the coadds."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from lsst.daf.butler.cli.utils import LogCliRunner
 
 import coadd_field as field
 import object_field
-from commands import BIN, ROOT, invoke
+from commands import ROOT, invoke
 from lsst.obs.vista import Vircam
 from lsst.obs.vista.objects import CoaddNoise, DetectCoaddPeaksConfig, light_curve, read_with_metadata
 from lsst.obs.vista.skymap import RegisterSkyMapConfig, register_skymap
@@ -74,15 +73,10 @@ def repository(tmp_path_factory) -> Path:
     # One graph per subset, as Rubin runs its steps: in one graph the visits would restrict the
     # coadd bands to theirs (J), and one query joins no more than two spatial families.
     for subsets in ("objects", "step4", "external"):
-        result = subprocess.run(
-            [
-                str(BIN / "pipetask"), "run", "--register-dataset-types", "-b", str(root), "-i", INPUTS,
-                "-o", OUTPUT, "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'DRP.yaml'}#{subsets}",
-                "-d", f"skymap='{SKYMAP}'",
-            ],
-            capture_output=True, text=True, cwd=ROOT,
+        invoke(
+            "pipetask", "run", "--register-dataset-types", "-b", root, "-i", INPUTS, "-o", OUTPUT,
+            "-p", f"{ROOT / 'pipelines' / 'VIRCAM' / 'DRP.yaml'}#{subsets}", "-d", f"skymap='{SKYMAP}'",
         )  # fmt: skip
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root
 
 

@@ -6,7 +6,6 @@ assembleCellCoadd, and the coadd's stars against the simulation's truth."""
 
 from __future__ import annotations
 
-import subprocess
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from lsst.daf.butler import Butler
 
-from conftest import BIN, ROOT
+from commands import ROOT, invoke
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
 from lsst.obs.vista.sim import SimulationConfig, read_source_truth
@@ -71,12 +70,6 @@ field.tractBuilder["cells"].numCellsInPatchBorder = 1
 on the stacks' pointing (a 0.005 degree radius is grown to one patch)."""
 
 
-def _run(*command: object) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def coadded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The stacks ingested into a seeded repository, the skymap registered,
@@ -90,15 +83,16 @@ def coadded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     skymap_config = root / "skymap.py"
     skymap_config.write_text(SKYMAP_CONFIG.format(name=SKYMAP, ra=float(ra), dec=float(dec)))
     repo = root / "repo"
-    _run(BIN / "butler", "create", "--seed-config", SEED, repo)
-    _run(BIN / "ingestImages.py", repo, root / "data")
-    _run(BIN / "butler", "register-skymap", repo, "-C", skymap_config)
-    run = _run(
-        BIN / "pipetask", "run", "-b", repo, "-i", "WFCAM/defaults,skymaps", "-o", OUTPUT,
+    invoke("butler", "create", "--seed-config", SEED, repo)
+    invoke("ingestImages.py", repo, root / "data")
+    invoke("butler", "register-skymap", repo, "-C", skymap_config)
+    log = root / "pipetask.log"
+    invoke(
+        "pipetask", "--log-file", log, "run", "-b", repo, "-i", "WFCAM/defaults,skymaps", "-o", OUTPUT,
         "--register-dataset-types", "-p", f"{PIPELINE}#step1,step3", "-d", f"skymap='{SKYMAP}'",
     )  # fmt: skip
     truths = [read_source_truth(stack.truth, 1) for stack in stacks]
-    return {"repo": repo, "truths": truths, "log": run.stderr}
+    return {"repo": repo, "truths": truths, "log": log.read_text()}
 
 
 @pytest.fixture(scope="module")
