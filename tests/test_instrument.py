@@ -1,18 +1,15 @@
 """The VIRCAM instrument: camera description, registration in a real SQLite repo,
 config overrides."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lsst.daf.butler import Butler
 from lsst.images import Box
 
+from commands import invoke
 from lsst.obs.vista import Vircam
 from lsst.obs.vista._resources import CONFIG_DIR
-
-BUTLER = Path(sys.executable).parent / "butler"
 
 EXPECTED_BANDS = {
     "VIRCAM-Z": "z",
@@ -29,13 +26,9 @@ EXPECTED_BANDS = {
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     root = tmp_path_factory.mktemp("repo")
-    subprocess.run([BUTLER, "create", str(root)], check=True, capture_output=True)
+    invoke("butler", "create", root)
     for _ in range(2):  # registering twice must be harmless
-        subprocess.run(
-            [BUTLER, "register-instrument", str(root), "lsst.obs.vista.Vircam"],
-            check=True,
-            capture_output=True,
-        )
+        invoke("butler", "register-instrument", root, "lsst.obs.vista.Vircam")
     return root
 
 
@@ -117,12 +110,8 @@ def test_decam_camera_agrees_with_cp_headers():
 
 
 def test_decam_registers_62_ccds(tmp_path):
-    subprocess.run([BUTLER, "create", str(tmp_path)], check=True, capture_output=True)
-    subprocess.run(
-        [BUTLER, "register-instrument", str(tmp_path), "lsst.obs.vista.DecamCp"],
-        check=True,
-        capture_output=True,
-    )
+    invoke("butler", "create", tmp_path)
+    invoke("butler", "register-instrument", tmp_path, "lsst.obs.vista.DecamCp")
     butler = Butler.from_config(str(tmp_path))
     detectors = {
         d.id: d.full_name for d in butler.registry.queryDimensionRecords("detector", instrument="DECam")
