@@ -14,7 +14,9 @@
 #
 # Usage: bin/run_demo.sh [DEMO]   (default: demo; repo in DEMO/repo, data in DEMO/data)
 # Environment: DEMO_JOBS (processes, default 2), DEMO_SIZE (VIRCAM detector side in
-# pixels, default 2048), DEMO_DETECTORS (default 1,2,3).
+# pixels, default 2048), DEMO_DETECTORS (default 1,2,3), DEMO_PATCH_CELLS (inner cells
+# a side of a skymap patch, default the skymap config's 20: fewer cells make smaller
+# warps and coadds, but patch edges can then cut the field, giving more coadds).
 # Every step is safe to repeat: ingest skips what is there, a processCcd.py
 # run into an output chain that holds its results finds nothing to do (or
 # resumes, after a stop), and a finished report is kept (delete DEMO/report to
@@ -26,6 +28,10 @@ data=$demo/data
 jobs=${DEMO_JOBS:-2}
 size=${DEMO_SIZE:-2048}
 detectors=${DEMO_DETECTORS:-1,2,3}
+skymap_options=()
+if [ -n "${DEMO_PATCH_CELLS:-}" ]; then
+    skymap_options=(-c "skyMap.discrete.tractBuilder.cells.numCellsPerPatchInner=$DEMO_PATCH_CELLS")
+fi
 
 start=$SECONDS
 step() { printf '\n==> [%3ds] %s\n' "$((SECONDS - start))" "$*"; }
@@ -68,7 +74,7 @@ step "Process the VIRCAM stacks: isr, then calibrateImage (background, detection
 run processCcd.py "$repo" --id instrument=VIRCAM -j "$jobs" -o u/demo/vircam
 
 step "Coadd the VIRCAM visits on a skymap: register it, warp each visit onto its patches, coadd each patch and band cell by cell"
-run butler register-skymap "$repo" -C config/skymap/discrete_example.py
+run butler register-skymap "$repo" -C config/skymap/discrete_example.py "${skymap_options[@]}"
 # grep reads all of butler's output (not -q): a grep that stops at the first match can end
 # butler with SIGPIPE, and under pipefail a found collection would then count as missing.
 if butler query-collections "$repo" u/demo/coadd 2>/dev/null | grep u/demo/coadd >/dev/null; then
