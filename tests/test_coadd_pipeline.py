@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from commands import BIN, ROOT, invoke
 from conftest import SERIAL_OUTPUT
@@ -121,6 +122,20 @@ def test_warps_and_coadds_written(coadded: Path) -> None:
     assert coadds and {ref.dataId for ref in coadds} == {ref.dataId for ref in n_images}
     patches_with_warps = {(ref.dataId["tract"], ref.dataId["patch"]) for ref in warps}
     assert {(ref.dataId["tract"], ref.dataId["patch"]) for ref in coadds} == patches_with_warps
+
+
+def test_coadd_written_with_the_seeds_coadd_recipe(coadded: Path) -> None:
+    """The seed's ``coadd`` recipe (lsst-images' formatter): each cell's PSF
+    kernel one GZIP_2 tile, the other planes lsst-images' default, GZIP_2 in
+    tiles of one cell."""
+    from lsst.daf.butler import Butler
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    ref = butler.query_datasets("deep_coadd", explain=False)[0]
+    with fits.open(butler.getURI(ref).ospath, disable_image_compression=True) as hdus:
+        psf, image = hdus["PSF"].header, hdus["IMAGE"].header
+    assert psf["ZCMPTYPE"] == "GZIP_2" and [psf[f"ZTILE{k}"] for k in range(1, 5)] == [41, 41, 1, 1]
+    assert image["ZCMPTYPE"] == "GZIP_2" and (image["ZTILE1"], image["ZTILE2"]) == (150, 150)
 
 
 def test_coadd_readable_without_this_package(coadded: Path) -> None:
