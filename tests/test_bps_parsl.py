@@ -49,8 +49,10 @@ def test_one_job_per_exposure(repo):
     jobs = {path.name for path in (repo["submit"] / "logs" / "processCcd").iterdir()}
     assert len(exposures) == 2 and jobs == exposures
     for exposure in exposures:
-        log = (repo["submit"] / "logs" / "processCcd" / exposure / f"processCcd_{exposure}.stderr").read_text()
-        assert log.count("Execution of task 'isr'") == 2 and log.count("Execution of task 'calibrateImage'") == 2
+        logs = repo["submit"] / "logs" / "processCcd" / exposure
+        log = (logs / f"processCcd_{exposure}.stderr").read_text()
+        assert log.count("Execution of task 'isr'") == 2
+        assert log.count("Execution of task 'calibrateImage'") == 2
 
 
 def test_the_same_outputs_as_processccd(repo):
@@ -81,7 +83,8 @@ def test_every_site_builds_its_executors(site):
     cluster ones are not started: there is no cluster here)."""
     config = BpsConfig(str(ROOT / "bps" / "ProcessCcd.yaml"))
     config["computeSite"] = site
-    config[".bps_defined.uniqProcName"] = "test_sites"  # bps defines it at submission; Slurm's site names its jobs by it
+    # bps defines it at submission; Slurm's site names its jobs by it.
+    config[".bps_defined.uniqProcName"] = "test_sites"
     executors = SiteConfig.from_config(config).get_executors()
     assert len(executors) >= 1 and all(executor.label for executor in executors)
     assert executors[0].provider.label == {"local": "local", "slurm": "slurm", "htcondor": "condor"}[site]

@@ -10,14 +10,6 @@ import gc
 from importlib import import_module
 from typing import Any
 
-# A process that imported this package (every ``butler`` command, through the
-# CLI plugin, and every ``pipetask`` running its tasks) ends without the
-# interpreter's last garbage collections: they only free memory the OS takes
-# back anyway, and scanning the middleware's millions of objects took a
-# quarter of a short command's CPU time.  The exit handlers registered after
-# this one (cleanup of temporary directories, butler caches) run before it.
-atexit.register(gc.freeze)
-
 # Importing the package registers the header translators (cheap) ...
 from .translators import *
 
@@ -35,6 +27,15 @@ _LAZY = {
     "PolicyInstrument": ".instrument",
     "VistaIsrTask": ".isr",
 }
+
+
+# A process that imported this package (every ``butler`` command, through the
+# CLI plugin, and every ``pipetask`` running its tasks) ends without the
+# interpreter's last garbage collections: they only free memory the OS takes
+# back anyway, and scanning the middleware's millions of objects took a
+# quarter of a short command's CPU time.  The exit handlers registered after
+# this one (cleanup of temporary directories, butler caches) run before it.
+atexit.register(gc.freeze)
 
 
 def __getattr__(name: str) -> Any:
