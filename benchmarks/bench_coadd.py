@@ -74,6 +74,7 @@ looks for artefacts as it does in production).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -102,9 +103,10 @@ from scipy.spatial import cKDTree
 
 from lsst.obs.vista import Vircam, VistaIsrTask
 from lsst.obs.vista._resources import CONFIG_DIR
-from lsst.obs.vista.coadd import AssembleCellCoaddTask, MakeDirectWarpTask
+from lsst.obs.vista.coadd import AssembleCellCoaddConfig, AssembleCellCoaddTask, MakeDirectWarpTask
 from lsst.obs.vista.coadd.resampling import resample_image
 from lsst.obs.vista.formatters import read_image_hdu
+from lsst.obs.vista.image_formatter import native_mask_layout
 from lsst.obs.vista.isr import VistaIsrConfig
 from lsst.obs.vista.isr.assembly import photometric_scaling_from_zero_point
 from lsst.obs.vista.psf_shape import fwhm_from_moments, kernel_moments
@@ -423,11 +425,15 @@ def run_ours(inputs: list[Path], result: Path) -> None:
             visit=visit,
         )
         # Written and read back as the butler does (a file per warp, with the
-        # seed's write recipe, read a strip of cells at a time through a
-        # handle), so that only what the assembly reads is in memory.
+        # seed's write recipe and WarpFormatter's mask layout, read a strip of
+        # cells at a time through a handle), so that only what the assembly
+        # reads is in memory.
         warp_path, noise_path = result / f"warp{visit:03d}.fits", result / f"noise{visit:03d}.fits"
-        write_archive(warped.warp, warp_path, compression_options=compression["direct_warp"])
-        write_archive(warped.noise_warp, noise_path, compression_options=compression["direct_warp_noise0"])
+        with native_mask_layout():
+            write_archive(warped.warp, warp_path, compression_options=compression["direct_warp"])
+            write_archive(
+                warped.noise_warp, noise_path, compression_options=compression["direct_warp_noise0"]
+            )
         warps.append(_FileHandle(warp_path))
         noises.append(_FileHandle(noise_path))
         del warped
@@ -790,6 +796,7 @@ def main() -> None:
                 f"SWarp {runs[('swarp', n)]['seconds']:6.1f} s"
             )
         like = like_for_like(field, swarp_inputs, n_small, work)
+        layouts = mask_layout_times(Path(runs[("ours", n_small)]["directory"]))
         print(f"  {n_small:3d} inputs: SWarp like-for-like {like['seconds']:6.1f} s")
         comparison = Comparison(field, runs[("ours", n_small)], runs[("swarp", n_small)])
         accuracy = {"flux": comparison.fluxes(), "noise": comparison.noise_figures(np.random.default_rng(5))}
@@ -804,6 +811,7 @@ def main() -> None:
         "ours": {str(n): _json_run(runs[("ours", n)]) for n in (n_small, n_large)},
         "swarp": {str(n): _json_run(runs[("swarp", n)]) for n in (n_small, n_large)},
         "swarp_like_for_like": {str(n_small): like},
+        "mask_layout_cpu_seconds": layouts,
         "accuracy_inputs": n_small,
         "accuracy": accuracy,
     }
@@ -812,6 +820,44 @@ def main() -> None:
     record("bench_coadd", rows)
     (OUTPUT / "bench_coadd.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"\nwritten to {OUTPUT / 'bench_coadd.json'}")
+
+
+def mask_layout_times(directory: Path) -> dict[str, float]:
+    """CPU time (best of 3) to write one visit's warp and noise warp (the
+    first in ``directory``) and read the warp back a strip of cells at a
+    time, as the assembly does: with the masks in lsst-images' default FITS
+    layout (one 32-bit image built plane by plane) and in the native layout
+    that `~lsst.obs.vista.image_formatter.WarpFormatter` writes (the
+    private flag it sets is worth what this measures)."""
+    warp_path = sorted(directory.glob("warp*.fits"))[0]
+    warp, noise = read_archive(warp_path), read_archive(directory / warp_path.name.replace("warp", "noise"))
+    outer, rows = warp.bbox, AssembleCellCoaddConfig().cellRowsPerRead * warp.grid.cell_shape[0]
+    times = {}
+    for layout, context in (("default", contextlib.nullcontext), ("native", native_mask_layout)):
+        options = {name: seed_compression(name) for name in ("direct_warp", "direct_warp_noise0")}
+        if layout == "default":
+            # The same tiles, of the 2-d mask image.
+            for recipe in options.values():
+                recipe["mask"] = recipe["mask"].model_copy(
+                    update={"tile_shape": recipe["mask"].tile_shape[-2:]}
+                )
+        best = math.inf
+        for _ in range(3):
+            with tempfile.TemporaryDirectory(dir=directory) as scratch:
+                start = time.process_time()
+                with context():
+                    write_archive(
+                        warp, Path(scratch) / "warp.fits", compression_options=options["direct_warp"]
+                    )
+                    write_archive(
+                        noise, Path(scratch) / "noise.fits", compression_options=options["direct_warp_noise0"]
+                    )
+                for y in range(outer.y.start, outer.y.stop, rows):
+                    box = Box(y=Interval(y, min(y + rows, outer.y.stop)), x=outer.x)
+                    read_archive(Path(scratch) / "warp.fits", bbox=box)
+                best = min(best, time.process_time() - start)
+        times[layout] = best
+    return times
 
 
 def like_for_like(field: Field, inputs: dict[str, list[Path]], n: int, work: Path) -> dict:
@@ -853,6 +899,8 @@ def make_rows(summary: dict, n_small: int, n_large: int, detector_size: int) -> 
             small["seconds"], like["seconds"], "s", None, small["memory_mib"]["peak"]),
         Row(f"CPU time, like-for-like, {n_small} inputs: ours / SWarp", small["cpu_seconds"],
             like["cpu_seconds"], "s"),
+        Row("one visit's warp + noise warp written, read in strips: native mask layout / default",
+            summary["mask_layout_cpu_seconds"]["native"], summary["mask_layout_cpu_seconds"]["default"], "s"),
         Row(f"scaling: ours with {n_large} / {n_small} inputs", large["seconds"], small["seconds"], "s",
             SCALING_TARGET, large["memory_mib"]["peak"]),
         Row(f"scaling: SWarp with {n_large} / {n_small} inputs", swarp[str(n_large)]["seconds"],

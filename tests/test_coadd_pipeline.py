@@ -138,6 +138,34 @@ def test_coadd_written_with_the_seeds_coadd_recipe(coadded: Path) -> None:
     assert image["ZCMPTYPE"] == "GZIP_2" and (image["ZTILE1"], image["ZTILE2"]) == (150, 150)
 
 
+def test_warps_written_with_their_mask_as_one_cube(coadded: Path, tmp_path: Path) -> None:
+    """The seed's WarpFormatter writes each warp's mask in its in-memory
+    layout, one (bytes, y, x) cube in tiles of one byte of a cell, and
+    lsst-images reads it back, whole and by strips, as the mask it reads
+    from lsst-images' default layout."""
+    from lsst.daf.butler import Butler
+    from lsst.images import Box, Interval
+    from lsst.images.serialization import read_archive, write_archive
+
+    butler = Butler.from_config(str(coadded), collections=[OUTPUT])
+    for dataset_type in ("direct_warp", "direct_warp_noise0"):
+        ref = butler.query_datasets(dataset_type, explain=False)[0]
+        path = butler.getURI(ref).ospath
+        with fits.open(path, disable_image_compression=True) as hdus:
+            header = hdus["MASK"].header
+        assert header["ZNAXIS"] == 3 and [header[f"ZTILE{k}"] for k in (1, 2, 3)] == [150, 150, 1], header
+        native = read_archive(path)
+        default_path = tmp_path / f"{dataset_type}.fits"
+        write_archive(native, default_path)
+        with fits.open(default_path, disable_image_compression=True) as hdus:
+            assert hdus["MASK"].header["ZNAXIS"] == 2  # lsst-images' default: one plane per bit
+        default = read_archive(default_path)
+        assert native.mask.schema == default.mask.schema and native.mask.array.any()
+        np.testing.assert_array_equal(native.mask.array, default.mask.array)
+        box = Box(y=Interval(native.bbox.y.start + 150, native.bbox.y.start + 300), x=native.bbox.x)
+        np.testing.assert_array_equal(read_archive(path, bbox=box).mask.array, native.mask[box].array)
+
+
 def test_coadd_readable_without_this_package(coadded: Path) -> None:
     """A fresh interpreter that imports only daf_butler reads the coadd: its
     image in nJy, cell PSFs that evaluate, provenance naming both visits."""

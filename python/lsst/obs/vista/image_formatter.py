@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-__all__ = ("VisitImageFormatter",)
+__all__ = ("VisitImageFormatter", "WarpFormatter", "native_mask_layout")
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from lsst.images.fits import FitsCompressionOptions
+from lsst.images.fits import FitsCompressionOptions, FitsOutputArchive
 from lsst.images.formatters import GenericFormatter
+from lsst.resources import ResourcePath
 
 
 class VisitImageFormatter(GenericFormatter):
@@ -25,10 +27,10 @@ class VisitImageFormatter(GenericFormatter):
     lsst-images' default (lossless ``GZIP_2``).
 
     ``config/butler/seed*.yaml`` select this formatter for the
-    `~lsst.images.VisitImage` datasets of every instrument, and for the
-    intermediate warps (``direct_warp``, a `~lsst.images.cells.CellCoadd`
-    whose cell PSF array is the ``psf`` plane, and ``direct_warp_noise0``)
-    with their own recipe.  The datastore
+    `~lsst.images.VisitImage` datasets of every instrument, and its subclass
+    `WarpFormatter` for the intermediate warps (``direct_warp``, a
+    `~lsst.images.cells.CellCoadd` whose cell PSF array is the ``psf``
+    plane, and ``direct_warp_noise0``) with their own recipe.  The datastore
     records the formatter of each file and imports it to read the file back,
     so reading one written by this class needs this package installed; the
     exposures themselves (standard observation info, see
@@ -63,3 +65,43 @@ class VisitImageFormatter(GenericFormatter):
             plane: None if options is None else FitsCompressionOptions.model_validate(options)
             for plane, options in self.write_recipes[recipe].items()
         }
+
+
+class WarpFormatter(VisitImageFormatter):
+    """`VisitImageFormatter` for the intermediate warps (``direct_warp``,
+    ``direct_warp_noise0``): their masks are written as one array in the
+    in-memory layout (`native_mask_layout`).
+
+    A warp is written once, by makeDirectWarp, and read once, a strip of
+    cells at a time, by assembleCellCoadd, both through lsst-images, which
+    reads either layout.  The default layout costs a conversion of every
+    mask plane on each write and each strip read (``benchmarks/bench_coadd.py``
+    measures both layouts).  ``config/butler/seed*.yaml`` select this class
+    for the warps, with ``warp_write_recipes.yaml``.
+    """
+
+    def write_local_file(self, in_memory_dataset: Any, uri: ResourcePath) -> None:
+        # Docstring inherited.
+        with native_mask_layout():
+            super().write_local_file(in_memory_dataset, uri)
+
+
+@contextlib.contextmanager
+def native_mask_layout() -> Iterator[None]:
+    """Write masks to FITS, within the context, as lsst-images writes them
+    to NDF: one ``(bytes, y, x)`` integer array holding the in-memory
+    ``(y, x, bytes)`` mask, instead of one 32-bit image per 32 planes built
+    plane by plane.
+
+    lsst-images reads both layouts; a FITS reader that does not know the
+    serialization tree sees a mask cube without the plane cards.
+    """
+    # Private: lsst-images offers the layout to FITS archives only through
+    # the class flag its NDF archive sets, and the gain is large (the
+    # "mask layout" rows of bench_coadd.py).  Needs upstream: a public write
+    # option for the native mask layout (such as a FitsCompressionOptions field).
+    FitsOutputArchive._prefer_native_mask_arrays = True
+    try:
+        yield
+    finally:
+        FitsOutputArchive._prefer_native_mask_arrays = False

@@ -65,11 +65,13 @@ def noise_realization(
     noise : `numpy.ndarray`
         float32 noise of ``variance``'s shape.
     """
-    unit = rng.standard_normal(variance.shape)
+    # In float32 throughout, the precision of the result: half the time of
+    # float64 draws and transforms.
+    unit = rng.standard_normal(variance.shape, dtype=np.float32)
     if kernel is not None and kernel.size > 1:
-        unit = _convolve_same(unit, kernel)
-    sigma = np.sqrt(np.where(np.isfinite(variance) & (variance > 0), variance, 0.0))
-    return (unit * sigma).astype(np.float32)
+        unit = _convolve_same(unit, kernel.astype(np.float32))
+    sigma = np.sqrt(np.where(np.isfinite(variance) & (variance > 0), variance, 0.0), dtype=np.float32)
+    return unit * sigma
 
 
 def _convolve_same(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
