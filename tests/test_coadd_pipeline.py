@@ -158,7 +158,7 @@ def test_warps_written_with_their_mask_as_one_cube(coadded: Path, tmp_path: Path
         default_path = tmp_path / f"{dataset_type}.fits"
         write_archive(native, default_path)
         with fits.open(default_path, disable_image_compression=True) as hdus:
-            assert hdus["MASK"].header["ZNAXIS"] == 2  # lsst-images' default: one plane per bit
+            assert hdus["MASK"].header["ZNAXIS"] == 2  # lsst-images' default: a 32-bit image per 32 planes
         default = read_archive(default_path)
         assert native.mask.schema == default.mask.schema and native.mask.array.any()
         np.testing.assert_array_equal(native.mask.array, default.mask.array)

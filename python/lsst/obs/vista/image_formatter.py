@@ -97,11 +97,12 @@ def native_mask_layout() -> Iterator[None]:
     serialization tree sees a mask cube without the plane cards.
     """
     # Private: lsst-images offers the layout to FITS archives only through
-    # the class flag its NDF archive sets, and the gain is large (the
-    # "mask layout" rows of bench_coadd.py).  Needs upstream: a public write
+    # the class flag its NDF archive sets, and the gain is large (the native
+    # mask layout row of bench_coadd.py).  Needs upstream: a public write
     # option for the native mask layout (such as a FitsCompressionOptions field).
+    previous = getattr(FitsOutputArchive, "_prefer_native_mask_arrays", False)
     FitsOutputArchive._prefer_native_mask_arrays = True
     try:
         yield
     finally:
-        FitsOutputArchive._prefer_native_mask_arrays = False
+        FitsOutputArchive._prefer_native_mask_arrays = previous
